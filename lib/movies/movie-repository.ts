@@ -1,0 +1,64 @@
+// Movie data access shared by the monolith and the movies service (one copy, two services).
+import type { Database } from '../db/database.ts'
+
+export interface Movie {
+  id: number
+  title: string
+  description: string
+  genres: string[]
+  rating: number
+}
+
+export interface MovieInput {
+  title: string
+  description: string
+  genres?: string[]
+  rating: number
+}
+
+// One statement for the whole list (the Go code ran one more query per movie for its genres).
+// DECIMAL comes back from PostgreSQL as a string: cast to float8 so clients get a JSON number.
+const SELECT_MOVIES = `
+  SELECT m.id, m.title, COALESCE(m.description, '') AS description,
+         COALESCE(m.rating, 0)::float8 AS rating,
+         COALESCE(array_agg(g.genre ORDER BY g.genre) FILTER (WHERE g.genre IS NOT NULL), '{}') AS genres
+    FROM movies m
+    LEFT JOIN movie_genres g ON g.movie_id = m.id`
+
+export interface MovieRepository {
+  list(): Promise<Movie[]>
+  get(id: number): Promise<Movie | undefined>
+  create(input: MovieInput): Promise<Movie>
+}
+
+export function createMovieRepository(db: Database): MovieRepository {
+  return {
+    async list() {
+      const { rows } = await db.query<Movie>(`${SELECT_MOVIES} GROUP BY m.id ORDER BY m.id`)
+      return rows
+    },
+
+    async get(id) {
+      const { rows } = await db.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
+      return rows[0]
+    },
+
+    async create(input) {
+      const genres = [...new Set(input.genres ?? [])]
+      // The movie row and its genres are written together or not at all.
+      return db.transaction(async (tx) => {
+        // RETURNING the stored values: DECIMAL(3,1) rounds 8.85 to 8.9, and clients get what a read returns.
+        const { rows } = await tx.query<Omit<Movie, 'genres'>>(
+          `INSERT INTO movies (title, description, rating) VALUES ($1, $2, $3)
+           RETURNING id, title, COALESCE(description, '') AS description, rating::float8 AS rating`,
+          [input.title, input.description, input.rating],
+        )
+        const movie = rows[0]
+        if (genres.length > 0) {
+          await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[])', [movie.id, genres])
+        }
+        return { ...movie, genres: [...genres].sort() }
+      })
+    },
+  }
+}

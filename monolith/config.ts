@@ -1,0 +1,11 @@
+import { databaseEnv, envVarNames, env, parseEnv, serverEnv } from '../lib/config.ts'
+
+const spec = {
+  port: env.port('PORT', 8080),
+  ...serverEnv,
+  ...databaseEnv,
+}
+
+export type MonolithConfig = ReturnType<typeof loadConfig>
+export const loadConfig = (source: Record<string, string | undefined> = process.env) => parseEnv(spec, source)
+export const ENV_VARS = envVarNames(spec)

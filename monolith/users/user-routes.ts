@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify'
+import type { Database } from '../../lib/db/database.ts'
+import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
+import { optionalIdParam } from '../../lib/http/query.ts'
+
+interface UserInput {
+  username: string
+  email: string
+}
+
+const userInputSchema = {
+  type: 'object',
+  required: ['username', 'email'],
+  properties: {
+    username: { type: 'string', minLength: 1, maxLength: 100 },
+    email: { type: 'string', format: 'email', maxLength: 255 },
+  },
+} as const
+
+const COLUMNS = 'id, username, email'
+
+export async function userRoutes(app: FastifyInstance, opts: { db: Database }): Promise<void> {
+  const { db } = opts
+
+  app.get('/api/users', async (request) => {
+    const id = optionalIdParam(request.query, 'id')
+    if (id === undefined) return (await db.query(`SELECT ${COLUMNS} FROM users ORDER BY id`)).rows
+    const { rows } = await db.query(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id])
+    if (rows.length === 0) throw notFound(`user ${id} not found`)
+    return rows[0]
+  })
+
+  app.post<{ Body: UserInput }>('/api/users', { schema: { body: userInputSchema } }, async (request, reply) => {
+    const { username, email } = request.body
+    // A duplicate username or email is a 409 (unique violation, mapped by the shared error handler).
+    const { rows } = await db.query(`INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ${COLUMNS}`, [username, email])
+    return reply.code(201).send(rows[0])
+  })
+
+  methodNotAllowed(app, '/api/users', ['GET', 'POST'])
+}

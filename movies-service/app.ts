@@ -1,0 +1,28 @@
+// The first service extracted from the monolith: the movie catalogue, same contract,
+// with a Redis read cache in front of the shared movie data access code.
+import type { FastifyInstance } from 'fastify'
+import type { Database } from '../lib/db/database.ts'
+import { createHttpApp } from '../lib/http/create-app.ts'
+import { healthRoutes } from '../lib/http/health.ts'
+import type { Logger } from '../lib/logger.ts'
+import { withMovieCache } from '../lib/movies/movie-cache.ts'
+import { createMovieRepository } from '../lib/movies/movie-repository.ts'
+import { movieRoutes } from '../lib/movies/movie-routes.ts'
+import type { Redis } from '../lib/redis.ts'
+import type { MoviesServiceConfig } from './config.ts'
+
+export interface MoviesServiceDeps {
+  db: Database
+  logger: Logger
+  /** Optional read cache; absent = every read goes to the database. */
+  redis?: Redis
+}
+
+export function buildApp(config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds'>, deps: MoviesServiceDeps): FastifyInstance {
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
+  const repository = createMovieRepository(deps.db)
+  const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
+  app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
+  app.register(movieRoutes, { movies })
+  return app
+}

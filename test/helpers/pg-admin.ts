@@ -1,0 +1,52 @@
+// Throw-away PostgreSQL databases for the suite: global setup migrates one template per run,
+// and every test file clones its own database from it (CREATE DATABASE ... TEMPLATE is fast),
+// so files running in parallel never see each other's rows.
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { migrate } from '../../lib/db/migrate.ts'
+import { createPgDatabase } from '../../lib/db/pg-database.ts'
+
+export interface TestDatabase {
+  name: string
+  url: string
+  drop(): Promise<void>
+}
+
+function urlFor(adminUrl: string, dbName: string): string {
+  const url = new URL(adminUrl)
+  url.pathname = `/${dbName}`
+  return url.toString()
+}
+
+async function admin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 })
+  await client.connect()
+  try {
+    return await work(client)
+  } finally {
+    await client.end()
+  }
+}
+
+function dropper(adminUrl: string, name: string) {
+  return () => admin(adminUrl, async (c) => void (await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
+}
+
+export async function createTemplateDatabase(adminUrl: string): Promise<TestDatabase> {
+  const name = `cinemaabyss_tpl_${Date.now()}_${randomBytes(3).toString('hex')}`
+  await admin(adminUrl, (c) => c.query(`CREATE DATABASE "${name}"`))
+  const url = urlFor(adminUrl, name)
+  const db = createPgDatabase({ connectionString: url, max: 1 })
+  try {
+    await migrate(db)
+  } finally {
+    await db.close()
+  }
+  return { name, url, drop: dropper(adminUrl, name) }
+}
+
+export async function cloneDatabase(adminUrl: string, template: string): Promise<TestDatabase> {
+  const name = `cinemaabyss_test_${Date.now()}_${randomBytes(3).toString('hex')}`
+  await admin(adminUrl, (c) => c.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`))
+  return { name, url: urlFor(adminUrl, name), drop: dropper(adminUrl, name) }
+}
