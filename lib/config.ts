@@ -35,7 +35,10 @@ function required(raw: string | undefined, name: string): string {
 function parseInteger(raw: string, name: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
   const value = Number(raw)
-  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`)
+  if (value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`
+    throw new ConfigError(`${name} must be ${range}, got ${value}`)
+  }
   return value
 }
 

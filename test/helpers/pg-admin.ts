@@ -32,17 +32,22 @@ function dropper(adminUrl: string, name: string) {
   return () => admin(adminUrl, async (c) => void (await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
 }
 
-export async function createTemplateDatabase(adminUrl: string): Promise<TestDatabase> {
-  const name = `cinemaabyss_tpl_${Date.now()}_${randomBytes(3).toString('hex')}`
+/** An empty database (no schema), e.g. for a migration run or a third-party server. */
+export async function createEmptyDatabase(adminUrl: string, prefix = 'cinemaabyss_empty'): Promise<TestDatabase> {
+  const name = `${prefix}_${Date.now()}_${randomBytes(3).toString('hex')}`
   await admin(adminUrl, (c) => c.query(`CREATE DATABASE "${name}"`))
-  const url = urlFor(adminUrl, name)
-  const db = createPgDatabase({ connectionString: url, max: 1 })
+  return { name, url: urlFor(adminUrl, name), drop: dropper(adminUrl, name) }
+}
+
+export async function createTemplateDatabase(adminUrl: string): Promise<TestDatabase> {
+  const template = await createEmptyDatabase(adminUrl, 'cinemaabyss_tpl')
+  const db = createPgDatabase({ connectionString: template.url, max: 1 })
   try {
     await migrate(db)
   } finally {
     await db.close()
   }
-  return { name, url, drop: dropper(adminUrl, name) }
+  return template
 }
 
 export async function cloneDatabase(adminUrl: string, template: string): Promise<TestDatabase> {

@@ -1,0 +1,89 @@
+// Starts a service as a real child process (`tsx <entry>`), for end-to-end tests that go
+// through the network like a client. Every process started here is stopped by its handle;
+// the test keeps the handle (never kill by name).
+import { spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface ServiceProcess {
+  child: ChildProcess
+  url: string
+  port: number
+  /** Everything the process printed so far (stdout + stderr). */
+  output(): string
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null if killed by signal). */
+  stop(graceMs?: number): Promise<number | null>
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((r) => server.close(r))
+  return port
+}
+
+/** Polls `url` until it answers `status` (default 200), bounded by `timeoutMs`. */
+export async function waitForHttp(url: string, opts: { timeoutMs?: number; status?: number; isAlive?: () => boolean } = {}): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  let last = ''
+  while (Date.now() < deadline) {
+    if (opts.isAlive && !opts.isAlive()) throw new Error(`process exited while waiting for ${url}`)
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) })
+      if (res.status === (opts.status ?? 200)) return
+      last = `status ${res.status}`
+    } catch (error) {
+      last = (error as Error).message
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`${url} not ready after ${opts.timeoutMs ?? 30_000} ms (${last})`)
+}
+
+/**
+ * Starts `entry` (a path relative to the repository, e.g. 'monolith/server.ts') with `env`
+ * added to a minimal environment, on `env.PORT` (a free port when absent), and waits until
+ * `readyPath` answers 200.
+ */
+export async function startService(
+  entry: string,
+  env: Record<string, string>,
+  opts: { readyPath?: string; timeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort()
+  let output = ''
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout!.on('data', (d) => (output += d))
+  child.stderr!.on('data', (d) => (output += d))
+  const exited = once(child, 'exit')
+  const url = `http://127.0.0.1:${port}`
+
+  const stop = async (graceMs = 10_000): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    const [code] = (await exited) as [number | null]
+    clearTimeout(timer)
+    return code
+  }
+
+  try {
+    await waitForHttp(url + (opts.readyPath ?? '/health'), {
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      isAlive: () => child.exitCode === null && child.signalCode === null,
+    })
+  } catch (error) {
+    await stop(2_000)
+    throw new Error(`${entry} did not start: ${(error as Error).message}\n${output}`)
+  }
+  return { child, url, port, output: () => output, stop }
+}

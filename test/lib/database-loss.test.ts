@@ -1,0 +1,50 @@
+// A service whose database goes away answers 503 JSON quickly (no hang, no crash) and
+// recovers by itself when the database is back.
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { monolithApp, openDb } from '../helpers/apps.ts'
+import { pgAdminUrl, testDatabase } from '../helpers/infra.ts'
+import type { TestDatabase } from '../helpers/pg-admin.ts'
+import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
+
+let database: TestDatabase
+let forwarder: TcpForwarder
+
+beforeAll(async () => {
+  database = await testDatabase()
+  const pg = new URL(pgAdminUrl())
+  forwarder = await startTcpForwarder(pg.hostname, Number(pg.port || 5432))
+})
+afterAll(async () => {
+  await forwarder?.close()
+  await database?.drop()
+})
+
+it('answers 503 while the database is gone and 200 again once it is back', async () => {
+  const url = new URL(database.url)
+  url.port = String(forwarder.port)
+  const db = openDb(url.toString(), { connectTimeoutMs: 1_000, statementTimeoutMs: 2_000 })
+  const app = monolithApp(db)
+
+  expect((await app.inject('/api/users')).statusCode).toBe(200)
+
+  await forwarder.cut()
+  for (const path of ['/api/users', '/api/movies', '/api/payments?id=1', '/api/subscriptions']) {
+    const res = await app.inject(path)
+    expect(res.statusCode, path).toBe(503)
+    expect(res.json()).toEqual({ error: 'database unavailable, try again shortly' })
+    expect(res.headers['retry-after']).toBe('1')
+  }
+  const write = await app.inject({ method: 'POST', url: '/api/users', payload: { username: 'lost', email: 'lost@example.com' } })
+  expect(write.statusCode).toBe(503)
+  expect((await app.inject('/ready')).statusCode).toBe(503)
+  // Liveness does not depend on the database: restarting the process would not help.
+  expect((await app.inject('/health')).statusCode).toBe(200)
+
+  await forwarder.restore()
+  await expect.poll(async () => (await app.inject('/api/users')).statusCode, { timeout: 10_000, interval: 100 }).toBe(200)
+  expect((await app.inject('/ready')).statusCode).toBe(200)
+  expect((await app.inject('/api/users')).json().map((u: { username: string }) => u.username)).not.toContain('lost')
+
+  await app.close()
+  await db.close()
+})

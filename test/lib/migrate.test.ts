@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import type { Database } from '../../lib/db/database.ts'
+import { loadMigrations, migrate } from '../../lib/db/migrate.ts'
+import { openDb } from '../helpers/apps.ts'
+import { testDatabase } from '../helpers/infra.ts'
+import type { TestDatabase } from '../helpers/pg-admin.ts'
+
+let database: TestDatabase
+let db: Database
+
+beforeAll(async () => {
+  database = await testDatabase()
+  db = openDb(database.url)
+})
+afterAll(async () => {
+  await db?.close()
+  await database?.drop()
+})
+
+const snapshot = async () => {
+  const counts: Record<string, number> = {}
+  for (const table of ['users', 'movies', 'movie_genres', 'payments', 'subscriptions', 'schema_migrations']) {
+    counts[table] = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0].n)
+  }
+  return counts
+}
+
+it('the test database is migrated and seeded like init.sql', async () => {
+  expect(await snapshot()).toEqual({ users: 3, movies: 5, movie_genres: 10, payments: 3, subscriptions: 3, schema_migrations: 2 })
+})
+
+it('running migrate again applies nothing and changes nothing', async () => {
+  const before = await snapshot()
+  expect(await migrate(db)).toEqual([])
+  expect(await migrate(db)).toEqual([])
+  expect(await snapshot()).toEqual(before)
+})
+
+it('the seed itself is idempotent, even run outside the version table', async () => {
+  const seed = (await loadMigrations()).find((m) => m.version === '002_seed')!
+  const before = await snapshot()
+  await db.exec(seed.sql)
+  expect(await snapshot()).toEqual(before)
+})
+
+it('concurrent migrators do not apply a migration twice', async () => {
+  await db.exec('DELETE FROM schema_migrations WHERE version = $$002_seed$$')
+  const results = await Promise.all([migrate(db), migrate(db), migrate(db)])
+  expect(results.flat()).toEqual(['002_seed'])
+  expect((await snapshot()).movies).toBe(5)
+})
