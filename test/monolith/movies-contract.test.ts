@@ -2,30 +2,29 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../lib/db/database.ts'
-import { monolithApp, moviesServiceApp, openDb } from '../helpers/apps.ts'
-import { testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
+import { backends, type OpenBackend } from '../helpers/backends.ts'
 
 const SEED_TITLES = ['The Shawshank Redemption', 'The Godfather', 'The Dark Knight', 'Pulp Fiction', 'Forrest Gump']
 
-describe.each([
-  ['monolith', (db: Database) => monolithApp(db)],
-  ['movies-service', (db: Database) => moviesServiceApp(db)],
-])('%s: /api/movies', (_name, build) => {
-  let database: TestDatabase
-  let db: Database
+const services: Array<[string, (db: Database) => FastifyInstance]> = [
+  ['monolith', (db) => monolithApp(db)],
+  ['movies-service', (db) => moviesServiceApp(db)],
+]
+const cases = services.flatMap(([service, build]) => backends.map(([backend, open]) => [service, backend, build, open] as const))
+
+describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) => {
+  let backend: OpenBackend
   let app: FastifyInstance
 
   beforeAll(async () => {
-    database = await testDatabase()
-    db = openDb(database.url)
-    app = build(db)
+    backend = await open()
+    app = build(backend.db)
     await app.ready()
   })
   afterAll(async () => {
     await app?.close()
-    await db?.close()
-    await database?.drop()
+    await backend?.close()
   })
 
   it('lists the seed movies with genres as arrays and ratings as numbers', async () => {

@@ -1,24 +1,19 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../lib/db/database.ts'
-import { monolithApp, openDb } from '../helpers/apps.ts'
-import { testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import { monolithApp } from '../helpers/apps.ts'
+import { backends, type OpenBackend } from '../helpers/backends.ts'
 
-describe('monolith: /api/users and /health', () => {
-  let database: TestDatabase
-  let db: Database
+describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open) => {
+  let backend: OpenBackend
   let app: FastifyInstance
 
   beforeAll(async () => {
-    database = await testDatabase()
-    db = openDb(database.url)
-    app = monolithApp(db)
+    backend = await open()
+    app = monolithApp(backend.db)
   })
   afterAll(async () => {
     await app?.close()
-    await db?.close()
-    await database?.drop()
+    await backend?.close()
   })
 
   it('GET /health is {"status":true}; /ready checks the database', async () => {
