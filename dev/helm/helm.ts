@@ -1,0 +1,86 @@
+// Real Helm 3 for the deployment tests, built from its Go module (the Go module proxy is
+// reachable everywhere this project runs; release tarballs are not). Built once per pinned
+// version into .cache/helm/<version>/helm (gitignored); later calls only check it exists.
+//
+//   const helm = ensureHelm()                 // path of the binary, builds it the first time
+//   runHelm(['template', 'x', 'k8s/cinemaabyss'])
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** A released Helm 3 that builds with the Go toolchain installed here (Go 1.26). */
+export const HELM_VERSION = 'v3.21.4'
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const CACHE_DIR = join(REPO_ROOT, '.cache', 'helm')
+export const HELM_BIN = join(CACHE_DIR, HELM_VERSION, 'helm')
+
+export class HelmBuildError extends Error {
+  override readonly name = 'HelmBuildError'
+}
+
+/** Returns the path of the pinned helm binary, building it with `go install` if needed. */
+export function ensureHelm(): string {
+  if (existsSync(HELM_BIN)) return HELM_BIN
+  const go = spawnSync('go', ['version'], { encoding: 'utf8' })
+  if (go.status !== 0) throw new HelmBuildError('the Go toolchain is needed to build Helm (`go` was not found on PATH)')
+  mkdirSync(join(CACHE_DIR, HELM_VERSION), { recursive: true })
+  // Build into a private folder, then rename: concurrent callers (two test workers) never
+  // see a half-written binary, and whichever rename lands last wins with an identical file.
+  const buildDir = mkdtempSync(join(CACHE_DIR, 'build-'))
+  try {
+    const result = spawnSync('go', ['install', `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
+      env: { ...process.env, GOBIN: buildDir, CGO_ENABLED: '0' },
+      encoding: 'utf8',
+      timeout: 20 * 60_000,
+    })
+    if (result.status !== 0) {
+      throw new HelmBuildError(`go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stderr}`)
+    }
+    chmodSync(join(buildDir, 'helm'), 0o755)
+    renameSync(join(buildDir, 'helm'), HELM_BIN)
+  } finally {
+    rmSync(buildDir, { recursive: true, force: true })
+  }
+  return HELM_BIN
+}
+
+export interface HelmResult {
+  status: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the pinned helm with its config, cache and data kept under .cache (never $HOME). */
+export function runHelm(args: readonly string[], opts: { cwd?: string } = {}): HelmResult {
+  const bin = ensureHelm()
+  const home = join(CACHE_DIR, 'home')
+  const result = spawnSync(bin, args, {
+    cwd: opts.cwd ?? REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: join(home, 'cache'),
+      HELM_CONFIG_HOME: join(home, 'config'),
+      HELM_DATA_HOME: join(home, 'data'),
+    },
+  })
+  if (result.error) throw result.error
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr }
+}
+
+// `npm run helm:warm`: build (or find) the pinned helm and say where it is.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const started = Date.now()
+  try {
+    const bin = ensureHelm()
+    const version = spawnSync(bin, ['version', '--short'], { encoding: 'utf8' }).stdout.trim()
+    console.log(`helm ${HELM_VERSION} (${version}) ready at ${bin} (${((Date.now() - started) / 1000).toFixed(1)}s)`)
+  } catch (error) {
+    console.error(error instanceof HelmBuildError ? `helm:warm: ${error.message}` : error)
+    process.exit(1)
+  }
+}
