@@ -24,22 +24,12 @@ function fromSqlState(error: unknown): HttpError | undefined {
   if (!state) return undefined
   const detail = (error as { detail?: string; column?: string; constraint?: string }).detail ?? ''
   const column = /Key \(([^)]+)\)/.exec(detail)?.[1] ?? (error as { column?: string }).column
-  switch (state) {
-    case '23505':
-      return new HttpError(409, column ? `${column} already exists` : 'duplicate value')
-    case '23503':
-      return new HttpError(400, column ? `${column} refers to a record that does not exist` : 'reference to a missing record')
-    case '23514':
-    case '23502':
-    case '22001':
-    case '22003':
-    case '22007':
-    case '22008':
-    case '22P02':
-      return new HttpError(400, `invalid value: ${(error as Error).message}`)
-    default:
-      return undefined
-  }
+  if (state === '23505') return new HttpError(409, column ? `${column} already exists` : 'duplicate value')
+  if (state === '23503') return new HttpError(400, column ? `${column} refers to a record that does not exist` : 'reference to a missing record')
+  // Class 22 (data exception: bad encoding such as a NUL byte, overflow, bad date) and the other
+  // integrity violations (23: check, not-null) come from values the client sent.
+  if (state.startsWith('22') || state.startsWith('23')) return new HttpError(400, `invalid value: ${(error as Error).message}`)
+  return undefined
 }
 
 function statusOf(error: FastifyError): number {
