@@ -1,0 +1,123 @@
+{{/*
+One application service: Deployment + Service.
+(dict "root" $ "name" "movies-service" "svc" .Values.moviesService "config" "movies-service-config"
+      "secretEnv" (list "DB_CONNECTION_STRING") "livePath" "/health" "component" "catalogue")
+*/}}
+{{- define "cinemaabyss.app" -}}
+{{- $root := .root -}}
+{{- $svc := .svc -}}
+{{- $sel := dict "root" $root "name" .name -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "cinemaabyss.labels" $root | nindent 4 }}
+    app.kubernetes.io/name: {{ .name }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- if not (and (eq .name "proxy-service") $svc.autoscaling.enabled) }}
+  replicas: {{ $svc.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "cinemaabyss.selectorLabels" $sel | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: {{ $root.Values.rollingUpdate.maxSurge }}
+      maxUnavailable: {{ $root.Values.rollingUpdate.maxUnavailable }}
+  template:
+    metadata:
+      labels:
+        {{- include "cinemaabyss.selectorLabels" $sel | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+        app.kubernetes.io/part-of: cinemaabyss
+        # Istio's telemetry and the fortio stats group by these two.
+        app: {{ .name }}
+        version: {{ $root.Values.image.tag | default $root.Chart.AppVersion | quote }}
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $svc.port | quote }}
+        prometheus.io/path: /metrics
+    spec:
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      # Longer than SHUTDOWN_TIMEOUT_MS (10 s): in-flight requests finish before SIGKILL.
+      terminationGracePeriodSeconds: 30
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      containers:
+        - name: {{ .name }}
+          image: {{ include "cinemaabyss.appImage" (dict "root" $root "svc" $svc) }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          ports:
+            - name: http
+              containerPort: {{ $svc.port }}
+              protocol: TCP
+          envFrom:
+            - configMapRef:
+                name: {{ .config }}
+          {{- with .secretEnv }}
+          env:
+            {{- range . }}
+            - name: {{ . }}
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "cinemaabyss.secretName" $root }}
+                  key: {{ . }}
+            {{- end }}
+          {{- end }}
+          startupProbe:
+            httpGet: { path: {{ .livePath }}, port: http }
+            {{- toYaml $root.Values.probes.startup | nindent 12 }}
+          readinessProbe:
+            httpGet: { path: /ready, port: http }
+            {{- toYaml $root.Values.probes.readiness | nindent 12 }}
+          livenessProbe:
+            httpGet: { path: {{ .livePath }}, port: http }
+            {{- toYaml $root.Values.probes.liveness | nindent 12 }}
+          lifecycle:
+            # Let endpoints and sidecars drop the pod before the server stops accepting.
+            preStop:
+              exec: { command: ["sleep", "5"] }
+          resources:
+            {{- toYaml $svc.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            # tsx keeps its transform cache in /tmp; the root filesystem is read-only.
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 64Mi
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "cinemaabyss.labels" $root | nindent 4 }}
+    app.kubernetes.io/name: {{ .name }}
+    app.kubernetes.io/component: {{ .component }}
+    app: {{ .name }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "cinemaabyss.selectorLabels" $sel | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ $svc.port }}
+      targetPort: http
+      protocol: TCP
+      appProtocol: http
+{{- end }}
