@@ -1,13 +1,15 @@
 // The Fastify instance every service starts from: JSON logs with one access line per request,
 // request ids, a body limit, strict JSON-schema validation and the shared error shape.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
 export interface HttpAppOptions {
   logger: Logger
   bodyLimitBytes: number
+  /** Extra fields for the access line, e.g. the proxy's upstream and route reason. */
+  accessLogFields?: (request: FastifyRequest) => Record<string, unknown>
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
@@ -35,11 +37,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  const extra = options.accessLogFields
   app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
-      'request',
-    )
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+    request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
   })
   registerErrorHandlers(app)
   return app

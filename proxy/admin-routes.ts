@@ -1,0 +1,110 @@
+// The admin API (only registered when ADMIN_TOKEN is set; every call needs
+// Authorization: Bearer <ADMIN_TOKEN>): state, rollout changes in file mode, explain.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { HttpError, notFound } from '../lib/http/errors.ts'
+import { FlagConflictError, type FlagSource } from './flag-source.ts'
+import type { UpstreamRuntime } from './proxy-routes.ts'
+import { matchRoute, type Route } from './route-map.ts'
+import { decide } from './routing.ts'
+
+export interface AdminRoutesOptions {
+  token: string
+  routes: Route[]
+  upstreams: Map<string, UpstreamRuntime>
+  flags: FlagSource
+  allowBackendOverride: boolean
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
+  const { routes, upstreams, flags } = opts
+  const expected = digest(`Bearer ${opts.token}`)
+
+  app.addHook('onRequest', async (request, reply) => {
+    const given = request.headers.authorization
+    if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
+      reply.header('www-authenticate', 'Bearer realm="proxy-admin"')
+      throw new HttpError(401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN>')
+    }
+  })
+
+  const upstreamState = (name: string) => {
+    const rt = upstreams.get(name)!
+    return { name, url: rt.upstream.url, breaker: rt.breaker.state() }
+  }
+  const routeState = (route: Route) => {
+    const flag = route.flag ? flags.state(route.flag) : undefined
+    return {
+      name: route.name,
+      prefix: route.prefix,
+      legacy: upstreamState(route.legacy.name),
+      ...(route.target ? { target: upstreamState(route.target.name) } : {}),
+      ...(flag ? { flag: flag.flag, percent: flag.percent ?? null, source: flag.source, sticky: flag.sticky } : {}),
+    }
+  }
+
+  app.get('/admin/state', async () => ({
+    routes: routes.map(routeState),
+    breakers: Object.fromEntries([...upstreams.values()].map((rt) => [rt.upstream.name, { state: rt.breaker.state(), stats: rt.breaker.stats() }])),
+    flags: flags.status(),
+    backendOverride: opts.allowBackendOverride,
+  }))
+
+  app.put<{ Params: { name: string }; Body: { percent: number } }>(
+    '/admin/routes/:name/rollout',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['percent'],
+          additionalProperties: false,
+          properties: { percent: { type: 'integer', minimum: 0, maximum: 100 } },
+        },
+      },
+    },
+    async (request) => {
+      const route = routes.find((r) => r.name === request.params.name)
+      if (!route) throw notFound(`no route named "${request.params.name}" (routes: ${routes.map((r) => r.name).join(', ')})`)
+      if (!route.flag) throw new HttpError(409, `route "${route.name}" has no target: there is nothing to roll out`)
+      if (!flags.setRollout) throw new HttpError(409, 'flags cannot be changed through the proxy in this mode')
+      try {
+        const state = await flags.setRollout(route.flag, request.body.percent)
+        request.log.info({ route: route.name, flag: route.flag, percent: state.percent }, 'rollout changed through the admin API')
+        return routeState(route)
+      } catch (error) {
+        if (error instanceof FlagConflictError) throw new HttpError(409, error.message)
+        throw error
+      }
+    },
+  )
+
+  app.get<{ Querystring: { path?: string; user_id?: string; method?: string } }>('/admin/explain', async (request) => {
+    const { path, user_id: userId, method = 'GET' } = request.query
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new HttpError(400, 'path is required and must start with "/"')
+    const route = matchRoute(routes, path.split('?')[0])
+    const safe = method === 'GET' || method === 'HEAD'
+    const legacy = upstreams.get(route.legacy.name)!
+    const viaLegacy = (reason: string, extra: Record<string, unknown> = {}) =>
+      legacy.breaker.state() === 'open'
+        ? { route: route.name, upstream: 'proxy', status: 503, reason, why: `${route.legacy.name} circuit is open: 503 with Retry-After`, ...extra }
+        : { route: route.name, upstream: route.legacy.name, reason, ...extra }
+    if (!route.target) return viaLegacy('default', { why: `route "${route.name}" always goes to ${route.legacy.name}` })
+
+    const flag = flags.state(route.flag!)
+    const rollout = { flag: flag.flag, percent: flag.percent ?? null, source: flag.source }
+    if (typeof userId !== 'string' || userId === '') {
+      return { route: route.name, upstream: null, rollout, why: 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity' }
+    }
+    const decision = decide(route, flags, userId)
+    if (decision.side === 'legacy') return viaLegacy(decision.reason, { rollout, why: `${flag.flag} sends this identity to legacy` })
+    const target = upstreams.get(route.target.name)!
+    if (target.breaker.state() === 'open') {
+      return safe
+        ? viaLegacy('fallback', { rollout, why: `${route.target.name} circuit is open: ${method} falls back to ${route.legacy.name}` })
+        : { route: route.name, upstream: 'proxy', status: 503, reason: decision.reason, rollout, why: `${route.target.name} circuit is open: ${method} is not replayed on legacy` }
+    }
+    return { route: route.name, upstream: route.target.name, reason: decision.reason, rollout, why: `${flag.flag} sends this identity to the target` }
+  })
+}

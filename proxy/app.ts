@@ -1,0 +1,92 @@
+// The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
+// upstream or, for the share of users its flag selects, to the new service — with breakers,
+// legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import type { FastifyInstance } from 'fastify'
+import { createHttpApp } from '../lib/http/create-app.ts'
+import type { Logger } from '../lib/logger.ts'
+import type { Redis } from '../lib/redis.ts'
+import { adminRoutes } from './admin-routes.ts'
+import { createBreaker } from './breakers.ts'
+import type { ProxyConfig } from './config.ts'
+import { createFlagSource, type FlagSource } from './flag-source.ts'
+import { createMetrics } from './metrics.ts'
+import { opsRoutes } from './ops-routes.ts'
+import { proxyRoutes, type UpstreamRuntime } from './proxy-routes.ts'
+import { registerRateLimit } from './rate-limit.ts'
+import { loadRouteMap, upstreamUrls, type Route } from './route-map.ts'
+import { createPool } from './upstream-client.ts'
+
+export interface ProxyDeps {
+  logger: Logger
+  /** Shared rate-limit counters; absent = in-process counters. Owned by the caller. */
+  redis?: Redis
+  /** Absent = built from config (Unleash or the flags file) and closed with the app. */
+  flags?: FlagSource
+  /** Absent = read and validated from config.routesFile. */
+  routes?: Route[]
+}
+
+export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
+  const routes = deps.routes ?? loadRouteMap(config.routesFile, upstreamUrls(config))
+  const metrics = createMetrics()
+  const ownsFlags = !deps.flags
+  const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
+
+  const upstreams = new Map<string, UpstreamRuntime>()
+  for (const route of routes) {
+    for (const upstream of [route.legacy, route.target]) {
+      if (!upstream || upstreams.has(upstream.name)) continue
+      const url = new URL(upstream.url)
+      upstreams.set(upstream.name, {
+        upstream,
+        pool: createPool(upstream.url, config),
+        basePath: url.pathname.replace(/\/+$/, ''),
+        breaker: createBreaker(upstream.name, config, metrics, deps.logger),
+      })
+    }
+  }
+
+  // Rollout gauges and flag-source health follow every change of the flags.
+  const publishFlags = () => {
+    const status = flags.status()
+    metrics.rollout.reset()
+    for (const route of routes) {
+      if (!route.flag) continue
+      const state = flags.state(route.flag)
+      metrics.rollout.labels(route.name, route.flag, state.source).set(state.percent ?? -1)
+    }
+    metrics.flagSourceUp.reset()
+    metrics.flagSourceUp.labels(status.kind).set(status.healthy ? 1 : 0)
+    metrics.flagsLoaded.set(status.loaded ? 1 : 0)
+    if (status.lastSuccessAt) metrics.flagSourceLastSuccess.labels(status.kind).set(Date.parse(status.lastSuccessAt) / 1000)
+  }
+  flags.onChange(publishFlags)
+  publishFlags()
+
+  const app = createHttpApp({
+    logger: deps.logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
+  })
+  await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
+
+  const catchAll = routes.find((r) => r.prefix === '/')!
+  await app.register(opsRoutes, { flags, metrics, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
+  if (config.adminToken) {
+    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
+  }
+  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics })
+
+  app.addHook('onClose', async () => {
+    for (const rt of upstreams.values()) {
+      rt.breaker.shutdown()
+      await rt.pool.close().catch(() => rt.pool.destroy())
+    }
+    if (ownsFlags) await flags.close()
+  })
+  deps.logger.info(
+    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: Boolean(config.adminToken) },
+    'proxy configured',
+  )
+  return app
+}

@@ -1,0 +1,87 @@
+// The edge proxy's configuration: upstream URLs (the original variable names), the flag
+// sources, breakers and timeouts, rate limiting and the admin API.
+import { fileURLToPath } from 'node:url'
+import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
+
+const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
+
+/** GRADUAL_MIGRATION is three-valued: unset means "the flags decide", true/false pins the movies route. */
+function optionalBool(name: string, description: string): EnvField<boolean | undefined> {
+  return {
+    names: [name],
+    description,
+    parse(raw, n) {
+      if (raw === undefined || raw === '') return undefined
+      const v = raw.trim().toLowerCase()
+      if (['true', '1', 'yes', 'on'].includes(v)) return true
+      if (['false', '0', 'no', 'off'].includes(v)) return false
+      throw new ConfigError(`${n} must be true or false, got "${raw}"`)
+    },
+  }
+}
+
+function optionalPercent(name: string, description: string): EnvField<number | undefined> {
+  return {
+    names: [name],
+    description,
+    parse(raw, n) {
+      if (raw === undefined || raw === '') return undefined
+      if (!/^\d{1,3}$/.test(raw.trim()) || Number(raw) > 100) throw new ConfigError(`${n} must be an integer between 0 and 100, got "${raw}"`)
+      return Number(raw)
+    },
+  }
+}
+
+const spec = {
+  port: env.port('PORT', 8000),
+  ...serverEnv,
+  monolithUrl: env.url('MONOLITH_URL', 'http://localhost:8080', 'the legacy monolith', ['http', 'https']),
+  moviesServiceUrl: env.url('MOVIES_SERVICE_URL', 'http://localhost:8081', 'the movies service', ['http', 'https']),
+  eventsServiceUrl: env.url('EVENTS_SERVICE_URL', 'http://localhost:8082', 'the events service', ['http', 'https']),
+  routesFile: env.string('ROUTES_FILE', repoFile('proxy/routes.json'), 'the route map (validated at start)'),
+
+  // Flags: Unleash when UNLEASH_URL is set, else the local file; the legacy pair pins the movies flag.
+  gradualMigration: optionalBool('GRADUAL_MIGRATION', 'legacy switch of the movies split; set = overrides the flags file'),
+  moviesMigrationPercent: optionalPercent('MOVIES_MIGRATION_PERCENT', 'legacy: percent of movie users sent to the movies service'),
+  flagsFile: env.string('FLAGS_FILE', repoFile('flags/flags.json'), 'flag definitions (Unleash export format), reloaded on change'),
+  unleashUrl: env.optionalUrl('UNLEASH_URL', 'Unleash API, e.g. http://unleash:4242/api; set = flags come from Unleash', ['http', 'https']),
+  unleashApiToken: env.optionalString('UNLEASH_API_TOKEN', 'Unleash backend (client) token'),
+  unleashAppName: env.string('UNLEASH_APP_NAME', 'cinemaabyss-proxy', 'appName reported to Unleash'),
+  unleashRefreshIntervalMs: env.int('UNLEASH_REFRESH_INTERVAL_MS', 10_000, { min: 100, description: 'how often flags are fetched from Unleash' }),
+  unleashTimeoutMs: env.int('UNLEASH_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each Unleash fetch' }),
+
+  // Stickiness and QA override.
+  stickyCookie: env.string('STICKY_COOKIE_NAME', 'cinemaabyss_uid', 'cookie carrying the anonymous client id'),
+  allowBackendOverride: env.bool('ALLOW_BACKEND_OVERRIDE', false, 'honour X-Backend: legacy|target (QA only)'),
+
+  // Upstream calls and breakers.
+  upstreamConnectTimeoutMs: env.int('UPSTREAM_CONNECT_TIMEOUT_MS', 2_000, { min: 1, description: 'TCP connect timeout to an upstream' }),
+  upstreamResponseTimeoutMs: env.int('UPSTREAM_RESPONSE_TIMEOUT_MS', 10_000, { min: 1, description: 'wait for response headers, and longest pause inside a body' }),
+  upstreamConnections: env.int('UPSTREAM_CONNECTIONS', 128, { min: 1, description: 'keep-alive connections per upstream' }),
+  breakerVolumeThreshold: env.int('BREAKER_VOLUME_THRESHOLD', 10, { min: 1, description: 'calls in the window before a breaker may open' }),
+  breakerErrorPercent: env.int('BREAKER_ERROR_PERCENT', 50, { min: 1, max: 100, description: 'failure percentage that opens a breaker' }),
+  breakerResetTimeoutMs: env.int('BREAKER_RESET_TIMEOUT_MS', 10_000, { min: 1, description: 'open time before a breaker lets one trial call through' }),
+  breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
+  retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
+
+  // Rate limiting.
+  rateLimitMax: env.int('RATE_LIMIT_MAX', 1_000, { min: 0, description: 'requests per client per window; 0 = no limit' }),
+  rateLimitWindowMs: env.int('RATE_LIMIT_WINDOW_MS', 60_000, { min: 1, description: 'rate-limit window' }),
+  rateLimitKeyPrefix: env.string('RATE_LIMIT_KEY_PREFIX', 'cinemaabyss:rl:', 'prefix of the Redis counters'),
+  redisUrl: env.optionalUrl('REDIS_URL', 'shared rate-limit counters; unset = per-process counters', ['redis', 'rediss']),
+  redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
+  trustProxy: env.bool('TRUST_PROXY', false, 'take the client address from X-Forwarded-For (behind a load balancer)'),
+
+  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token>'),
+}
+
+export type ProxyConfig = ReturnType<typeof loadConfig>
+export const loadConfig = (source: Record<string, string | undefined> = process.env) => {
+  const config = parseEnv(spec, source)
+  if (config.unleashUrl && !config.unleashApiToken) throw new ConfigError('invalid configuration: UNLEASH_API_TOKEN is required when UNLEASH_URL is set')
+  if (config.adminToken !== undefined && config.adminToken.length < 16) {
+    throw new ConfigError('invalid configuration: ADMIN_TOKEN must be at least 16 characters')
+  }
+  return config
+}
+export const ENV_VARS = envVarNames(spec)

@@ -1,0 +1,52 @@
+// The proxy's own endpoints: /health (liveness, the specification's text), /ready (flags
+// loaded and the legacy upstream reachable) and /metrics (Prometheus).
+import type { FastifyInstance } from 'fastify'
+import type { FlagSource } from './flag-source.ts'
+import type { ProxyMetrics } from './metrics.ts'
+import type { UpstreamRuntime } from './proxy-routes.ts'
+
+export interface OpsRoutesOptions {
+  flags: FlagSource
+  metrics: ProxyMetrics
+  /** The upstream behind the catch-all route: without it the proxy cannot serve anything. */
+  legacy: UpstreamRuntime
+  probeTimeoutMs: number
+}
+
+export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): Promise<void> {
+  const { flags, metrics, legacy } = opts
+
+  app.get('/health', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Strangler Fig Proxy is healthy'))
+
+  // Probes are shared and cached briefly, so a burst of readiness checks costs one upstream call.
+  let probe: { at: number; result: Promise<string | undefined> } | undefined
+  const probeLegacy = (): Promise<string | undefined> => {
+    if (probe && Date.now() - probe.at < 1_000) return probe.result
+    const result = legacy.pool
+      .request({ path: `${legacy.basePath}/health`, method: 'GET', headersTimeout: opts.probeTimeoutMs, bodyTimeout: opts.probeTimeoutMs })
+      .then(async (res) => {
+        await res.body.dump()
+        return res.statusCode < 500 ? undefined : `${legacy.upstream.name} /health answered ${res.statusCode}`
+      })
+      .catch((err: Error) => `${legacy.upstream.name} unreachable: ${err.message}`)
+    probe = { at: Date.now(), result }
+    return result
+  }
+
+  app.get('/ready', async (_request, reply) => {
+    const flagStatus = flags.status()
+    const legacyProblem = await probeLegacy()
+    const problems = [
+      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}${flagStatus.lastError ? `: ${flagStatus.lastError}` : ''}`]),
+      ...(legacyProblem ? [legacyProblem] : []),
+    ]
+    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags still route correctly.
+    const body = { status: problems.length === 0, ...(problems.length ? { error: problems.join('; ') } : {}), flags: flagStatus, legacy: legacy.breaker.state() }
+    return reply.code(problems.length ? 503 : 200).send(body)
+  })
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(metrics.registry.contentType)
+    return metrics.registry.metrics()
+  })
+}

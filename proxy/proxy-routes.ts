@@ -1,0 +1,177 @@
+// The proxied routes: every route-map prefix is a Fastify route (the router does the prefix
+// matching), the request goes to the side the flag picks, through that upstream's breaker.
+// When the target fails or its breaker is open, GET/HEAD are answered by the legacy upstream;
+// other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher, Pool } from 'undici'
+import type { ProxyConfig } from './config.ts'
+import type { UpstreamBreaker } from './breakers.ts'
+import { isBreakerOpenError } from './breakers.ts'
+import type { FlagSource } from './flag-source.ts'
+import type { ProxyMetrics } from './metrics.ts'
+import type { Route, Upstream } from './route-map.ts'
+import { decide, identityOf, overrideOf, stickyCookie, type RouteReason } from './routing.ts'
+import {
+  BodyTooLargeError,
+  UpstreamFailure,
+  clientResponseHeaders,
+  failureKind,
+  upstreamBody,
+  upstreamRequestHeaders,
+} from './upstream-client.ts'
+
+export interface UpstreamRuntime {
+  upstream: Upstream
+  pool: Pool
+  basePath: string
+  breaker: UpstreamBreaker
+}
+
+export interface ProxyRoutesOptions {
+  config: Pick<ProxyConfig, 'bodyLimitBytes' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
+  routes: Route[]
+  upstreams: Map<string, UpstreamRuntime>
+  flags: FlagSource
+  metrics: ProxyMetrics
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    proxyRoute: string | null
+    proxyUpstream: string | null
+    proxyReason: RouteReason | null
+  }
+}
+
+const SAFE = new Set(['GET', 'HEAD'])
+
+export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
+  const { config, flags, metrics, upstreams } = opts
+  const limit = config.bodyLimitBytes
+
+  // Bodies are streamed, never parsed: every content type (and none) passes through as is.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (request, payload, done) => {
+    const length = request.headers['content-length']
+    if (length !== undefined && Number(length) > limit) return done(new BodyTooLargeError(limit), undefined)
+    done(null, payload)
+  })
+
+  app.decorateRequest('proxyRoute', null)
+  app.decorateRequest('proxyUpstream', null)
+  app.decorateRequest('proxyReason', null)
+  app.addHook('onResponse', async (request, reply) => {
+    if (request.proxyRoute !== null) {
+      metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
+    }
+  })
+
+  /** One upstream call through its breaker; resolves with a < 500 answer, rejects otherwise. */
+  function call(rt: UpstreamRuntime, request: FastifyRequest, body: ReturnType<typeof upstreamBody>): Promise<Dispatcher.ResponseData> {
+    return rt.breaker.fire(async () => {
+      let response: Dispatcher.ResponseData
+      try {
+        response = await rt.pool.request({
+          path: rt.basePath + request.url,
+          method: request.method as Dispatcher.HttpMethod,
+          headers: upstreamRequestHeaders(request),
+          body,
+        })
+      } catch (error) {
+        if (error instanceof BodyTooLargeError || (error as Error).cause instanceof BodyTooLargeError) throw new BodyTooLargeError(limit)
+        const kind = failureKind(error)
+        metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
+        throw new UpstreamFailure(kind, `${rt.upstream.name}: ${(error as Error).message}`)
+      }
+      if (response.statusCode >= 500) {
+        metrics.upstreamFailures.labels(rt.upstream.name, 'status_5xx').inc()
+        throw new UpstreamFailure('status_5xx', `${rt.upstream.name} answered ${response.statusCode}`, response)
+      }
+      return response
+    })
+  }
+
+  function send(reply: FastifyReply, response: Dispatcher.ResponseData, upstream: string, reason: RouteReason): FastifyReply {
+    reply.request.proxyUpstream = upstream
+    reply.request.proxyReason = reason
+    return reply
+      .code(response.statusCode)
+      .headers(clientResponseHeaders(response.headers))
+      .header('x-upstream', upstream)
+      .header('x-route-reason', reason)
+      .send(response.body)
+  }
+
+  function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
+    reply.request.proxyUpstream = 'proxy'
+    reply.request.proxyReason = reason
+    if (status === 503) reply.header('retry-after', String(config.retryAfterSeconds))
+    return reply.code(status).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: message })
+  }
+
+  /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
+  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, body: ReturnType<typeof upstreamBody>) {
+    const rt = upstreams.get(route.legacy.name)!
+    try {
+      return send(reply, await call(rt, request, body), rt.upstream.name, reason)
+    } catch (error) {
+      if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
+      if (isBreakerOpenError(error)) return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (circuit open), retry later`)
+      if (error instanceof UpstreamFailure) {
+        if (error.kind === 'timeout') return unavailable(reply, reason, 504, `${rt.upstream.name} did not answer in time`)
+        return unavailable(reply, reason, 503, `${rt.upstream.name} is unreachable, retry later`)
+      }
+      throw error
+    }
+  }
+
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, body: ReturnType<typeof upstreamBody>) {
+    const rt = upstreams.get(route.target!.name)!
+    try {
+      return send(reply, await call(rt, request, body), rt.upstream.name, reason)
+    } catch (error) {
+      if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
+      if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
+      const what = isBreakerOpenError(error) ? 'circuit open' : (error as UpstreamFailure).message
+      if (!SAFE.has(request.method)) {
+        // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
+        return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (${what}); the request was not retried`)
+      }
+      rt.breaker.countFallback()
+      metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()
+      request.log.warn({ route: route.name, from: rt.upstream.name, to: route.legacy.name, cause: what }, 'fallback to legacy')
+      return viaLegacy(route, request, reply, 'fallback', undefined)
+    }
+  }
+
+  function handlerFor(route: Route) {
+    if (!route.target) {
+      return async (request: FastifyRequest, reply: FastifyReply) => {
+        request.proxyRoute = route.name
+        return viaLegacy(route, request, reply, 'default', upstreamBody(request, limit))
+      }
+    }
+    return async (request: FastifyRequest, reply: FastifyReply) => {
+      request.proxyRoute = route.name
+      const body = upstreamBody(request, limit)
+      const override = config.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
+      if (override) {
+        return override === 'target' ? viaTarget(route, request, reply, 'override', body) : viaLegacy(route, request, reply, 'override', body)
+      }
+      const identity = identityOf(request.headers, request.query, config.stickyCookie)
+      if (identity.from === 'new') reply.header('set-cookie', stickyCookie(config.stickyCookie, identity.id))
+      const decision = decide(route, flags, identity.id)
+      return decision.side === 'target'
+        ? viaTarget(route, request, reply, decision.reason, body)
+        : viaLegacy(route, request, reply, decision.reason, body)
+    }
+  }
+
+  for (const route of opts.routes) {
+    const handler = handlerFor(route)
+    const paths = route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]
+    for (const url of paths) app.route({ method: ALL_METHODS, url, handler })
+  }
+}
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']

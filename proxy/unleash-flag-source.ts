@@ -1,0 +1,93 @@
+// Flags from an Unleash server (unleash-client polling). Until the first successful fetch the
+// flags file answers (evaluated by unleash-client too); afterwards the last flags Unleash sent
+// stay in force while it is unreachable. Never throws, never blocks a request.
+import { readFile } from 'node:fs/promises'
+import { InMemStorageProvider, Unleash, type ClientFeaturesResponse } from 'unleash-client'
+import type { Logger } from '../lib/logger.ts'
+import type { ProxyConfig } from './config.ts'
+import { toClientFeatures } from './flag-definitions.ts'
+import { FlagConflictError, FlagStates, offlineEvaluator, type FlagSource, type FlagSourceStatus } from './flag-source.ts'
+
+type Options = Pick<ProxyConfig, 'unleashUrl' | 'unleashApiToken' | 'unleashAppName' | 'unleashRefreshIntervalMs' | 'unleashTimeoutMs' | 'flagsFile'>
+
+export async function createUnleashFlagSource(config: Options, logger: Logger): Promise<FlagSource> {
+  const url = config.unleashUrl!
+  let fileFlags: ClientFeaturesResponse | undefined
+  try {
+    fileFlags = toClientFeatures(JSON.parse(await readFile(config.flagsFile, 'utf8')))
+  } catch (error) {
+    logger.warn({ file: config.flagsFile, err: (error as Error).message }, 'no usable flags file to bootstrap from; flags stay off until Unleash answers')
+  }
+  const bootstrap = fileFlags ? await offlineEvaluator(fileFlags, config.unleashAppName) : undefined
+  const states = new FlagStates()
+  if (fileFlags) states.refresh(fileFlags.features, () => 'file')
+
+  // No bootstrap and no backup here: every 'changed' event is data from the server.
+  const unleash = new Unleash({
+    appName: config.unleashAppName,
+    url,
+    refreshInterval: config.unleashRefreshIntervalMs,
+    timeout: config.unleashTimeoutMs,
+    customHeaders: { Authorization: config.unleashApiToken! },
+    storageProvider: new InMemStorageProvider(),
+    skipInstanceCountWarning: true,
+  })
+  let synced = false
+  let healthy = false
+  let lastSuccessAt: string | undefined
+  let lastError: string | undefined
+  const listeners: Array<() => void> = []
+  const changed = () => listeners.forEach((l) => l())
+
+  const succeeded = () => {
+    if (!healthy) logger.info({ url, flags: states.summary() }, synced ? 'Unleash reachable again' : 'flags from Unleash')
+    healthy = true
+    lastError = undefined
+    lastSuccessAt = new Date().toISOString()
+  }
+  unleash.on('changed', (features: ClientFeaturesResponse['features']) => {
+    states.refresh(features, () => 'unleash')
+    synced = true
+    succeeded()
+    changed()
+  })
+  unleash.on('unchanged', () => {
+    const wasHealthy = healthy
+    succeeded()
+    if (!wasHealthy) changed()
+  })
+  unleash.on('error', (err: Error) => {
+    // Usage metrics failing to send does not make the flags stale.
+    if (err.message.startsWith('Unleash Metrics error')) return void logger.debug({ err: err.message }, 'Unleash metrics not sent')
+    const first = healthy || lastError !== err.message || lastError === undefined
+    healthy = false
+    lastError = err.message
+    if (first) logger.error({ url, err: err.message, keeping: synced ? 'last flags from Unleash' : bootstrap ? 'flags file' : 'no flags (everyone on legacy)' }, 'Unleash unavailable')
+    changed()
+  })
+  unleash.on('warn', (msg: unknown) => logger.debug({ msg: String(msg) }, 'unleash-client warning'))
+
+  return {
+    kind: 'unleash',
+    isEnabled(flag, userId) {
+      if (synced) return unleash.isEnabled(flag, { userId })
+      return bootstrap !== undefined && bootstrap.isEnabled(flag, { userId })
+    },
+    state(flag) {
+      return states.get(flag, synced ? 'unleash' : 'file')
+    },
+    status(): FlagSourceStatus {
+      return { kind: 'unleash', loaded: synced || bootstrap !== undefined, healthy, location: url, lastSuccessAt, lastError }
+    },
+    async setRollout(flag) {
+      throw new FlagConflictError(`flags come from Unleash (${url}): change the rollout of ${flag} in Unleash`)
+    },
+    onChange(listener) {
+      listeners.push(listener)
+    },
+    async close() {
+      unleash.destroy()
+      bootstrap?.destroy()
+    },
+  }
+}
