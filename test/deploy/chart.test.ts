@@ -1,0 +1,296 @@
+// The Helm chart k8s/cinemaabyss, linted and rendered by the real helm (built from its Go
+// module by dev/helm), and every rendered object checked: probes, resources, non-root,
+// pinned images, Kubernetes/Istio/Prometheus-Operator schemas (kubernetes-models: offline
+// OpenAPI validation; `kubectl --dry-run=client` needs an API server for discovery).
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { parseAllDocuments } from 'yaml'
+import { ensureHelm, runHelm } from '../../dev/helm/helm.ts'
+import {
+  CHART_DIR,
+  REPO_ROOT,
+  RENDER_VARIANTS,
+  SERVICES,
+  allContainers,
+  byKind,
+  find,
+  podSpec,
+  readRepoFile,
+  renderChart,
+  type K8sObject,
+} from './support.ts'
+
+beforeAll(() => {
+  ensureHelm()
+}, 20 * 60_000)
+
+/** The kubernetes-models class validating one apiVersion/kind (its OpenAPI schema, offline). */
+async function modelOf(apiVersion: string, kind: string): Promise<(new (data: unknown) => { validate(): void }) | undefined> {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion]
+  const pkg = group === 'networking.istio.io' ? '@kubernetes-models/istio/' : group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator/' : 'kubernetes-models/'
+  const path = `${pkg}${group ? `${group}/` : ''}${version}/${kind}`
+  try {
+    const mod = await import(path)
+    return mod[kind] ?? mod.default
+  } catch {
+    return undefined
+  }
+}
+
+const WORKLOAD_KINDS = ['Deployment', 'StatefulSet']
+
+describe('helm lint', () => {
+  for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
+    it(`passes with --strict: ${variant}`, () => {
+      const result = runHelm(['lint', CHART_DIR, '--strict', ...args])
+      expect(result.stderr + result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed')
+      expect(result.status).toBe(0)
+    })
+  }
+
+  it('renders for the oldest Kubernetes the chart declares (1.27)', () => {
+    const result = runHelm(['template', 'cinemaabyss', CHART_DIR, '--kube-version', '1.27.0', '--set', 'istio.enabled=true'])
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+  })
+
+  it('refuses a latest image tag and a migration percentage outside 0-100', () => {
+    const latest = runHelm(['template', 'cinemaabyss', CHART_DIR, '--set', 'image.tag=latest'])
+    expect(latest.status).not.toBe(0)
+    expect(latest.stderr).toContain('image.tag must be a version, not latest')
+    const percent = runHelm(['template', 'cinemaabyss', CHART_DIR, '--set', 'proxy.migration.moviesPercent=101'])
+    expect(percent.status).not.toBe(0)
+    expect(percent.stderr).toContain('moviesPercent must be 0-100')
+  })
+})
+
+for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
+  describe(`helm template: ${variant}`, () => {
+    let objects: K8sObject[]
+    beforeAll(() => {
+      objects = renderChart(args)
+    })
+
+    it('every object validates against its schema (kubernetes-models)', async () => {
+      const problems: string[] = []
+      for (const o of objects) {
+        const Model = await modelOf(o.apiVersion, o.kind)
+        if (!Model) {
+          problems.push(`no schema for ${o.apiVersion} ${o.kind}`)
+          continue
+        }
+        try {
+          new Model(o).validate()
+        } catch (error) {
+          problems.push(`${o.kind}/${o.metadata.name}: ${(error as Error).message}`)
+        }
+      }
+      expect(problems).toEqual([])
+    })
+
+    it('object names are unique per kind', () => {
+      const keys = objects.map((o) => `${o.kind}/${o.metadata.name}`)
+      expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([])
+    })
+
+    it('every Deployment and StatefulSet has probes, requests and limits, and runs as non-root', () => {
+      const problems: string[] = []
+      const workloads = objects.filter((o) => WORKLOAD_KINDS.includes(o.kind))
+      expect(workloads.length).toBeGreaterThanOrEqual(7)
+      for (const w of workloads) {
+        const pod = podSpec(w)
+        for (const c of pod.containers) {
+          const at = `${w.kind}/${w.metadata.name} container ${c.name}`
+          if (!c.readinessProbe) problems.push(`${at}: no readinessProbe`)
+          if (!c.livenessProbe) problems.push(`${at}: no livenessProbe`)
+          for (const kind of ['requests', 'limits']) {
+            for (const resource of ['cpu', 'memory']) if (!c.resources?.[kind]?.[resource]) problems.push(`${at}: no resources.${kind}.${resource}`)
+          }
+          const nonRoot = c.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot
+          const uid = c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser
+          if (nonRoot !== true) problems.push(`${at}: runAsNonRoot is not true`)
+          if (typeof uid !== 'number' || uid === 0) problems.push(`${at}: no numeric non-zero runAsUser (${uid})`)
+          if (c.securityContext?.allowPrivilegeEscalation !== false) problems.push(`${at}: allowPrivilegeEscalation is not false`)
+        }
+      }
+      expect(problems).toEqual([])
+    })
+
+    it('the hook Jobs run as non-root with resources, outside the mesh', () => {
+      const jobs = byKind(objects, 'Job')
+      expect(jobs.map((j) => j.metadata.name).sort()).toEqual(['cinemaabyss-kafka-topics', 'cinemaabyss-migrate'])
+      for (const job of jobs) {
+        expect(job.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade')
+        expect(job.spec.template.metadata.annotations['sidecar.istio.io/inject']).toBe('false')
+        const pod = podSpec(job)
+        expect(pod.securityContext.runAsNonRoot).toBe(true)
+        for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+          expect(c.resources.limits, `${job.metadata.name}/${c.name}`).toBeDefined()
+          expect(c.resources.requests, `${job.metadata.name}/${c.name}`).toBeDefined()
+        }
+      }
+      const migrate = podSpec(find(objects, 'Job', 'cinemaabyss-migrate')).containers[0]
+      expect(migrate.command).toEqual(['node', '--import', 'tsx', 'lib/db/migrate-cli.ts'])
+    })
+
+    it('the four services: readiness /ready, liveness on their health path, rolling updates, read-only root', () => {
+      for (const svc of SERVICES) {
+        const deployment = find(objects, 'Deployment', svc.name)
+        const c = podSpec(deployment).containers[0]
+        expect(c.readinessProbe.httpGet.path).toBe('/ready')
+        expect(svc.healthPaths).toContain(c.livenessProbe.httpGet.path)
+        expect(svc.healthPaths).toContain(c.startupProbe.httpGet.path)
+        expect(c.readinessProbe.httpGet.port).toBe('http')
+        expect(c.ports).toEqual([expect.objectContaining({ name: 'http' })])
+        expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } })
+        expect(c.securityContext.readOnlyRootFilesystem).toBe(true)
+        expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' })
+        expect(c.image).toMatch(new RegExp(`/cinemaabyss-${svc.name === 'proxy-service' ? 'proxy' : svc.name}:0\\.1\\.0$`))
+        // The Service of the same name reaches the container port.
+        const service = find(objects, 'Service', svc.name)
+        expect(service.spec.ports[0].targetPort).toBe('http')
+        expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels)
+        expect(deployment.spec.template.metadata.labels).toMatchObject(deployment.spec.selector.matchLabels)
+      }
+    })
+
+    it('no image is latest or untagged', () => {
+      const bad = allContainers(objects)
+        .map(({ owner, container }) => `${owner}: ${container.image}`)
+        .filter((line) => {
+          const image = line.split(': ')[1]!
+          const tag = image.includes(':') && !image.endsWith(':') ? image.slice(image.lastIndexOf(':') + 1) : ''
+          return tag === '' || tag.includes('/') || tag === 'latest'
+        })
+      expect(bad).toEqual([])
+    })
+
+    it('the proxy is exposed on cinemaabyss.example.com, autoscaled and protected by a PodDisruptionBudget', () => {
+      const ingress = find(objects, 'Ingress', 'cinemaabyss')
+      expect(ingress.spec.rules[0].host).toBe('cinemaabyss.example.com')
+      expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: 'proxy-service', port: { number: 8000 } })
+      const hpa = find(objects, 'HorizontalPodAutoscaler', 'proxy-service')
+      expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'proxy-service' })
+      expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2)
+      // The HPA owns the replica count: the Deployment must not fight it on every upgrade.
+      expect(find(objects, 'Deployment', 'proxy-service').spec.replicas).toBeUndefined()
+      const pdb = find(objects, 'PodDisruptionBudget', 'proxy-service')
+      expect(pdb.spec.selector.matchLabels).toEqual(find(objects, 'Deployment', 'proxy-service').spec.selector.matchLabels)
+    })
+
+    it('PostgreSQL and Kafka (KRaft) keep their data on volumes; Kafka has no ZooKeeper', () => {
+      for (const name of ['postgres', 'kafka']) {
+        const sts = find(objects, 'StatefulSet', name)
+        expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe('data')
+        expect(podSpec(sts).containers[0].volumeMounts).toContainEqual(expect.objectContaining({ name: 'data' }))
+      }
+      const kafka = podSpec(find(objects, 'StatefulSet', 'kafka'))
+      const env = Object.fromEntries(kafka.containers[0].env.map((e: any) => [e.name, e.value]))
+      expect(kafka.containers[0].image).toMatch(/^apache\/kafka:3\.9\.\d+$/)
+      expect(env.KAFKA_PROCESS_ROLES).toBe('broker,controller')
+      expect(Buffer.from(env.CLUSTER_ID, 'base64url')).toHaveLength(16)
+      expect(Object.keys(env).filter((k) => /ZOOKEEPER/.test(k))).toEqual([])
+      // Service links would inject KAFKA_PORT=tcp://... which the image turns into a broker property.
+      expect(kafka.enableServiceLinks).toBe(false)
+    })
+  })
+}
+
+describe('Istio (istio.enabled)', () => {
+  const demoValues = () => renderChart(RENDER_VARIANTS['istio task-5 demo values'])
+
+  it('is off by default', () => {
+    const kinds = renderChart().map((o) => o.kind)
+    expect(kinds).not.toContain('DestinationRule')
+    expect(kinds).not.toContain('VirtualService')
+  })
+
+  it('DestinationRules with connectionPool and outlierDetection for monolith and movies-service', () => {
+    const objects = renderChart(RENDER_VARIANTS['istio + observability'])
+    const rules = byKind(objects, 'DestinationRule')
+    expect(rules.map((r) => r.spec.host).sort()).toEqual(['monolith.cinemaabyss.svc.cluster.local', 'movies-service.cinemaabyss.svc.cluster.local'])
+    for (const rule of rules) {
+      const { connectionPool, outlierDetection } = rule.spec.trafficPolicy
+      expect(connectionPool.tcp.maxConnections).toBeGreaterThan(0)
+      expect(connectionPool.http.http1MaxPendingRequests).toBeGreaterThan(0)
+      expect(outlierDetection).toMatchObject({ consecutive5xxErrors: expect.any(Number), interval: expect.any(String), baseEjectionTime: expect.any(String) })
+    }
+    const services = byKind(objects, 'VirtualService')
+    expect(services.map((v) => v.metadata.name).sort()).toEqual(['monolith', 'movies-service'])
+    for (const vs of services) expect(vs.spec.http[0].timeout).toBe('5s')
+    expect(find(objects, 'Deployment', 'fortio').spec.template.spec.containers[0].image).toMatch(/^fortio\/fortio:\d+\.\d+\.\d+$/)
+  })
+
+  it('values-istio-demo.yaml has the task-5 limits, and the kubectl file k8s/istio/circuit-breaker-config.yaml matches it', async () => {
+    const fromChart = Object.fromEntries(byKind(demoValues(), 'DestinationRule').map((r) => [r.metadata.name, r.spec.trafficPolicy]))
+    expect(fromChart['movies-service-circuit-breaker'].connectionPool).toMatchObject({
+      tcp: { maxConnections: 1 },
+      http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 },
+    })
+    expect(fromChart['movies-service-circuit-breaker'].outlierDetection).toEqual({
+      consecutive5xxErrors: 1,
+      interval: '1s',
+      baseEjectionTime: '3m',
+      maxEjectionPercent: 100,
+    })
+    for (const vs of byKind(demoValues(), 'VirtualService')) expect(vs.spec.http[0].retries).toEqual({ attempts: 0 })
+
+    const file = parseAllDocuments(readRepoFile('k8s/istio/circuit-breaker-config.yaml')).map((d) => d.toJS() as K8sObject)
+    const rules = file.filter((o) => o.kind === 'DestinationRule')
+    expect(rules.map((r) => r.spec.host).sort()).toEqual(['monolith', 'movies-service'])
+    for (const rule of rules) {
+      // Same names as the chart's: applying the file over a chart install updates, never duplicates.
+      expect(fromChart[rule.metadata.name], rule.metadata.name).toBeDefined()
+      expect(rule.spec.trafficPolicy.connectionPool).toMatchObject({ tcp: { maxConnections: 1 }, http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } })
+      expect(rule.spec.trafficPolicy.outlierDetection).toEqual(fromChart[rule.metadata.name].outlierDetection)
+    }
+    for (const o of file) {
+      const Model = await modelOf(o.apiVersion, o.kind)
+      expect(Model, `${o.apiVersion} ${o.kind}`).toBeDefined()
+      expect(() => new Model!(o).validate()).not.toThrow()
+    }
+  })
+})
+
+describe('observability (observability.enabled)', () => {
+  it('a ServiceMonitor for the four services, the PrometheusRule alerts and the Grafana dashboard ConfigMap', () => {
+    const objects = renderChart(RENDER_VARIANTS['istio + observability'])
+    const monitor = find(objects, 'ServiceMonitor', 'cinemaabyss')
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' })
+    const selected = monitor.spec.selector.matchExpressions.find((e: any) => e.key === 'app.kubernetes.io/name').values
+    expect([...selected].sort()).toEqual(SERVICES.map((s) => s.name).sort())
+    for (const svc of SERVICES) expect(find(objects, 'Service', svc.name).metadata.labels?.['app.kubernetes.io/name']).toBe(svc.name)
+
+    const alerts = find(objects, 'PrometheusRule', 'cinemaabyss').spec.groups.flatMap((g: any) => g.rules)
+    const byName = Object.fromEntries(alerts.map((r: any) => [r.alert, r]))
+    expect(byName.ProxyBreakerOpen).toMatchObject({ for: '1m' })
+    expect(byName.ProxyBreakerOpen.expr).toContain('proxy_breaker_state')
+    expect(byName.ProxyLegacyFallbackRate.expr).toContain('proxy_legacy_fallbacks_total')
+    expect(byName.ProxyUpstream5xxRate.expr).toMatch(/status_class="5xx"[\s\S]*by \(upstream\)|by \(upstream\)[\s\S]*status_class="5xx"/)
+    // Rendered through .Files.Get: the Prometheus templates in annotations survive untouched.
+    expect(byName.ProxyBreakerOpen.annotations.summary).toContain('{{ $labels.upstream }}')
+
+    const dashboard = find(objects, 'ConfigMap', 'cinemaabyss-grafana-dashboard')
+    expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1')
+    expect(JSON.parse(dashboard.data!['cinemaabyss-edge.json']!)).toEqual(JSON.parse(readRepoFile(`${CHART_DIR}/files/grafana-dashboard.json`)))
+  })
+
+  it('is off by default (the CRDs may not exist)', () => {
+    const kinds = renderChart().map((o) => o.kind)
+    expect(kinds).not.toContain('ServiceMonitor')
+    expect(kinds).not.toContain('PrometheusRule')
+  })
+})
+
+describe('Unleash', () => {
+  it('imports the flags of flags/ (the chart carries an identical copy)', () => {
+    const copy = readFileSync(join(REPO_ROOT, CHART_DIR, 'files/unleash-flags.json'), 'utf8')
+    expect(JSON.parse(copy)).toEqual(JSON.parse(readRepoFile('flags/flags.json')))
+    const objects = renderChart()
+    const flags = find(objects, 'ConfigMap', 'unleash-flags').data!['unleash-flags.json']!
+    expect(JSON.parse(flags).features.map((f: any) => f.name)).toContain('movies-migration')
+    const env = podSpec(find(objects, 'Deployment', 'unleash')).containers[0].env
+    expect(env).toContainEqual({ name: 'IMPORT_FILE', value: '/flags/unleash-flags.json' })
+  })
+})
