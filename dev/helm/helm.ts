@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url'
 
 /** A released Helm 3 that builds with the Go toolchain installed here (Go 1.26). */
 export const HELM_VERSION = 'v3.21.4'
+/** Kubernetes version that Helm release's client-go (v0.36) speaks; `helm template` and
+ *  `helm lint` check charts against it. Set the way Helm's own Makefile does. */
+const KUBE_MINOR = '36'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CACHE_DIR = join(REPO_ROOT, '.cache', 'helm')
@@ -30,7 +33,15 @@ export function ensureHelm(): string {
   // see a half-written binary, and whichever rename lands last wins with an identical file.
   const buildDir = mkdtempSync(join(CACHE_DIR, 'build-'))
   try {
-    const result = spawnSync('go', ['install', `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
+    const ldflags = [
+      '-s -w',
+      `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
+      ...['pkg/lint/rules', 'pkg/chartutil'].flatMap((pkg) => [
+        `-X helm.sh/helm/v3/${pkg}.k8sVersionMajor=1`,
+        `-X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${KUBE_MINOR}`,
+      ]),
+    ].join(' ')
+    const result = spawnSync('go', ['install', '-trimpath', `-ldflags=${ldflags}`, `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
       env: { ...process.env, GOBIN: buildDir, CGO_ENABLED: '0' },
       encoding: 'utf8',
       timeout: 20 * 60_000,
