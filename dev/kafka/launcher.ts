@@ -1,0 +1,386 @@
+// A real single-node Apache Kafka (KRaft, combined broker+controller) for dev machines and CI,
+// without Docker: the broker's jars come from Maven Central once (dev/kafka/pom.xml) into a
+// cache folder, and `java kafka.Kafka` runs from there, offline, on 127.0.0.1.
+//
+//   const kafka = await startKafka()          // free port, temp data dir
+//   kafka.brokers                             // ['127.0.0.1:PORT'] for kafkajs / kcat
+//   await kafka.stop()
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Kafka, logLevel } from 'kafkajs'
+
+/** Also the version Maven resolves: it is passed as -Dkafka.version over the POM's default. */
+export const KAFKA_VERSION = '3.9.2'
+const HERE = dirname(fileURLToPath(import.meta.url))
+const REPO = resolve(HERE, '../..')
+// Full plugin coordinates: a bare `dependency:` prefix would look up the latest plugin online.
+const COPY_DEPENDENCIES = 'org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies'
+
+export interface KafkaOptions {
+  /** Broker port on 127.0.0.1; 0 or undefined picks a free one. */
+  port?: number
+  /** Where the broker keeps its log segments, config and logs; a new temp dir when undefined. */
+  dataDir?: string
+  /** Where the broker's output goes; default <dataDir>/logs/server.log. */
+  logFile?: string
+  /** JVM max heap, e.g. '512m'. */
+  heap?: string
+  /** How long to wait for a usable broker, ms (default 60s). */
+  startTimeoutMs?: number
+  /** Called if the JVM exits without stop() having been asked for. */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
+}
+
+export interface RunningKafka {
+  brokers: string[]
+  port: number
+  dataDir: string
+  logFile: string
+  /** The broker JVM's pid (changes on restart()). */
+  readonly pid: number
+  stop(): Promise<void>
+  restart(): Promise<void>
+}
+
+export class KafkaLaunchError extends Error {
+  override name = 'KafkaLaunchError'
+}
+
+/** Absolute path of an executable on PATH, or undefined. */
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue
+    const file = join(dir, cmd)
+    try {
+      accessSync(file, constants.X_OK)
+      return file
+    } catch {}
+  }
+  return undefined
+}
+
+function findJava(): string {
+  const fromHome = process.env.JAVA_HOME && join(process.env.JAVA_HOME, 'bin', 'java')
+  if (fromHome && existsSync(fromHome)) return fromHome
+  const java = which('java')
+  if (!java) {
+    throw new KafkaLaunchError(
+      'Kafka needs Java 17+, but no `java` is on PATH (and JAVA_HOME is unset or has no bin/java). ' +
+        'Install a JDK/JRE, e.g. `apt-get install -y openjdk-17-jre-headless`, or set JAVA_HOME.',
+    )
+  }
+  return java
+}
+
+/** The jar cache: KAFKA_JARS_DIR, or <repo>/.cache/kafka/<version>/libs. */
+export function jarsDir(): string {
+  return process.env.KAFKA_JARS_DIR ?? join(REPO, '.cache', 'kafka', KAFKA_VERSION, 'libs')
+}
+
+function hasKafkaJars(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((f) => /^kafka_2\.1[23]-.*\.jar$/.test(f))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Makes sure the broker's jars are in the cache, downloading them with Maven the first time.
+ * Later calls only look at the folder, so they work offline.
+ */
+export async function ensureJars(): Promise<string> {
+  const dir = jarsDir()
+  if (hasKafkaJars(dir)) return dir
+  const mvn = which('mvn')
+  if (!mvn) {
+    throw new KafkaLaunchError(
+      `The Kafka ${KAFKA_VERSION} jars are not in ${dir}, and downloading them needs Maven, but no \`mvn\` is on PATH. ` +
+        'Install it (`apt-get install -y maven`) and run `npm run kafka:warm`, ' +
+        'or set KAFKA_JARS_DIR to a folder with the jars (e.g. the libs/ of a Kafka 3.9 distribution).',
+    )
+  }
+  // Download next to the target and rename at the end: a half-finished download is never
+  // mistaken for a cache, and two processes warming at once cannot mix their files.
+  const partial = `${dir}.partial-${process.pid}`
+  rmSync(partial, { recursive: true, force: true })
+  mkdirSync(dirname(dir), { recursive: true })
+  const args = ['-B', '-q', '-Dstyle.color=never', '-f', join(HERE, 'pom.xml'), COPY_DEPENDENCIES,
+    `-Dkafka.version=${KAFKA_VERSION}`, '-DincludeScope=runtime', `-DoutputDirectory=${partial}`]
+  const out = await run(mvn, args, 10 * 60_000)
+  if (out.code !== 0 || !hasKafkaJars(partial)) {
+    rmSync(partial, { recursive: true, force: true })
+    throw new KafkaLaunchError(
+      `Could not download the Kafka ${KAFKA_VERSION} jars with Maven into ${dir}. ` +
+        'The first start needs Maven Central (later ones work offline): check the network/proxy ' +
+        '(Maven settings in ~/.m2/settings.xml), or set KAFKA_JARS_DIR to a folder that already has the jars. ' +
+        `Maven said:\n${tail(out.output, 15)}`,
+    )
+  }
+  try {
+    renameSync(partial, dir)
+  } catch (err) {
+    rmSync(partial, { recursive: true, force: true })
+    if (!hasKafkaJars(dir)) throw err // not "someone else finished first"
+  }
+  return dir
+}
+
+/** Runs a short command to completion, collecting its output. */
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    child.on('error', fail)
+    child.on('close', (code) => done({ code, output }))
+  })
+}
+
+function tail(text: string, lines: number): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
+}
+
+function logTail(file: string, lines = 40): string {
+  try {
+    return tail(readFileSync(file, 'utf8'), lines)
+  } catch {
+    return '(no log yet)'
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok))
+  const { port } = server.address() as { port: number }
+  await new Promise((ok) => server.close(ok))
+  return port
+}
+
+function portInUse(port: number): KafkaLaunchError {
+  return new KafkaLaunchError(
+    `Kafka cannot listen on 127.0.0.1:${port}: port ${port} is already in use (another Kafka, or another program). ` +
+      'Stop whatever holds it, or choose another port (--port N, or startKafka({ port: 0 }) for a free one).',
+  )
+}
+
+async function assertPortFree(port: number): Promise<void> {
+  const server = createServer()
+  try {
+    await new Promise<void>((ok, fail) => server.once('error', fail).listen(port, '127.0.0.1', ok))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portInUse(port)
+    throw err
+  } finally {
+    await new Promise((ok) => server.close(ok))
+  }
+}
+
+function serverProperties(o: { port: number; controllerPort: number; logDirs: string }): string {
+  return `# Written by dev/kafka/launcher.ts on every start: a single-node dev cluster, not for production.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${o.controllerPort}
+listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=${o.logDirs}
+# One replica of everything: there is one broker.
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+# Fewer internal partitions and smaller files: faster first group/transaction, less disk.
+offsets.topic.num.partitions=5
+transaction.state.log.num.partitions=5
+log.segment.bytes=16777216
+offsets.topic.segment.bytes=16777216
+transaction.state.log.segment.bytes=16777216
+log.index.size.max.bytes=1048576
+log.cleaner.dedupe.buffer.size=16777216
+auto.create.topics.enable=true
+delete.topic.enable=true
+# Consumer groups form at once instead of waiting 3s for more members.
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+`
+}
+
+// log4j writes to stdout, and stdout/stderr go to one file: broker logs, JVM errors
+// (e.g. a bad classpath) and crashes end up in the same place, in order.
+const LOG4J = `log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
+`
+
+/**
+ * Starts a real Kafka broker and resolves once a client can create and delete a topic on it.
+ * The JVM never outlives this process: see spawnTiedToUs().
+ */
+export async function startKafka(options: KafkaOptions = {}): Promise<RunningKafka> {
+  const java = findJava()
+  const libs = await ensureJars()
+  const port = options.port || (await freePort())
+  await assertPortFree(port)
+  const controllerPort = await freePort()
+  const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), 'kafka-dev-')))
+  const logsDir = join(dataDir, 'logs')
+  const logFile = resolve(options.logFile ?? join(logsDir, 'server.log'))
+  const logDirs = join(dataDir, 'kraft-logs')
+  const configFile = join(dataDir, 'server.properties')
+  const log4jFile = join(dataDir, 'log4j.properties')
+  mkdirSync(logsDir, { recursive: true })
+  mkdirSync(dirname(logFile), { recursive: true })
+  writeFileSync(configFile, serverProperties({ port, controllerPort, logDirs }))
+  writeFileSync(log4jFile, LOG4J)
+  const jvm = [`-Xmx${options.heap ?? '512m'}`, '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
+    `-Dlog4j.configuration=file:${log4jFile}`, `-Dkafka.logs.dir=${logsDir}`, '-cp', join(libs, '*')]
+
+  // A new data dir gets formatted with a fresh cluster id; an existing one keeps its data.
+  if (!existsSync(join(logDirs, 'meta.properties'))) {
+    // Kafka's Uuid form: 16 random bytes, 22 chars base64url; one starting with '-' would be
+    // taken for an option by the tool's argument parser (Kafka's own generator avoids it too).
+    let clusterId: string
+    do clusterId = randomBytes(16).toString('base64url')
+    while (clusterId.startsWith('-'))
+    const out = await run(java, [...jvm, 'kafka.tools.StorageTool', 'format', '--config', configFile, '--cluster-id', clusterId], 60_000)
+    if (out.code !== 0) throw new KafkaLaunchError(`Formatting Kafka storage in ${logDirs} failed:\n${tail(out.output, 20)}`)
+  }
+
+  let child: ChildProcess | undefined
+  let stopping = false
+  let usable = false // onExit is for a broker that died after it was up; startup errors are thrown
+  const killNow = () => child?.kill('SIGKILL')
+
+  const launch = async () => {
+    stopping = false
+    usable = false
+    const out = openSync(logFile, 'a')
+    try {
+      child = spawnTiedToUs(java, [...jvm, 'kafka.Kafka', configFile], out)
+    } finally {
+      closeSync(out) // the child holds its own copy
+    }
+    const me = child!
+    me.on('exit', (code, signal) => {
+      if (!stopping && usable && me === child) options.onExit?.(code, signal)
+    })
+    // Last resort for a normal exit or process.exit(): 'exit' handlers must be synchronous.
+    process.on('exit', killNow)
+    try {
+      await waitUntilUsable(port, me, logFile, options.startTimeoutMs ?? 60_000)
+      usable = true
+    } catch (err) {
+      await stop()
+      throw err
+    }
+  }
+
+  const stop = async () => {
+    stopping = true
+    process.off('exit', killNow)
+    const c = child
+    if (!c || c.exitCode !== null || c.signalCode !== null) return
+    const exited = new Promise((ok) => c.once('exit', ok))
+    c.kill('SIGTERM') // Kafka's controlled shutdown: flushes and closes segments cleanly
+    const timer = setTimeout(() => c.kill('SIGKILL'), 15_000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  await launch()
+  return {
+    brokers: [`127.0.0.1:${port}`],
+    port,
+    dataDir,
+    logFile,
+    get pid() {
+      return child!.pid!
+    },
+    stop,
+    async restart() {
+      await stop()
+      await assertPortFree(port)
+      await launch()
+    },
+  }
+}
+
+/**
+ * Spawns the JVM so that it dies with this Node process, even if Node is SIGKILLed (no
+ * 'exit' handler runs then). On Linux, util-linux's `setpriv --pdeathsig KILL` sets the
+ * kernel's parent-death signal (prctl PR_SET_PDEATHSIG) and then execs java: the kernel
+ * itself SIGKILLs the JVM the moment its parent goes away, no polling, no process in between
+ * (so the pid we signal is java's own). Elsewhere (macOS has no setpriv) a small `sh`
+ * watchdog polls both pids every second and kills java once we are gone.
+ */
+function spawnTiedToUs(java: string, args: string[], logFd: number): ChildProcess {
+  const stdio: ['ignore', number, number] = ['ignore', logFd, logFd]
+  const setpriv = which('setpriv')
+  if (setpriv) return spawn(setpriv, ['--pdeathsig', 'KILL', '--', java, ...args], { stdio })
+  const child = spawn(java, args, { stdio })
+  const watchdog = spawn('sh', ['-c',
+    'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -0 "$2" 2>/dev/null && kill -9 "$2"',
+    'kafka-watchdog', String(process.pid), String(child.pid)], { stdio: 'ignore' })
+  watchdog.unref()
+  return child
+}
+
+/** Polls until a real client can use the broker: metadata, then create and delete a topic. */
+async function waitUntilUsable(port: number, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'kafka-launcher-probe',
+    brokers: [`127.0.0.1:${port}`],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1_000,
+    requestTimeout: 5_000,
+    retry: { retries: 2, initialRetryTime: 100 },
+  })
+  const topic = `launcher-probe-${randomBytes(4).toString('hex')}`
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const log = logTail(logFile)
+      if (/Address already in use/.test(log) && log.includes(`:${port}`)) throw portInUse(port)
+      throw new KafkaLaunchError(
+        `The Kafka JVM exited during startup (code ${child.exitCode}, signal ${child.signalCode}). Log ${logFile}:\n${log}`,
+      )
+    }
+    const admin = kafka.admin()
+    try {
+      await admin.connect()
+      await admin.describeCluster()
+      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+      await admin.deleteTopics({ topics: [topic] })
+      return
+    } catch (err) {
+      lastError = err
+    } finally {
+      await admin.disconnect().catch(() => {})
+    }
+    if (Date.now() > deadline) {
+      throw new KafkaLaunchError(
+        `Kafka on 127.0.0.1:${port} was not usable within ${timeoutMs / 1000}s (last client error: ${String(lastError)}). ` +
+          `Log ${logFile}:\n${logTail(logFile)}`,
+      )
+    }
+    await sleep(250)
+  }
+}
