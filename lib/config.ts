@@ -63,6 +63,10 @@ export const env = {
     return env.int(names, fallback, { min: 0, max: 65535, description })
   },
 
+  optionalPort(names: Names, description = ''): EnvField<number | undefined> {
+    return field(names, description, (raw, name) => (raw === undefined || raw === '' ? undefined : parseInteger(raw, name, 0, 65535)))
+  },
+
   bool(names: Names, fallback: boolean, description = ''): EnvField<boolean> {
     return field(names, description, (raw, name) => {
       if (raw === undefined || raw === '') return fallback

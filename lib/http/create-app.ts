@@ -1,7 +1,7 @@
 // The Fastify instance every service starts from: JSON logs with one access line per request,
 // request ids, a body limit, strict JSON-schema validation and the shared error shape.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -19,7 +19,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()

@@ -18,10 +18,11 @@ export interface MovieInput {
 
 // One statement for the whole list (the Go code ran one more query per movie for its genres).
 // DECIMAL comes back from PostgreSQL as a string: cast to float8 so clients get a JSON number.
+// Columns in the legacy JSON's field order.
 const SELECT_MOVIES = `
   SELECT m.id, m.title, COALESCE(m.description, '') AS description,
-         COALESCE(m.rating, 0)::float8 AS rating,
-         COALESCE(array_agg(g.genre ORDER BY g.genre) FILTER (WHERE g.genre IS NOT NULL), '{}') AS genres
+         COALESCE(array_agg(g.genre ORDER BY g.genre) FILTER (WHERE g.genre IS NOT NULL), '{}') AS genres,
+         COALESCE(m.rating, 0)::float8 AS rating
     FROM movies m
     LEFT JOIN movie_genres g ON g.movie_id = m.id`
 
@@ -57,7 +58,8 @@ export function createMovieRepository(db: Database): MovieRepository {
         if (genres.length > 0) {
           await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[])', [movie.id, genres])
         }
-        return { ...movie, genres: [...genres].sort() }
+        // Field order as the legacy JSON: id, title, description, genres, rating.
+        return { id: movie.id, title: movie.title, description: movie.description, genres: [...genres].sort(), rating: movie.rating }
       })
     },
   }

@@ -42,6 +42,8 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
     })
     expect(movies[2].genres).toEqual(['Action', 'Crime', 'Drama'])
     expect(movies.every((m: { rating: unknown }) => typeof m.rating === 'number')).toBe(true)
+    // Same field order as the Go structs' JSON.
+    expect(Object.keys(movies[0])).toEqual(['id', 'title', 'description', 'genres', 'rating'])
   })
 
   it('returns one movie by ?id=', async () => {

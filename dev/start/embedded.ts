@@ -1,0 +1,73 @@
+// The infrastructure of `npm start`: each piece is the real one when its variable is set,
+// otherwise an embedded stand-in. Every piece knows how to stop itself.
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Database } from '../../lib/db/database.ts'
+import { migrate } from '../../lib/db/migrate.ts'
+import { createPgDatabase } from '../../lib/db/pg-database.ts'
+import { createPgliteDatabase } from '../../lib/db/pglite-database.ts'
+import type { Logger } from '../../lib/logger.ts'
+import { createRedis, type Redis } from '../../lib/redis.ts'
+import { startKafka } from '../kafka/launcher.ts'
+import type { StartConfig } from './config.ts'
+
+export interface Piece<T> {
+  value: T
+  /** What the banner says: "embedded PGlite (in memory)", "real (postgres://db:5432/...)". */
+  description: string
+  embedded: boolean
+  stop(): Promise<void>
+}
+
+const redact = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@')
+
+export async function openDatabase(config: StartConfig): Promise<Piece<Database>> {
+  if (config.databaseUrl) {
+    const db = createPgDatabase({ connectionString: config.databaseUrl })
+    await migrate(db)
+    return { value: db, embedded: false, description: `real PostgreSQL (${redact(config.databaseUrl)})`, stop: () => db.close() }
+  }
+  const db = await createPgliteDatabase({ dataDir: config.pgliteDataDir })
+  await migrate(db)
+  const where = config.pgliteDataDir ? `in ${config.pgliteDataDir}` : 'in memory'
+  return { value: db, embedded: true, description: `embedded PGlite (${where})`, stop: () => db.close() }
+}
+
+export async function openKafka(config: StartConfig, logger: Logger): Promise<Piece<string[]>> {
+  if (config.kafkaBrokers) {
+    const brokers = config.kafkaBrokers.split(',').map((b) => b.trim()).filter(Boolean)
+    return { value: brokers, embedded: false, description: `real Kafka (${brokers.join(',')})`, stop: async () => {} }
+  }
+  const temporary = !config.kafkaDataDir
+  const dataDir = config.kafkaDataDir ?? mkdtempSync(join(tmpdir(), 'cinemaabyss-kafka-'))
+  const kafka = await startKafka({
+    port: config.ports.kafka,
+    dataDir,
+    onExit: (code, signal) => logger.error({ code, signal }, 'embedded Kafka exited unexpectedly'),
+  })
+  return {
+    value: kafka.brokers,
+    embedded: true,
+    description: `embedded Kafka ${kafka.brokers.join(',')} (data ${dataDir}${temporary ? ', removed at exit' : ''}; log ${kafka.logFile})`,
+    stop: async () => {
+      await kafka.stop()
+      if (temporary) rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export function openRedis(config: StartConfig, logger: Logger): Piece<Redis | undefined> {
+  if (!config.redisUrl) return { value: undefined, embedded: true, description: 'none: no movie cache, rate limits in memory', stop: async () => {} }
+  const redis = createRedis(config.redisUrl, logger)
+  return { value: redis, embedded: false, description: `real Redis (${redact(config.redisUrl)})`, stop: async () => void redis.disconnect() }
+}
+
+/** The flags file the proxy follows: FLAGS_FILE, or a scratch copy of flags/flags.json so the admin API never edits the repository. */
+export function flagsFile(config: StartConfig, repoRoot: string): Piece<string> {
+  if (config.flagsFile) return { value: config.flagsFile, embedded: false, description: config.flagsFile, stop: async () => {} }
+  const dir = mkdtempSync(join(tmpdir(), 'cinemaabyss-flags-'))
+  const file = join(dir, 'flags.json')
+  copyFileSync(join(repoRoot, 'flags', 'flags.json'), file)
+  return { value: file, embedded: true, description: `${file} (a copy of flags/flags.json)`, stop: async () => rmSync(dir, { recursive: true, force: true }) }
+}

@@ -1,0 +1,107 @@
+// `npm start`: the whole system in one Node process on a bare machine. Monolith, movies
+// service, events service and proxy run on their usual ports; PostgreSQL, Kafka, Redis and
+// Unleash are the real ones when their variables are set and embedded otherwise
+// (dev/start/embedded.ts). Ctrl-C stops everything, services first, then infrastructure.
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { buildApp as buildEvents } from '../../events-service/app.ts'
+import { loadConfig as eventsConfig } from '../../events-service/config.ts'
+import { createLogger } from '../../lib/logger.ts'
+import { buildApp as buildMonolith } from '../../monolith/app.ts'
+import { loadConfig as monolithConfig } from '../../monolith/config.ts'
+import { buildApp as buildMovies } from '../../movies-service/app.ts'
+import { loadConfig as moviesConfig } from '../../movies-service/config.ts'
+import { buildApp as buildProxy } from '../../proxy/app.ts'
+import { loadConfig as proxyConfig } from '../../proxy/config.ts'
+import { REPO_ROOT } from '../paths.ts'
+import { loadStartConfig, type StartConfig } from './config.ts'
+import { flagsFile, openDatabase, openKafka, openRedis, type Piece } from './embedded.ts'
+import { printBanner } from './banner.ts'
+
+let config: StartConfig
+try {
+  config = loadStartConfig()
+} catch (error) {
+  console.error(`npm start: ${(error as Error).message}`)
+  process.exit(1)
+}
+
+const log = createLogger({ level: config.logLevel, name: 'start' })
+const loggerFor = (name: string) => createLogger({ level: config.logLevel, name })
+const pieces: Array<Piece<unknown>> = []
+const apps: FastifyInstance[] = []
+// Service env: what the user set (so any tuning variable still works), with ports and URLs of this stack on top.
+const serviceEnv = (port: number, extra: Record<string, string | undefined> = {}) => ({
+  ...process.env,
+  PORT: String(port),
+  HOST: config.host,
+  LOG_LEVEL: config.logLevel,
+  ...extra,
+})
+
+async function listen(app: FastifyInstance, port: number): Promise<void> {
+  apps.unshift(app) // closed in reverse order of start: the proxy first
+  await app.listen({ port, host: config.host })
+}
+
+async function stopAll(): Promise<void> {
+  for (const app of apps.splice(0)) await app.close().catch((err) => log.error({ err }, 'closing a service failed'))
+  for (const piece of pieces.splice(0).reverse()) await piece.stop().catch((err) => log.error({ err }, 'stopping a dependency failed'))
+}
+
+// Ctrl-C reaches this process twice under `npm start` (the terminal signals the whole process
+// group, and npm forwards it again), so a repeated signal must not cut the clean stop short.
+let stopping: Promise<void> | undefined
+function shutdown(reason: string, code: number): void {
+  if (stopping) return
+  console.log(`\n${reason}: stopping…`)
+  const force = setTimeout(() => {
+    console.error('did not stop within 15 s, exiting anyway')
+    process.exit(1)
+  }, 15_000)
+  force.unref()
+  stopping = stopAll().then(() => process.exit(code))
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => shutdown(signal, 0))
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception')
+  shutdown('fatal error', 1)
+})
+
+try {
+  const { ports } = config
+  const flags = flagsFile(config, REPO_ROOT)
+  pieces.push(flags)
+  const redis = openRedis(config, log)
+  pieces.push(redis)
+  // Kafka (a JVM) starts while the database is migrated and the HTTP services come up.
+  const kafkaStarting = openKafka(config, log)
+  kafkaStarting.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+  const db = await openDatabase(config)
+  pieces.push(db)
+
+  await listen(buildMonolith(monolithConfig(serviceEnv(ports.monolith)), { db: db.value, logger: loggerFor('monolith') }), ports.monolith)
+  await listen(
+    buildMovies(moviesConfig(serviceEnv(ports.movies)), { db: db.value, logger: loggerFor('movies-service'), redis: redis.value }),
+    ports.movies,
+  )
+  const adminToken = config.adminToken ?? randomBytes(16).toString('hex')
+  const proxyEnv = serviceEnv(ports.proxy, {
+    MONOLITH_URL: `http://127.0.0.1:${ports.monolith}`,
+    MOVIES_SERVICE_URL: `http://127.0.0.1:${ports.movies}`,
+    EVENTS_SERVICE_URL: `http://127.0.0.1:${ports.events}`,
+    FLAGS_FILE: flags.value,
+    ADMIN_TOKEN: adminToken,
+  })
+  await listen(await buildProxy(proxyConfig(proxyEnv), { logger: loggerFor('proxy'), redis: redis.value }), ports.proxy)
+
+  const kafka = await kafkaStarting
+  pieces.push(kafka)
+  await listen(buildEvents(eventsConfig(serviceEnv(ports.events, { KAFKA_BROKERS: kafka.value.join(',') })), { logger: loggerFor('events-service') }), ports.events)
+
+  printBanner({ config, adminToken, flagsFile: flags.value, pieces: { db, kafka, redis } })
+} catch (error) {
+  console.error(`\nnpm start failed: ${(error as Error).message}`)
+  await stopAll()
+  process.exit(1)
+}
