@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One Dockerfile, one image per service: build a target, e.g.
-#   docker build --target proxy -t cinemaabyss/proxy:local .
+#   docker build --target proxy -t cinemaabyss-proxy:local .
 # Targets: monolith (8080), movies-service (8081), events-service (8082), proxy (8000).
 # The monolith image also carries the migrator: `node --import tsx lib/db/migrate-cli.ts`.
 #

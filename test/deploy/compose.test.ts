@@ -169,9 +169,17 @@ describe('docker-compose.yml', () => {
 
   it('the app services are built from the Dockerfile target of the same service', () => {
     const targets: Record<string, string> = { monolith: 'monolith', 'movies-service': 'movies-service', 'events-service': 'events-service', 'proxy-service': 'proxy', migrate: 'monolith' }
+    // Named like the chart's images (<service>.imageName), so `kind load docker-image` of a
+    // compose build works with --set image.registry= --set image.tag=local.
+    const values = parse(readRepoFile('k8s/cinemaabyss/values.yaml'))
+    const chartImage: Record<string, string> = {
+      monolith: values.monolith.imageName, 'movies-service': values.moviesService.imageName,
+      'events-service': values.eventsService.imageName, proxy: values.proxy.imageName,
+    }
     for (const [name, target] of Object.entries(targets)) {
       const build = compose.services[name]!.build as { context: string; target: string }
       expect(build, name).toEqual({ context: '.', target })
+      expect(compose.services[name]!.image, name).toBe(`${chartImage[target]}:local`)
     }
   })
 })
