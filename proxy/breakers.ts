@@ -40,7 +40,7 @@ export function createBreaker(upstream: string, settings: BreakerSettings, metri
     // Only upstream failures count: a client's oversized body or abort says nothing about the upstream.
     errorFilter: (error: unknown) => !(error instanceof UpstreamFailure),
   })
-  const events = {} as Record<BreakerEvent, { inc(): void }>
+  const events = {} as Record<BreakerEvent, { inc(by?: number): void }>
   for (const event of ['open', 'close', 'halfOpen', 'reject', 'timeout', 'failure', 'success', 'fallback'] as const) {
     events[event] = metrics.breakerEvents.labels(upstream, event)
     events[event].inc(0) // every series exists from the start, so rate() and alerts work before the first event

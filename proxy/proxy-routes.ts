@@ -60,10 +60,12 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
   app.decorateRequest('proxyReason', null)
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback style, not async: one promise less per request on the hot path.
+  app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
       metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
     }
+    done()
   })
 
   /** One upstream call through its breaker; resolves with a < 500 answer, rejects otherwise. */
@@ -132,10 +134,10 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     } catch (error) {
       if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
       if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
-      const what = isBreakerOpenError(error) ? 'circuit open' : (error as UpstreamFailure).message
+      const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
       if (!SAFE.has(request.method)) {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
-        return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (${what}); the request was not retried`)
+        return unavailable(reply, reason, 503, `${what}; the request was not retried`)
       }
       rt.breaker.countFallback()
       metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()

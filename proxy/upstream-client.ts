@@ -5,7 +5,7 @@
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
 import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable, Transform } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import type { ProxyConfig } from './config.ts'
 
@@ -78,20 +78,29 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders): Record<stri
   return out
 }
 
-async function* limited(source: Readable, limit: number): AsyncGenerator<Buffer> {
+function limitedCopy(limit: number): Transform {
   let seen = 0
-  for await (const chunk of source) {
-    seen += (chunk as Buffer).length
-    if (seen > limit) throw new BodyTooLargeError(limit)
-    yield chunk as Buffer
-  }
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length
+      if (seen > limit) done(new BodyTooLargeError(limit))
+      else done(null, chunk)
+    },
+  })
 }
 
-/** The body to stream upstream: undefined (none), the request itself, or a bounded copy for chunked uploads. */
+/**
+ * The body to stream upstream: undefined (none), or a copy of the request stream (bounded for
+ * chunked uploads; a declared Content-Length was checked already). A copy, not the request
+ * itself: when the upstream call fails undici destroys the body it was given, and destroying
+ * the client's request would drop the client's connection instead of answering it.
+ */
 export function upstreamBody(request: FastifyRequest, limit: number): Readable | undefined {
   const body = request.body
   if (!(body instanceof Readable)) return undefined
-  return request.headers['content-length'] !== undefined ? body : Readable.from(limited(body, limit), { objectMode: false })
+  const copy = request.headers['content-length'] !== undefined ? new PassThrough() : limitedCopy(limit)
+  body.pipe(copy)
+  return copy
 }
 
 export function failureKind(error: unknown): FailureKind {

@@ -1,0 +1,143 @@
+// Breakers and fallback against stub upstreams: a failing target opens its breaker, GETs are
+// answered by legacy (x-route-reason: fallback), POSTs get 503 once and are never replayed;
+// after recovery the breaker half-opens and closes. Legacy down: 503 with Retry-After, no hang.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { admin, eventually, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+
+let stubs: Stubs
+let proxy: ProxyUnderTest
+
+const breakerEnv = {
+  BREAKER_VOLUME_THRESHOLD: '4',
+  BREAKER_ERROR_PERCENT: '50',
+  BREAKER_RESET_TIMEOUT_MS: '400',
+  BREAKER_WINDOW_MS: '5000',
+  UPSTREAM_CONNECT_TIMEOUT_MS: '500',
+  UPSTREAM_RESPONSE_TIMEOUT_MS: '500',
+  RETRY_AFTER_SECONDS: '7',
+}
+
+beforeAll(async () => {
+  stubs = await startStubs()
+  // Everyone on the target, so every movies request tries movies-service first.
+  proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(100), ...breakerEnv })
+})
+afterAll(async () => {
+  await proxy?.close()
+  await stubs?.close()
+})
+
+const metrics = async () => (await proxy.app.inject('/metrics')).body
+const moviesState = async () => metric(await metrics(), 'proxy_breaker_state{upstream="movies-service"}')
+const postsReceived = () => stubs.movies.received.filter((r) => r.method === 'POST').length
+
+describe('target failing', () => {
+  it('opens the breaker on 500s and serves GETs from legacy meanwhile', async () => {
+    stubs.movies.mode = 'fail'
+    const answers = []
+    for (let i = 0; i < 8; i++) answers.push(await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': `u${i}` } }))
+    for (const res of answers) {
+      expect(res.statusCode).toBe(200)
+      expect([res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual(['monolith', 'fallback'])
+      expect(res.json().upstream).toBe('monolith')
+    }
+    expect(await moviesState()).toBe(2)
+    const text = await metrics()
+    expect(metric(text, 'proxy_breaker_events_total{upstream="movies-service",event="open"}')).toBe(1)
+    expect(metric(text, 'proxy_legacy_fallbacks_total{route="movies",target="movies-service",legacy="monolith"}')).toBe(8)
+    expect(metric(text, 'proxy_upstream_failures_total{upstream="movies-service",kind="status_5xx"}')).toBeGreaterThanOrEqual(4)
+    // Open: the failing target is no longer called at all.
+    const calls = stubs.movies.received.length
+    const head = await proxy.app.inject({ method: 'HEAD', url: '/api/movies' })
+    expect([head.statusCode, head.headers['x-upstream'], head.headers['x-route-reason']]).toEqual([200, 'monolith', 'fallback'])
+    expect(stubs.movies.received.length).toBe(calls)
+    expect(metric(await metrics(), 'proxy_breaker_events_total{upstream="movies-service",event="reject"}')).toBeGreaterThanOrEqual(1)
+  })
+
+  it('answers a POST 503 JSON while the breaker is open, without sending it anywhere', async () => {
+    const monolithPosts = stubs.monolith.received.filter((r) => r.method === 'POST').length
+    const res = await proxy.app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'x' } })
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('7')
+    expect(res.json().error).toMatch(/movies-service is unavailable \(circuit open\); the request was not retried/)
+    expect(postsReceived()).toBe(0)
+    expect(stubs.monolith.received.filter((r) => r.method === 'POST').length).toBe(monolithPosts)
+  })
+
+  it('half-opens after the reset timeout, and a failing trial POST is sent once and answered 503', async () => {
+    await eventually(async () => (await moviesState()) === 1, 'breaker half-open')
+    const res = await proxy.app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'once' } })
+    expect(res.statusCode).toBe(503)
+    expect(res.json().error).toMatch(/movies-service answered 500; the request was not retried/)
+    expect(postsReceived()).toBe(1)
+    expect(await moviesState()).toBe(2)
+    expect(stubs.monolith.received.some((r) => r.method === 'POST' && r.url === '/api/movies')).toBe(false)
+  })
+
+  it('keeps GETs answered by legacy when the target is killed', async () => {
+    await stubs.movies.kill()
+    await eventually(async () => (await moviesState()) === 1, 'breaker half-open again')
+    const res = await proxy.app.inject('/api/movies')
+    expect([res.statusCode, res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual([200, 'monolith', 'fallback'])
+    expect(metric(await metrics(), 'proxy_upstream_failures_total{upstream="movies-service",kind="connect"}')).toBeGreaterThanOrEqual(1)
+    expect(await moviesState()).toBe(2)
+  })
+
+  it('closes again once the target recovers', async () => {
+    stubs.movies.mode = 'ok'
+    await stubs.movies.restart()
+    await eventually(async () => (await moviesState()) === 1, 'breaker half-open after recovery')
+    const res = await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'back' } })
+    expect([res.statusCode, res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual([200, 'movies-service', 'flag'])
+    expect(await moviesState()).toBe(0)
+    expect(metric(await metrics(), 'proxy_breaker_events_total{upstream="movies-service",event="close"}')).toBe(1)
+    const state = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+    expect(state.breakers['movies-service'].state).toBe('closed')
+  })
+})
+
+describe('legacy failing', () => {
+  it('answers 504 when an upstream does not answer in time', async () => {
+    stubs.events.mode = 'hang'
+    try {
+      const res = await proxy.app.inject('/api/events/movie')
+      expect(res.statusCode).toBe(504)
+      expect(res.json().error).toBe('events-service did not answer in time')
+    } finally {
+      stubs.events.mode = 'ok'
+    }
+  })
+
+  it('passes a legacy 5xx on as it is (there is nothing to fall back to)', async () => {
+    stubs.events.mode = 'fail'
+    try {
+      const res = await proxy.app.inject('/api/events/movie')
+      expect(res.statusCode).toBe(500)
+      expect(res.json()).toEqual({ error: 'events-service failed' })
+      expect(res.headers['x-upstream']).toBe('events-service')
+    } finally {
+      stubs.events.mode = 'ok'
+    }
+  })
+
+  it('answers 503 with Retry-After when the legacy upstream is down, quickly once its breaker is open', async () => {
+    await stubs.monolith.kill()
+    try {
+      // Failures count against the successes still in the window; keep calling (bounded) until it opens.
+      for (let i = 0; i < 60 && (await metric(await metrics(), 'proxy_breaker_state{upstream="monolith"}')) !== 2; i++) {
+        const res = await proxy.app.inject({ method: i % 2 ? 'POST' : 'GET', url: '/api/users', payload: i % 2 ? { a: 1 } : undefined })
+        expect(res.statusCode).toBe(503)
+        expect(res.headers['retry-after']).toBe('7')
+        expect(res.headers['x-upstream']).toBe('proxy')
+        expect(res.json().error).toMatch(/^monolith is (unreachable|unavailable \(circuit open\)), retry later$/)
+      }
+      expect(metric(await metrics(), 'proxy_breaker_state{upstream="monolith"}')).toBe(2)
+      const open = await proxy.app.inject('/api/users')
+      expect(open.json().error).toBe('monolith is unavailable (circuit open), retry later')
+      expect((await proxy.app.inject('/ready')).statusCode).toBe(503)
+    } finally {
+      await stubs.monolith.restart()
+    }
+    await eventually(async () => (await proxy.app.inject('/ready')).statusCode === 200, 'ready again with the monolith back')
+  })
+})
