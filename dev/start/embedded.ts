@@ -57,10 +57,23 @@ export async function openKafka(config: StartConfig, logger: Logger): Promise<Pi
   }
 }
 
-export function openRedis(config: StartConfig, logger: Logger): Piece<Redis | undefined> {
-  if (!config.redisUrl) return { value: undefined, embedded: true, description: 'none: no movie cache, rate limits in memory', stop: async () => {} }
-  const redis = createRedis(config.redisUrl, logger)
-  return { value: redis, embedded: false, description: `real Redis (${redact(config.redisUrl)})`, stop: async () => void redis.disconnect() }
+/** Redis clients made on demand, one per service (each with its own key prefix), all closed by stop(). */
+export type RedisFactory = (opts?: { keyPrefix?: string; commandTimeoutMs?: number }) => Redis | undefined
+
+export function openRedis(config: StartConfig, logger: Logger): Piece<RedisFactory> {
+  const { redisUrl } = config
+  if (!redisUrl) return { value: () => undefined, embedded: true, description: 'none: no movie cache, rate limits in memory', stop: async () => {} }
+  const clients: Redis[] = []
+  return {
+    value: (opts) => {
+      const redis = createRedis(redisUrl, logger, opts)
+      clients.push(redis)
+      return redis
+    },
+    embedded: false,
+    description: `real Redis (${redact(redisUrl)})`,
+    stop: async () => clients.forEach((c) => c.disconnect()),
+  }
 }
 
 /** The flags file the proxy follows: FLAGS_FILE, or a scratch copy of flags/flags.json so the admin API never edits the repository. */

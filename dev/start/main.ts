@@ -81,10 +81,9 @@ try {
   pieces.push(db)
 
   await listen(buildMonolith(monolithConfig(serviceEnv(ports.monolith)), { db: db.value, logger: loggerFor('monolith') }), ports.monolith)
-  await listen(
-    buildMovies(moviesConfig(serviceEnv(ports.movies)), { db: db.value, logger: loggerFor('movies-service'), redis: redis.value }),
-    ports.movies,
-  )
+  const movies = moviesConfig(serviceEnv(ports.movies))
+  const moviesCache = redis.value({ keyPrefix: movies.cacheKeyPrefix, commandTimeoutMs: movies.cacheTimeoutMs })
+  await listen(buildMovies(movies, { db: db.value, logger: loggerFor('movies-service'), redis: moviesCache }), ports.movies)
   const adminToken = config.adminToken ?? randomBytes(16).toString('hex')
   const proxyEnv = serviceEnv(ports.proxy, {
     MONOLITH_URL: `http://127.0.0.1:${ports.monolith}`,
@@ -93,7 +92,9 @@ try {
     FLAGS_FILE: flags.value,
     ADMIN_TOKEN: adminToken,
   })
-  await listen(await buildProxy(proxyConfig(proxyEnv), { logger: loggerFor('proxy'), redis: redis.value }), ports.proxy)
+  const proxy = proxyConfig(proxyEnv)
+  const rateLimitCounters = redis.value({ commandTimeoutMs: proxy.redisTimeoutMs })
+  await listen(await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters }), ports.proxy)
 
   const kafka = await kafkaStarting
   pieces.push(kafka)
