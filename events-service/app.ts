@@ -1,0 +1,79 @@
+// The events service: HTTP events published to Kafka and consumed back by the service itself.
+// Kafka comes up with the app (onReady: producer, topics, consumer) and goes down with it
+// (onClose, after the HTTP server stopped: flush the producer, leave the group, disconnect).
+import type { FastifyInstance } from 'fastify'
+import type { Kafka } from 'kafkajs'
+import { createHttpApp } from '../lib/http/create-app.ts'
+import { healthRoutes } from '../lib/http/health.ts'
+import type { Logger } from '../lib/logger.ts'
+import type { EventsServiceConfig } from './config.ts'
+import { createEventConsumer, type EventHandler } from './consumer.ts'
+import { EVENT_TYPES, topicName } from './events.ts'
+import { createKafkaClient } from './kafka-client.ts'
+import { createMetrics } from './metrics.ts'
+import { createPublisher } from './publisher.ts'
+import { eventRoutes } from './routes.ts'
+import { createTopics } from './topics.ts'
+
+export interface EventsServiceDeps {
+  logger: Logger
+  /** A ready kafkajs client; default: one built from config.kafkaBrokers. */
+  kafka?: Kafka
+  /** Extra processing of every consumed event (after it is parsed, before it is committed). */
+  onEvent?: EventHandler
+}
+
+export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): FastifyInstance {
+  const { logger } = deps
+  const app = createHttpApp({ logger, bodyLimitBytes: config.bodyLimitBytes })
+  const kafka =
+    deps.kafka ??
+    createKafkaClient(
+      {
+        brokers: config.kafkaBrokers,
+        clientId: config.kafkaClientId,
+        connectionTimeoutMs: config.connectionTimeoutMs,
+        requestTimeoutMs: config.sendTimeoutMs,
+        logLevel: config.kafkaLogLevel,
+      },
+      logger,
+    )
+  const metrics = createMetrics()
+  const topics = createTopics(
+    kafka,
+    {
+      names: EVENT_TYPES.map((type) => topicName(type, config.topicPrefix ?? '')),
+      partitions: config.topicPartitions,
+      replicationFactor: config.topicReplicationFactor,
+      timeoutMs: Math.max(config.sendTimeoutMs, 5_000),
+    },
+    logger,
+  )
+  const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
+  const consumer = config.consumerEnabled
+    ? createEventConsumer({ kafka, topics, groupId: config.consumerGroup, logger, metrics, handler: deps.onEvent, handlerAttempts: config.handlerAttempts, sessionTimeoutMs: config.sessionTimeoutMs })
+    : undefined
+
+  app.register(healthRoutes, {
+    livePaths: ['/health', '/api/events/health'],
+    // Ready = the producer is connected; a failed check also tries to (re)connect it.
+    check: () => (publisher.isConnected() ? Promise.resolve() : publisher.connect(config.sendTimeoutMs)),
+  })
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType)
+    return metrics.registry.metrics()
+  })
+  app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '' })
+
+  app.addHook('onReady', async () => {
+    // Kafka being down at start is not fatal: /ready stays 503 and the next POST or /ready
+    // retries; the consumer keeps retrying in the background.
+    await publisher.connect(config.sendTimeoutMs).catch((err: Error) => logger.warn({ err: err.message }, 'kafka not reachable at start'))
+    consumer?.start()
+  })
+  app.addHook('onClose', async () => {
+    await publisher.close()
+    await consumer?.stop()
+  })
+  return app
+}

@@ -1,0 +1,41 @@
+// The kafkajs client of the service, logging through pino instead of console.
+import { Kafka, logLevel, type LogEntry } from 'kafkajs'
+import type { Logger } from '../lib/logger.ts'
+
+const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG } as const
+
+// We limit the idempotent producer's retries on purpose (see publisher.ts: a failed producer
+// is replaced, never reused), so kafkajs's warning about it is noise.
+const EXPECTED = /Limiting retries for the idempotent producer/
+
+export interface KafkaClientOptions {
+  brokers: string[]
+  clientId: string
+  connectionTimeoutMs: number
+  /** Bound on one broker request; the publisher also races every send against its own timer. */
+  requestTimeoutMs: number
+  logLevel: keyof typeof LEVELS
+}
+
+export function createKafkaClient(options: KafkaClientOptions, logger: Logger): Kafka {
+  const log = logger.child({ component: 'kafkajs' })
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: options.connectionTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    // Admin and consumer calls: a few quick retries, then the caller's own retry loop takes over.
+    retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
+    logLevel: LEVELS[options.logLevel],
+    logCreator: () => (entry: LogEntry) => {
+      const { message, timestamp: _t, logger: _l, ...fields } = entry.log
+      const line = { namespace: entry.namespace, ...fields }
+      if (EXPECTED.test(message)) log.debug(line, message)
+      // kafkajs reports every failed attempt (each refused connect while a broker restarts)
+      // at ERROR; the service logs the outcome of each publish and consume itself.
+      else if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(line, message)
+      else if (entry.level === logLevel.INFO) log.info(line, message)
+      else log.debug(line, message)
+    },
+  })
+}

@@ -1,0 +1,54 @@
+// POST /api/events/{movie,user,payment}: validate, wrap in an envelope, publish, and answer
+// 201 only once the broker has acknowledged the event (acks=all).
+import type { FastifyInstance } from 'fastify'
+import { badRequest, HttpError, methodNotAllowed } from '../lib/http/errors.ts'
+import { buildEvent, EVENT_ID_PATTERN, EVENT_KINDS, EVENT_TYPES, eventKey, topicName } from './events.ts'
+import type { EventsMetrics } from './metrics.ts'
+import { PublishError, type Publisher } from './publisher.ts'
+
+export interface EventRoutesOptions {
+  publisher: Publisher
+  metrics: EventsMetrics
+  topicPrefix: string
+}
+
+function eventIdFrom(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined
+  if (typeof header !== 'string' || !EVENT_ID_PATTERN.test(header)) {
+    throw badRequest('Idempotency-Key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"')
+  }
+  return header
+}
+
+export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions): Promise<void> {
+  const { publisher, metrics } = opts
+  for (const type of EVENT_TYPES) {
+    const url = `/api/events/${type}`
+    const topic = topicName(type, opts.topicPrefix)
+    app.post<{ Body: Record<string, unknown> }>(url, { schema: { body: EVENT_KINDS[type].schema } }, async (request, reply) => {
+      const event = buildEvent(type, request.body, eventIdFrom(request.headers['idempotency-key']))
+      const started = process.hrtime.bigint()
+      const observe = (outcome: string) => {
+        metrics.published.inc({ topic, outcome })
+        metrics.publishSeconds.observe({ topic, outcome }, Number(process.hrtime.bigint() - started) / 1e9)
+      }
+      try {
+        const { partition, offset } = await publisher.publish(topic, eventKey(event), event)
+        observe('acked')
+        request.log.info({ topic, partition, offset, id: event.id, type }, 'event published')
+        return reply.code(201).send({ status: 'success', partition, offset, event })
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err
+        observe(err.kind === 'timeout' ? 'timeout' : 'failed')
+        request.log.warn({ topic, id: event.id, err: err.message }, 'event not acknowledged, answering 503')
+        throw new HttpError(
+          503,
+          `event not acknowledged by Kafka (${err.message}); it may or may not have been stored: ` +
+            'retry with the same Idempotency-Key header so that a duplicate can be recognised by its event id',
+          { 'retry-after': '1' },
+        )
+      }
+    })
+    methodNotAllowed(app, url, ['POST'])
+  }
+}
