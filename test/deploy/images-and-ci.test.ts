@@ -1,7 +1,8 @@
 // The Dockerfile (one target per service, non-root, HEALTHCHECK, pinned base), the GitHub
 // Actions workflow (runs .ci/run, the README test command; pushes the images the chart uses)
 // and the metric names the dashboard and the alerts query (they must exist in the services).
-import { existsSync } from 'node:fs'
+import { builtinModules } from 'node:module'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -84,6 +85,25 @@ describe('Dockerfile', () => {
   it('tsx is a production dependency (the runtime runs TypeScript through it)', () => {
     const pkg = JSON.parse(readRepoFile('package.json'))
     expect(pkg.dependencies.tsx).toBeDefined()
+  })
+
+  it('the runtime stage has every package the service sources import (dependencies, not devDependencies)', () => {
+    const pkg = JSON.parse(readRepoFile('package.json'))
+    const sources = ['lib', ...SERVICES.map((s) => s.entry.split('/')[0]!)].flatMap((dir) =>
+      (readdirSync(join(REPO_ROOT, dir), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => `${dir}/${f}`),
+    )
+    expect(sources.length).toBeGreaterThan(20)
+    const missing = new Set<string>()
+    for (const file of sources) {
+      const text = readRepoFile(file)
+      for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\brequire\s*\(\s*|^import\s+)'([^'.][^']*)'/gm)) {
+        const spec = m[1]!
+        if (spec.startsWith('node:') || builtinModules.includes(spec.split('/')[0]!)) continue
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!
+        if (!pkg.dependencies[name]) missing.add(`${name} (${file})`)
+      }
+    }
+    expect([...missing]).toEqual([])
   })
 
   it('.dockerignore lets in only what the image needs', () => {
