@@ -87,6 +87,6 @@ export async function registerRateLimit(
     allowList: (request) => EXEMPT.has(request.routeOptions.url ?? ''),
     onExceeded: () => deps.metrics.rateLimited.inc(),
     errorResponseBuilder: (_request, context) =>
-      new HttpError(429, `rate limit exceeded: ${context.max} requests per ${Math.round(config.rateLimitWindowMs / 1000)} s; retry in ${context.after}`),
+      new HttpError(429, `rate limit exceeded: ${context.max} requests per ${Math.round(config.rateLimitWindowMs / 1000)} s; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
   })
 }

@@ -1,0 +1,177 @@
+// The admin API (bearer auth, state, rollout validation, explain), the /metrics contract and
+// rate limiting: per process without Redis, shared by two proxies through the real Redis,
+// and letting requests through (counted) when Redis is unreachable.
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRedis, type Redis } from '../../lib/redis.ts'
+import { redisUrl } from '../helpers/infra.ts'
+import { captureLogs } from '../helpers/logs.ts'
+import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
+import { ADMIN_TOKEN, admin, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+
+let stubs: Stubs
+beforeAll(async () => {
+  stubs = await startStubs()
+})
+afterAll(() => stubs?.close())
+
+describe('admin API', () => {
+  let proxy: ProxyUnderTest
+  beforeAll(async () => {
+    proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(30) })
+  })
+  afterAll(() => proxy?.close())
+
+  it('needs the bearer token', async () => {
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: ADMIN_TOKEN }]) {
+      const res = await proxy.app.inject({ url: '/admin/state', headers })
+      expect(res.statusCode).toBe(401)
+      expect(res.headers['www-authenticate']).toMatch(/^Bearer/)
+      expect(res.json().error).toMatch(/Authorization: Bearer/)
+    }
+    const put = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', payload: { percent: 90 } })
+    expect(put.statusCode).toBe(401)
+    expect((await proxy.app.inject({ url: '/admin/state', headers: admin })).statusCode).toBe(200)
+  })
+
+  it('does not exist without ADMIN_TOKEN', async () => {
+    const bare = await startProxy(stubs, { ADMIN_TOKEN: '' })
+    try {
+      const res = await bare.app.inject({ url: '/admin/state', headers: admin })
+      // Not an admin route: it is proxied to the monolith like any other path.
+      expect(res.headers['x-upstream']).toBe('monolith')
+    } finally {
+      await bare.close()
+    }
+  })
+
+  it('shows routes, effective percentages with their source, breakers and the flag source', async () => {
+    const s = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+    expect(s.routes.map((r: { name: string }) => r.name)).toEqual(['movies', 'events', 'default'])
+    expect(s.routes[0]).toMatchObject({
+      prefix: '/api/movies',
+      legacy: { name: 'monolith', url: stubs.monolith.url, breaker: 'closed' },
+      target: { name: 'movies-service', url: stubs.movies.url, breaker: 'closed' },
+      flag: 'movies-migration',
+      percent: 30,
+      source: 'file',
+      sticky: true,
+    })
+    expect(s.breakers['movies-service']).toMatchObject({ state: 'closed', stats: { failures: 0 } })
+    expect(s.flags).toMatchObject({ kind: 'file', loaded: true, healthy: true, location: proxy.flagsFile })
+  })
+
+  it('validates rollout changes', async () => {
+    const put = (name: string, payload: unknown) => proxy.app.inject({ method: 'PUT', url: `/admin/routes/${name}/rollout`, headers: admin, payload: payload as object })
+    const tooBig = await put('movies', { percent: 101 })
+    expect([tooBig.statusCode, tooBig.json().error]).toEqual([400, expect.stringMatching(/percent/)])
+    const text = await put('movies', { percent: '50' })
+    expect([text.statusCode, text.json().error]).toEqual([400, expect.stringMatching(/percent/)])
+    const missing = await put('movies', {})
+    expect([missing.statusCode, missing.json().error]).toEqual([400, expect.stringMatching(/percent/)])
+    const unknown = await put('series', { percent: 5 })
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'no route named "series" (routes: movies, events, default)'])
+    const noSplit = await put('events', { percent: 5 })
+    expect([noSplit.statusCode, noSplit.json().error]).toEqual([409, 'route "events" has no target: there is nothing to roll out'])
+  })
+
+  it('explains where a request would go and why, matching what the proxy does', async () => {
+    for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
+      const explained = (await proxy.app.inject({ url: `/admin/explain?path=/api/movies&user_id=${user}`, headers: admin })).json()
+      const real = await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': user } })
+      expect(explained).toMatchObject({ route: 'movies', upstream: real.headers['x-upstream'], reason: real.headers['x-route-reason'], rollout: { flag: 'movies-migration', percent: 30, source: 'file' } })
+    }
+    const other = (await proxy.app.inject({ url: '/admin/explain?path=/api/events/movie', headers: admin })).json()
+    expect(other).toMatchObject({ route: 'events', upstream: 'events-service', reason: 'default' })
+    const bad = await proxy.app.inject({ url: '/admin/explain?path=api', headers: admin })
+    expect([bad.statusCode, bad.json().error]).toEqual([400, 'path is required and must start with "/"'])
+  })
+})
+
+describe('/metrics', () => {
+  it('exposes the documented series', async () => {
+    const proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(100) })
+    try {
+      await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'm' } })
+      await proxy.app.inject('/api/users')
+      await proxy.app.inject('/status/404')
+      const res = await proxy.app.inject('/metrics')
+      expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
+      const text = res.body
+      expect(metric(text, 'proxy_requests_total{route="movies",upstream="movies-service",status_class="2xx",reason="flag"}')).toBe(1)
+      expect(metric(text, 'proxy_requests_total{route="default",upstream="monolith",status_class="2xx",reason="default"}')).toBe(1)
+      expect(metric(text, 'proxy_requests_total{route="default",upstream="monolith",status_class="4xx",reason="default"}')).toBe(1)
+      expect(metric(text, 'proxy_request_duration_seconds_count{route="movies",upstream="movies-service"}')).toBe(1)
+      for (const upstream of ['monolith', 'movies-service', 'events-service']) {
+        expect(metric(text, `proxy_breaker_state{upstream="${upstream}"}`)).toBe(0)
+        for (const event of ['open', 'close', 'halfOpen', 'reject', 'timeout', 'failure', 'success', 'fallback']) {
+          expect(metric(text, `proxy_breaker_events_total{upstream="${upstream}",event="${event}"}`)).toBeTypeOf('number')
+        }
+      }
+      expect(metric(text, 'proxy_rollout_percent{route="movies",flag="movies-migration",source="file"}')).toBe(100)
+      expect(metric(text, 'proxy_flag_source_up{source="file"}')).toBe(1)
+      expect(metric(text, 'proxy_flags_loaded')).toBe(1)
+      expect(metric(text, 'proxy_rate_limit_store_errors_total')).toBe(0)
+      expect(text).toMatch(/^process_cpu_user_seconds_total \d/m)
+      expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m)
+      // The proxy's own endpoints are not counted as proxied traffic.
+      expect(text).not.toMatch(/route="(health|metrics)"/)
+    } finally {
+      await proxy.close()
+    }
+  })
+})
+
+describe('rate limiting', () => {
+  it('answers 429 JSON with Retry-After past the limit, never on /health, /ready, /metrics', async () => {
+    const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
+    try {
+      for (let i = 0; i < 3; i++) expect((await proxy.app.inject('/api/users')).statusCode).toBe(200)
+      const limited = await proxy.app.inject('/api/users')
+      expect(limited.statusCode).toBe(429)
+      expect(limited.headers['retry-after']).toMatch(/^\d+$/)
+      expect(limited.json()).toEqual({ error: expect.stringMatching(/^rate limit exceeded: 3 requests per 60 s; retry in \d+ s$/) })
+      for (const path of ['/health', '/ready', '/metrics', '/health']) expect((await proxy.app.inject(path)).statusCode).toBe(200)
+      expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limited_total')).toBe(1)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('shares the counters of two proxies through Redis', async () => {
+    const prefix = `test:proxy-rl:${randomUUID()}:`
+    const redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 1_000 })
+    const env = { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_KEY_PREFIX: prefix }
+    const a = await startProxy(stubs, env, { redis })
+    const b = await startProxy(stubs, env, { redis })
+    try {
+      const statuses = []
+      for (let i = 0; i < 6; i++) statuses.push((await (i % 2 ? b : a).app.inject('/api/users')).statusCode)
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
+      expect((await a.app.inject('/api/users')).statusCode).toBe(429)
+      expect(await redis.exists(`${prefix}127.0.0.1`)).toBe(1)
+    } finally {
+      await a.close()
+      await b.close()
+      await redis.del(`${prefix}127.0.0.1`)
+      redis.disconnect()
+    }
+  })
+
+  it('lets requests through and counts the failure when Redis is unreachable', async () => {
+    const url = new URL(redisUrl())
+    const forwarder: TcpForwarder = await startTcpForwarder(url.hostname, Number(url.port || 6379))
+    const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, captureLogs().logger, { commandTimeoutMs: 200 })
+    const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '2', RATE_LIMIT_KEY_PREFIX: `test:proxy-rl:${randomUUID()}:` }, { redis })
+    try {
+      await forwarder.cut()
+      for (let i = 0; i < 5; i++) expect((await proxy.app.inject('/api/users')).statusCode).toBe(200)
+      expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limit_store_errors_total')).toBe(5)
+      expect(proxy.logs.lines.some((l) => l.msg === 'rate-limit counters unavailable: requests pass unlimited')).toBe(true)
+    } finally {
+      await proxy.close()
+      redis.disconnect()
+      await forwarder.close()
+    }
+  })
+})

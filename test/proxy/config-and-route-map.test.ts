@@ -1,0 +1,77 @@
+// Start-up checks: the proxy's environment (original variable names, clear errors) and the
+// route map file (validated, errors naming the entry and field).
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { ENV_VARS, loadConfig } from '../../proxy/config.ts'
+import { loadRouteMap, matchRoute, parseRouteMap, upstreamUrls } from '../../proxy/route-map.ts'
+import { startService } from '../helpers/processes.ts'
+
+const upstreams = upstreamUrls(loadConfig({}))
+
+describe('config', () => {
+  it('defaults to the original ports and reads the original variables', () => {
+    const c = loadConfig({})
+    expect([c.port, c.monolithUrl, c.moviesServiceUrl, c.eventsServiceUrl]).toEqual([8000, 'http://localhost:8080', 'http://localhost:8081', 'http://localhost:8082'])
+    expect([c.gradualMigration, c.moviesMigrationPercent, c.unleashUrl, c.adminToken, c.redisUrl]).toEqual([undefined, undefined, undefined, undefined, undefined])
+    const legacy = loadConfig({ GRADUAL_MIGRATION: 'true', MOVIES_MIGRATION_PERCENT: '35' })
+    expect([legacy.gradualMigration, legacy.moviesMigrationPercent]).toEqual([true, 35])
+  })
+
+  it('names every bad variable', () => {
+    expect(() => loadConfig({ MOVIES_MIGRATION_PERCENT: '150', GRADUAL_MIGRATION: 'maybe', MONOLITH_URL: 'monolith:8080' })).toThrow(
+      /MONOLITH_URL must use http or https.*GRADUAL_MIGRATION must be true or false.*MOVIES_MIGRATION_PERCENT must be an integer between 0 and 100/,
+    )
+    expect(() => loadConfig({ UNLEASH_URL: 'http://unleash:4242/api' })).toThrow('UNLEASH_API_TOKEN is required when UNLEASH_URL is set')
+    expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow('ADMIN_TOKEN must be at least 16 characters')
+  })
+
+  it('lists every variable it reads in ENV_VARS', () => {
+    for (const name of ['PORT', 'MONOLITH_URL', 'MOVIES_SERVICE_URL', 'EVENTS_SERVICE_URL', 'GRADUAL_MIGRATION', 'MOVIES_MIGRATION_PERCENT', 'UNLEASH_URL', 'UNLEASH_API_TOKEN', 'FLAGS_FILE', 'ROUTES_FILE', 'ADMIN_TOKEN', 'REDIS_URL', 'BREAKER_VOLUME_THRESHOLD', 'BREAKER_ERROR_PERCENT', 'BREAKER_RESET_TIMEOUT_MS', 'UPSTREAM_CONNECT_TIMEOUT_MS', 'UPSTREAM_RESPONSE_TIMEOUT_MS', 'RATE_LIMIT_MAX', 'ALLOW_BACKEND_OVERRIDE']) {
+      expect(ENV_VARS).toContain(name)
+    }
+  })
+
+  it('refuses to start with a bad variable, naming it', async () => {
+    await expect(startService('proxy/server.ts', { MOVIES_MIGRATION_PERCENT: '101' }, { timeoutMs: 20_000 })).rejects.toThrow(/proxy: cannot start: .*MOVIES_MIGRATION_PERCENT must be an integer between 0 and 100/)
+  })
+})
+
+describe('route map', () => {
+  it('ships /api/movies split by movies-migration, /api/events to events-service, the rest to the monolith', () => {
+    const routes = loadRouteMap(loadConfig({}).routesFile, upstreams)
+    expect(routes.map((r) => [r.name, r.prefix, r.legacy.name, r.target?.name, r.flag])).toEqual([
+      ['movies', '/api/movies', 'monolith', 'movies-service', 'movies-migration'],
+      ['events', '/api/events', 'events-service', undefined, undefined],
+      ['default', '/', 'monolith', undefined, undefined],
+    ])
+    expect(matchRoute(routes, '/api/movies').name).toBe('movies')
+    expect(matchRoute(routes, '/api/movies/42').name).toBe('movies')
+    expect(matchRoute(routes, '/api/moviesx').name).toBe('default')
+    expect(matchRoute(routes, '/api/events/movie').name).toBe('events')
+  })
+
+  const catchAll = { name: 'default', prefix: '/', legacy: 'monolith' }
+  const invalid: Array<[unknown, RegExp]> = [
+    [{ routes: [{ ...catchAll, legacy: 'monolit' }] }, /\/routes\/0\/legacy: unknown upstream "monolit" \(known: monolith, movies-service, events-service\)/],
+    [{ routes: [{ name: 'm', prefix: '/api/movies', legacy: 'monolith', target: 'movies-service' }, catchAll] }, /\/routes\/0: "target" and "flag" go together/],
+    [{ routes: [{ name: 'm', prefix: '/api/movies', legacy: 'monolith' }] }, /a catch-all route with prefix "\/" is required/],
+    [{ routes: [{ name: 'h', prefix: '/health', legacy: 'monolith' }, catchAll] }, /\/routes\/0\/prefix: "\/health" is answered by the proxy itself/],
+    [{ routes: [{ name: 'm', prefix: 'api/movies/', legacy: 'monolith' }, catchAll] }, /\/routes\/0\/prefix: Expected string to match .* \(got "api\/movies\/"\)/],
+    [{ routes: [catchAll, { ...catchAll, name: 'again' }] }, /\/routes\/1\/prefix: duplicate prefix "\/"/],
+    [{ routes: [{ ...catchAll, weight: 3 }] }, /\/routes\/0\/weight: Unexpected property/],
+    [{ route: [] }, /routes/],
+  ]
+  for (const [raw, message] of invalid) {
+    it(`rejects ${JSON.stringify(raw).slice(0, 90)}`, () => {
+      expect(() => parseRouteMap(raw, upstreams, 'routes.json')).toThrow(message)
+    })
+  }
+
+  it('names the file when it is not JSON', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'routes-')), 'routes.json')
+    writeFileSync(file, '{ routes: ')
+    expect(() => loadRouteMap(file, upstreams)).toThrow(new RegExp(`route map ${file}: .*JSON`))
+  })
+})
