@@ -44,6 +44,13 @@ declare module 'fastify' {
 }
 
 const SAFE = new Set(['GET', 'HEAD'])
+// What a client is told (the raw error, with internal addresses, goes to the log only).
+const FAILURE_TEXT: Record<string, string> = {
+  connect: 'is unreachable',
+  timeout: 'did not answer in time',
+  reset: 'dropped the connection',
+  other: 'failed',
+}
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { config, flags, metrics, upstreams } = opts
@@ -83,7 +90,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
         if (error instanceof BodyTooLargeError || (error as Error).cause instanceof BodyTooLargeError) throw new BodyTooLargeError(limit)
         const kind = failureKind(error)
         metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
-        throw new UpstreamFailure(kind, `${rt.upstream.name}: ${(error as Error).message}`)
+        request.log.warn({ upstream: rt.upstream.name, kind, err: (error as Error).message }, 'upstream call failed')
+        throw new UpstreamFailure(kind, `${rt.upstream.name} ${FAILURE_TEXT[kind]}`)
       }
       if (response.statusCode >= 500) {
         metrics.upstreamFailures.labels(rt.upstream.name, 'status_5xx').inc()
@@ -120,8 +128,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
       if (isBreakerOpenError(error)) return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (circuit open), retry later`)
       if (error instanceof UpstreamFailure) {
-        if (error.kind === 'timeout') return unavailable(reply, reason, 504, `${rt.upstream.name} did not answer in time`)
-        return unavailable(reply, reason, 503, `${rt.upstream.name} is unreachable, retry later`)
+        if (error.kind === 'timeout') return unavailable(reply, reason, 504, error.message)
+        return unavailable(reply, reason, 503, `${error.message}, retry later`)
       }
       throw error
     }

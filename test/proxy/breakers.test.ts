@@ -129,7 +129,7 @@ describe('legacy failing', () => {
         expect(res.statusCode).toBe(503)
         expect(res.headers['retry-after']).toBe('7')
         expect(res.headers['x-upstream']).toBe('proxy')
-        expect(res.json().error).toMatch(/^monolith is (unreachable|unavailable \(circuit open\)), retry later$/)
+        expect(res.json().error).toMatch(/^monolith (is unreachable|dropped the connection|is unavailable \(circuit open\)), retry later$/)
       }
       expect(metric(await metrics(), 'proxy_breaker_state{upstream="monolith"}')).toBe(2)
       const open = await proxy.app.inject('/api/users')
