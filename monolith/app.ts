@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Database } from '../lib/db/database.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
+import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
@@ -18,6 +19,7 @@ export interface MonolithDeps {
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes'>, deps: MonolithDeps): FastifyInstance {
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
+  app.register(httpMetrics)
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db })
   app.register(movieRoutes, { movies: createMovieRepository(deps.db) })

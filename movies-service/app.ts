@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Database } from '../lib/db/database.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
+import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import { withMovieCache } from '../lib/movies/movie-cache.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
@@ -22,6 +23,7 @@ export function buildApp(config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'c
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
+  app.register(httpMetrics)
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies })
   return app

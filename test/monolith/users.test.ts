@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { monolithApp } from '../helpers/apps.ts'
+import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
 import { backends, type OpenBackend } from '../helpers/backends.ts'
 
 describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open) => {
@@ -86,5 +86,32 @@ describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open
   it('echoes a given x-request-id and generates one otherwise', async () => {
     expect((await app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id']).toBe('abc-123')
     expect((await app.inject('/health')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+})
+
+describe('GET /metrics of the monolith and the movies service', () => {
+  it.each([
+    ['monolith', monolithApp],
+    ['movies-service', moviesServiceApp],
+  ])('%s exposes process metrics and requests by route and status class', async (_name, build) => {
+    const [, open] = backends[0]
+    const backend = await open()
+    const app = build(backend.db)
+    try {
+      await app.inject('/api/movies?id=1')
+      await app.inject('/api/movies?id=999999')
+      await app.inject('/no/such/path')
+      const res = await app.inject('/metrics')
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['content-type']).toMatch(/^text\/plain/)
+      expect(res.body).toContain('process_cpu_seconds_total')
+      expect(res.body).toMatch(/http_requests_total\{method="GET",route="\/api\/movies",status_class="2xx"\} 1/)
+      expect(res.body).toMatch(/http_requests_total\{method="GET",route="\/api\/movies",status_class="4xx"\} 1/)
+      expect(res.body).toMatch(/http_requests_total\{method="GET",route="unmatched",status_class="4xx"\} 1/)
+      expect(res.body).toContain('http_request_duration_seconds_bucket')
+    } finally {
+      await app.close()
+      await backend.close()
+    }
   })
 })
