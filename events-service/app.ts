@@ -51,7 +51,16 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
   )
   const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
   const consumer = config.consumerEnabled
-    ? createEventConsumer({ kafka, topics, groupId: config.consumerGroup, logger, metrics, handler: deps.onEvent, handlerAttempts: config.handlerAttempts, sessionTimeoutMs: config.sessionTimeoutMs })
+    ? createEventConsumer({
+        kafka,
+        topics,
+        groupId: config.consumerGroup,
+        logger,
+        metrics,
+        handler: deps.onEvent,
+        handlerAttempts: config.handlerAttempts,
+        sessionTimeoutMs: config.sessionTimeoutMs,
+      })
     : undefined
 
   app.register(healthRoutes, {

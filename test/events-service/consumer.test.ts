@@ -87,7 +87,7 @@ describe('restarting the consumer', () => {
 
     // First life: 10 events, processed and committed, then a graceful shutdown.
     const first = await start(env)
-    const before = []
+    const before: string[] = []
     for (let i = 0; i < 10; i++) before.push((await postMovie(first, 100 + (i % 4))).id)
     await waitFor('the first service to process 10 events', () => processedLines(first.lines).length === 10)
     await first.app.close()
@@ -107,7 +107,7 @@ describe('restarting the consumer', () => {
 
     // While no consumer runs, 8 more events arrive (published by an instance without a consumer).
     const publisher = await start({ ...env, KAFKA_CONSUMER_ENABLED: 'false' })
-    const during = []
+    const during: string[] = []
     for (let i = 0; i < 8; i++) during.push((await postMovie(publisher, 100 + (i % 4))).id)
     await publisher.app.close()
 

@@ -59,7 +59,7 @@ describe('POST /api/events/{movie,user,payment}', () => {
   ] as const
 
   it('answers 201 with partition and offset only once stored: each event is read back from its topic and processed by the service', { timeout: 60_000 }, async () => {
-    const answered = []
+    const answered = [] as Array<(typeof cases)[number] & { body: any }>
     for (const c of cases) {
       const res = await post(c.type, c.body)
       expect(res.statusCode, c.type).toBe(201)

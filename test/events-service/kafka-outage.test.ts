@@ -152,3 +152,37 @@ it('answers 503 within the bound while Kafka is down, keeps every event it answe
   const afterIds = new Set(answers.slice(-7).map((a) => a.id))
   await waitFor('the consumer to process the events posted after the restart', () => processedLines(svc.lines).filter((l) => afterIds.has(l.id as string)).length === afterIds.size, 60_000)
 })
+
+it('a send that times out but lands afterwards is reported, not silent; a retry with the same key is recognised as a duplicate', { timeout: 120_000 }, async () => {
+  const svc = await startEventsApp(broker.brokers, { KAFKA_SEND_TIMEOUT_MS: String(SEND_TIMEOUT_MS) })
+  apps.push(svc)
+  expect((await post(svc, 0)).status).toBe(201)
+
+  // A frozen broker (SIGSTOP) keeps connections open but answers nothing: the POST times out.
+  const key = `frozen-${Date.now()}`
+  let res
+  process.kill(broker.pid, 'SIGSTOP')
+  try {
+    res = await svc.app.inject({ method: 'POST', url: '/api/events/payment', payload: paymentBody(55), headers: { 'idempotency-key': key } })
+  } finally {
+    process.kill(broker.pid, 'SIGCONT')
+  }
+  expect(res.statusCode).toBe(503)
+
+  // The broker wakes up while kafkajs is still retrying that send: the event gets stored after
+  // the client was told 503. The service says so (log line with the id, counter).
+  await waitFor('the late ack to be reported', async () => (await metric(svc.app, 'events_late_acks_total', { topic: svc.topics.payment })) === 1)
+  const late = svc.lines.find((l) => l.msg === 'event stored after its publish had timed out (the client got 503)')
+  expect(late).toMatchObject({ level: 40, id: key, topic: svc.topics.payment })
+
+  // The client, following the 503's advice, retries with the same Idempotency-Key: stored again
+  // under the same event id, which the service's own consumer recognises and skips.
+  const retry = await svc.app.inject({ method: 'POST', url: '/api/events/payment', payload: paymentBody(55), headers: { 'idempotency-key': key } })
+  expect(retry.statusCode).toBe(201)
+  const copies = (await readEverything([svc.topics.payment])).filter((m) => m.event?.id === key)
+  expect(copies).toHaveLength(2)
+  expect(copies.map((c) => c.offset)).toContain(retry.json().offset)
+  await waitFor('the duplicate to be recognised', async () => (await metric(svc.app, 'events_duplicates_total', { topic: svc.topics.payment })) === 1)
+  expect(processedLines(svc.lines).filter((l) => l.id === key)).toHaveLength(1)
+  expect(svc.lines.find((l) => l.msg === 'event already processed, skipped')).toMatchObject({ id: key, offset: retry.json().offset })
+})
