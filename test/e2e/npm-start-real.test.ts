@@ -1,31 +1,24 @@
 // `npm start` with the infrastructure variables set: each embedded piece is replaced by the
 // real one, and the banner says so.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { redisUrl, testDatabase } from '../helpers/infra.ts'
 import type { TestDatabase } from '../helpers/pg-admin.ts'
-import { freePort, REPO_ROOT } from '../helpers/processes.ts'
+import { freePort } from '../helpers/processes.ts'
+import { runStartCommand, type StartedSystem } from './start-command.ts'
 
-let child: ChildProcess
-let output = ''
+let system: StartedSystem
 let database: TestDatabase
 let proxy: string
 const cachePrefix = `npm-start-real:${randomUUID()}:`
+const output = () => system.output()
 
 beforeAll(async () => {
   database = await testDatabase()
-  const [bin, ...args] = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start as string).split(' ')
   const ports = { PROXY_PORT: await freePort(), MONOLITH_PORT: await freePort(), MOVIES_PORT: await freePort(), EVENTS_PORT: await freePort() }
-  child = spawn(join(REPO_ROOT, 'node_modules', '.bin', bin), args, {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+  system = await runStartCommand(
+    {
       ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
       DB_CONNECTION_STRING: database.url,
       KAFKA_BROKERS: inject('kafkaBrokers'),
@@ -33,26 +26,13 @@ beforeAll(async () => {
       CACHE_KEY_PREFIX: cachePrefix,
       KAFKA_CONSUMER_GROUP: `npm-start-real-${randomUUID()}`,
     },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout!.on('data', (d) => (output += d))
-  child.stderr!.on('data', (d) => (output += d))
-  const deadline = Date.now() + 90_000
-  while (!/CinemaAbyss edge is running/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`)
-    if (Date.now() > deadline) throw new Error(`npm start not ready after 90 s:\n${output}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
+    90_000,
+  )
   proxy = `http://127.0.0.1:${ports.PROXY_PORT}`
 }, 120_000)
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = once(child, 'exit')
-    process.kill(-child.pid!, 'SIGINT')
-    await exited
-  }
+  await system?.interrupt()
   const redis = new Redis(redisUrl())
   const keys = await redis.keys(`${cachePrefix}*`)
   if (keys.length) await redis.del(...keys)
@@ -61,14 +41,14 @@ afterAll(async () => {
 })
 
 it('says which pieces are real', () => {
-  expect(output).toMatch(/PostgreSQL\s+real: real PostgreSQL \(postgres:\/\/postgres:\*\*\*@/)
-  expect(output).toContain(`Kafka               real: real Kafka (${inject('kafkaBrokers')})`)
-  expect(output).toMatch(/Redis\s+real: real Redis/)
+  expect(output()).toMatch(/PostgreSQL\s+real: real PostgreSQL \(postgres:\/\/postgres:\*\*\*@/)
+  expect(output()).toContain(`Kafka               real: real Kafka (${inject('kafkaBrokers')})`)
+  expect(output()).toMatch(/Redis\s+real: real Redis/)
 })
 
 it('uses them: movies from the real database, cached in the real Redis; events in the real Kafka', async () => {
   // The cache belongs to the movies service, which the proxy reaches only at rollout > 0: ask it directly.
-  const moviesPort = /movies-service\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]
+  const moviesPort = /movies-service\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output())![1]
   const res = await fetch(`http://127.0.0.1:${moviesPort}/api/movies?id=3`)
   expect((await res.json()).title).toBe('The Dark Knight')
   const redis = new Redis(redisUrl())

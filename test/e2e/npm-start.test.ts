@@ -1,21 +1,16 @@
 // `npm start` (the command in package.json's start script) as a newcomer runs it: no infrastructure variables, everything embedded, acting
 // as a client through the proxy only; then Ctrl-C (SIGINT to the process group, as a terminal
 // sends it) must stop everything cleanly.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import net from 'node:net'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { freePort, REPO_ROOT } from '../helpers/processes.ts'
+import { freePort } from '../helpers/processes.ts'
+import { runStartCommand, type StartedSystem } from './start-command.ts'
 
-let child: ChildProcess
-let output = ''
+let system: StartedSystem
 let ports: Record<'proxy' | 'monolith' | 'movies' | 'events' | 'kafka', number>
 let proxy: string
 let adminToken: string
-
-const startScript = (): string => JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start
+const output = () => system.output()
 
 const isListening = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -26,16 +21,9 @@ const isListening = (port: number) =>
 
 beforeAll(async () => {
   ports = { proxy: await freePort(), monolith: await freePort(), movies: await freePort(), events: await freePort(), kafka: await freePort() }
-  // The command `npm start` runs, without npm itself: npm re-raises a SIGINT it receives on
-  // itself (exit by signal, whatever the script did), which would hide the script's exit code.
-  const [bin, ...args] = startScript().split(' ')
-  child = spawn(join(REPO_ROOT, 'node_modules', '.bin', bin), args, {
-    cwd: REPO_ROOT,
-    // Only what a shell has: no database, Kafka, Redis or Unleash variables.
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      JAVA_HOME: process.env.JAVA_HOME,
+  // No database, Kafka, Redis or Unleash variables. The first run on a machine also downloads Kafka's jars.
+  system = await runStartCommand(
+    {
       LOG_LEVEL: 'info',
       PROXY_PORT: String(ports.proxy),
       MONOLITH_PORT: String(ports.monolith),
@@ -43,28 +31,13 @@ beforeAll(async () => {
       EVENTS_PORT: String(ports.events),
       KAFKA_PORT: String(ports.kafka),
     },
-    detached: true, // its own process group, like a terminal's foreground job
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  child.stdout!.on('data', (d) => (output += d))
-  child.stderr!.on('data', (d) => (output += d))
-  // Bounded wait for the banner (the first run on a machine also downloads Kafka's jars).
-  const deadline = Date.now() + 150_000
-  while (!/CinemaAbyss edge is running/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`)
-    if (Date.now() > deadline) throw new Error(`npm start not ready after 150 s:\n${output}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
+    150_000,
+  )
   proxy = `http://127.0.0.1:${ports.proxy}`
-  adminToken = /Authorization: Bearer (\S+)/.exec(output)![1]
+  adminToken = /Authorization: Bearer (\S+)/.exec(output())![1]
 }, 180_000)
 
-afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    process.kill(-child.pid!, 'SIGKILL')
-    await once(child, 'exit')
-  }
-})
+afterAll(() => system?.kill())
 
 const call = async (path: string, init: RequestInit & { json?: unknown } = {}) => {
   const headers = new Headers(init.headers)
@@ -75,7 +48,7 @@ const call = async (path: string, init: RequestInit & { json?: unknown } = {}) =
 }
 
 it('prints where everything is, proxy first, and which pieces are embedded', () => {
-  const banner = output.slice(output.indexOf('CinemaAbyss edge is running'))
+  const banner = output().slice(output().indexOf('CinemaAbyss edge is running'))
   expect(banner.indexOf(`127.0.0.1:${ports.proxy}`)).toBeLessThan(banner.indexOf(`127.0.0.1:${ports.monolith}`))
   expect(banner).toMatch(/PostgreSQL\s+embedded: embedded PGlite/)
   expect(banner).toMatch(/Kafka\s+embedded: embedded Kafka/)
@@ -128,19 +101,19 @@ it('publishes the three kinds of events and consumes them', async () => {
     expect(res.status).toBe(201)
     expect(res.headers.get('x-upstream')).toBe('events-service')
   }
-  for (const res of sent) {
-    await expect.poll(() => output.includes(`"id":"${res.body.event.id}"`) && /event processed/.test(output), { timeout: 30_000 }).toBe(true)
-  }
-  const processed = output.split('\n').filter((l) => l.includes('"msg":"event processed"'))
-  for (const res of sent) expect(processed.some((l) => l.includes(res.body.event.id))).toBe(true)
+  // The service's own consumer logs one "event processed" line per event it consumed.
+  const processedIds = () =>
+    output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"event processed"'))
+      .map((line) => JSON.parse(line).id)
+  for (const res of sent) await expect.poll(processedIds, { timeout: 30_000 }).toContain(res.body.event.id)
 })
 
 it('stops on Ctrl-C within 10 s with exit code 0 and nothing left listening', async () => {
-  const exited = once(child, 'exit')
-  process.kill(-child.pid!, 'SIGINT')
   // The issue's bound on a clean stop: past it the process counts as hung.
   const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000).unref())
-  const outcome = await Promise.race([exited.then(([code]) => code as number | null), timeout])
+  const outcome = await Promise.race([system.interrupt(), timeout])
   expect(outcome).toBe(0)
   for (const port of Object.values(ports)) expect(await isListening(port), `port ${port}`).toBe(false)
 }, 20_000)

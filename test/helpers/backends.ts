@@ -1,5 +1,7 @@
 // The two implementations of the Database interface, for data-access tests that must hold on
 // both: the real PostgreSQL (a throw-away database of the file's own) and embedded PGlite.
+import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll } from 'vitest'
 import type { Database } from '../../lib/db/database.ts'
 import { migrate } from '../../lib/db/migrate.ts'
 import { createPgliteDatabase } from '../../lib/db/pglite-database.ts'
@@ -29,3 +31,36 @@ export const backends: Array<[name: string, open: () => Promise<OpenBackend>]> =
     },
   ],
 ]
+
+/**
+ * Opens `open`'s backend and builds an app on it in beforeAll, closes both in afterAll.
+ * Read `.app` / `.db` inside tests and hooks.
+ */
+export function useBackendApp(
+  open: () => Promise<OpenBackend>,
+  build: (db: Database) => FastifyInstance,
+): { readonly app: FastifyInstance; readonly db: Database } {
+  let backend: OpenBackend | undefined
+  let app: FastifyInstance | undefined
+  beforeAll(async () => {
+    backend = await open()
+    app = build(backend.db)
+    await app.ready()
+  })
+  afterAll(async () => {
+    await app?.close()
+    await backend?.close()
+  })
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('useBackendApp: available inside tests and hooks only')
+    return value
+  }
+  return {
+    get app() {
+      return ready(app)
+    },
+    get db() {
+      return ready(backend).db
+    },
+  }
+}

@@ -1,26 +1,13 @@
-import { afterAll, beforeAll, expect, it } from 'vitest'
-import type { Database } from '../../lib/db/database.ts'
+import { expect, it } from 'vitest'
 import { loadMigrations, migrate } from '../../lib/db/migrate.ts'
-import { openDb } from '../helpers/apps.ts'
-import { testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import { useTestDatabase } from '../helpers/infra.ts'
 
-let database: TestDatabase
-let db: Database
-
-beforeAll(async () => {
-  database = await testDatabase()
-  db = openDb(database.url)
-})
-afterAll(async () => {
-  await db?.close()
-  await database?.drop()
-})
+const testDb = useTestDatabase()
 
 const snapshot = async () => {
   const counts: Record<string, number> = {}
   for (const table of ['users', 'movies', 'movie_genres', 'payments', 'subscriptions', 'schema_migrations']) {
-    counts[table] = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0].n)
+    counts[table] = Number((await testDb.db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0].n)
   }
   return counts
 }
@@ -31,21 +18,21 @@ it('the test database is migrated and seeded like init.sql', async () => {
 
 it('running migrate again applies nothing and changes nothing', async () => {
   const before = await snapshot()
-  expect(await migrate(db)).toEqual([])
-  expect(await migrate(db)).toEqual([])
+  expect(await migrate(testDb.db)).toEqual([])
+  expect(await migrate(testDb.db)).toEqual([])
   expect(await snapshot()).toEqual(before)
 })
 
 it('the seed itself is idempotent, even run outside the version table', async () => {
   const seed = (await loadMigrations()).find((m) => m.version === '002_seed')!
   const before = await snapshot()
-  await db.exec(seed.sql)
+  await testDb.db.exec(seed.sql)
   expect(await snapshot()).toEqual(before)
 })
 
 it('concurrent migrators do not apply a migration twice', async () => {
-  await db.exec('DELETE FROM schema_migrations WHERE version = $$002_seed$$')
-  const results = await Promise.all([migrate(db), migrate(db), migrate(db)])
+  await testDb.db.exec('DELETE FROM schema_migrations WHERE version = $$002_seed$$')
+  const results = await Promise.all([migrate(testDb.db), migrate(testDb.db), migrate(testDb.db)])
   expect(results.flat()).toEqual(['002_seed'])
   expect((await snapshot()).movies).toBe(5)
 })

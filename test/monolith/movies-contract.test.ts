@@ -1,9 +1,9 @@
 // The /api/movies contract, run against both services that serve it.
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Database } from '../../lib/db/database.ts'
 import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
-import { backends, type OpenBackend } from '../helpers/backends.ts'
+import { backends, useBackendApp } from '../helpers/backends.ts'
 
 const SEED_TITLES = ['The Shawshank Redemption', 'The Godfather', 'The Dark Knight', 'Pulp Fiction', 'Forrest Gump']
 
@@ -14,21 +14,10 @@ const services: Array<[string, (db: Database) => FastifyInstance]> = [
 const cases = services.flatMap(([service, build]) => backends.map(([backend, open]) => [service, backend, build, open] as const))
 
 describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) => {
-  let backend: OpenBackend
-  let app: FastifyInstance
-
-  beforeAll(async () => {
-    backend = await open()
-    app = build(backend.db)
-    await app.ready()
-  })
-  afterAll(async () => {
-    await app?.close()
-    await backend?.close()
-  })
+  const t = useBackendApp(open, build)
 
   it('lists the seed movies with genres as arrays and ratings as numbers', async () => {
-    const res = await app.inject('/api/movies')
+    const res = await t.app.inject('/api/movies')
     expect(res.statusCode).toBe(200)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     const movies = res.json()
@@ -47,13 +36,13 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
   })
 
   it('returns one movie by ?id=', async () => {
-    const res = await app.inject('/api/movies?id=2')
+    const res = await t.app.inject('/api/movies?id=2')
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ id: 2, title: 'The Godfather', genres: ['Crime', 'Drama'], rating: 9.2 })
   })
 
   it('creates a movie with its genres, and reads it back', async () => {
-    const res = await app.inject({
+    const res = await t.app.inject({
       method: 'POST',
       url: '/api/movies',
       payload: { title: 'Inception', description: 'Dreams', genres: ['Sci-Fi', 'Action', 'Sci-Fi'], rating: 8.8 },
@@ -61,23 +50,23 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
     expect(res.statusCode).toBe(201)
     const created = res.json()
     expect(created).toEqual({ id: expect.any(Number), title: 'Inception', description: 'Dreams', genres: ['Action', 'Sci-Fi'], rating: 8.8 })
-    const read = await app.inject(`/api/movies?id=${created.id}`)
+    const read = await t.app.inject(`/api/movies?id=${created.id}`)
     expect(read.json()).toEqual(created)
   })
 
   it('answers [] genres for a movie created without genres', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'No genre', description: '', rating: 5 } })
+    const res = await t.app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'No genre', description: '', rating: 5 } })
     expect(res.statusCode).toBe(201)
     expect(res.json().genres).toEqual([])
-    expect((await app.inject(`/api/movies?id=${res.json().id}`)).json().genres).toEqual([])
+    expect((await t.app.inject(`/api/movies?id=${res.json().id}`)).json().genres).toEqual([])
   })
 
   it('404 JSON for a missing id, 400 for a non-numeric one', async () => {
-    const missing = await app.inject('/api/movies?id=999999')
+    const missing = await t.app.inject('/api/movies?id=999999')
     expect(missing.statusCode).toBe(404)
     expect(missing.json()).toEqual({ error: 'movie 999999 not found' })
     for (const bad of ['abc', '-1', '0', '1.5', '']) {
-      const res = await app.inject(`/api/movies?id=${bad}`)
+      const res = await t.app.inject(`/api/movies?id=${bad}`)
       expect(res.statusCode, bad).toBe(400)
       expect(res.json().error).toMatch(/\bid\b/)
     }
@@ -93,19 +82,19 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
     [{ title: 'x', description: 'x', rating: 5, genres: 'Drama' }, 'genres'],
     [{ title: 'x', description: 'x', rating: 5, genres: [1] }, 'genres'],
   ])('400 naming the field for %j', async (payload, field) => {
-    const res = await app.inject({ method: 'POST', url: '/api/movies', payload })
+    const res = await t.app.inject({ method: 'POST', url: '/api/movies', payload })
     expect(res.statusCode).toBe(400)
     expect(res.json().error).toContain(field)
   })
 
   it('400 JSON for malformed JSON, 415 for another media type, 413 for an oversized body', async () => {
-    const garbage = await app.inject({ method: 'POST', url: '/api/movies', headers: { 'content-type': 'application/json' }, payload: '{"title":' })
+    const garbage = await t.app.inject({ method: 'POST', url: '/api/movies', headers: { 'content-type': 'application/json' }, payload: '{"title":' })
     expect(garbage.statusCode).toBe(400)
     expect(garbage.json()).toHaveProperty('error')
-    const text = await app.inject({ method: 'POST', url: '/api/movies', headers: { 'content-type': 'text/plain' }, payload: 'hi' })
+    const text = await t.app.inject({ method: 'POST', url: '/api/movies', headers: { 'content-type': 'text/plain' }, payload: 'hi' })
     expect(text.statusCode).toBe(415)
     expect(text.json()).toHaveProperty('error')
-    const huge = await app.inject({
+    const huge = await t.app.inject({
       method: 'POST',
       url: '/api/movies',
       payload: { title: 'x', description: 'x'.repeat(1_100_000), rating: 1 },
@@ -116,12 +105,12 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
 
   it('405 JSON with Allow for other methods; 404 JSON for other paths', async () => {
     for (const method of ['PUT', 'DELETE', 'PATCH'] as const) {
-      const res = await app.inject({ method, url: '/api/movies' })
+      const res = await t.app.inject({ method, url: '/api/movies' })
       expect(res.statusCode).toBe(405)
       expect(res.headers.allow).toContain('GET')
       expect(res.json().error).toContain(method)
     }
-    const sub = await app.inject('/api/movies/42')
+    const sub = await t.app.inject('/api/movies/42')
     expect(sub.statusCode).toBe(404)
     expect(sub.json()).toHaveProperty('error')
   })

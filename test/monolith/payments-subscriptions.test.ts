@@ -1,26 +1,15 @@
-import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { monolithApp } from '../helpers/apps.ts'
-import { backends, type OpenBackend } from '../helpers/backends.ts'
+import { backends, useBackendApp } from '../helpers/backends.ts'
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
 
 describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (_backend, open) => {
-  let backend: OpenBackend
-  let app: FastifyInstance
-
-  beforeAll(async () => {
-    backend = await open()
-    app = monolithApp(backend.db)
-  })
-  afterAll(async () => {
-    await app?.close()
-    await backend?.close()
-  })
+  const t = useBackendApp(open, (db) => monolithApp(db))
 
   describe('payments', () => {
     it('lists the seed payments with numeric amounts and RFC 3339 timestamps', async () => {
-      const res = await app.inject('/api/payments')
+      const res = await t.app.inject('/api/payments')
       expect(res.statusCode).toBe(200)
       const payments = res.json()
       expect(payments.map((p: { user_id: number; amount: number }) => [p.user_id, p.amount])).toEqual([
@@ -33,19 +22,19 @@ describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (
     })
 
     it('filters by ?user_id= and finds one by ?id= (id wins when both are given)', async () => {
-      const byUser = await app.inject('/api/payments?user_id=2')
+      const byUser = await t.app.inject('/api/payments?user_id=2')
       expect(byUser.json()).toEqual([expect.objectContaining({ user_id: 2, amount: 14.99 })])
-      expect((await app.inject('/api/payments?user_id=999')).json()).toEqual([])
-      const one = await app.inject('/api/payments?id=3&user_id=1')
+      expect((await t.app.inject('/api/payments?user_id=999')).json()).toEqual([])
+      const one = await t.app.inject('/api/payments?id=3&user_id=1')
       expect(one.json()).toMatchObject({ id: 3, user_id: 3 })
-      const missing = await app.inject('/api/payments?id=999999')
+      const missing = await t.app.inject('/api/payments?id=999999')
       expect(missing.statusCode).toBe(404)
       expect(missing.json()).toEqual({ error: 'payment 999999 not found' })
-      expect((await app.inject('/api/payments?user_id=x')).json()).toEqual({ error: 'user_id must be a positive integer' })
+      expect((await t.app.inject('/api/payments?user_id=x')).json()).toEqual({ error: 'user_id must be a positive integer' })
     })
 
     it('creates a payment with a server timestamp', async () => {
-      const res = await app.inject({ method: 'POST', url: '/api/payments', payload: { user_id: 1, amount: 4.5 } })
+      const res = await t.app.inject({ method: 'POST', url: '/api/payments', payload: { user_id: 1, amount: 4.5 } })
       expect(res.statusCode).toBe(201)
       const payment = res.json()
       expect(payment).toEqual({ id: expect.any(Number), user_id: 1, amount: 4.5, timestamp: expect.stringMatching(RFC3339) })
@@ -61,7 +50,7 @@ describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (
       [{ user_id: 1, amount: -5 }, 'amount'],
       [{ user_id: 999999, amount: 1 }, 'user_id'],
     ])('400 naming the field for %j', async (payload, field) => {
-      const res = await app.inject({ method: 'POST', url: '/api/payments', payload })
+      const res = await t.app.inject({ method: 'POST', url: '/api/payments', payload })
       expect(res.statusCode).toBe(400)
       expect(res.json().error).toContain(field)
     })
@@ -69,7 +58,7 @@ describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (
 
   describe('subscriptions', () => {
     it('lists the seed subscriptions', async () => {
-      const res = await app.inject('/api/subscriptions')
+      const res = await t.app.inject('/api/subscriptions')
       expect(res.statusCode).toBe(200)
       const subs = res.json()
       expect(subs.map((s: { plan_type: string }) => s.plan_type)).toEqual(['basic', 'premium', 'family'])
@@ -79,14 +68,14 @@ describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (
     })
 
     it('filters by ?user_id=, finds by ?id=, 404 when missing', async () => {
-      expect((await app.inject('/api/subscriptions?user_id=3')).json()).toEqual([expect.objectContaining({ plan_type: 'family' })])
-      expect((await app.inject('/api/subscriptions?id=2')).json()).toMatchObject({ id: 2, plan_type: 'premium' })
-      expect((await app.inject('/api/subscriptions?id=999999')).statusCode).toBe(404)
+      expect((await t.app.inject('/api/subscriptions?user_id=3')).json()).toEqual([expect.objectContaining({ plan_type: 'family' })])
+      expect((await t.app.inject('/api/subscriptions?id=2')).json()).toMatchObject({ id: 2, plan_type: 'premium' })
+      expect((await t.app.inject('/api/subscriptions?id=999999')).statusCode).toBe(404)
     })
 
     it('creates a subscription', async () => {
       const payload = { user_id: 2, plan_type: 'premium', start_date: '2025-01-01T00:00:00Z', end_date: '2025-12-31T23:59:59Z' }
-      const res = await app.inject({ method: 'POST', url: '/api/subscriptions', payload })
+      const res = await t.app.inject({ method: 'POST', url: '/api/subscriptions', payload })
       expect(res.statusCode).toBe(201)
       const sub = res.json()
       expect(sub).toMatchObject({ id: expect.any(Number), user_id: 2, plan_type: 'premium' })
@@ -102,14 +91,14 @@ describe.each(backends)('monolith: /api/payments and /api/subscriptions (%s)', (
       [{ user_id: 1, plan_type: 'basic', start_date: '2025-03-01T00:00:00Z', end_date: '2025-02-01T00:00:00Z' }, 'end_date'],
       [{ user_id: 999999, plan_type: 'basic', start_date: '2025-01-01T00:00:00Z', end_date: '2025-02-01T00:00:00Z' }, 'user_id'],
     ])('400 naming the field for %j', async (payload, field) => {
-      const res = await app.inject({ method: 'POST', url: '/api/subscriptions', payload })
+      const res = await t.app.inject({ method: 'POST', url: '/api/subscriptions', payload })
       expect(res.statusCode).toBe(400)
       expect(res.json().error).toContain(field)
     })
 
     it('405 for other methods', async () => {
-      expect((await app.inject({ method: 'PUT', url: '/api/subscriptions' })).statusCode).toBe(405)
-      expect((await app.inject({ method: 'PATCH', url: '/api/payments' })).statusCode).toBe(405)
+      expect((await t.app.inject({ method: 'PUT', url: '/api/subscriptions' })).statusCode).toBe(405)
+      expect((await t.app.inject({ method: 'PATCH', url: '/api/payments' })).statusCode).toBe(405)
     })
   })
 })

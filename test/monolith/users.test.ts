@@ -1,28 +1,17 @@
-import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
-import { backends, type OpenBackend } from '../helpers/backends.ts'
+import { backends, useBackendApp } from '../helpers/backends.ts'
 
 describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open) => {
-  let backend: OpenBackend
-  let app: FastifyInstance
-
-  beforeAll(async () => {
-    backend = await open()
-    app = monolithApp(backend.db)
-  })
-  afterAll(async () => {
-    await app?.close()
-    await backend?.close()
-  })
+  const t = useBackendApp(open, (db) => monolithApp(db))
 
   it('GET /health is {"status":true}; /ready checks the database', async () => {
-    expect((await app.inject('/health')).json()).toEqual({ status: true })
-    expect((await app.inject('/ready')).statusCode).toBe(200)
+    expect((await t.app.inject('/health')).json()).toEqual({ status: true })
+    expect((await t.app.inject('/ready')).statusCode).toBe(200)
   })
 
   it('lists the seed users without private columns', async () => {
-    const res = await app.inject('/api/users')
+    const res = await t.app.inject('/api/users')
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual([
       { id: 1, username: 'user1', email: 'user1@example.com' },
@@ -32,26 +21,26 @@ describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open
   })
 
   it('GET ?id= returns one user, 404 when missing, 400 when not a number', async () => {
-    expect((await app.inject('/api/users?id=2')).json()).toEqual({ id: 2, username: 'user2', email: 'user2@example.com' })
-    const missing = await app.inject('/api/users?id=999999')
+    expect((await t.app.inject('/api/users?id=2')).json()).toEqual({ id: 2, username: 'user2', email: 'user2@example.com' })
+    const missing = await t.app.inject('/api/users?id=999999')
     expect(missing.statusCode).toBe(404)
     expect(missing.json()).toEqual({ error: 'user 999999 not found' })
-    const bad = await app.inject('/api/users?id=abc')
+    const bad = await t.app.inject('/api/users?id=abc')
     expect(bad.statusCode).toBe(400)
     expect(bad.json()).toEqual({ error: 'id must be a positive integer' })
   })
 
   it('creates a user: 201 with its id', async () => {
-    const res = await app.inject({ method: 'POST', url: '/api/users', payload: { username: 'neo', email: 'neo@matrix.io' } })
+    const res = await t.app.inject({ method: 'POST', url: '/api/users', payload: { username: 'neo', email: 'neo@matrix.io' } })
     expect(res.statusCode).toBe(201)
     expect(res.json()).toEqual({ id: expect.any(Number), username: 'neo', email: 'neo@matrix.io' })
   })
 
   it('409 for a duplicate username or email, naming it', async () => {
-    const dupName = await app.inject({ method: 'POST', url: '/api/users', payload: { username: 'user1', email: 'other@example.com' } })
+    const dupName = await t.app.inject({ method: 'POST', url: '/api/users', payload: { username: 'user1', email: 'other@example.com' } })
     expect(dupName.statusCode).toBe(409)
     expect(dupName.json()).toEqual({ error: 'username already exists' })
-    const dupEmail = await app.inject({ method: 'POST', url: '/api/users', payload: { username: 'fresh', email: 'user1@example.com' } })
+    const dupEmail = await t.app.inject({ method: 'POST', url: '/api/users', payload: { username: 'fresh', email: 'user1@example.com' } })
     expect(dupEmail.statusCode).toBe(409)
     expect(dupEmail.json()).toEqual({ error: 'email already exists' })
   })
@@ -64,28 +53,28 @@ describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open
     [{ username: '', email: 'a@b.c' }, 'username'],
     [{ username: 'x'.repeat(101), email: 'a@b.c' }, 'username'],
   ])('400 naming the field for %j', async (payload, field) => {
-    const res = await app.inject({ method: 'POST', url: '/api/users', payload })
+    const res = await t.app.inject({ method: 'POST', url: '/api/users', payload })
     expect(res.statusCode).toBe(400)
     expect(res.json().error).toContain(field)
   })
 
   it('400 for a body that is not an object', async () => {
     for (const payload of ['[]', '"x"', 'null', '42']) {
-      const res = await app.inject({ method: 'POST', url: '/api/users', headers: { 'content-type': 'application/json' }, payload })
+      const res = await t.app.inject({ method: 'POST', url: '/api/users', headers: { 'content-type': 'application/json' }, payload })
       expect(res.statusCode, payload).toBe(400)
       expect(res.json()).toHaveProperty('error')
     }
   })
 
   it('405 for other methods', async () => {
-    const res = await app.inject({ method: 'DELETE', url: '/api/users' })
+    const res = await t.app.inject({ method: 'DELETE', url: '/api/users' })
     expect(res.statusCode).toBe(405)
     expect(res.json()).toHaveProperty('error')
   })
 
   it('echoes a given x-request-id and generates one otherwise', async () => {
-    expect((await app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id']).toBe('abc-123')
-    expect((await app.inject('/health')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+    expect((await t.app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id']).toBe('abc-123')
+    expect((await t.app.inject('/health')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 })
 

@@ -2,27 +2,15 @@
 // the new movie, and with Redis unreachable or stopped every read still succeeds.
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../lib/db/database.ts'
 import { createRedis, type Redis } from '../../lib/redis.ts'
-import { moviesServiceApp, openDb } from '../helpers/apps.ts'
+import { moviesServiceApp } from '../helpers/apps.ts'
 import { countingDb } from '../helpers/counting-db.ts'
-import { redisUrl, testDatabase } from '../helpers/infra.ts'
+import { redisUrl, useTestDatabase } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
 import { freePort } from '../helpers/processes.ts'
 import { startTcpForwarder } from '../helpers/tcp-forwarder.ts'
 
-let database: TestDatabase
-let db: Database
-
-beforeAll(async () => {
-  database = await testDatabase()
-  db = openDb(database.url)
-})
-afterAll(async () => {
-  await db?.close()
-  await database?.drop()
-})
+const testDb = useTestDatabase()
 
 const waitReady = (redis: Redis) => (redis.status === 'ready' ? Promise.resolve() : new Promise((r) => redis.once('ready', r)))
 
@@ -41,7 +29,7 @@ describe('with Redis up', () => {
   })
 
   it('serves repeated reads from the cache and sees a created movie at once', async () => {
-    const counted = countingDb(db)
+    const counted = countingDb(testDb.db)
     const app = moviesServiceApp(counted, { redis })
     const first = await app.inject('/api/movies')
     expect(first.json()).toHaveLength(5)
@@ -64,7 +52,7 @@ describe('with Redis up', () => {
   })
 
   it('does not cache a missing movie', async () => {
-    const app = moviesServiceApp(db, { redis })
+    const app = moviesServiceApp(testDb.db, { redis })
     expect((await app.inject('/api/movies?id=424242')).statusCode).toBe(404)
     expect(await redis.exists('movies:id:424242')).toBe(0)
     await app.close()
@@ -76,7 +64,7 @@ describe('with Redis unreachable', () => {
     const port = await freePort()
     const logs = captureLogs('warn')
     const redis = createRedis(`redis://127.0.0.1:${port}`, logs.logger)
-    const app = moviesServiceApp(db, { redis, logger: logs.logger })
+    const app = moviesServiceApp(testDb.db, { redis, logger: logs.logger })
     for (let i = 0; i < 3; i++) {
       const res = await app.inject('/api/movies')
       expect(res.statusCode).toBe(200)
@@ -96,7 +84,7 @@ describe('with Redis unreachable', () => {
     const prefix = `test:${randomUUID()}:`
     const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, captureLogs().logger, { keyPrefix: prefix })
     await waitReady(redis)
-    const app = moviesServiceApp(db, { redis })
+    const app = moviesServiceApp(testDb.db, { redis })
     expect((await app.inject('/api/movies')).statusCode).toBe(200)
 
     await forwarder.cut()
