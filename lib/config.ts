@@ -68,13 +68,12 @@ export const env = {
   },
 
   bool(names: Names, fallback: boolean, description = ''): EnvField<boolean> {
-    return field(names, description, (raw, name) => {
-      if (raw === undefined || raw === '') return fallback
-      const v = raw.trim().toLowerCase()
-      if (['true', '1', 'yes', 'on'].includes(v)) return true
-      if (['false', '0', 'no', 'off'].includes(v)) return false
-      throw new ConfigError(`${name} must be true or false, got "${raw}"`)
-    })
+    return field(names, description, (raw, name) => (raw === undefined || raw === '' ? fallback : parseBool(raw, name)))
+  },
+
+  /** Three-valued: unset means "not decided here" (undefined). */
+  optionalBool(names: Names, description = ''): EnvField<boolean | undefined> {
+    return field(names, description, (raw, name) => (raw === undefined || raw === '' ? undefined : parseBool(raw, name)))
   },
 
   url(names: Names, fallback?: string, description = '', protocols?: readonly string[]): EnvField<string> {
@@ -103,6 +102,13 @@ export const env = {
       return raw.split(',').map((s) => s.trim()).filter(Boolean)
     })
   },
+}
+
+function parseBool(raw: string, name: string): boolean {
+  const v = raw.trim().toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(v)) return true
+  if (['false', '0', 'no', 'off'].includes(v)) return false
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`)
 }
 
 function checkUrl(value: string, name: string, protocols?: readonly string[]): string {

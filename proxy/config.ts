@@ -5,21 +5,6 @@ import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } fro
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 
-/** GRADUAL_MIGRATION is three-valued: unset means "the flags decide", true/false pins the movies route. */
-function optionalBool(name: string, description: string): EnvField<boolean | undefined> {
-  return {
-    names: [name],
-    description,
-    parse(raw, n) {
-      if (raw === undefined || raw === '') return undefined
-      const v = raw.trim().toLowerCase()
-      if (['true', '1', 'yes', 'on'].includes(v)) return true
-      if (['false', '0', 'no', 'off'].includes(v)) return false
-      throw new ConfigError(`${n} must be true or false, got "${raw}"`)
-    },
-  }
-}
-
 function optionalPercent(name: string, description: string): EnvField<number | undefined> {
   return {
     names: [name],
@@ -41,7 +26,8 @@ const spec = {
   routesFile: env.string('ROUTES_FILE', repoFile('proxy/routes.json'), 'the route map (validated at start)'),
 
   // Flags: Unleash when UNLEASH_URL is set, else the local file; the legacy pair pins the movies flag.
-  gradualMigration: optionalBool('GRADUAL_MIGRATION', 'legacy switch of the movies split; set = overrides the flags file'),
+  // GRADUAL_MIGRATION is three-valued: unset means "the flags decide", true/false pins the movies route.
+  gradualMigration: env.optionalBool('GRADUAL_MIGRATION', 'legacy switch of the movies split; set = overrides the flags file'),
   moviesMigrationPercent: optionalPercent('MOVIES_MIGRATION_PERCENT', 'legacy: percent of movie users sent to the movies service'),
   flagsFile: env.string('FLAGS_FILE', repoFile('flags/flags.json'), 'flag definitions (Unleash export format), reloaded on change'),
   unleashUrl: env.optionalUrl('UNLEASH_URL', 'Unleash API, e.g. http://unleash:4242/api; set = flags come from Unleash', ['http', 'https']),
