@@ -4,6 +4,8 @@ import net from 'node:net'
 
 export interface TcpForwarder {
   port: number
+  /** Connections stay open but nothing more gets through in either direction (a hung server). */
+  stall(): void
   cut(): Promise<void>
   restore(): Promise<void>
   close(): Promise<void>
@@ -11,6 +13,7 @@ export interface TcpForwarder {
 
 export async function startTcpForwarder(targetHost: string, targetPort: number): Promise<TcpForwarder> {
   const sockets = new Set<net.Socket>()
+  let stalled = false
   let server: net.Server | undefined
   let port = 0
 
@@ -23,7 +26,9 @@ export async function startTcpForwarder(targetHost: string, targetPort: number):
           s.on('close', () => sockets.delete(s))
           s.on('error', () => s.destroy())
         }
-        client.pipe(upstream).pipe(client)
+        // Forward by hand rather than pipe(), so stall() can swallow what arrives.
+        client.on('data', (chunk) => stalled || upstream.write(chunk))
+        upstream.on('data', (chunk) => stalled || client.write(chunk))
         client.on('close', () => upstream.destroy())
         upstream.on('close', () => client.destroy())
       })
@@ -47,8 +52,14 @@ export async function startTcpForwarder(targetHost: string, targetPort: number):
     get port() {
       return port
     },
+    stall: () => {
+      stalled = true
+    },
     cut: stop,
-    restore: listen,
+    restore: async () => {
+      stalled = false
+      await listen()
+    },
     close: stop,
   }
 }

@@ -48,3 +48,22 @@ it('answers 503 while the database is gone and 200 again once it is back', async
   await app.close()
   await db.close()
 })
+
+it('answers 503 when the database hangs (no answer at all) instead of hanging the request', async () => {
+  const pg = new URL(pgAdminUrl())
+  const hanging = await startTcpForwarder(pg.hostname, Number(pg.port || 5432))
+  const url = new URL(database.url)
+  url.port = String(hanging.port)
+  const db = openDb(url.toString(), { connectTimeoutMs: 500, statementTimeoutMs: 300 })
+  const app = monolithApp(db)
+  expect((await app.inject('/api/movies')).statusCode).toBe(200)
+
+  hanging.stall()
+  const res = await app.inject('/api/movies?id=1')
+  expect(res.statusCode).toBe(503)
+  expect(res.json()).toEqual({ error: 'database unavailable, try again shortly' })
+
+  await app.close()
+  await db.close()
+  await hanging.close()
+})

@@ -78,6 +78,25 @@ describe('with Redis unreachable', () => {
     redis.disconnect()
   })
 
+  it('answers from PostgreSQL when Redis hangs (commands time out), and logs a warning', async () => {
+    const target = new URL(redisUrl())
+    const forwarder = await startTcpForwarder(target.hostname, Number(target.port || 6379))
+    const logs = captureLogs('warn')
+    const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, logs.logger, { keyPrefix: `test:${randomUUID()}:`, commandTimeoutMs: 100 })
+    await waitReady(redis)
+    const app = moviesServiceApp(testDb.db, { redis, logger: logs.logger })
+    forwarder.stall()
+    for (const path of ['/api/movies', '/api/movies?id=4']) {
+      const res = await app.inject(path)
+      expect(res.statusCode, path).toBe(200)
+    }
+    expect((await app.inject('/api/movies?id=4')).json().title).toBe('Pulp Fiction')
+    expect(logs.lines.some((l) => l.msg === 'movie cache read failed, reading from the database' && /timed out/i.test(String(l.err)))).toBe(true)
+    await app.close()
+    redis.disconnect()
+    await forwarder.close()
+  })
+
   it('keeps answering when a working Redis goes away mid-flight, and uses it again when it is back', async () => {
     const target = new URL(redisUrl())
     const forwarder = await startTcpForwarder(target.hostname, Number(target.port || 6379))
