@@ -5,7 +5,7 @@
 //   const kafka = await startKafka()          // free port, temp data dir
 //   kafka.brokers                             // ['127.0.0.1:PORT'] for kafkajs / kcat
 //   await kafka.stop()
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -14,6 +14,7 @@ import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Kafka, logLevel } from 'kafkajs'
+import { freePort } from '../free-port.ts'
 
 /** Also the version Maven resolves: it is passed as -Dkafka.version over the POM's default. */
 export const KAFKA_VERSION = '3.9.2'
@@ -154,14 +155,6 @@ function logTail(file: string, lines = 40): string {
   } catch {
     return '(no log yet)'
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((ok, fail) => server.once('error', fail).listen(0, '127.0.0.1', ok))
-  const { port } = server.address() as { port: number }
-  await new Promise((ok) => server.close(ok))
-  return port
 }
 
 function portInUse(port: number): KafkaLaunchError {

@@ -2,9 +2,11 @@
 // through the network like a client. Every process started here is stopped by its handle;
 // the test keeps the handle (never kill by name).
 import { spawn, type ChildProcess } from 'node:child_process'
-import net from 'node:net'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+
+export { freePort } from '../../dev/free-port.ts'
+import { freePort } from '../../dev/free-port.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -16,15 +18,6 @@ export interface ServiceProcess {
   output(): string
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null if killed by signal). */
   stop(graceMs?: number): Promise<number | null>
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((r) => server.close(r))
-  return port
 }
 
 /** Polls `url` until it answers `status` (default 200), bounded by `timeoutMs`. */
