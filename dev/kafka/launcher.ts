@@ -322,12 +322,14 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
  * itself SIGKILLs the JVM the moment its parent goes away, no polling, no process in between
  * (so the pid we signal is java's own). Elsewhere (macOS has no setpriv) a small `sh`
  * watchdog polls both pids every second and kills java once we are gone.
+ * The JVM gets a process group of its own (detached): a terminal's Ctrl-C signals the whole
+ * foreground group, and Kafka must not stop before the services using it have (stop() does it).
  */
 function spawnTiedToUs(java: string, args: string[], logFd: number): ChildProcess {
-  const stdio: ['ignore', number, number] = ['ignore', logFd, logFd]
+  const options = { stdio: ['ignore', logFd, logFd] as ['ignore', number, number], detached: true }
   const setpriv = which('setpriv')
-  if (setpriv) return spawn(setpriv, ['--pdeathsig', 'KILL', '--', java, ...args], { stdio })
-  const child = spawn(java, args, { stdio })
+  if (setpriv) return spawn(setpriv, ['--pdeathsig', 'KILL', '--', java, ...args], options)
+  const child = spawn(java, args, options)
   const watchdog = spawn('sh', ['-c',
     'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -0 "$2" 2>/dev/null && kill -9 "$2"',
     'kafka-watchdog', String(process.pid), String(child.pid)], { stdio: 'ignore' })
