@@ -46,23 +46,25 @@ describe('monolith and movies-service processes', () => {
   })
 
   it('writes one JSON access-log line per request with the request id', async () => {
-    await fetch(`${monolith.url}/api/users`, { headers: { 'x-request-id': 'e2e-trace-1' } })
     const logged = await startService('monolith/server.ts', { DB_CONNECTION_STRING: database.url, LOG_LEVEL: 'info' })
-    await fetch(`${logged.url}/api/users?id=1`, { headers: { 'x-request-id': 'e2e-trace-2' } })
-    await expect.poll(() => logged.output()).toContain('e2e-trace-2')
-    const lines = logged
-      .output()
-      .split('\n')
-      .filter((l) => l.includes('e2e-trace-2'))
-      .map((l) => JSON.parse(l))
-    expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatchObject({ reqId: 'e2e-trace-2', method: 'GET', status: 200, msg: 'request', service: 'monolith' })
-    expect(await logged.stop()).toBe(0)
+    try {
+      await fetch(`${logged.url}/api/users?id=1`, { headers: { 'x-request-id': 'e2e-trace-2' } })
+      await expect.poll(() => logged.output()).toContain('e2e-trace-2')
+      const lines = logged
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('e2e-trace-2'))
+        .map((l) => JSON.parse(l))
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatchObject({ reqId: 'e2e-trace-2', method: 'GET', status: 200, msg: 'request', service: 'monolith' })
+    } finally {
+      expect(await logged.stop()).toBe(0)
+    }
   })
 
   it('shuts down gracefully on SIGTERM: exit code 0', async () => {
     const extra = await startService('movies-service/server.ts', { DB_CONNECTION_STRING: database.url })
-    expect(await extra.stop()).toBe(0)
+    expect(await extra.stop()).toBe(0) // stop() sends SIGTERM (SIGKILL only after 10 s)
   })
 })
 
