@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Kafka } from 'kafkajs'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
+import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { EventsServiceConfig } from './config.ts'
 import { createEventConsumer, type EventHandler } from './consumer.ts'
@@ -68,10 +69,7 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
     // Ready = the producer is connected; a failed check also tries to (re)connect it.
     check: () => (publisher.isConnected() ? Promise.resolve() : publisher.connect(config.sendTimeoutMs)),
   })
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', metrics.registry.contentType)
-    return metrics.registry.metrics()
-  })
+  app.register(httpMetrics, { registry: metrics.registry })
   app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '' })
 
   app.addHook('onReady', async () => {

@@ -3,6 +3,7 @@
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
 import type { FastifyInstance } from 'fastify'
 import { createHttpApp } from '../lib/http/create-app.ts'
+import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import { adminRoutes } from './admin-routes.ts'
@@ -71,7 +72,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
-  await app.register(opsRoutes, { flags, metrics, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
+  await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
+  await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
   }

@@ -1,7 +1,7 @@
 // Prometheus metrics of the proxy. Names are a contract with the SREs' alerts (listed in
 // proxy/README.md): change them only together with the dashboards. Label children are cached
 // so the per-request cost is two map lookups, not label hashing.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const
 export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' | 'failure' | 'success' | 'fallback'
@@ -9,8 +9,8 @@ export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' 
 export type ProxyMetrics = ReturnType<typeof createMetrics>
 
 export function createMetrics() {
+  // Process metrics and GET /metrics come from lib/http/metrics.ts (registered in app.ts).
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
 
   const requests = new Counter({
     name: 'proxy_requests_total',

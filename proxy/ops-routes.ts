@@ -1,20 +1,18 @@
-// The proxy's own endpoints: /health (liveness, the specification's text), /ready (flags
-// loaded and the legacy upstream reachable) and /metrics (Prometheus).
+// The proxy's own endpoints: /health (liveness, the specification's text) and /ready (flags
+// loaded and the legacy upstream reachable). /metrics is lib/http/metrics.ts, registered in app.ts.
 import type { FastifyInstance } from 'fastify'
 import type { FlagSource } from './flag-source.ts'
-import type { ProxyMetrics } from './metrics.ts'
 import type { UpstreamRuntime } from './proxy-routes.ts'
 
 export interface OpsRoutesOptions {
   flags: FlagSource
-  metrics: ProxyMetrics
   /** The upstream behind the catch-all route: without it the proxy cannot serve anything. */
   legacy: UpstreamRuntime
   probeTimeoutMs: number
 }
 
 export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): Promise<void> {
-  const { flags, metrics, legacy } = opts
+  const { flags, legacy } = opts
 
   app.get('/health', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Strangler Fig Proxy is healthy'))
 
@@ -43,10 +41,5 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
     // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags still route correctly.
     const body = { status: problems.length === 0, ...(problems.length ? { error: problems.join('; ') } : {}), flags: flagStatus, legacy: legacy.breaker.state() }
     return reply.code(problems.length ? 503 : 200).send(body)
-  })
-
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(metrics.registry.contentType)
-    return metrics.registry.metrics()
   })
 }

@@ -9,7 +9,7 @@ export interface HealthOptions {
 
 export async function healthRoutes(app: FastifyInstance, opts: HealthOptions): Promise<void> {
   for (const path of opts.livePaths) app.get(path, async () => ({ status: true }))
-  app.get('/ready', async (request, reply) => {
+  app.get('/ready', async (_request, reply) => {
     try {
       await opts.check()
       return { status: true }

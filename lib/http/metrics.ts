@@ -1,5 +1,5 @@
-// GET /metrics for a service: the default process metrics plus a request counter and latency
-// histogram by route and status class, in the app's own registry (several services may share
+// GET /metrics for a service: the default process metrics plus (optionally) a request counter and
+// latency histogram by route and status class, in the app's own registry (several services may share
 // one process under `npm start`).
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -8,11 +8,19 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 export interface HttpMetricsOptions {
   /** Registry to expose; one is created when absent. Services add their own metrics to it. */
   registry?: Registry
+  /** Count requests by route and status class (default true); the proxy keeps its own per-route counters. */
+  countRequests?: boolean
 }
 
 async function httpMetricsPlugin(app: FastifyInstance, opts: HttpMetricsOptions): Promise<void> {
   const registry = opts.registry ?? new Registry()
   collectDefaultMetrics({ register: registry })
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', registry.contentType)
+    return registry.metrics()
+  })
+  if (opts.countRequests === false) return
+
   const labelNames = ['method', 'route', 'status_class'] as const
   const requests = new Counter({ name: 'http_requests_total', help: 'Requests answered, by method, route and status class', labelNames, registers: [registry] })
   const duration = new Histogram({
@@ -29,10 +37,6 @@ async function httpMetricsPlugin(app: FastifyInstance, opts: HttpMetricsOptions)
     const labels = { method: request.method, route, status_class: `${Math.floor(reply.statusCode / 100)}xx` }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
-  })
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', registry.contentType)
-    return registry.metrics()
   })
 }
 
