@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { DatabaseUnavailableError, sqlState, type Database, type Queryable, type QueryResult } from './database.ts'
+import { formatTimestamptz, TIMESTAMPTZ_OID } from './timestamptz.ts'
 
 export interface PgDatabaseOptions {
   connectionString: string
@@ -22,6 +23,13 @@ function isUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && UNAVAILABLE_ERRNO.has(code)) return true
   const message = error instanceof Error ? error.message : ''
   return /timeout|terminated|Connection terminated|not queryable|closed|ended/i.test(message)
+}
+
+// This pool's own type parsers (not pg's global table, shared by every pool in the process):
+// timestamptz as the legacy's RFC 3339 text, microseconds kept.
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === TIMESTAMPTZ_OID && format !== 'binary' ? formatTimestamptz : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 }
 
 function translate(error: unknown): unknown {
@@ -53,6 +61,7 @@ export function createPgDatabase(options: PgDatabaseOptions): Database {
     query_timeout: statementTimeout + 1_000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
+    types,
   })
   // An idle client losing its connection emits on the pool; without a listener that is a crash.
   pool.on('error', () => {})

@@ -6,6 +6,7 @@
 // transactions and return wrong results.)
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite'
 import type { Database, Queryable, QueryResult } from './database.ts'
+import { formatTimestamptz, TIMESTAMPTZ_OID } from './timestamptz.ts'
 
 function toResult<Row>(result: Results<Row>): QueryResult<Row> {
   return { rows: result.rows, rowCount: Math.max(result.rows.length, result.affectedRows ?? 0) }
@@ -20,7 +21,8 @@ function queryable(target: PGlite | Transaction): Queryable {
 
 /** `dataDir` keeps the data on disk between runs; without it the database lives in memory. */
 export async function createPgliteDatabase(options: { dataDir?: string } = {}): Promise<Database> {
-  const pglite = await PGlite.create(options.dataDir)
+  // timestamptz as the legacy's RFC 3339 text (PGlite's own parser loses microseconds and years 0001-0099).
+  const pglite = await PGlite.create({ dataDir: options.dataDir, parsers: { [TIMESTAMPTZ_OID]: formatTimestamptz } })
   return {
     ...queryable(pglite),
     transaction: (work) => pglite.transaction((tx) => work(queryable(tx))),
