@@ -102,6 +102,16 @@ export const env = {
       return raw.split(',').map((s) => s.trim()).filter(Boolean)
     })
   },
+
+  /** Comma-separated subset of known values (default none), e.g. ENFORCE_RULES=a,b; an unknown value fails. */
+  subsetOf<const T extends string>(names: Names, values: readonly T[], description = ''): EnvField<T[]> {
+    return field(names, description, (raw, name) => {
+      const given = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+      const unknown = given.filter((v) => !(values as readonly string[]).includes(v))
+      if (unknown.length > 0) throw new ConfigError(`${name} must list values among ${values.join(', ')}; unknown: ${unknown.join(', ')}`)
+      return [...new Set(given)] as T[]
+    })
+  },
 }
 
 function parseBool(raw: string, name: string): boolean {

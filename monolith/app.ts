@@ -1,5 +1,8 @@
 // The TypeScript port of the legacy monolith: users, movies, payments, subscriptions.
 import type { FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
+import { contractFormats } from '../lib/contract/formats.ts'
+import { createContractRules } from '../lib/contract/rules.ts'
 import type { Database } from '../lib/db/database.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
@@ -17,13 +20,15 @@ export interface MonolithDeps {
   logger: Logger
 }
 
-export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes'>, deps: MonolithDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
-  app.register(httpMetrics)
+export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules'>, deps: MonolithDeps): FastifyInstance {
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats })
+  const registry = new Registry()
+  const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })
+  app.register(httpMetrics, { registry })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
-  app.register(userRoutes, { db: deps.db })
-  app.register(movieRoutes, { movies: createMovieRepository(deps.db) })
-  app.register(paymentRoutes, { db: deps.db })
-  app.register(subscriptionRoutes, { db: deps.db })
+  app.register(userRoutes, { db: deps.db, rules })
+  app.register(movieRoutes, { movies: createMovieRepository(deps.db), rules })
+  app.register(paymentRoutes, { db: deps.db, rules })
+  app.register(subscriptionRoutes, { db: deps.db, rules })
   return app
 }

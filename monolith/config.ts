@@ -1,9 +1,11 @@
 import { databaseEnv, envVarNames, env, parseEnv, serverEnv } from '../lib/config.ts'
+import { contractRulesEnv } from '../lib/contract/rules.ts'
 
 const spec = {
   port: env.port('PORT', 8080),
   ...serverEnv,
   ...databaseEnv,
+  ...contractRulesEnv,
 }
 
 export type MonolithConfig = ReturnType<typeof loadConfig>

@@ -1,6 +1,9 @@
 // The first service extracted from the monolith: the movie catalogue, same contract,
 // with a Redis read cache in front of the shared movie data access code.
 import type { FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
+import { contractFormats } from '../lib/contract/formats.ts'
+import { createContractRules } from '../lib/contract/rules.ts'
 import type { Database } from '../lib/db/database.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
@@ -19,12 +22,17 @@ export interface MoviesServiceDeps {
   redis?: Redis
 }
 
-export function buildApp(config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds'>, deps: MoviesServiceDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
+export function buildApp(
+  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules'>,
+  deps: MoviesServiceDeps,
+): FastifyInstance {
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats })
+  const registry = new Registry()
+  const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
-  app.register(httpMetrics)
+  app.register(httpMetrics, { registry })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
-  app.register(movieRoutes, { movies })
+  app.register(movieRoutes, { movies, rules })
   return app
 }

@@ -10,6 +10,8 @@ export interface HttpAppOptions {
   bodyLimitBytes: number
   /** Extra fields for the access line, e.g. the proxy's upstream and route reason. */
   accessLogFields?: (request: FastifyRequest) => Record<string, unknown>
+  /** String formats replacing ajv-formats' ones of the same name (e.g. lib/contract/formats.ts). */
+  formats?: Record<string, (value: string) => boolean>
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
@@ -27,6 +29,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
+      // After ajv-formats is added, so these win.
+      onCreate: (ajv) => {
+        for (const [name, check] of Object.entries(options.formats ?? {})) ajv.addFormat(name, check)
+      },
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',

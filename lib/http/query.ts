@@ -1,14 +1,21 @@
 import { badRequest } from './errors.ts'
 
+const INT4_MIN = -2_147_483_648
+const INT4_MAX = 2_147_483_647
+
 /**
- * Reads an optional positive integer query parameter (`?id=42`). The legacy Go code answered
- * 500 for `?id=abc`; here anything but one positive integer is a 400 naming the parameter.
+ * Reads an optional integer query parameter (`?id=42`, `?user_id=7`) as the legacy Go handler did
+ * with `r.URL.Query().Get(name)` and `strconv.Atoi`: absent or empty means not given, a repeated
+ * parameter counts by its first value, a sign is allowed (`-1` and `0` simply match no row).
+ * Where the legacy answered 500 — not an integer (`abc`, `1.5`) or outside the column's integer
+ * range — this answers 400 naming the parameter.
  */
-export function optionalIdParam(query: unknown, name: string): number | undefined {
-  const raw = (query as Record<string, unknown> | undefined)?.[name]
-  if (raw === undefined) return undefined
-  if (typeof raw !== 'string' || !/^\d{1,10}$/.test(raw)) throw badRequest(`${name} must be a positive integer`)
+export function optionalIntParam(query: unknown, name: string): number | undefined {
+  const given = (query as Record<string, unknown> | undefined)?.[name]
+  const raw = Array.isArray(given) ? given[0] : given
+  if (raw === undefined || raw === '') return undefined
+  if (typeof raw !== 'string' || !/^[+-]?\d+$/.test(raw)) throw badRequest(`${name} must be an integer`)
   const value = Number(raw)
-  if (value < 1 || value > 2_147_483_647) throw badRequest(`${name} must be a positive integer`)
-  return value
+  if (value < INT4_MIN || value > INT4_MAX) throw badRequest(`${name} must be an integer between ${INT4_MIN} and ${INT4_MAX}`)
+  return value === 0 ? 0 : value // no -0
 }
