@@ -61,11 +61,13 @@ describe.each(cases)('%s on %s: /api/movies', (_service, _backend, build, open) 
     expect((await t.app.inject(`/api/movies?id=${res.json().id}`)).json().genres).toEqual([])
   })
 
-  it('404 JSON for a missing id, 400 for a non-numeric one', async () => {
-    const missing = await t.app.inject('/api/movies?id=999999')
-    expect(missing.statusCode).toBe(404)
-    expect(missing.json()).toEqual({ error: 'movie 999999 not found' })
-    for (const bad of ['abc', '-1', '0', '1.5', '']) {
+  it('404 JSON for a missing id (0 and -1 included), 400 for one that is not an integer', async () => {
+    for (const missingId of ['999999', '0', '-1']) {
+      const missing = await t.app.inject(`/api/movies?id=${missingId}`)
+      expect(missing.statusCode).toBe(404)
+      expect(missing.json()).toEqual({ error: `movie ${missingId} not found` })
+    }
+    for (const bad of ['abc', '1.5', '1e3', '99999999999']) {
       const res = await t.app.inject(`/api/movies?id=${bad}`)
       expect(res.statusCode, bad).toBe(400)
       expect(res.json().error).toMatch(/\bid\b/)

@@ -27,7 +27,7 @@ describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open
     expect(missing.json()).toEqual({ error: 'user 999999 not found' })
     const bad = await t.app.inject('/api/users?id=abc')
     expect(bad.statusCode).toBe(400)
-    expect(bad.json()).toEqual({ error: 'id must be a positive integer' })
+    expect(bad.json()).toEqual({ error: 'id must be an integer' })
   })
 
   it('creates a user: 201 with its id', async () => {
@@ -50,7 +50,7 @@ describe.each(backends)('monolith: /api/users and /health (%s)', (_backend, open
     [{ username: 'a' }, 'email'],
     [{ username: 1, email: 'a@b.c' }, 'username'],
     [{ username: 'a', email: 'not-an-email' }, 'email'],
-    [{ username: '', email: 'a@b.c' }, 'username'],
+    [{ username: 'a', email: 'ю@' }, 'email'],
     [{ username: 'x'.repeat(101), email: 'a@b.c' }, 'username'],
   ])('400 naming the field for %j', async (payload, field) => {
     const res = await t.app.inject({ method: 'POST', url: '/api/users', payload })
