@@ -4,6 +4,7 @@ import { Registry } from 'prom-client'
 import { contractFormats } from '../lib/contract/formats.ts'
 import { createContractRules } from '../lib/contract/rules.ts'
 import type { Database } from '../lib/db/database.ts'
+import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
@@ -22,6 +23,7 @@ export interface MonolithDeps {
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules'>, deps: MonolithDeps): FastifyInstance {
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats })
+  parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })
   app.register(httpMetrics, { registry })

@@ -36,6 +36,8 @@ export interface ContractCase {
   /** A JSON value, or a raw string sent as an application/json body. */
   body?: unknown
   raw?: string
+  /** Content-Type of the body; default application/json. */
+  contentType?: string
   /** The status the legacy Go program answered. */
   legacy: number
   /** Where the port answers differently: its status and why (a documented legacy defect or the contract). */
@@ -164,8 +166,8 @@ export function describeContract(endpoint: Endpoint, cases: ContractCase[]): voi
         const u = `${backendName}-${transport.service}-${transportName.endsWith('proxy') ? 'p' : 'd'}-${seq++}`
         const method = row.method ?? (row.body === undefined && row.raw === undefined ? 'GET' : 'POST')
         const url = substitute(row.url ?? endpoint.path, u)
-        const payload = row.raw ?? (row.body === undefined ? undefined : JSON.stringify(substitute(row.body, u)))
-        const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': 'application/json' }
+        const payload = row.raw !== undefined ? substitute(row.raw, u) : (row.body === undefined ? undefined : JSON.stringify(substitute(row.body, u)))
+        const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': row.contentType ?? 'application/json' }
         await row.setup?.(stack!.backend.db)
         const res = await transport.send({ method, url, payload, headers })
 
