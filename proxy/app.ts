@@ -9,6 +9,8 @@ import type { Redis } from '../lib/redis.ts'
 import { adminRoutes } from './admin-routes.ts'
 import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
+import { clientLimits } from './client-limits.ts'
+import { edgeGuards } from './edge-guards.ts'
 import { createFlagSource, type FlagSource } from './flag-source.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
@@ -68,7 +70,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
+    server: clientLimits(config),
   })
+  app.server.maxConnections = config.clientMaxConnections
+  edgeGuards(app)
   await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!

@@ -1,11 +1,10 @@
 // One undici Pool per upstream (keep-alive, bounded connect and response time) and the
 // forwarding of one request: hop-by-hop headers stripped both ways, X-Forwarded-* and
-// X-Request-Id set, bodies streamed. Undici is used directly rather than through
+// X-Request-Id set; request bodies arrive buffered (request-body.ts), responses are streamed. Undici is used directly rather than through
 // @fastify/reply-from: the proxy must see the upstream status before anything is sent (to
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
 import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { PassThrough, Readable, Transform } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import type { ProxyConfig } from './config.ts'
 
@@ -21,15 +20,6 @@ export class UpstreamFailure extends Error {
     readonly response?: Dispatcher.ResponseData,
   ) {
     super(message)
-  }
-}
-
-/** The client sent more than the body limit; not the upstream's fault. */
-export class BodyTooLargeError extends Error {
-  override readonly name = 'BodyTooLargeError'
-  readonly statusCode = 413
-  constructor(limit: number) {
-    super(`request body is larger than ${limit} bytes`)
   }
 }
 
@@ -78,31 +68,6 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders): Record<stri
   return out
 }
 
-function limitedCopy(limit: number): Transform {
-  let seen = 0
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      seen += chunk.length
-      if (seen > limit) done(new BodyTooLargeError(limit))
-      else done(null, chunk)
-    },
-  })
-}
-
-/**
- * The body to stream upstream: undefined (none), or a copy of the request stream (bounded for
- * chunked uploads; a declared Content-Length was checked already). A copy, not the request
- * itself: when the upstream call fails undici destroys the body it was given, and destroying
- * the client's request would drop the client's connection instead of answering it.
- */
-export function upstreamBody(request: FastifyRequest, limit: number): Readable | undefined {
-  const body = request.body
-  if (!(body instanceof Readable)) return undefined
-  const copy = request.headers['content-length'] !== undefined ? new PassThrough() : limitedCopy(limit)
-  body.pipe(copy)
-  return copy
-}
-
 export function failureKind(error: unknown): FailureKind {
   const code = (error as { code?: string }).code ?? ''
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout'
@@ -111,12 +76,16 @@ export function failureKind(error: unknown): FailureKind {
   return 'other'
 }
 
-export function createPool(url: string, config: Pick<ProxyConfig, 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamConnections'>): Pool {
+export type PoolSettings = Pick<ProxyConfig, 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamStreamIdleTimeoutMs' | 'upstreamConnections'>
+
+export function createPool(url: string, config: PoolSettings): Pool {
   return new Pool(new URL(url).origin, {
     connections: config.upstreamConnections,
     connect: { timeout: config.upstreamConnectTimeoutMs },
+    // Time to the response headers; then a streamed body (SSE, long poll, download) may pause
+    // up to the idle timeout between two chunks.
     headersTimeout: config.upstreamResponseTimeoutMs,
-    bodyTimeout: config.upstreamResponseTimeoutMs,
+    bodyTimeout: config.upstreamStreamIdleTimeoutMs,
     keepAliveTimeout: 4_000,
   })
 }

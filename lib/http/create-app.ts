@@ -1,7 +1,8 @@
 // The Fastify instance every service starts from: JSON logs with one access line per request,
 // request ids, a body limit, strict JSON-schema validation and the shared error shape.
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { ServerOptions } from 'node:http'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -10,6 +11,12 @@ export interface HttpAppOptions {
   bodyLimitBytes: number
   /** Extra fields for the access line, e.g. the proxy's upstream and route reason. */
   accessLogFields?: (request: FastifyRequest) => Record<string, unknown>
+  /** Connection limits and client identity, e.g. the edge proxy's timeouts and trustProxy. */
+  server?: ServerSettings
+}
+
+export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
+  http?: ServerOptions
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
@@ -30,6 +37,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    ...options.server,
   })
 
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.
