@@ -6,7 +6,7 @@ import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminRoutes } from './admin-routes.ts'
+import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
 import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
@@ -81,7 +81,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
-  }
+  } else reserveAdminNamespace(app)
   await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics })
 
   app.addHook('onClose', async () => {

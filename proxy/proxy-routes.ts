@@ -13,7 +13,7 @@ import type { Route, Upstream } from './route-map.ts'
 import { decide, identityOf, overrideOf, stickyCookie, type RouteReason } from './routing.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
-import { UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
 export interface UpstreamRuntime {
   upstream: Upstream
@@ -39,14 +39,6 @@ declare module 'fastify' {
 }
 
 const SAFE = new Set(['GET', 'HEAD'])
-// What a client is told (the raw error, with internal addresses, goes to the log only).
-const FAILURE_TEXT: Record<string, string> = {
-  connect: 'is unreachable',
-  timeout: 'did not answer in time',
-  reset: 'dropped the connection',
-  other: 'failed',
-}
-
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { config, flags, metrics, upstreams } = opts
   bufferRequestBodies(app, { limit: config.bodyLimitBytes, idleTimeoutMs: config.clientBodyTimeoutMs })

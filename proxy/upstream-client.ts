@@ -68,6 +68,15 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders): Record<stri
   return out
 }
 
+// What a client is told about a failed call (the raw error, with internal addresses, goes to the log only).
+export const FAILURE_TEXT: Record<FailureKind, string> = {
+  connect: 'is unreachable',
+  timeout: 'did not answer in time',
+  reset: 'dropped the connection',
+  status_5xx: 'failed',
+  other: 'failed',
+}
+
 export function failureKind(error: unknown): FailureKind {
   const code = (error as { code?: string }).code ?? ''
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout'

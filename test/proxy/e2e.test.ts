@@ -85,6 +85,11 @@ describe('proxy in front of the real services', () => {
     const users = await get('/api/users')
     expect([users.status, users.headers.get('x-upstream')]).toEqual([200, 'monolith'])
     expect(Array.isArray(await users.json())).toBe(true)
+    // The movies service's own health check reaches it at any rollout (here 50 %), for every client.
+    for (let i = 0; i < 6; i++) {
+      const health = await get('/api/movies/health', { 'x-user-id': `viewer-${i}` })
+      expect([health.status, health.headers.get('x-upstream')]).toEqual([200, 'movies-service'])
+    }
     const ev = await get('/api/events/health')
     expect([ev.status, ev.headers.get('x-upstream')]).toEqual([200, 'events-service'])
   })
