@@ -11,6 +11,7 @@ import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
+import { fastifyTrustProxy } from './trust-proxy.ts'
 import { createFlagSource, type FlagSource } from './flag-source.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
@@ -70,7 +71,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
-    server: clientLimits(config),
+    server: { ...clientLimits(config), trustProxy: fastifyTrustProxy(config.trustProxy) },
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)

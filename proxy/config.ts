@@ -2,6 +2,7 @@
 // sources, breakers and timeouts, rate limiting and the admin API.
 import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
+import { trustProxyEnv } from './trust-proxy.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 
@@ -65,7 +66,7 @@ const spec = {
   rateLimitKeyPrefix: env.string('RATE_LIMIT_KEY_PREFIX', 'cinemaabyss:rl:', 'prefix of the Redis counters'),
   redisUrl: env.optionalUrl('REDIS_URL', 'shared rate-limit counters; unset = per-process counters', ['redis', 'rediss']),
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
-  trustProxy: env.bool('TRUST_PROXY', false, 'take the client address from X-Forwarded-For (behind a load balancer)'),
+  trustProxy: trustProxyEnv,
 
   adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token>'),
 }

@@ -47,11 +47,12 @@ export function upstreamRequestHeaders(request: FastifyRequest): Record<string, 
     if (value === undefined || NOT_FORWARDED.has(name) || listed?.has(name)) continue
     out[name] = value
   }
-  const client = request.raw.socket.remoteAddress ?? ''
-  const prior = source['x-forwarded-for']
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client
+  // What the proxy believes under TRUST_PROXY: the trusted chain (client first, our peer last),
+  // never entries an untrusted peer made up; scheme and host likewise.
+  out['x-forwarded-for'] = request.ips ? request.ips.reverse().join(', ') : request.ip
   out['x-forwarded-proto'] = request.protocol
-  if (source.host) out['x-forwarded-host'] = source.host
+  const host = request.host
+  if (host) out['x-forwarded-host'] = host
   out['x-request-id'] = request.id
   return out
 }
