@@ -11,7 +11,7 @@ import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
-import { fastifyTrustProxy } from './trust-proxy.ts'
+import { trustFunction } from './trust-proxy.ts'
 import { createFlagSource, type FlagSource } from './flag-source.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
@@ -67,11 +67,12 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   flags.onChange(publishFlags)
   publishFlags()
 
+  const trust = trustFunction(config.trustProxy)
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
-    server: { ...clientLimits(config), trustProxy: fastifyTrustProxy(config.trustProxy) },
+    server: { ...clientLimits(config), trustProxy: trust },
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
@@ -83,7 +84,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
   } else reserveAdminNamespace(app)
-  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics })
+  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics, trust })
 
   app.addHook('onClose', async () => {
     for (const rt of upstreams.values()) {

@@ -13,6 +13,7 @@ import type { Route, Upstream } from './route-map.ts'
 import { decide, identityOf, overrideOf, stickyCookie, type RouteReason } from './routing.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
+import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
 export interface UpstreamRuntime {
@@ -28,6 +29,8 @@ export interface ProxyRoutesOptions {
   upstreams: Map<string, UpstreamRuntime>
   flags: FlagSource
   metrics: ProxyMetrics
+  /** TRUST_PROXY's trust function (undefined = no peer trusted). */
+  trust: TrustFn | undefined
 }
 
 declare module 'fastify' {
@@ -66,7 +69,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
         response = await rt.pool.request({
           path: rt.basePath + request.url,
           method: request.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(request),
+          headers: upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id),
           body: request.body as Buffer | undefined,
           signal,
         })

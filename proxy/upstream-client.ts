@@ -3,10 +3,10 @@
 // X-Request-Id set; request bodies arrive buffered (request-body.ts), responses are streamed. Undici is used directly rather than through
 // @fastify/reply-from: the proxy must see the upstream status before anything is sent (to
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
-import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import type { ProxyConfig } from './config.ts'
+import type { ClientView } from './trust-proxy.ts'
 
 export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
 
@@ -37,9 +37,8 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
   return listed.length ? new Set(listed) : undefined
 }
 
-/** Request headers for the upstream. */
-export function upstreamRequestHeaders(request: FastifyRequest): Record<string, string | string[]> {
-  const source = request.headers
+/** Request headers for the upstream: the client's end-to-end headers, X-Forwarded-* and X-Request-Id. */
+export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: ClientView, requestId: string): Record<string, string | string[]> {
   const listed = connectionListed(source.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in source) {
@@ -47,13 +46,10 @@ export function upstreamRequestHeaders(request: FastifyRequest): Record<string, 
     if (value === undefined || NOT_FORWARDED.has(name) || listed?.has(name)) continue
     out[name] = value
   }
-  // What the proxy believes under TRUST_PROXY: the trusted chain (client first, our peer last),
-  // never entries an untrusted peer made up; scheme and host likewise.
-  out['x-forwarded-for'] = request.ips ? request.ips.reverse().join(', ') : request.ip
-  out['x-forwarded-proto'] = request.protocol
-  const host = request.host
-  if (host) out['x-forwarded-host'] = host
-  out['x-request-id'] = request.id
+  out['x-forwarded-for'] = client.forwardedFor
+  out['x-forwarded-proto'] = client.proto
+  if (client.host) out['x-forwarded-host'] = client.host
+  out['x-request-id'] = requestId
   return out
 }
 
