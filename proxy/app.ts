@@ -12,6 +12,7 @@ import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
 import { trustFunction } from './trust-proxy.ts'
+import { tunnelUpgrades } from './websocket-tunnel.ts'
 import { createFlagSource, type FlagSource } from './flag-source.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
@@ -85,6 +86,13 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
   } else reserveAdminNamespace(app)
   await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics, trust })
+
+  const closeTunnels = tunnelUpgrades(app.server, { config, routes, upstreams, flags, metrics, trust, logger: deps.logger })
+  // Before the server waits for its connections to end: open tunnels would keep it waiting.
+  app.addHook('preClose', (done) => {
+    closeTunnels()
+    done()
+  })
 
   app.addHook('onClose', async () => {
     for (const rt of upstreams.values()) {

@@ -10,7 +10,7 @@ import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Route, Upstream } from './route-map.ts'
-import { decide, identityOf, overrideOf, stickyCookie, type RouteReason } from './routing.ts'
+import { chooseSide, type RouteReason } from './routing.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
@@ -151,16 +151,9 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     return async (request: FastifyRequest, reply: FastifyReply) => {
       request.proxyRoute = route.name
       const signal = abortWhenClientGoes(reply)
-      const override = config.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
-      if (override) {
-        return override === 'target' ? viaTarget(route, request, reply, 'override', signal) : viaLegacy(route, request, reply, 'override', signal)
-      }
-      const identity = identityOf(request.headers, request.query, config.stickyCookie)
-      if (identity.from === 'new') reply.header('set-cookie', stickyCookie(config.stickyCookie, identity.id))
-      const decision = decide(route, flags, identity.id)
-      return decision.side === 'target'
-        ? viaTarget(route, request, reply, decision.reason, signal)
-        : viaLegacy(route, request, reply, decision.reason, signal)
+      const choice = chooseSide(route, flags, request, config)
+      if (choice.setCookie) reply.header('set-cookie', choice.setCookie)
+      return choice.side === 'target' ? viaTarget(route, request, reply, choice.reason, signal) : viaLegacy(route, request, reply, choice.reason, signal)
     }
   }
 

@@ -2,7 +2,7 @@
 // request ids, a body limit, strict JSON-schema validation and the shared error shape.
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import type { ServerOptions } from 'node:http'
+import type { IncomingHttpHeaders, ServerOptions } from 'node:http'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -21,16 +21,19 @@ export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeo
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 
+/** The client's X-Request-Id when it is a sane id, else a new one. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const given = headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
+
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: (req) => {
-      const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    genReqId: (req) => requestIdOf(req.headers),
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
