@@ -15,12 +15,12 @@ export function edgeGuards(app: FastifyInstance): void {
   app.addHook('onRequest', (request, reply, done) => {
     const { method, url } = request.raw
     if (url?.charCodeAt(0) === 47 /* "/" */ && FORWARDED.has(method!)) return done()
-    if (url === '*' && method === 'OPTIONS') {
-      reply.code(200).header('allow', ALLOW).header('content-length', '0').send()
-    } else if (url?.charCodeAt(0) !== 47) {
-      reply.code(400).header('connection', 'close').send({ error: 'the request target must be a path such as /api/movies (asterisk, absolute and authority forms are not served)' })
-    } else {
+    if (!FORWARDED.has(method!)) {
       reply.code(405).header('allow', ALLOW).send({ error: `method ${method} is not served by this proxy` })
+    } else if (url === '*' && method === 'OPTIONS') {
+      reply.code(200).header('allow', ALLOW).header('content-length', '0').send()
+    } else {
+      reply.code(400).header('connection', 'close').send({ error: 'the request target must be a path such as /api/movies (asterisk, absolute and authority forms are not served)' })
     }
   })
   // Node hands CONNECT to a 'connect' listener instead of the request handler (and, without one,
