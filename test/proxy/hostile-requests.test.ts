@@ -121,3 +121,24 @@ describe('the proxy\'s namespaces', () => {
     expect(received()).toBe(before)
   })
 })
+
+describe('connection cap', () => {
+  it('closes connections beyond CLIENT_MAX_CONNECTIONS at once; the others keep being served', async () => {
+    const { closedWithin, connect, readAnswer } = await import('./raw-client.ts')
+    const capped = await startProxy(stubs, { CLIENT_MAX_CONNECTIONS: '3' })
+    await capped.app.listen({ port: 0, host: '127.0.0.1' })
+    const cappedPort = (capped.app.server.address() as AddressInfo).port
+    const held = await Promise.all([0, 1, 2].map(() => connect(cappedPort)))
+    try {
+      await new Promise((r) => setTimeout(r, 100))
+      const extra = await connect(cappedPort)
+      extra.on('error', () => {})
+      expect(await closedWithin(extra, 2_000)).toBe(true)
+      held[0]!.write('GET /api/users HTTP/1.1\r\nHost: cinema\r\n\r\n')
+      expect((await readAnswer(held[0]!)).status).toBe(200)
+    } finally {
+      for (const s of held) s.destroy()
+      await capped.close()
+    }
+  })
+})
