@@ -45,6 +45,11 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
     const url = req.url ?? ''
     const path = url.split('?')[0]!
     if (!path.startsWith('/')) return rejectOnSocket(socket, 400, {}, 'the request target must be a path')
+    // A WebSocket handshake is a GET without a body; anything else (h2c upgrades, bodies) would
+    // leave the upstream waiting for bytes that never come and count that against it.
+    if (req.method !== 'GET' || req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+      return rejectOnSocket(socket, 400, {}, 'upgrade requests must be GET without a body')
+    }
     if (RESERVED_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) return rejectOnSocket(socket, 404, {}, `no route for ${req.method} ${path}`)
     const route = matchRoute(routes, path)
     const query = Object.fromEntries(new URLSearchParams(url.slice(path.length + 1)))

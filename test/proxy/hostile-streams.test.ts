@@ -133,6 +133,19 @@ describe('WebSocket pass-through', () => {
     expect(await done).toBe(4002)
   })
 
+  it('refuses upgrade requests that are not a bodiless GET, without involving any upstream', async () => {
+    const { rawRequest } = await import('./raw-client.ts')
+    const port = Number(base.split(':')[1])
+    const before = (await proxy.app.inject('/metrics')).body
+    for (const head of ['POST /api/users HTTP/1.1\r\nContent-Length: 10', 'GET /api/users HTTP/1.1\r\nTransfer-Encoding: chunked']) {
+      const answer = await rawRequest(port, `${head}\r\nHost: cinema\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`, 3_000)
+      expect(answer.status, head).toBe(400)
+      expect(JSON.parse(answer.body).error).toBe('upgrade requests must be GET without a body')
+    }
+    const after = (await proxy.app.inject('/metrics')).body
+    expect(metric(after, 'proxy_breaker_events_total{upstream="monolith",event="failure"}')).toBe(metric(before, 'proxy_breaker_events_total{upstream="monolith",event="failure"}'))
+  })
+
   it('never tunnels into the proxy\'s own namespace', async () => {
     await expect(openSocket('/admin/state')).rejects.toThrow('handshake answered 404')
     await expect(openSocket('/metrics')).rejects.toThrow('handshake answered 404')
