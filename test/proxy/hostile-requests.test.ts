@@ -95,6 +95,16 @@ describe('bodies', () => {
     await expectHealthyAfterwards(before)
   })
 
+  it('answers GET/HEAD that carry a body without passing the body on or counting anything against the upstream', async () => {
+    const start = stubs.monolith.received.length
+    for (const head of ['GET /api/users HTTP/1.1\r\nContent-Length: 5', 'HEAD /api/users HTTP/1.1\r\nContent-Length: 5']) {
+      const a = await rawRequest(port, `${head}\r\nHost: cinema\r\nConnection: close\r\n\r\nhello`, 3_000)
+      expect(a.status, head).toBe(200)
+    }
+    expect(stubs.monolith.received.slice(start).map((r) => [r.method, r.bodyLength, r.headers['content-length']])).toEqual([['GET', 0, undefined], ['HEAD', 0, undefined]])
+    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_breaker_events_total{upstream="monolith",event="failure"}')).toBe(0)
+  })
+
   it('forwards a body that arrives slowly but steadily, whole', async () => {
     const { connect, readAnswer } = await import('./raw-client.ts')
     const socket = await connect(port)
