@@ -10,9 +10,9 @@ import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Route, Upstream } from './route-map.ts'
-import { chooseSide, type RouteReason } from './routing.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
+import { chooseSide, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
@@ -42,6 +42,7 @@ declare module 'fastify' {
 }
 
 const SAFE = new Set(['GET', 'HEAD'])
+
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { config, flags, metrics, upstreams } = opts
   bufferRequestBodies(app, { limit: config.bodyLimitBytes, idleTimeoutMs: config.clientBodyTimeoutMs })
