@@ -16,6 +16,8 @@ const headers = { 'content-type': 'application/json', 'content-length': String(b
 
 http
   .createServer((req, res) => {
+    // /download?mb=N: N MB of bytes, written only as fast as the reader takes them (edge-hostile.ts).
+    if (req.url?.includes('/download')) return download(res, Number(new URL(req.url, 'http://x').searchParams.get('mb') ?? 200))
     req.resume()
     req.on('end', () => {
       res.writeHead(200, headers)
@@ -23,3 +25,17 @@ http
     })
   })
   .listen(port, '127.0.0.1', () => console.log(`${name} listening on ${port} (${body.length} bytes per answer)`))
+
+function download(res: http.ServerResponse, mb: number): void {
+  const chunk = Buffer.alloc(64 * 1024, 7)
+  let left = (mb * 1024 * 1024) / chunk.length
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left * chunk.length) })
+  const pump = () => {
+    while (left > 0) {
+      left--
+      if (!res.write(chunk)) return void res.once('drain', pump)
+    }
+    res.end()
+  }
+  pump()
+}

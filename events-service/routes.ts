@@ -43,7 +43,8 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
         request.log.warn({ topic, id: event.id, err: err.message }, 'event not acknowledged, answering 503')
         throw new HttpError(
           503,
-          `event not acknowledged by Kafka (${err.message}); it may or may not have been stored: ` +
+          // The client hears what happened, not where: broker addresses stay in the log line above.
+          `event not acknowledged by Kafka (${err.kind === 'timeout' ? 'no answer in time' : 'Kafka unavailable'}); it may or may not have been stored: ` +
             'retry with the same Idempotency-Key header so that a duplicate can be recognised by its event id',
           { 'retry-after': '1' },
         )

@@ -1,8 +1,10 @@
 // The admin API (only registered when ADMIN_TOKEN is set; every call needs
-// Authorization: Bearer <ADMIN_TOKEN>): state, rollout changes in file mode, explain.
+// Authorization: Bearer <ADMIN_TOKEN>): state, rollout changes in file mode, explain. Without
+// it the namespace is still reserved (404).
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { HttpError, notFound } from '../lib/http/errors.ts'
+import { FORWARDED_METHODS } from './edge-guards.ts'
 import { FlagConflictError, type FlagSource } from './flag-source.ts'
 import type { UpstreamRuntime } from './proxy-routes.ts'
 import { matchRoute, type Route } from './route-map.ts'
@@ -17,6 +19,15 @@ export interface AdminRoutesOptions {
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
+
+/**
+ * /admin and everything below it belong to the proxy in every configuration: a path the admin
+ * API does not serve (or every path, when it is off) is a 404 here, never forwarded upstream
+ * (with the client's Authorization header).
+ */
+export function reserveAdminNamespace(app: FastifyInstance): void {
+  for (const url of ['/admin', '/admin/*']) app.route({ method: [...FORWARDED_METHODS], url, handler: (_request, reply) => reply.callNotFound() })
+}
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { routes, upstreams, flags } = opts
@@ -44,6 +55,8 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       ...(flag ? { flag: flag.flag, percent: flag.percent ?? null, source: flag.source, sticky: flag.sticky } : {}),
     }
   }
+
+  reserveAdminNamespace(app)
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

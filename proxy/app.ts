@@ -6,9 +6,13 @@ import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminRoutes } from './admin-routes.ts'
+import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
 import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
+import { clientLimits } from './client-limits.ts'
+import { edgeGuards } from './edge-guards.ts'
+import { trustFunction } from './trust-proxy.ts'
+import { tunnelUpgrades } from './websocket-tunnel.ts'
 import { createFlagSource, type FlagSource } from './flag-source.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
@@ -64,11 +68,15 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   flags.onChange(publishFlags)
   publishFlags()
 
+  const trust = trustFunction(config.trustProxy)
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
+    server: { ...clientLimits(config), trustProxy: trust },
   })
+  app.server.maxConnections = config.clientMaxConnections
+  edgeGuards(app)
   await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
@@ -76,8 +84,15 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
-  }
-  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics })
+  } else reserveAdminNamespace(app)
+  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics, trust })
+
+  const closeTunnels = tunnelUpgrades(app.server, { config, routes, upstreams, flags, metrics, trust, logger: deps.logger })
+  // Before the server waits for its connections to end: open tunnels would keep it waiting.
+  app.addHook('preClose', (done) => {
+    closeTunnels()
+    done()
+  })
 
   app.addHook('onClose', async () => {
     for (const rt of upstreams.values()) {

@@ -1,13 +1,16 @@
 // One long-lived opossum breaker per upstream. Connection errors, timeouts and 5xx answers
 // count as failures; the opossum timeout is off because undici's own connect/response
-// timeouts bound every call (and actually abort it).
+// timeouts bound every call (and actually abort it). Two rules open it: opossum's failure
+// percentage over the rolling window (for flapping upstreams), and BREAKER_CONSECUTIVE_FAILURES
+// failures in a row whatever the window's earlier successes (a dead target is cut off at once,
+// as Envoy's outlier detection does). Half-open, the first good trial closes it.
 import CircuitBreaker from 'opossum'
 import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
 import { BREAKER_STATE, type BreakerEvent, type ProxyMetrics } from './metrics.ts'
 import { UpstreamFailure } from './upstream-client.ts'
 
-export type BreakerSettings = Pick<ProxyConfig, 'breakerVolumeThreshold' | 'breakerErrorPercent' | 'breakerResetTimeoutMs' | 'breakerWindowMs'>
+export type BreakerSettings = Pick<ProxyConfig, 'breakerVolumeThreshold' | 'breakerErrorPercent' | 'breakerResetTimeoutMs' | 'breakerWindowMs' | 'breakerConsecutiveFailures'>
 
 /** Work run through a breaker: resolves with the upstream's answer, rejects with UpstreamFailure. */
 export type Call<T> = () => Promise<T>
@@ -60,9 +63,17 @@ export function createBreaker(upstream: string, settings: BreakerSettings, metri
     gauge.set(BREAKER_STATE.closed)
     logger.info({ upstream }, 'circuit breaker closed')
   })
+  let consecutiveFailures = 0
+  breaker.on('success', () => (consecutiveFailures = 0))
   breaker.on('failure', (error: unknown) => {
     if (error instanceof UpstreamFailure && error.kind === 'timeout') events.timeout.inc()
+    consecutiveFailures++
+    if (settings.breakerConsecutiveFailures > 0 && consecutiveFailures >= settings.breakerConsecutiveFailures && breaker.closed) {
+      logger.warn({ upstream, consecutiveFailures }, 'consecutive failures: opening the circuit breaker')
+      breaker.open()
+    }
   })
+  breaker.on('open', () => (consecutiveFailures = 0))
 
   function summary() {
     const s = breaker.stats

@@ -2,6 +2,7 @@
 // sources, breakers and timeouts, rate limiting and the admin API.
 import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
+import { trustProxyEnv } from './trust-proxy.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 
@@ -42,13 +43,22 @@ const spec = {
 
   // Upstream calls and breakers.
   upstreamConnectTimeoutMs: env.int('UPSTREAM_CONNECT_TIMEOUT_MS', 2_000, { min: 1, description: 'TCP connect timeout to an upstream' }),
-  upstreamResponseTimeoutMs: env.int('UPSTREAM_RESPONSE_TIMEOUT_MS', 10_000, { min: 1, description: 'wait for response headers, and longest pause inside a body' }),
+  upstreamResponseTimeoutMs: env.int('UPSTREAM_RESPONSE_TIMEOUT_MS', 10_000, { min: 1, description: 'wait for the response headers of an upstream' }),
+  upstreamStreamIdleTimeoutMs: env.int('UPSTREAM_STREAM_IDLE_TIMEOUT_MS', 300_000, { min: 1, description: 'longest quiet gap inside a streamed response body (SSE, long poll, download)' }),
   upstreamConnections: env.int('UPSTREAM_CONNECTIONS', 128, { min: 1, description: 'keep-alive connections per upstream' }),
   breakerVolumeThreshold: env.int('BREAKER_VOLUME_THRESHOLD', 10, { min: 1, description: 'calls in the window before a breaker may open' }),
   breakerErrorPercent: env.int('BREAKER_ERROR_PERCENT', 50, { min: 1, max: 100, description: 'failure percentage that opens a breaker' }),
   breakerResetTimeoutMs: env.int('BREAKER_RESET_TIMEOUT_MS', 10_000, { min: 1, description: 'open time before a breaker lets one trial call through' }),
+  breakerConsecutiveFailures: env.int('BREAKER_CONSECUTIVE_FAILURES', 5, { min: 0, description: 'consecutive failures that open a breaker whatever the window says; 0 = off' }),
   breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
   retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
+
+  // Client connections (slowloris, stalled and vanishing clients).
+  clientBodyTimeoutMs: env.int('CLIENT_BODY_TIMEOUT_MS', 30_000, { min: 1, description: 'longest pause between two reads of a request body; then 408' }),
+  clientHeadersTimeoutMs: env.int('CLIENT_HEADERS_TIMEOUT_MS', 10_000, { min: 1, description: 'time a client has to send the request headers' }),
+  clientRequestTimeoutMs: env.int('CLIENT_REQUEST_TIMEOUT_MS', 120_000, { min: 1, description: 'time a client has to send the whole request (headers and body)' }),
+  clientKeepAliveTimeoutMs: env.int('CLIENT_KEEPALIVE_TIMEOUT_MS', 72_000, { min: 1, description: 'idle client connections are closed after this' }),
+  clientMaxConnections: env.int('CLIENT_MAX_CONNECTIONS', 1_024, { min: 1, description: 'open client connections per process; further ones are closed at once' }),
 
   // Rate limiting.
   rateLimitMax: env.int('RATE_LIMIT_MAX', 1_000, { min: 0, description: 'requests per client per window; 0 = no limit' }),
@@ -56,7 +66,7 @@ const spec = {
   rateLimitKeyPrefix: env.string('RATE_LIMIT_KEY_PREFIX', 'cinemaabyss:rl:', 'prefix of the Redis counters'),
   redisUrl: env.optionalUrl('REDIS_URL', 'shared rate-limit counters; unset = per-process counters', ['redis', 'rediss']),
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
-  trustProxy: env.bool('TRUST_PROXY', false, 'take the client address from X-Forwarded-For (behind a load balancer)'),
+  trustProxy: trustProxyEnv,
 
   adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token>'),
 }
@@ -65,6 +75,9 @@ export type ProxyConfig = ReturnType<typeof loadConfig>
 export const loadConfig = (source: Record<string, string | undefined> = process.env) => {
   const config = parseEnv(spec, source)
   if (config.unleashUrl && !config.unleashApiToken) throw new ConfigError('invalid configuration: UNLEASH_API_TOKEN is required when UNLEASH_URL is set')
+  if (config.clientHeadersTimeoutMs > config.clientRequestTimeoutMs) {
+    throw new ConfigError('invalid configuration: CLIENT_HEADERS_TIMEOUT_MS must not be larger than CLIENT_REQUEST_TIMEOUT_MS')
+  }
   if (config.adminToken !== undefined && config.adminToken.length < 16) {
     throw new ConfigError('invalid configuration: ADMIN_TOKEN must be at least 16 characters')
   }

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { FlagSource } from './flag-source.ts'
 import type { UpstreamRuntime } from './proxy-routes.ts'
+import { FAILURE_TEXT, failureKind } from './upstream-client.ts'
 
 export interface OpsRoutesOptions {
   flags: FlagSource
@@ -13,6 +14,7 @@ export interface OpsRoutesOptions {
 
 export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): Promise<void> {
   const { flags, legacy } = opts
+  const logger = app.log
 
   app.get('/health', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Strangler Fig Proxy is healthy'))
 
@@ -26,7 +28,10 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
         await res.body.dump()
         return res.statusCode < 500 ? undefined : `${legacy.upstream.name} /health answered ${res.statusCode}`
       })
-      .catch((err: Error) => `${legacy.upstream.name} unreachable: ${err.message}`)
+      .catch((err: Error) => {
+        logger.warn({ upstream: legacy.upstream.name, err: err.message }, 'readiness probe failed')
+        return `${legacy.upstream.name} ${FAILURE_TEXT[failureKind(err)]}`
+      })
     probe = { at: Date.now(), result }
     return result
   }

@@ -10,15 +10,11 @@ import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Route, Upstream } from './route-map.ts'
-import { decide, identityOf, overrideOf, stickyCookie, type RouteReason } from './routing.ts'
-import {
-  BodyTooLargeError,
-  UpstreamFailure,
-  clientResponseHeaders,
-  failureKind,
-  upstreamBody,
-  upstreamRequestHeaders,
-} from './upstream-client.ts'
+import { FORWARDED_METHODS } from './edge-guards.ts'
+import { bufferRequestBodies, clientGone } from './request-body.ts'
+import { chooseSide, type RouteReason } from './routing.ts'
+import { clientOf, type TrustFn } from './trust-proxy.ts'
+import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
 export interface UpstreamRuntime {
   upstream: Upstream
@@ -28,11 +24,13 @@ export interface UpstreamRuntime {
 }
 
 export interface ProxyRoutesOptions {
-  config: Pick<ProxyConfig, 'bodyLimitBytes' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
+  config: Pick<ProxyConfig, 'bodyLimitBytes' | 'clientBodyTimeoutMs' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
   routes: Route[]
   upstreams: Map<string, UpstreamRuntime>
   flags: FlagSource
   metrics: ProxyMetrics
+  /** TRUST_PROXY's trust function (undefined = no peer trusted). */
+  trust: TrustFn | undefined
 }
 
 declare module 'fastify' {
@@ -44,25 +42,10 @@ declare module 'fastify' {
 }
 
 const SAFE = new Set(['GET', 'HEAD'])
-// What a client is told (the raw error, with internal addresses, goes to the log only).
-const FAILURE_TEXT: Record<string, string> = {
-  connect: 'is unreachable',
-  timeout: 'did not answer in time',
-  reset: 'dropped the connection',
-  other: 'failed',
-}
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { config, flags, metrics, upstreams } = opts
-  const limit = config.bodyLimitBytes
-
-  // Bodies are streamed, never parsed: every content type (and none) passes through as is.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (request, payload, done) => {
-    const length = request.headers['content-length']
-    if (length !== undefined && Number(length) > limit) return done(new BodyTooLargeError(limit), undefined)
-    done(null, payload)
-  })
+  bufferRequestBodies(app, { limit: config.bodyLimitBytes, idleTimeoutMs: config.clientBodyTimeoutMs })
 
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
@@ -75,19 +58,24 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     done()
   })
 
-  /** One upstream call through its breaker; resolves with a < 500 answer, rejects otherwise. */
-  function call(rt: UpstreamRuntime, request: FastifyRequest, body: ReturnType<typeof upstreamBody>): Promise<Dispatcher.ResponseData> {
+  /**
+   * One upstream call through its breaker; resolves with a < 500 answer, rejects otherwise.
+   * The body is complete (buffered) before the call starts; a client that goes away aborts the
+   * call at once, which is not the upstream's failure.
+   */
+  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     return rt.breaker.fire(async () => {
       let response: Dispatcher.ResponseData
       try {
         response = await rt.pool.request({
           path: rt.basePath + request.url,
           method: request.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(request),
-          body,
+          headers: upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id),
+          body: request.body as Buffer | undefined,
+          signal,
         })
       } catch (error) {
-        if (error instanceof BodyTooLargeError || (error as Error).cause instanceof BodyTooLargeError) throw new BodyTooLargeError(limit)
+        if (signal.aborted) throw clientGone()
         const kind = failureKind(error)
         metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
         request.log.warn({ upstream: rt.upstream.name, kind, err: (error as Error).message }, 'upstream call failed')
@@ -120,10 +108,10 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
-  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, body: ReturnType<typeof upstreamBody>) {
+  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: AbortSignal) {
     const rt = upstreams.get(route.legacy.name)!
     try {
-      return send(reply, await call(rt, request, body), rt.upstream.name, reason)
+      return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
       if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
       if (isBreakerOpenError(error)) return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (circuit open), retry later`)
@@ -135,10 +123,10 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
   }
 
-  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, body: ReturnType<typeof upstreamBody>) {
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: AbortSignal) {
     const rt = upstreams.get(route.target!.name)!
     try {
-      return send(reply, await call(rt, request, body), rt.upstream.name, reason)
+      return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
       if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
       if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
@@ -150,7 +138,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       rt.breaker.countFallback()
       metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()
       request.log.warn({ route: route.name, from: rt.upstream.name, to: route.legacy.name, cause: what }, 'fallback to legacy')
-      return viaLegacy(route, request, reply, 'fallback', undefined)
+      return viaLegacy(route, request, reply, 'fallback', signal)
     }
   }
 
@@ -158,30 +146,31 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     if (!route.target) {
       return async (request: FastifyRequest, reply: FastifyReply) => {
         request.proxyRoute = route.name
-        return viaLegacy(route, request, reply, 'default', upstreamBody(request, limit))
+        return viaLegacy(route, request, reply, 'default', abortWhenClientGoes(reply))
       }
     }
     return async (request: FastifyRequest, reply: FastifyReply) => {
       request.proxyRoute = route.name
-      const body = upstreamBody(request, limit)
-      const override = config.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
-      if (override) {
-        return override === 'target' ? viaTarget(route, request, reply, 'override', body) : viaLegacy(route, request, reply, 'override', body)
-      }
-      const identity = identityOf(request.headers, request.query, config.stickyCookie)
-      if (identity.from === 'new') reply.header('set-cookie', stickyCookie(config.stickyCookie, identity.id))
-      const decision = decide(route, flags, identity.id)
-      return decision.side === 'target'
-        ? viaTarget(route, request, reply, decision.reason, body)
-        : viaLegacy(route, request, reply, decision.reason, body)
+      const signal = abortWhenClientGoes(reply)
+      const choice = chooseSide(route, flags, request, config)
+      if (choice.setCookie) reply.header('set-cookie', choice.setCookie)
+      return choice.side === 'target' ? viaTarget(route, request, reply, choice.reason, signal) : viaLegacy(route, request, reply, choice.reason, signal)
     }
   }
 
   for (const route of opts.routes) {
     const handler = handlerFor(route)
     const paths = route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]
-    for (const url of paths) app.route({ method: ALL_METHODS, url, handler })
+    for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, handler })
   }
 }
 
-const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+/** Aborted when the client's connection closes before its answer was sent. */
+function abortWhenClientGoes(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  const res = reply.raw
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  return controller.signal
+}

@@ -2,7 +2,7 @@
 // proxy replicas; without, each process counts alone. A Redis failure lets the request through
 // and is counted in proxy_rate_limit_store_errors_total: the limiter must never become the outage.
 import { createRequire } from 'node:module'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import rateLimit, { type FastifyRateLimitOptions, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import { HttpError } from '../lib/http/errors.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -50,19 +50,9 @@ function failOpenRedisStore(redis: Redis, prefix: string, onError: (err: Error) 
   } as unknown as FastifyRateLimitStoreCtor
 }
 
-export function clientKey(request: FastifyRequest, trustProxy: boolean): string {
-  if (trustProxy) {
-    // The address the (single, trusted) load balancer saw: the last X-Forwarded-For entry.
-    const xff = request.headers['x-forwarded-for']
-    const last = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',').pop()?.trim()
-    if (last) return last
-  }
-  return request.raw.socket.remoteAddress ?? 'unknown'
-}
-
 export async function registerRateLimit(
   app: FastifyInstance,
-  config: Pick<ProxyConfig, 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitKeyPrefix' | 'trustProxy'>,
+  config: Pick<ProxyConfig, 'rateLimitMax' | 'rateLimitWindowMs' | 'rateLimitKeyPrefix'>,
   deps: { redis?: Redis; metrics: ProxyMetrics; logger: Logger },
 ): Promise<void> {
   if (config.rateLimitMax === 0) return
@@ -83,7 +73,8 @@ export async function registerRateLimit(
     timeWindow: config.rateLimitWindowMs,
     store,
     skipOnError: true,
-    keyGenerator: (request) => clientKey(request, config.trustProxy),
+    // The client address as Fastify sees it under TRUST_PROXY (trust-proxy.ts): the same one sent upstream.
+    keyGenerator: (request) => request.ip,
     allowList: (request) => EXEMPT.has(request.routeOptions.url ?? ''),
     onExceeded: () => deps.metrics.rateLimited.inc(),
     errorResponseBuilder: (_request, context) =>

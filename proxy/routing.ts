@@ -71,3 +71,22 @@ export function decide(route: Route, flags: FlagSource, identity: string): Decis
   const partial = percent === undefined || (percent > 0 && percent < 100)
   return { side: on ? 'target' : 'legacy', reason: partial && sticky ? 'sticky' : 'flag' }
 }
+
+export interface Choice extends Decision {
+  /** Set-Cookie value when the client had no identity yet (the proxy made one up). */
+  setCookie?: string
+}
+
+/** Hot path: the side a request on a split route goes to — QA override, else the sticky decision. */
+export function chooseSide(
+  route: Route,
+  flags: FlagSource,
+  request: { headers: Record<string, string | string[] | undefined>; query: unknown },
+  opts: { stickyCookie: string; allowBackendOverride: boolean },
+): Choice {
+  const override = opts.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
+  if (override) return { side: override, reason: 'override' }
+  const identity = identityOf(request.headers, request.query, opts.stickyCookie)
+  const decision = decide(route, flags, identity.id)
+  return identity.from === 'new' ? { ...decision, setCookie: stickyCookie(opts.stickyCookie, identity.id) } : decision
+}

@@ -1,13 +1,12 @@
 // One undici Pool per upstream (keep-alive, bounded connect and response time) and the
 // forwarding of one request: hop-by-hop headers stripped both ways, X-Forwarded-* and
-// X-Request-Id set, bodies streamed. Undici is used directly rather than through
+// X-Request-Id set; request bodies arrive buffered (request-body.ts), responses are streamed. Undici is used directly rather than through
 // @fastify/reply-from: the proxy must see the upstream status before anything is sent (to
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
-import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { PassThrough, Readable, Transform } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import type { ProxyConfig } from './config.ts'
+import type { ClientView } from './trust-proxy.ts'
 
 export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
 
@@ -21,15 +20,6 @@ export class UpstreamFailure extends Error {
     readonly response?: Dispatcher.ResponseData,
   ) {
     super(message)
-  }
-}
-
-/** The client sent more than the body limit; not the upstream's fault. */
-export class BodyTooLargeError extends Error {
-  override readonly name = 'BodyTooLargeError'
-  readonly statusCode = 413
-  constructor(limit: number) {
-    super(`request body is larger than ${limit} bytes`)
   }
 }
 
@@ -47,9 +37,8 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
   return listed.length ? new Set(listed) : undefined
 }
 
-/** Request headers for the upstream. */
-export function upstreamRequestHeaders(request: FastifyRequest): Record<string, string | string[]> {
-  const source = request.headers
+/** Request headers for the upstream: the client's end-to-end headers, X-Forwarded-* and X-Request-Id. */
+export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: ClientView, requestId: string): Record<string, string | string[]> {
   const listed = connectionListed(source.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in source) {
@@ -57,12 +46,10 @@ export function upstreamRequestHeaders(request: FastifyRequest): Record<string, 
     if (value === undefined || NOT_FORWARDED.has(name) || listed?.has(name)) continue
     out[name] = value
   }
-  const client = request.raw.socket.remoteAddress ?? ''
-  const prior = source['x-forwarded-for']
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${client}` : client
-  out['x-forwarded-proto'] = request.protocol
-  if (source.host) out['x-forwarded-host'] = source.host
-  out['x-request-id'] = request.id
+  out['x-forwarded-for'] = client.forwardedFor
+  out['x-forwarded-proto'] = client.proto
+  if (client.host) out['x-forwarded-host'] = client.host
+  out['x-request-id'] = requestId
   return out
 }
 
@@ -78,29 +65,13 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders): Record<stri
   return out
 }
 
-function limitedCopy(limit: number): Transform {
-  let seen = 0
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      seen += chunk.length
-      if (seen > limit) done(new BodyTooLargeError(limit))
-      else done(null, chunk)
-    },
-  })
-}
-
-/**
- * The body to stream upstream: undefined (none), or a copy of the request stream (bounded for
- * chunked uploads; a declared Content-Length was checked already). A copy, not the request
- * itself: when the upstream call fails undici destroys the body it was given, and destroying
- * the client's request would drop the client's connection instead of answering it.
- */
-export function upstreamBody(request: FastifyRequest, limit: number): Readable | undefined {
-  const body = request.body
-  if (!(body instanceof Readable)) return undefined
-  const copy = request.headers['content-length'] !== undefined ? new PassThrough() : limitedCopy(limit)
-  body.pipe(copy)
-  return copy
+// What a client is told about a failed call (the raw error, with internal addresses, goes to the log only).
+export const FAILURE_TEXT: Record<FailureKind, string> = {
+  connect: 'is unreachable',
+  timeout: 'did not answer in time',
+  reset: 'dropped the connection',
+  status_5xx: 'failed',
+  other: 'failed',
 }
 
 export function failureKind(error: unknown): FailureKind {
@@ -111,12 +82,16 @@ export function failureKind(error: unknown): FailureKind {
   return 'other'
 }
 
-export function createPool(url: string, config: Pick<ProxyConfig, 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamConnections'>): Pool {
+export type PoolSettings = Pick<ProxyConfig, 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamStreamIdleTimeoutMs' | 'upstreamConnections'>
+
+export function createPool(url: string, config: PoolSettings): Pool {
   return new Pool(new URL(url).origin, {
     connections: config.upstreamConnections,
     connect: { timeout: config.upstreamConnectTimeoutMs },
+    // Time to the response headers; then a streamed body (SSE, long poll, download) may pause
+    // up to the idle timeout between two chunks.
     headersTimeout: config.upstreamResponseTimeoutMs,
-    bodyTimeout: config.upstreamResponseTimeoutMs,
+    bodyTimeout: config.upstreamStreamIdleTimeoutMs,
     keepAliveTimeout: 4_000,
   })
 }

@@ -1,7 +1,8 @@
 // The Fastify instance every service starts from: JSON logs with one access line per request,
 // request ids, a body limit, strict JSON-schema validation and the shared error shape.
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { IncomingHttpHeaders, ServerOptions } from 'node:http'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -12,9 +13,21 @@ export interface HttpAppOptions {
   accessLogFields?: (request: FastifyRequest) => Record<string, unknown>
   /** String formats replacing ajv-formats' ones of the same name (e.g. lib/contract/formats.ts). */
   formats?: Record<string, (value: string) => boolean>
+  /** Connection limits and client identity, e.g. the edge proxy's timeouts and trustProxy. */
+  server?: ServerSettings
+}
+
+export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
+  http?: ServerOptions
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+/** The client's X-Request-Id when it is a sane id, else a new one. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const given = headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
 
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
@@ -22,10 +35,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: (req) => {
-      const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    genReqId: (req) => requestIdOf(req.headers),
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
@@ -36,6 +46,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    ...options.server,
   })
 
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.

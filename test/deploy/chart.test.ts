@@ -14,6 +14,7 @@ import {
   SERVICES,
   allContainers,
   byKind,
+  chartEnv,
   find,
   podSpec,
   readRepoFile,
@@ -289,6 +290,41 @@ describe('observability (observability.enabled)', () => {
     const kinds = renderChart().map((o) => o.kind)
     expect(kinds).not.toContain('ServiceMonitor')
     expect(kinds).not.toContain('PrometheusRule')
+  })
+})
+
+describe('client identity (proxy.trustProxy) and the NetworkPolicy', () => {
+  const proxyConfig = (objects: K8sObject[]) => chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))
+  const loadProxyConfig = SERVICES.find((s) => s.name === 'proxy-service')!.loadConfig
+
+  it('by default trusts one hop (the Ingress controller) and lets only it, and Prometheus, reach the proxy pods', () => {
+    const objects = renderChart()
+    expect(proxyConfig(objects).TRUST_PROXY).toBe('1')
+    expect((loadProxyConfig(proxyConfig(objects)) as { trustProxy: unknown }).trustProxy).toBe(1)
+    const policy = find(objects, 'NetworkPolicy', 'proxy-service-ingress-only')
+    const proxyPods = find(objects, 'Deployment', 'proxy-service').spec.template.metadata.labels
+    for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) expect(proxyPods[k]).toBe(v)
+    expect(policy.spec.policyTypes).toEqual(['Ingress'])
+    expect(policy.spec.ingress).toEqual([
+      {
+        from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } },
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 8000 }],
+      },
+    ])
+  })
+
+  it('trusts nobody and renders no NetworkPolicy with trustProxy=false; addresses/CIDRs pass through', () => {
+    const off = renderChart(['--set', 'proxy.trustProxy=false'])
+    expect(proxyConfig(off).TRUST_PROXY).toBe('false')
+    expect(off.map((o) => o.kind)).not.toContain('NetworkPolicy')
+    const cidrs = renderChart(['--set-string', 'proxy.trustProxy=10.0.0.0/8\\,192.168.0.0/16', '--set', 'proxy.networkPolicy.ingressControllerNamespace=istio-system'])
+    expect((loadProxyConfig(proxyConfig(cidrs)) as { trustProxy: unknown }).trustProxy).toEqual(['10.0.0.0/8', '192.168.0.0/16'])
+    expect(find(cidrs, 'NetworkPolicy', 'proxy-service-ingress-only').spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'istio-system' })
+    const switchedOff = renderChart(['--set', 'proxy.networkPolicy.enabled=false'])
+    expect(switchedOff.map((o) => o.kind)).not.toContain('NetworkPolicy')
   })
 })
 

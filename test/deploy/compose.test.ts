@@ -134,6 +134,12 @@ describe('docker-compose.yml', () => {
     expect(composeEnv(compose.services['kafka-ui']!).KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS).toBe('kafka:9092')
   })
 
+  it('the proxy is published to clients directly: it trusts no peer to report the client address', () => {
+    const env = composeEnv(compose.services['proxy-service']!)
+    expect(env.TRUST_PROXY).toBe('false')
+    expect(compose.services['proxy-service']!.ports).toContain('8000:8000')
+  })
+
   it('migrate runs db:migrate once with the monolith image', () => {
     const migrate = compose.services.migrate!
     expect(migrate.command).toEqual(['node', '--import', 'tsx', 'lib/db/migrate-cli.ts'])

@@ -34,20 +34,31 @@ describe('admin API', () => {
     expect((await proxy.app.inject({ url: '/admin/state', headers: admin })).statusCode).toBe(200)
   })
 
-  it('does not exist without ADMIN_TOKEN', async () => {
+  it('does not exist without ADMIN_TOKEN, and its paths are never forwarded', async () => {
     const bare = await startProxy(stubs, { ADMIN_TOKEN: '' })
+    const before = stubs.monolith.received.length
     try {
-      const res = await bare.app.inject({ url: '/admin/state', headers: admin })
-      // Not an admin route: it is proxied to the monolith like any other path.
-      expect(res.headers['x-upstream']).toBe('monolith')
+      for (const url of ['/admin/state', '/admin', '/admin/routes/movies/rollout', '/admin//state']) {
+        const res = await bare.app.inject({ url, headers: admin })
+        expect([res.statusCode, res.headers['x-upstream'], res.json().error]).toEqual([404, undefined, expect.stringMatching(/^no route for GET \/admin/)])
+      }
+      expect(stubs.monolith.received.slice(before)).toEqual([])
     } finally {
       await bare.close()
     }
   })
 
+  it('answers 404 for an unknown admin path (after the token check), never forwarding it', async () => {
+    const before = stubs.monolith.received.length
+    expect((await proxy.app.inject({ url: '/admin/unknown' })).statusCode).toBe(401)
+    const res = await proxy.app.inject({ method: 'POST', url: '/admin/unknown', headers: admin, payload: {} })
+    expect([res.statusCode, res.json().error]).toEqual([404, 'no route for POST /admin/unknown'])
+    expect(stubs.monolith.received.slice(before)).toEqual([])
+  })
+
   it('shows routes, effective percentages with their source, breakers and the flag source', async () => {
     const s = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
-    expect(s.routes.map((r: { name: string }) => r.name)).toEqual(['movies', 'events', 'default'])
+    expect(s.routes.map((r: { name: string }) => r.name)).toEqual(['movies', 'movies-health', 'events', 'default'])
     expect(s.routes[0]).toMatchObject({
       prefix: '/api/movies',
       legacy: { name: 'monolith', url: stubs.monolith.url, breaker: 'closed' },
@@ -70,7 +81,7 @@ describe('admin API', () => {
     const missing = await put('movies', {})
     expect([missing.statusCode, missing.json().error]).toEqual([400, expect.stringMatching(/percent/)])
     const unknown = await put('series', { percent: 5 })
-    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'no route named "series" (routes: movies, events, default)'])
+    expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'no route named "series" (routes: movies, movies-health, events, default)'])
     const noSplit = await put('events', { percent: 5 })
     expect([noSplit.statusCode, noSplit.json().error]).toEqual([409, 'route "events" has no target: there is nothing to roll out'])
   })

@@ -10,7 +10,7 @@ let proxy: ProxyUnderTest
 const breakerEnv = {
   BREAKER_VOLUME_THRESHOLD: '4',
   BREAKER_ERROR_PERCENT: '50',
-  BREAKER_RESET_TIMEOUT_MS: '400',
+  BREAKER_RESET_TIMEOUT_MS: '1500', // long enough that a loaded machine does not half-open it between two steps
   BREAKER_WINDOW_MS: '5000',
   UPSTREAM_CONNECT_TIMEOUT_MS: '500',
   UPSTREAM_RESPONSE_TIMEOUT_MS: '500',

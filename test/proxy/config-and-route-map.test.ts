@@ -39,15 +39,17 @@ describe('config', () => {
 })
 
 describe('route map', () => {
-  it('ships /api/movies split by movies-migration, /api/events to events-service, the rest to the monolith', () => {
+  it('ships /api/movies split by movies-migration (its health check always to movies-service), /api/events to events-service, the rest to the monolith', () => {
     const routes = loadRouteMap(loadConfig({}).routesFile, upstreams)
     expect(routes.map((r) => [r.name, r.prefix, r.legacy.name, r.target?.name, r.flag])).toEqual([
       ['movies', '/api/movies', 'monolith', 'movies-service', 'movies-migration'],
+      ['movies-health', '/api/movies/health', 'movies-service', undefined, undefined],
       ['events', '/api/events', 'events-service', undefined, undefined],
       ['default', '/', 'monolith', undefined, undefined],
     ])
     expect(matchRoute(routes, '/api/movies').name).toBe('movies')
     expect(matchRoute(routes, '/api/movies/42').name).toBe('movies')
+    expect(matchRoute(routes, '/api/movies/health').name).toBe('movies-health')
     expect(matchRoute(routes, '/api/moviesx').name).toBe('default')
     expect(matchRoute(routes, '/api/events/movie').name).toBe('events')
   })

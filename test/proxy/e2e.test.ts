@@ -3,51 +3,29 @@
 // whichever backend serves them; the split moves without restarts; a dead movies-service does
 // not take /api/movies down.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
-import { startService, type ServiceProcess } from '../helpers/processes.ts'
+import type { ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, eventually, flagsFileAt, metric, writeFlagsFile } from './proxy-harness.ts'
-import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
+import { startRealStack, type RealStack } from './real-stack.ts'
 
-let database: TestDatabase
-let monolith: ServiceProcess
 let movies: ServiceProcess
-let events: StubUpstream
 let proxy: ServiceProcess
+let stack: RealStack
 let flagsFile: string
 
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
 
 beforeAll(async () => {
-  database = await testDatabase()
-  events = await startStubUpstream('events-service')
-  ;[monolith, movies] = await Promise.all([
-    startService('monolith/server.ts', { DB_CONNECTION_STRING: database.url }),
-    startService('movies-service/server.ts', { DB_CONNECTION_STRING: database.url }),
-  ])
   flagsFile = flagsFileAt(50)
-  proxy = await startService(
-    'proxy/server.ts',
-    {
-      MONOLITH_URL: monolith.url,
-      MOVIES_SERVICE_URL: movies.url,
-      EVENTS_SERVICE_URL: events.url,
-      FLAGS_FILE: flagsFile,
-      ADMIN_TOKEN,
-      BREAKER_VOLUME_THRESHOLD: '3',
-      BREAKER_RESET_TIMEOUT_MS: '60000',
-      BREAKER_WINDOW_MS: '3000',
-    },
-    { readyPath: '/ready' },
-  )
+  stack = await startRealStack({
+    FLAGS_FILE: flagsFile,
+    ADMIN_TOKEN,
+    BREAKER_VOLUME_THRESHOLD: '3',
+    BREAKER_RESET_TIMEOUT_MS: '60000',
+    BREAKER_WINDOW_MS: '3000',
+  })
+  ;({ movies, proxy } = stack)
 })
-afterAll(async () => {
-  await proxy?.stop()
-  await monolith?.stop()
-  await movies?.stop()
-  await events?.close()
-  await database?.drop()
-})
+afterAll(() => stack?.stop())
 
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${proxy.url}${path}`, { headers, signal: AbortSignal.timeout(10_000) })
 const setRollout = async (percent: number) => {
@@ -85,6 +63,11 @@ describe('proxy in front of the real services', () => {
     const users = await get('/api/users')
     expect([users.status, users.headers.get('x-upstream')]).toEqual([200, 'monolith'])
     expect(Array.isArray(await users.json())).toBe(true)
+    // The movies service's own health check reaches it at any rollout (here 50 %), for every client.
+    for (let i = 0; i < 6; i++) {
+      const health = await get('/api/movies/health', { 'x-user-id': `viewer-${i}` })
+      expect([health.status, health.headers.get('x-upstream')]).toEqual([200, 'movies-service'])
+    }
     const ev = await get('/api/events/health')
     expect([ev.status, ev.headers.get('x-upstream')]).toEqual([200, 'events-service'])
   })

@@ -1,0 +1,106 @@
+// The two rules that open a breaker, on the breaker alone with fake timers: N consecutive
+// failures open it whatever the window's earlier successes; the percentage rule still holds
+// for a flapping upstream; half-open, the first good trial closes it; a client's own error
+// (anything but an UpstreamFailure) never counts.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createBreaker, type UpstreamBreaker } from '../../proxy/breakers.ts'
+import { createMetrics } from '../../proxy/metrics.ts'
+import { UpstreamFailure } from '../../proxy/upstream-client.ts'
+import { captureLogs } from '../helpers/logs.ts'
+
+const settings = {
+  breakerVolumeThreshold: 10,
+  breakerErrorPercent: 50,
+  breakerResetTimeoutMs: 10_000,
+  breakerWindowMs: 10_000,
+  breakerConsecutiveFailures: 5,
+}
+
+let breakers: UpstreamBreaker[] = []
+const make = (overrides: Partial<typeof settings> = {}) => {
+  const breaker = createBreaker('movies-service', { ...settings, ...overrides }, createMetrics(), captureLogs().logger)
+  breakers.push(breaker)
+  return breaker
+}
+const ok = (b: UpstreamBreaker) => b.fire(async () => 'ok')
+const fail = (b: UpstreamBreaker) => b.fire(async () => Promise.reject(new UpstreamFailure('connect', 'movies-service is unreachable'))).catch(() => 'failed')
+async function times(n: number, call: () => Promise<unknown>) {
+  for (let i = 0; i < n; i++) await call()
+}
+
+beforeEach(() => {
+  vi.useFakeTimers()
+})
+afterEach(() => {
+  for (const b of breakers) b.shutdown()
+  breakers = []
+  vi.useRealTimers()
+})
+
+describe('consecutive failures', () => {
+  it('open the breaker after N in a row, although 50 earlier successes keep the percentage low', async () => {
+    const b = make()
+    await times(50, () => ok(b))
+    await times(4, () => fail(b))
+    expect(b.state()).toBe('closed')
+    await fail(b)
+    expect(b.state()).toBe('open')
+    await expect(ok(b)).rejects.toMatchObject({ code: 'EOPENBREAKER' })
+  })
+
+  it('are counted in a row only: a success in between starts again', async () => {
+    const b = make()
+    await times(50, () => ok(b))
+    for (let round = 0; round < 5; round++) {
+      await times(4, () => fail(b))
+      await ok(b)
+    }
+    expect(b.state()).toBe('closed')
+  })
+
+  it('are ignored with BREAKER_CONSECUTIVE_FAILURES=0 (the percentage rule alone)', async () => {
+    const b = make({ breakerConsecutiveFailures: 0 })
+    await times(50, () => ok(b))
+    await times(20, () => fail(b))
+    expect(b.state()).toBe('closed')
+  })
+
+  it('never include a client-side error', async () => {
+    const b = make()
+    await times(10, () => b.fire(async () => Promise.reject(new Error('client closed the request'))).catch(() => {}))
+    expect(b.state()).toBe('closed')
+    expect(b.stats().failures).toBe(0)
+  })
+})
+
+describe('percentage rule and recovery', () => {
+  it('still opens a flapping upstream above 50 % failures over the window, with no long streak', async () => {
+    const b = make()
+    for (let i = 0; i < 3; i++) {
+      await ok(b)
+      await fail(b)
+      await fail(b)
+    }
+    expect(b.state()).toBe('closed') // 6 failures of 9 calls: below the volume threshold (10)
+    await ok(b)
+    await fail(b)
+    expect(b.state()).toBe('open')
+  })
+
+  it('half-opens after the reset timeout and closes on the first good trial; a bad trial reopens it', async () => {
+    const b = make()
+    await times(5, () => fail(b))
+    expect(b.state()).toBe('open')
+    vi.advanceTimersByTime(settings.breakerResetTimeoutMs)
+    expect(b.state()).toBe('halfOpen')
+    await fail(b)
+    expect(b.state()).toBe('open')
+    vi.advanceTimersByTime(settings.breakerResetTimeoutMs)
+    expect(b.state()).toBe('halfOpen')
+    await ok(b)
+    expect(b.state()).toBe('closed')
+    // Closed again, the streak starts from zero.
+    await times(4, () => fail(b))
+    expect(b.state()).toBe('closed')
+  })
+})

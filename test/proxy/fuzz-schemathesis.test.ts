@@ -1,0 +1,63 @@
+// A bounded run of a real OpenAPI fuzzer (schemathesis, from PyPI, in a virtualenv under
+// .cache that .ci/run installs) against the legacy specification
+// (../shared/reference/api-specification.yaml), through the proxy process in front of the real
+// monolith and movies-service on a test database (a stub in place of the events service, which
+// needs Kafka). Fails on any 5xx (check not_a_server_error) or if a service process dies.
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { REPO_ROOT } from '../helpers/processes.ts'
+import { flagsFileAt } from './proxy-harness.ts'
+import { startRealStack, type RealStack } from './real-stack.ts'
+
+const SPEC = process.env.API_SPEC_FILE ?? resolve(REPO_ROOT, '../shared/reference/api-specification.yaml')
+const SCHEMATHESIS = join(REPO_ROOT, '.cache/schemathesis-venv/bin/schemathesis')
+const MAX_EXAMPLES = process.env.FUZZ_MAX_EXAMPLES ?? '25'
+
+let stack: RealStack
+
+beforeAll(async () => {
+  stack = await startRealStack({ FLAGS_FILE: flagsFileAt(50), RATE_LIMIT_MAX: '0' })
+})
+afterAll(() => stack?.stop())
+
+function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((done) => {
+    const child = spawn(SCHEMATHESIS, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } })
+    let output = ''
+    child.stdout.on('data', (d) => (output += d))
+    child.stderr.on('data', (d) => (output += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      done({ code, output })
+    })
+  })
+}
+
+describe('schemathesis through the proxy', () => {
+  it('finds no 5xx and no crash in a bounded run over the whole specification', async () => {
+    expect(existsSync(SPEC), `the specification at ${SPEC} (set API_SPEC_FILE)`).toBe(true)
+    expect(existsSync(SCHEMATHESIS), 'schemathesis in .cache/schemathesis-venv (bash .ci/run installs it)').toBe(true)
+    const report = join(mkdtempSync(join(tmpdir(), 'schemathesis-')), 'junit.xml')
+    const { code, output } = await run(
+      [
+        'run', SPEC, '--url', stack.proxy.url,
+        '--checks', 'not_a_server_error',
+        '--max-examples', MAX_EXAMPLES, '--seed', '10', '--workers', '2',
+        '--request-timeout', '10', '--report', 'junit', '--report-junit-path', report,
+      ],
+      240_000,
+    )
+    const cases = /(\d+) generated/.exec(output)?.[1]
+    console.log(`schemathesis: ${cases ?? '?'} test cases generated; exit ${code}\n${output.split('\n').slice(-25).join('\n')}`)
+    expect(code, output.slice(-4_000)).toBe(0)
+    expect(Number(cases)).toBeGreaterThan(50)
+    expect(readFileSync(report, 'utf8')).toMatch(/<testsuite/)
+    // Every process is still up and the proxy still serves.
+    for (const p of [stack.monolith, stack.movies, stack.proxy]) expect(p.child.exitCode).toBeNull()
+    expect((await fetch(`${stack.proxy.url}/api/users`)).status).toBe(200)
+  }, 300_000)
+})
