@@ -8,7 +8,8 @@ import type { Unleash, ClientFeaturesResponse } from 'unleash-client'
 import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
 import { LEGACY_ENV_FLAG, rolloutFeature, setRolloutInDocument, toClientFeatures, withFeature } from './flag-definitions.ts'
-import { FlagConflictError, FlagStates, offlineEvaluator, type FlagOrigin, type FlagSource, type FlagSourceStatus, type FlagState } from './flag-source.ts'
+import { FlagStates, offlineEvaluator } from './flag-evaluator.ts'
+import { FlagConflictError, type FlagOrigin, type FlagSource, type FlagSourceStatus, type FlagState } from './flag-source.ts'
 
 type Options = Pick<ProxyConfig, 'flagsFile' | 'gradualMigration' | 'moviesMigrationPercent' | 'unleashAppName'>
 

@@ -1,19 +1,6 @@
-// Where the rollout flags come from. Two sources, one evaluator: unleash-client decides in
-// both modes (the file's definitions are its bootstrap, with polling off), so a flag means
-// exactly the same thing in development and in production.
-//
-// Precedence, highest first (documented in proxy/README.md):
-//   1. Unleash, when UNLEASH_URL is set: the server's flags (the flags file only bootstraps
-//      until the first successful fetch; GRADUAL_MIGRATION/MOVIES_MIGRATION_PERCENT are ignored).
-//   2. GRADUAL_MIGRATION (when set) pins the movies-migration flag: true = MOVIES_MIGRATION_PERCENT,
-//      false = 0 %, as the original proxy did.
-//   3. The flags file (FLAGS_FILE, Unleash export format), reloaded when it changes.
-import { once } from 'node:events'
-import { InMemStorageProvider, Unleash, type ClientFeaturesResponse } from 'unleash-client'
-import type { Logger } from '../lib/logger.ts'
-import type { ProxyConfig } from './config.ts'
-import { rolloutOf } from './flag-definitions.ts'
-
+// The contract of a flag source: what the routing, admin and ops code may ask of the rollout
+// flags, whichever source serves them. The sources implement it (file-flag-source.ts,
+// unleash-flag-source.ts), flag-evaluator.ts holds what they share, flag-sources.ts picks one.
 export type FlagOrigin = 'unleash' | 'file' | 'env'
 
 export interface FlagState {
@@ -52,55 +39,4 @@ export interface FlagSource {
 /** Thrown by setRollout when the change has to be made elsewhere (answered 409). */
 export class FlagConflictError extends Error {
   override readonly name = 'FlagConflictError'
-}
-
-/** An unleash-client that only evaluates `features`: no polling, no metrics, no disk. */
-export async function offlineEvaluator(features: ClientFeaturesResponse, appName: string): Promise<Unleash> {
-  const unleash = new Unleash({
-    appName,
-    url: 'http://127.0.0.1:9/offline',
-    refreshInterval: 0,
-    disableMetrics: true,
-    bootstrap: { data: features.features },
-    bootstrapOverride: true,
-    storageProvider: new InMemStorageProvider(),
-    skipInstanceCountWarning: true,
-  })
-  unleash.on('error', () => {})
-  unleash.on('warn', () => {})
-  if (features.features.length > 0) {
-    // The bootstrap is in memory; 'ready' follows within a tick or two.
-    await Promise.race([once(unleash, 'ready'), new Promise((r) => setTimeout(r, 2_000).unref())])
-  }
-  return unleash
-}
-
-/** Cached per-flag shape so the hot path does not re-derive it. */
-export class FlagStates {
-  private readonly states = new Map<string, FlagState>()
-
-  refresh(features: ClientFeaturesResponse['features'], originOf: (flag: string) => FlagOrigin): void {
-    this.states.clear()
-    for (const f of features) this.states.set(f.name, { flag: f.name, ...rolloutOf(f), source: originOf(f.name) })
-  }
-
-  summary(): Record<string, number | 'custom'> {
-    return Object.fromEntries([...this.states.values()].map((s) => [s.flag, s.percent ?? 'custom']))
-  }
-
-  get(flag: string, fallbackOrigin: FlagOrigin): FlagState {
-    return this.states.get(flag) ?? { flag, percent: 0, sticky: true, source: fallbackOrigin }
-  }
-}
-
-export async function createFlagSource(config: ProxyConfig, logger: Logger): Promise<FlagSource> {
-  if (config.unleashUrl) {
-    if (config.gradualMigration !== undefined) {
-      logger.warn('UNLEASH_URL is set: GRADUAL_MIGRATION / MOVIES_MIGRATION_PERCENT are ignored, change movies-migration in Unleash')
-    }
-    const { createUnleashFlagSource } = await import('./unleash-flag-source.ts')
-    return createUnleashFlagSource(config, logger)
-  }
-  const { createFileFlagSource } = await import('./file-flag-source.ts')
-  return createFileFlagSource(config, logger)
 }

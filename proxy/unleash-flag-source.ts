@@ -6,7 +6,8 @@ import { InMemStorageProvider, Unleash, type ClientFeaturesResponse } from 'unle
 import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
 import { toClientFeatures } from './flag-definitions.ts'
-import { FlagConflictError, FlagStates, offlineEvaluator, type FlagSource, type FlagSourceStatus } from './flag-source.ts'
+import { FlagStates, offlineEvaluator } from './flag-evaluator.ts'
+import { FlagConflictError, type FlagSource, type FlagSourceStatus } from './flag-source.ts'
 
 type Options = Pick<ProxyConfig, 'unleashUrl' | 'unleashApiToken' | 'unleashAppName' | 'unleashRefreshIntervalMs' | 'unleashTimeoutMs' | 'flagsFile'>
 
