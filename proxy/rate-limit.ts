@@ -1,54 +1,16 @@
 // Per-client rate limiting (@fastify/rate-limit). With Redis the counters are shared by all
 // proxy replicas; without, each process counts alone. A Redis failure lets the request through
 // and is counted in proxy_rate_limit_store_errors_total: the limiter must never become the outage.
-import { createRequire } from 'node:module'
 import type { FastifyInstance } from 'fastify'
-import rateLimit, { type FastifyRateLimitOptions, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
+import rateLimit from '@fastify/rate-limit'
 import { HttpError } from '../lib/http/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import type { ProxyConfig } from './config.ts'
 import type { ProxyMetrics } from './metrics.ts'
-
-type StoreCallback = (err: Error | null, res?: { current: number; ttl: number }) => void
-interface Store {
-  incr(key: string, cb: StoreCallback, timeWindow: number, max: number): void
-  child(routeOptions: unknown): Store
-}
-const RedisStore = createRequire(import.meta.url)('@fastify/rate-limit/store/RedisStore.js') as new (
-  continueExceeding: boolean,
-  exponentialBackoff: boolean,
-  redis: Redis,
-  key: string,
-) => Store
+import { redisRateLimitStore } from './rate-limit-store.ts'
 
 const EXEMPT = new Set(['/health', '/ready', '/metrics'])
-
-function failOpen(inner: Store, onError: (err: Error) => void): Store {
-  return {
-    incr(key, cb, timeWindow, max) {
-      inner.incr(key, (err, res) => (err ? (onError(err), cb(null, { current: 0, ttl: timeWindow })) : cb(null, res)), timeWindow, max)
-    },
-    child: (routeOptions) => failOpen(inner.child(routeOptions), onError),
-  }
-}
-
-/** The plugin's Redis store, except that a Redis error lets the request through (counted). */
-function failOpenRedisStore(redis: Redis, prefix: string, onError: (err: Error) => void): FastifyRateLimitStoreCtor {
-  return class {
-    private readonly inner: Store
-    constructor(params: FastifyRateLimitOptions) {
-      const p = params as { continueExceeding: boolean; exponentialBackoff: boolean }
-      this.inner = failOpen(new RedisStore(p.continueExceeding, p.exponentialBackoff, redis, prefix), onError)
-    }
-    incr(key: string, cb: StoreCallback, timeWindow: number, max: number): void {
-      this.inner.incr(key, cb, timeWindow, max)
-    }
-    child(routeOptions: unknown): Store {
-      return this.inner.child(routeOptions)
-    }
-  } as unknown as FastifyRateLimitStoreCtor
-}
 
 export async function registerRateLimit(
   app: FastifyInstance,
@@ -64,8 +26,7 @@ export async function registerRateLimit(
       deps.logger.warn({ err: err.message }, 'rate-limit counters unavailable: requests pass unlimited')
     }
   }
-  const redis = deps.redis
-  const store = redis ? failOpenRedisStore(redis, config.rateLimitKeyPrefix, onStoreError) : undefined
+  const store = deps.redis ? redisRateLimitStore({ redis: deps.redis, keyPrefix: config.rateLimitKeyPrefix, onError: onStoreError }) : undefined
 
   await app.register(rateLimit, {
     global: true,

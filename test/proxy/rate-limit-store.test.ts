@@ -1,0 +1,78 @@
+// The proxy's own Redis store for @fastify/rate-limit, against the real Redis: fixed windows,
+// a read that does not count, per-route children, and failing open when Redis is gone.
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRedis, type Redis } from '../../lib/redis.ts'
+import { RedisRateLimitStore, type RateLimitResult } from '../../proxy/rate-limit-store.ts'
+import { freePort } from '../helpers/processes.ts'
+import { redisUrl } from '../helpers/infra.ts'
+import { captureLogs } from '../helpers/logs.ts'
+
+const call = (fn: (cb: (err: Error | null, res?: RateLimitResult) => void) => void) =>
+  new Promise<RateLimitResult>((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))))
+
+describe('RedisRateLimitStore on the real Redis', () => {
+  let redis: Redis
+  let prefix: string
+  const errors: Error[] = []
+  let store: RedisRateLimitStore
+  beforeAll(async () => {
+    redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 1_000 })
+    await once(redis, 'ready') // no offline queue: commands before the connection fail (open)
+    prefix = `test:rl-store:${randomUUID()}:`
+    store = new RedisRateLimitStore({ redis, keyPrefix: prefix, onError: (e) => errors.push(e) })
+  })
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length) await redis.del(...keys)
+    redis.disconnect()
+  })
+
+  it('counts requests of one key in a window that expires', async () => {
+    const first = await call((cb) => store.incr('10.0.0.1', cb, 60_000))
+    const second = await call((cb) => store.incr('10.0.0.1', cb, 60_000))
+    expect(first.current).toBe(1)
+    expect(second.current).toBe(2)
+    expect(second.ttl).toBeGreaterThan(0)
+    expect(second.ttl).toBeLessThanOrEqual(60_000)
+    const pttl = await redis.pttl(`${prefix}10.0.0.1`)
+    expect(pttl).toBeGreaterThan(0)
+    expect(pttl).toBeLessThanOrEqual(60_000)
+    expect((await call((cb) => store.incr('10.0.0.2', cb, 60_000))).current).toBe(1)
+  })
+
+  it('starts a new window once the old one expired', async () => {
+    expect((await call((cb) => store.incr('short', cb, 50))).current).toBe(1)
+    await new Promise((r) => setTimeout(r, 120))
+    expect((await call((cb) => store.incr('short', cb, 50))).current).toBe(1)
+  })
+
+  it('reads a counter without counting', async () => {
+    await call((cb) => store.incr('reader', cb, 60_000))
+    expect((await call((cb) => store.read('reader', cb, 60_000))).current).toBe(1)
+    expect((await call((cb) => store.read('reader', cb, 60_000))).current).toBe(1)
+    expect(await call((cb) => store.read('nobody', cb, 60_000))).toEqual({ current: 0, ttl: 0 })
+  })
+
+  it('keeps a child route store apart from the global counters', async () => {
+    const child = store.child({ routeInfo: { method: 'GET', url: '/api/movies' } })
+    await call((cb) => child.incr('10.0.0.9', cb, 60_000))
+    expect(await redis.get(`${prefix}GET/api/movies-10.0.0.9`)).toBe('1')
+    expect(await redis.exists(`${prefix}10.0.0.9`)).toBe(0)
+    expect(errors).toEqual([])
+  })
+
+  it('lets the request pass and reports the error when Redis is unreachable', async () => {
+    const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, captureLogs().logger, { commandTimeoutMs: 200 })
+    const failures: Error[] = []
+    const failing = new RedisRateLimitStore({ redis: dead, keyPrefix: prefix, onError: (e) => failures.push(e) })
+    try {
+      expect(await call((cb) => failing.incr('x', cb, 1_000))).toEqual({ current: 0, ttl: 1_000 })
+      expect((await call((cb) => failing.read('x', cb, 1_000))).current).toBe(0)
+      expect(failures).toHaveLength(2)
+    } finally {
+      dead.disconnect()
+    }
+  })
+})
