@@ -9,12 +9,12 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { EventsServiceConfig } from './config.ts'
 import { createEventConsumer, type EventHandler } from './consumer.ts'
-import { EVENT_TYPES, topicName } from './events.ts'
-import { createKafkaClient } from './kafka-client.ts'
+import { eventTopics } from '../lib/events/events.ts'
+import { createKafkaClient } from '../lib/kafka/kafka-client.ts'
 import { createMetrics } from './metrics.ts'
-import { createPublisher } from './publisher.ts'
+import { createPublisher } from '../lib/kafka/publisher.ts'
 import { eventRoutes } from './routes.ts'
-import { createTopics } from './topics.ts'
+import { createTopics } from '../lib/kafka/topics.ts'
 
 export interface EventsServiceDeps {
   logger: Logger
@@ -43,7 +43,7 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
   const topics = createTopics(
     kafka,
     {
-      names: EVENT_TYPES.map((type) => topicName(type, config.topicPrefix ?? '')),
+      names: eventTopics(config.topicPrefix ?? ''),
       partitions: config.topicPartitions,
       replicationFactor: config.topicReplicationFactor,
       timeoutMs: Math.max(config.sendTimeoutMs, 5_000),

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
 import { badRequest, methodNotAllowed, notFound } from '../../lib/http/errors.ts'
 import { optionalIdParam } from '../../lib/http/query.ts'
+import { recordSubscriptionCreated } from '../events.ts'
 
 interface SubscriptionInput {
   user_id: number
@@ -41,11 +42,15 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: { db: Datab
   app.post<{ Body: SubscriptionInput }>('/api/subscriptions', { schema: { body: subscriptionInputSchema } }, async (request, reply) => {
     const { user_id, plan_type, start_date, end_date } = request.body
     if (Date.parse(end_date) <= Date.parse(start_date)) throw badRequest('end_date must be after start_date')
-    const { rows } = await db.query(
-      `INSERT INTO subscriptions (user_id, plan_type, start_date, end_date) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-      [user_id, plan_type, start_date, end_date],
-    )
-    return reply.code(201).send(rows[0])
+    const subscription = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: number }>(
+        `INSERT INTO subscriptions (user_id, plan_type, start_date, end_date) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+        [user_id, plan_type, start_date, end_date],
+      )
+      await recordSubscriptionCreated(tx, rows[0]!.id)
+      return rows[0]
+    })
+    return reply.code(201).send(subscription)
   })
 
   methodNotAllowed(app, '/api/subscriptions', ['GET', 'POST'])

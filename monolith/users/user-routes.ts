@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
 import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
 import { optionalIdParam } from '../../lib/http/query.ts'
+import { recordUserCreated } from '../events.ts'
 
 interface UserInput {
   username: string
@@ -33,8 +34,12 @@ export async function userRoutes(app: FastifyInstance, opts: { db: Database }): 
   app.post<{ Body: UserInput }>('/api/users', { schema: { body: userInputSchema } }, async (request, reply) => {
     const { username, email } = request.body
     // A duplicate username or email is a 409 (unique violation, mapped by the shared error handler).
-    const { rows } = await db.query(`INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ${COLUMNS}`, [username, email])
-    return reply.code(201).send(rows[0])
+    const user = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ${COLUMNS}`, [username, email])
+      await recordUserCreated(tx, rows[0]!.id)
+      return rows[0]
+    })
+    return reply.code(201).send(user)
   })
 
   methodNotAllowed(app, '/api/users', ['GET', 'POST'])

@@ -1,6 +1,6 @@
 // The kafkajs client of the service, logging through pino instead of console.
 import { Kafka, logLevel, type LogEntry } from 'kafkajs'
-import type { Logger } from '../lib/logger.ts'
+import type { Logger } from '../logger.ts'
 
 const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG } as const
 

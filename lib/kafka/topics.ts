@@ -1,7 +1,7 @@
 // Creates the service's topics when they are missing, once per process (retried by the
 // next caller after a failure). Existing topics are left as they are.
 import type { Kafka } from 'kafkajs'
-import type { Logger } from '../lib/logger.ts'
+import type { Logger } from '../logger.ts'
 
 export interface TopicSettings {
   names: string[]

@@ -1,0 +1,28 @@
+// Writing to the outbox: called inside the transaction that writes the entity, so the event
+// exists exactly when the row does (a rollback takes both away). Publishing is the relay's job.
+import { randomUUID } from 'node:crypto'
+import type { Queryable } from '../db/database.ts'
+import { buildEvent, EVENT_KINDS, eventKey, type EventEnvelope, type EventType } from '../events/events.ts'
+
+/** The LISTEN/NOTIFY channel the outbox trigger notifies on commit (003_outbox.sql). */
+export const OUTBOX_CHANNEL = 'outbox_events'
+
+/** Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id. */
+export async function recordEvent(tx: Queryable, type: EventType, payload: Record<string, unknown>): Promise<EventEnvelope> {
+  const event = buildEvent(type, payload, randomUUID())
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::jsonb)', [
+    event.id,
+    type,
+    eventKey(event),
+    EVENT_KINDS[type].topic,
+    JSON.stringify(event),
+  ])
+  return event
+}
+
+/** A database timestamp (a Date from the driver, or text) as RFC 3339 UTC, as events carry them. */
+export function rfc3339(value: unknown): string {
+  const date = value instanceof Date ? value : new Date(String(value))
+  if (Number.isNaN(date.getTime())) throw new Error(`not a timestamp: ${String(value)}`)
+  return date.toISOString()
+}
