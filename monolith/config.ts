@@ -1,9 +1,11 @@
 import { databaseEnv, envVarNames, env, parseEnv, serverEnv } from '../lib/config.ts'
+import { outboxEnv } from '../lib/outbox/service.ts'
 
 const spec = {
   port: env.port('PORT', 8080),
   ...serverEnv,
   ...databaseEnv,
+  ...outboxEnv,
 }
 
 export type MonolithConfig = ReturnType<typeof loadConfig>

@@ -1,6 +1,7 @@
 // The first service extracted from the monolith: the movie catalogue, same contract,
 // with a Redis read cache in front of the shared movie data access code.
 import type { FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
 import type { Database } from '../lib/db/database.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
@@ -9,6 +10,7 @@ import type { Logger } from '../lib/logger.ts'
 import { withMovieCache } from '../lib/movies/movie-cache.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
+import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
 import type { Redis } from '../lib/redis.ts'
 import type { MoviesServiceConfig } from './config.ts'
 
@@ -17,13 +19,20 @@ export interface MoviesServiceDeps {
   logger: Logger
   /** Optional read cache; absent = every read goes to the database. */
   redis?: Redis
+  /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
+  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relay'>
 }
 
-export function buildApp(config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds'>, deps: MoviesServiceDeps): FastifyInstance {
+export function buildApp(
+  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | keyof OutboxConfig>,
+  deps: MoviesServiceDeps,
+): FastifyInstance {
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
-  app.register(httpMetrics)
+  const registry = new Registry()
+  app.register(httpMetrics, { registry })
+  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', ...deps.outbox })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies })
   return app
