@@ -10,7 +10,7 @@ export const OUTBOX_CHANNEL = 'outbox_events'
 /** Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id. */
 export async function recordEvent(tx: Queryable, type: EventType, payload: Record<string, unknown>): Promise<EventEnvelope> {
   const event = buildEvent(type, payload, randomUUID())
-  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::jsonb)', [
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
     event.id,
     type,
     eventKey(event),

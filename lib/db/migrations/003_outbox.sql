@@ -14,8 +14,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     aggregate_id VARCHAR(100) NOT NULL,
     -- Topic without the deployment's KAFKA_TOPIC_PREFIX.
     topic VARCHAR(249) NOT NULL,
-    -- The whole envelope {id, type, timestamp, payload}, published as the message value.
-    payload JSONB NOT NULL,
+    -- The whole envelope {id, type, timestamp, payload}, published as the message value
+    -- (json, not jsonb: the text is kept as written, field order included).
+    payload JSON NOT NULL,
     created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
     -- A relay owns a claimed row until then; a row whose lease ran out (relay died between
     -- send and mark) is claimed again and sent again: at-least-once.

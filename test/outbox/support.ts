@@ -1,0 +1,69 @@
+// Shared pieces of the outbox tests: the monolith and the movies service built in-process as
+// server.ts builds them (LISTEN/NOTIFY wake-ups included) with a topic prefix of their own,
+// and reading the outbox topics back with an independent consumer.
+import type { FastifyInstance } from 'fastify'
+import type { Database } from '../../lib/db/database.ts'
+import { pgWakeups } from '../../lib/outbox/pg-wakeups.ts'
+import type { OutboxDeps } from '../../lib/outbox/service.ts'
+import { buildApp as buildMonolith } from '../../monolith/app.ts'
+import { loadConfig as monolithConfig } from '../../monolith/config.ts'
+import { buildApp as buildMovies } from '../../movies-service/app.ts'
+import { loadConfig as moviesConfig } from '../../movies-service/config.ts'
+import { captureLogs } from '../helpers/logs.ts'
+import { kafkaClient, metric, readTopics, uniqueName, waitFor, type ReadMessage } from '../events-service/support.ts'
+
+export { kafkaClient, metric, readTopics, uniqueName, waitFor, type ReadMessage }
+
+export interface ServiceUnderTest {
+  app: FastifyInstance
+  lines: Array<Record<string, unknown>>
+}
+
+export interface ServiceSetup {
+  db: Database
+  dbUrl: string
+  brokers: string[]
+  prefix: string
+  env?: Record<string, string>
+  relay?: OutboxDeps['relay']
+}
+
+function envOf(setup: ServiceSetup): Record<string, string> {
+  return {
+    KAFKA_BROKERS: setup.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: setup.prefix,
+    KAFKA_LOG_LEVEL: 'error',
+    KAFKA_SEND_TIMEOUT_MS: '2000',
+    ...setup.env,
+  }
+}
+
+/** The monolith with its relay, ready (the relay runs in the background). */
+export async function startMonolith(setup: ServiceSetup): Promise<ServiceUnderTest> {
+  const { logger, lines } = captureLogs('info')
+  const outbox = { wakeups: pgWakeups(setup.dbUrl, logger), relay: setup.relay }
+  const app = buildMonolith(monolithConfig(envOf(setup)), { db: setup.db, logger, outbox })
+  await app.ready()
+  return { app, lines }
+}
+
+/** The movies service with its relay, ready. */
+export async function startMoviesService(setup: ServiceSetup): Promise<ServiceUnderTest> {
+  const { logger, lines } = captureLogs('info')
+  const outbox = { wakeups: pgWakeups(setup.dbUrl, logger), relay: setup.relay }
+  const app = buildMovies(moviesConfig(envOf(setup)), { db: setup.db, logger, outbox })
+  await app.ready()
+  return { app, lines }
+}
+
+export const topicsOf = (prefix: string) => ({
+  movie: `${prefix}movie-events`,
+  user: `${prefix}user-events`,
+  payment: `${prefix}payment-events`,
+})
+
+/** Outbox rows not yet sent. */
+export async function pendingCount(db: Database): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')
+  return rows[0]!.n
+}
