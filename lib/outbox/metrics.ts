@@ -12,21 +12,30 @@ const PENDING = `
          COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS oldest_seconds
     FROM outbox WHERE sent_at IS NULL`
 
-export function createOutboxMetrics(registry: Registry, db: Database, logger: Logger) {
+export interface OutboxMetricsOptions {
+  registry: Registry
+  /** Where pending rows are counted at scrape time; without it the two gauges stay unset. */
+  db?: Database
+  logger?: Logger
+}
+
+export function createOutboxMetrics({ registry, db, logger }: OutboxMetricsOptions) {
   // One query per scrape, shared by both gauges (they are collected one after the other).
   let reading: Promise<{ pending: number; oldest_seconds: number } | undefined> | undefined
   const read = () => {
+    if (!db) return Promise.resolve(undefined)
     reading ??= db
       .query<{ pending: number; oldest_seconds: number }>(PENDING)
       .then((r) => r.rows[0])
       .catch((err: Error) => {
-        logger.warn({ err: err.message }, 'cannot read the outbox for metrics')
+        logger?.warn({ err: err.message }, 'cannot read the outbox for metrics')
         return undefined
       })
       .finally(() => setTimeout(() => (reading = undefined), 100).unref())
     return reading
   }
   return {
+    registry,
     pending: new Gauge({
       name: 'outbox_pending_events',
       help: 'Events in the outbox not yet published to Kafka (all services sharing the database)',

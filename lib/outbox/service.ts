@@ -47,7 +47,7 @@ export interface OutboxDeps {
 /** Registers the outbox's metrics and, when Kafka is configured, its relay, on `app`. */
 export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps: OutboxDeps): void {
   const { db, logger } = deps
-  const metrics = createOutboxMetrics(deps.registry, db, logger)
+  const metrics = createOutboxMetrics({ registry: deps.registry, db, logger })
   if (config.kafkaBrokers.length === 0 && !deps.kafka) {
     app.addHook('onReady', async () => {
       logger.warn('KAFKA_BROKERS is not set: the outbox relay is off; created users, movies, payments and subscriptions wait in the outbox table until a relay runs')
