@@ -19,6 +19,8 @@ export class PublishError extends Error {
     message: string,
     /** timeout: the outcome is unknown (the event may still get stored); unavailable: it was not sent. */
     readonly kind: 'timeout' | 'unavailable',
+    /** For a timeout: resolves true if the send was stored in the end, false if it failed. */
+    readonly lateOutcome?: Promise<boolean>,
   ) {
     super(message)
   }
@@ -179,7 +181,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
           },
           (lateErr: Error) => logger.info({ ids, err: lateErr.message }, 'timed-out send failed in the end'),
         )
-        throw err
+        throw new PublishError(err.message, 'timeout', sending.then(() => true, () => false))
       }
       throw new PublishError(`kafka rejected the event: ${(err as Error).message}`, 'unavailable')
     }

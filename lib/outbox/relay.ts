@@ -13,7 +13,7 @@
 // Kafka is slow, so writes never wait for Kafka (PGlite serialises transactions, too).
 import type { Database } from '../db/database.ts'
 import type { EventEnvelope } from '../events/events.ts'
-import type { OutgoingEvent, Publisher } from '../kafka/publisher.ts'
+import { PublishError, type OutgoingEvent, type Publisher } from '../kafka/publisher.ts'
 import type { Logger } from '../logger.ts'
 import type { OutboxMetrics } from './metrics.ts'
 
@@ -88,6 +88,19 @@ const DELETE_SENT = `
 
 type Round = 'idle' | 'more' | 'failed'
 
+/** true: stored after all; false: surely not stored; undefined: still unknown after `waitMs`. */
+async function lateOutcome(err: unknown, waitMs: number): Promise<boolean | undefined> {
+  if (!(err instanceof PublishError)) return false
+  if (err.kind === 'unavailable' || !err.lateOutcome) return false
+  let timer: NodeJS.Timeout | undefined
+  const giveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, waitMs))))
+  try {
+    return await Promise.race([err.lateOutcome, giveUp])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export function createRelay(options: RelayOptions): Relay {
   const { db, publisher, metrics } = options
   const logger = options.logger.child({ component: 'outbox-relay' })
@@ -132,14 +145,22 @@ export function createRelay(options: RelayOptions): Relay {
     rows.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : 1))
     const ids = rows.map((r) => r.id)
     const events: OutgoingEvent[] = rows.map((r) => ({ topic: options.topicPrefix + r.topic, key: r.aggregate_id, event: r.payload }))
+    const claimedAt = Date.now()
     try {
       await publisher.publishBatch(events)
     } catch (err) {
-      for (const e of events) metrics.failed.inc({ topic: e.topic })
-      logger.warn({ err: (err as Error).message, events: rows.length }, 'outbox events not published, will retry')
-      // Let the next round (of any relay) take them without waiting for the lease.
-      await db.query(RELEASE, [ids]).catch(() => {})
-      return 'failed'
+      // A timed-out send may still be stored (a broker that just restarted answers slowly):
+      // sending again now would duplicate and reorder. Wait for its outcome while the lease holds.
+      const stored = await lateOutcome(err, options.leaseMs - (Date.now() - claimedAt) - 1_000)
+      if (stored !== true) {
+        for (const e of events) metrics.failed.inc({ topic: e.topic })
+        logger.warn({ err: (err as Error).message, events: rows.length }, 'outbox events not published, will retry')
+        // Surely not stored: let the next round (of any relay) take them without waiting for the lease.
+        // Unknown: they stay leased, and go out again (same ids) when the lease runs out.
+        if (stored === false) await db.query(RELEASE, [ids]).catch(() => {})
+        return 'failed'
+      }
+      logger.info({ events: rows.length }, 'timed-out outbox publish was stored after all')
     }
     try {
       await options.beforeMark?.(ids)
