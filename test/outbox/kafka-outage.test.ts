@@ -65,7 +65,7 @@ it('Kafka stopped: 20 creates answer 201 promptly; Kafka back: all 20 events arr
   // Normal latency: nothing near the Kafka send timeout (1.5 s); generous for a busy CI machine.
   expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(1_000)
   expect((await app.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200)
-  const { rows: waiting } = await test.db.query<{ id: string; position: string }>('SELECT id::text, position::text FROM outbox WHERE sent_at IS NULL ORDER BY position')
+  const { rows: waiting } = await test.db.query<{ id: string; position: string }>('SELECT id::text, position::text FROM outbox WHERE sent_at IS NULL ORDER BY outbox.position')
   expect(waiting).toHaveLength(20)
   expect(await metric(app, 'outbox_pending_events')).toBe(20)
   await waitFor('the relay tried and failed', async () => (await metric(app, 'outbox_events_failed_total')) > 0, 30_000)

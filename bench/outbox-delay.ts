@@ -1,0 +1,112 @@
+// npm run bench:outbox: the outbox's delivery delay, from the moment a client sends
+// POST /api/movies to the moment the event can be read from movie-events, at rest and under a
+// steady write rate. Not part of npm test. Real PostgreSQL (BENCH_PG_ADMIN_URL, default the
+// local postgres) in a throw-away database, a Kafka started with dev/kafka (or KAFKA_BROKERS).
+//
+//   BENCH_REST_WRITES (default 50)   creates at rest, one every 200 ms
+//   BENCH_RATE        (default 200)  writes per second of the loaded run
+//   BENCH_LOAD_S      (default 10)   length of the loaded run
+//
+// The monolith runs in-process, as server.ts builds it (LISTEN/NOTIFY wake-ups included);
+// everything started here is stopped at the end.
+import { rmSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Kafka, logLevel } from 'kafkajs'
+import { startKafka, type RunningKafka } from '../dev/kafka/launcher.ts'
+import { createPgDatabase } from '../lib/db/pg-database.ts'
+import { createLogger } from '../lib/logger.ts'
+import { pgWakeups } from '../lib/outbox/pg-wakeups.ts'
+import { buildApp } from '../monolith/app.ts'
+import { loadConfig } from '../monolith/config.ts'
+import { createEmptyDatabase } from '../test/helpers/pg-admin.ts'
+import { migrate } from '../lib/db/migrate.ts'
+
+const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres'
+const REST_WRITES = Number(process.env.BENCH_REST_WRITES ?? 50)
+const RATE = Number(process.env.BENCH_RATE ?? 200)
+const LOAD_S = Number(process.env.BENCH_LOAD_S ?? 10)
+const PREFIX = `bench-${Date.now().toString(36)}.`
+
+const sentAt = new Map<string, number>()
+const delays = new Map<string, number>()
+
+function summary(name: string, titles: string[]): void {
+  const d = titles.map((t) => delays.get(t)).filter((x): x is number => x !== undefined).sort((a, b) => a - b)
+  const q = (p: number) => d[Math.min(d.length - 1, Math.floor(p * d.length))]!.toFixed(1)
+  console.log(`${name}: ${d.length}/${titles.length} delivered; delay ms p50 ${q(0.5)}, p95 ${q(0.95)}, p99 ${q(0.99)}, max ${d.at(-1)!.toFixed(1)}`)
+}
+
+let kafka: RunningKafka | undefined
+const database = await createEmptyDatabase(ADMIN_URL, 'cinemaabyss_bench')
+const db = createPgDatabase({ connectionString: database.url, max: 10 })
+try {
+  await migrate(db)
+  const brokers = process.env.KAFKA_BROKERS?.split(',') ?? (kafka = await startKafka()).brokers
+  const logger = createLogger({ level: 'warn', name: 'bench' })
+  const config = loadConfig({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC_PREFIX: PREFIX, LOG_LEVEL: 'warn', KAFKA_LOG_LEVEL: 'error' })
+  const app = buildApp(config, { db, logger, outbox: { wakeups: pgWakeups(database.url, logger) } })
+  await app.ready()
+
+  // The reader: a consumer on movie-events that stamps each event when it is fetched.
+  const client = new Kafka({ clientId: 'bench-reader', brokers, logLevel: logLevel.NOTHING })
+  const consumer = client.consumer({ groupId: `${PREFIX}reader`, maxWaitTimeInMs: 100 })
+  const create = (title: string) => {
+    sentAt.set(title, performance.now())
+    return app.inject({ method: 'POST', url: '/api/movies', payload: { title, description: 'bench', rating: 5 } })
+  }
+  // One create first: the relay creates the topics, the reader can subscribe.
+  await create('warm-up')
+  while ((await db.query('SELECT 1 FROM outbox WHERE sent_at IS NULL')).rowCount > 0) await sleep(50)
+  await sleep(500)
+  await consumer.connect()
+  await consumer.subscribe({ topic: `${PREFIX}movie-events`, fromBeginning: true })
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const title = JSON.parse(message.value!.toString()).payload.title as string
+      const started = sentAt.get(title)
+      if (started !== undefined && !delays.has(title)) delays.set(title, performance.now() - started)
+    },
+  })
+  await sleep(3_000) // the group is joined
+
+  const rest = Array.from({ length: REST_WRITES }, (_, i) => `rest-${i}`)
+  for (const title of rest) {
+    const res = await create(title)
+    if (res.statusCode !== 201) throw new Error(`create answered ${res.statusCode}`)
+    await sleep(200)
+  }
+  await sleep(2_000)
+  summary(`at rest (${REST_WRITES} creates, one per 200 ms)`, rest)
+
+  const loaded: string[] = []
+  const pending: Array<Promise<unknown>> = []
+  const started = performance.now()
+  let slowAnswers = 0
+  for (let i = 0; i < RATE * LOAD_S; i++) {
+    const due = started + (i * 1000) / RATE
+    const wait = due - performance.now()
+    if (wait > 0) await sleep(wait)
+    const title = `load-${i}`
+    loaded.push(title)
+    const t0 = performance.now()
+    pending.push(create(title).then((res) => {
+      if (res.statusCode !== 201) throw new Error(`create answered ${res.statusCode}`)
+      if (performance.now() - t0 > 250) slowAnswers++
+    }))
+  }
+  await Promise.all(pending)
+  const achieved = (loaded.length / ((performance.now() - started) / 1000)).toFixed(0)
+  const deadline = Date.now() + 30_000
+  while (loaded.some((t) => !delays.has(t)) && Date.now() < deadline) await sleep(100)
+  summary(`under load (${loaded.length} creates at ${RATE}/s for ${LOAD_S} s, achieved ${achieved}/s, ${slowAnswers} answers > 250 ms)`, loaded)
+
+  await consumer.disconnect()
+  await app.close()
+} finally {
+  await db.close()
+  await database.drop()
+  if (kafka) {
+    await kafka.stop()
+    rmSync(kafka.dataDir, { recursive: true, force: true })
+  }
+}
