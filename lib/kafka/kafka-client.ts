@@ -39,3 +39,21 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
     },
   })
 }
+
+/** The client of a service, from its kafkaEnv settings (lib/kafka/config.ts) and its brokers. */
+export function kafkaClientFromConfig(
+  config: { kafkaBrokers: string[]; connectionTimeoutMs: number; sendTimeoutMs: number; kafkaLogLevel: KafkaClientOptions['logLevel'] },
+  clientId: string,
+  logger: Logger,
+): Kafka {
+  return createKafkaClient(
+    {
+      brokers: config.kafkaBrokers,
+      clientId,
+      connectionTimeoutMs: config.connectionTimeoutMs,
+      requestTimeoutMs: config.sendTimeoutMs,
+      logLevel: config.kafkaLogLevel,
+    },
+    logger,
+  )
+}

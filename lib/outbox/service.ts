@@ -7,11 +7,10 @@ import type { Kafka } from 'kafkajs'
 import type { Registry } from 'prom-client'
 import { env, type ConfigOf } from '../config.ts'
 import type { Database } from '../db/database.ts'
-import { eventTopics } from '../events/events.ts'
 import { kafkaEnv } from '../kafka/config.ts'
-import { createKafkaClient } from '../kafka/kafka-client.ts'
+import { kafkaClientFromConfig } from '../kafka/kafka-client.ts'
 import { createPublisher } from '../kafka/publisher.ts'
-import { createTopics } from '../kafka/topics.ts'
+import { eventTopicsFromConfig } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { createOutboxMetrics } from './metrics.ts'
 import { createRelay, type RelayOptions, type WakeupSource } from './relay.ts'
@@ -54,28 +53,8 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
     })
     return
   }
-  const kafka =
-    deps.kafka ??
-    createKafkaClient(
-      {
-        brokers: config.kafkaBrokers,
-        clientId: deps.clientId,
-        connectionTimeoutMs: config.connectionTimeoutMs,
-        requestTimeoutMs: config.sendTimeoutMs,
-        logLevel: config.kafkaLogLevel,
-      },
-      logger,
-    )
-  const topics = createTopics(
-    kafka,
-    {
-      names: eventTopics(config.topicPrefix ?? ''),
-      partitions: config.topicPartitions,
-      replicationFactor: config.topicReplicationFactor,
-      timeoutMs: Math.max(config.sendTimeoutMs, 5_000),
-    },
-    logger,
-  )
+  const kafka = deps.kafka ?? kafkaClientFromConfig(config, deps.clientId, logger)
+  const topics = eventTopicsFromConfig(kafka, config, logger)
   const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
   const relay = createRelay({
     db,

@@ -6,7 +6,8 @@ import { rmSync } from 'node:fs'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
 import { useTestDatabase } from '../helpers/infra.ts'
-import { kafkaClient, metric, pendingCount, readTopics, startMonolith, topicsOf, uniqueName, waitFor, type ReadMessage, type ServiceUnderTest } from './support.ts'
+import { readToEnd } from '../events-service/support.ts'
+import { kafkaClient, metric, pendingCount, startMonolith, topicsOf, uniqueName, waitFor, type ServiceUnderTest } from './support.ts'
 
 const test = useTestDatabase()
 const prefix = `${uniqueName('outage')}.`
@@ -22,20 +23,6 @@ afterAll(async () => {
   await broker?.stop()
   if (broker) rmSync(broker.dataDir, { recursive: true, force: true })
 })
-
-/** Every message of `topics`, read to their end offsets by an independent consumer. */
-async function readEverything(names: string[]): Promise<ReadMessage[]> {
-  const kafka = kafkaClient(broker.brokers, 'outage-reader')
-  const admin = kafka.admin()
-  await admin.connect()
-  let total = 0
-  try {
-    for (const topic of names) for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high) - Number(p.low)
-  } finally {
-    await admin.disconnect()
-  }
-  return readTopics(kafka, names, (m) => m.length >= total)
-}
 
 /** The 20 writes: users, movies, payments and subscriptions, as a client sends them. */
 function create(i: number) {
@@ -74,7 +61,7 @@ it('Kafka stopped: 20 creates answer 201 promptly; Kafka back: all 20 events arr
   await waitFor('outbox drained after the restart', async () => (await pendingCount(test.db)) === 0, 120_000)
   const ours = new Map(waiting.map((r, index) => [r.id, index]))
   // Everything in the topics, to their end offsets: a duplicate cannot hide behind an early stop.
-  const messages = (await readEverything(Object.values(topics))).filter((m) => ours.has(m.event?.id ?? ''))
+  const messages = (await readToEnd(kafkaClient(broker.brokers, 'outage-reader'), Object.values(topics))).filter((m) => ours.has(m.event?.id ?? ''))
   if (new Set(messages.map((m) => m.event!.id)).size !== messages.length || messages.length !== 20) {
     console.log(messages.map((m) => `${m.topic}/${m.partition}@${m.offset} #${ours.get(m.event!.id)}`).join('\n'))
     console.log(svc.lines.filter((l) => (l.level as number) >= 40).map((l) => JSON.stringify(l)).join('\n'))
