@@ -176,8 +176,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
         const ids = events.map((e) => e.event.id)
         sending.then(
           (late) => {
-            for (const e of events) metrics.lateAcks.inc({ topic: e.topic })
-            logger.warn({ ids, acks: late.map((m) => ({ topic: m.topicName, partition: m.partition, offset: m.baseOffset })) }, 'event stored after its publish had timed out (the client got 503)')
+            for (const e of events) {
+              metrics.lateAcks.inc({ topic: e.topic })
+              const ack = events.length === 1 ? late[0] : undefined
+              logger.warn({ topic: e.topic, id: e.event.id, partition: ack?.partition, offset: ack?.baseOffset }, 'event stored after its publish had timed out (the client got 503)')
+            }
           },
           (lateErr: Error) => logger.info({ ids, err: lateErr.message }, 'timed-out send failed in the end'),
         )

@@ -88,14 +88,14 @@ const DELETE_SENT = `
 
 type Round = 'idle' | 'more' | 'failed'
 
-/** true: stored after all; false: surely not stored; undefined: still unknown after `waitMs`. */
-async function lateOutcome(err: unknown, waitMs: number): Promise<boolean | undefined> {
+/** true: stored after all; false: surely not stored; undefined: still unknown after `waitMs` (or at shutdown). */
+async function lateOutcome(err: unknown, waitMs: number, stopped: Promise<void>): Promise<boolean | undefined> {
   if (!(err instanceof PublishError)) return false
   if (err.kind === 'unavailable' || !err.lateOutcome) return false
   let timer: NodeJS.Timeout | undefined
   const giveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, waitMs))))
   try {
-    return await Promise.race([err.lateOutcome, giveUp])
+    return await Promise.race([err.lateOutcome, giveUp, stopped.then(() => undefined)])
   } finally {
     clearTimeout(timer)
   }
@@ -107,6 +107,8 @@ export function createRelay(options: RelayOptions): Relay {
   const backoff = options.backoff ?? { initialMs: 500, maxMs: 10_000 }
   const cleanupEveryMs = Math.min(options.retentionMs, 60_000)
   let stopping = false
+  let signalStop!: () => void
+  const stopped = new Promise<void>((resolve) => (signalStop = resolve))
   let loop: Promise<void> | undefined
   let woken = false
   let wake: (() => void) | undefined
@@ -151,7 +153,7 @@ export function createRelay(options: RelayOptions): Relay {
     } catch (err) {
       // A timed-out send may still be stored (a broker that just restarted answers slowly):
       // sending again now would duplicate and reorder. Wait for its outcome while the lease holds.
-      const stored = await lateOutcome(err, options.leaseMs - (Date.now() - claimedAt) - 1_000)
+      const stored = await lateOutcome(err, options.leaseMs - (Date.now() - claimedAt) - 1_000, stopped)
       if (stored !== true) {
         for (const e of events) metrics.failed.inc({ topic: e.topic })
         logger.warn({ err: (err as Error).message, events: rows.length }, 'outbox events not published, will retry')
@@ -216,6 +218,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
     async stop() {
       stopping = true
+      signalStop()
       wake?.()
       await loop
       await options.wakeups?.stop()
