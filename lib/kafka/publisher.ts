@@ -1,4 +1,5 @@
-// Publishes one event at a time through an idempotent kafkajs producer, bounded in time.
+// Publishes one request at a time (one event, or a batch: the outbox relay) through an
+// idempotent kafkajs producer, bounded in time.
 //
 // Why one at a time, and why a failed producer is never reused: kafkajs assigns the
 // idempotent sequence number when a request is built and rolls it back when the request
@@ -6,7 +7,8 @@
 // the next batch would get the same sequence number and the broker would drop it as a
 // "duplicate" while acknowledging it: a 201 for an event that is not stored. So sends never
 // overlap, and after any failed or timed-out send the producer is retired (its late outcome
-// is logged) and the next send starts a new producer with a new producer id.
+// is logged, and handed to the caller with the timeout error) and the next send starts a new
+// producer with a new producer id.
 import type { Kafka, Producer, RecordMetadata } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
 import type { Logger } from '../logger.ts'
