@@ -80,4 +80,10 @@ it('Kafka stopped: 20 creates answer 201 promptly; Kafka back: all 20 events arr
   }
   for (const [partition, order] of partitions) expect(order, partition).toEqual([...order].sort((a, b) => a - b))
   expect(messages.map((m) => m.event!.type).sort()).toEqual([...Array(5).fill('movie'), ...Array(5).fill('payment'), ...Array(5).fill('subscription'), ...Array(5).fill('user')])
+
+  // Graceful shutdown stops the relay, then its producer.
+  await app.close()
+  const order = svc.lines.map((l) => l.msg)
+  expect(order.indexOf('outbox relay stopped')).toBeGreaterThan(-1)
+  expect(order.lastIndexOf('kafka producer closed')).toBeGreaterThan(order.indexOf('outbox relay stopped'))
 })
