@@ -1,5 +1,4 @@
-// Shared pieces of the outbox tests: the monolith and the movies service built in-process as
-// server.ts builds them (LISTEN/NOTIFY wake-ups included) with a topic prefix of their own,
+// Shared pieces of the outbox tests: the monolith built in-process as server.ts builds it (LISTEN/NOTIFY wake-ups included) with a topic prefix of their own,
 // and reading the outbox topics back with an independent consumer.
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
@@ -7,8 +6,6 @@ import { pgWakeups } from '../../lib/outbox/pg-wakeups.ts'
 import type { OutboxDeps } from '../../lib/outbox/service.ts'
 import { buildApp as buildMonolith } from '../../monolith/app.ts'
 import { loadConfig as monolithConfig } from '../../monolith/config.ts'
-import { buildApp as buildMovies } from '../../movies-service/app.ts'
-import { loadConfig as moviesConfig } from '../../movies-service/config.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { kafkaClient, metric, readTopics, uniqueName, waitFor, type ReadMessage } from '../events-service/support.ts'
 
@@ -43,15 +40,6 @@ export async function startMonolith(setup: ServiceSetup): Promise<ServiceUnderTe
   const { logger, lines } = captureLogs('info')
   const outbox = { wakeups: pgWakeups(setup.dbUrl, logger), relay: setup.relay }
   const app = buildMonolith(monolithConfig(envOf(setup)), { db: setup.db, logger, outbox })
-  await app.ready()
-  return { app, lines }
-}
-
-/** The movies service with its relay, ready. */
-export async function startMoviesService(setup: ServiceSetup): Promise<ServiceUnderTest> {
-  const { logger, lines } = captureLogs('info')
-  const outbox = { wakeups: pgWakeups(setup.dbUrl, logger), relay: setup.relay }
-  const app = buildMovies(moviesConfig(envOf(setup)), { db: setup.db, logger, outbox })
   await app.ready()
   return { app, lines }
 }
