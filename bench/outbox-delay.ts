@@ -6,6 +6,7 @@
 //   BENCH_REST_WRITES (default 50)   creates at rest, one every 200 ms
 //   BENCH_RATE        (default 200)  writes per second of the loaded run
 //   BENCH_LOAD_S      (default 10)   length of the loaded run
+//   BENCH_WARMUP_S    (default 10)   the same load first, not measured (JIT, pools, Kafka warm up)
 //
 // The monolith runs in-process, as server.ts builds it (LISTEN/NOTIFY wake-ups included);
 // everything started here is stopped at the end.
@@ -15,7 +16,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import { startKafka, type RunningKafka } from '../dev/kafka/launcher.ts'
 import { createPgDatabase } from '../lib/db/pg-database.ts'
 import { createLogger } from '../lib/logger.ts'
-import { pgWakeups } from '../lib/outbox/pg-wakeups.ts'
+import { pgRelayDeps } from '../lib/outbox/pg-relay.ts'
 import { buildApp } from '../monolith/app.ts'
 import { loadConfig } from '../monolith/config.ts'
 import { createEmptyDatabase } from '../test/helpers/pg-admin.ts'
@@ -25,11 +26,11 @@ const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres:postgre
 const REST_WRITES = Number(process.env.BENCH_REST_WRITES ?? 50)
 const RATE = Number(process.env.BENCH_RATE ?? 200)
 const LOAD_S = Number(process.env.BENCH_LOAD_S ?? 10)
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 10)
 const PREFIX = `bench-${Date.now().toString(36)}.`
 
 const sentAt = new Map<string, number>()
 const delays = new Map<string, number>()
-const failed = new Set<string>()
 
 function summary(name: string, titles: string[]): void {
   const d = titles.map((t) => delays.get(t)).filter((x): x is number => x !== undefined).sort((a, b) => a - b)
@@ -57,7 +58,7 @@ try {
   const brokers = process.env.KAFKA_BROKERS?.split(',') ?? (kafka = await startKafka()).brokers
   const logger = createLogger({ level: 'warn', name: 'bench' })
   const config = loadConfig({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC_PREFIX: PREFIX, LOG_LEVEL: 'warn', KAFKA_LOG_LEVEL: 'error' })
-  const app = buildApp(config, { db, logger, outbox: { wakeups: pgWakeups(database.url, logger) } })
+  const app = buildApp(config, { db, logger, outbox: pgRelayDeps({ ...config, databaseUrl: database.url }, logger) })
   await app.ready()
 
   // The reader: a consumer on movie-events that stamps each event when it is fetched.
@@ -92,31 +93,41 @@ try {
   summary(`at rest (${REST_WRITES} creates, one per 200 ms)`, rest)
   console.log(`  at rest: ${await relayShare('rest-%')}`)
 
-  const loaded: string[] = []
-  const pending: Array<Promise<unknown>> = []
-  const started = performance.now()
-  let slowAnswers = 0
-  let failedAnswers = 0
-  for (let i = 0; i < RATE * LOAD_S; i++) {
-    const due = started + (i * 1000) / RATE
-    const wait = due - performance.now()
-    if (wait > 0) await sleep(wait)
-    const title = `load-${i}`
-    loaded.push(title)
-    const t0 = performance.now()
-    pending.push(create(title).then((res) => {
-      if (res.statusCode !== 201) failed.add(title)
-      if (res.statusCode !== 201) failedAnswers++
-      if (performance.now() - t0 > 250) slowAnswers++
-    }))
+  /** Creates at RATE per second for `seconds`, titles `${name}-i`; waits for every answer. */
+  async function steadyLoad(name: string, seconds: number) {
+    const titles: string[] = []
+    const failed = new Set<string>()
+    const pending: Array<Promise<unknown>> = []
+    const started = performance.now()
+    let slowAnswers = 0
+    for (let i = 0; i < RATE * seconds; i++) {
+      const wait = started + (i * 1000) / RATE - performance.now()
+      if (wait > 0) await sleep(wait)
+      const title = `${name}-${i}`
+      titles.push(title)
+      const t0 = performance.now()
+      pending.push(
+        create(title).then((res) => {
+          if (res.statusCode !== 201) failed.add(title)
+          if (performance.now() - t0 > 250) slowAnswers++
+        }),
+      )
+    }
+    await Promise.all(pending)
+    const achieved = (titles.length / ((performance.now() - started) / 1000)).toFixed(0)
+    return { titles, failed, slowAnswers, achieved }
   }
-  await Promise.all(pending)
-  const achieved = (loaded.length / ((performance.now() - started) / 1000)).toFixed(0)
+
+  await steadyLoad('warm', WARMUP_S)
+  await sleep(3_000)
+  const load = await steadyLoad('load', LOAD_S)
+  const delivered = load.titles.filter((t) => !load.failed.has(t))
   const deadline = Date.now() + 30_000
-  while (loaded.some((t) => !delays.has(t)) && Date.now() < deadline) await sleep(100)
+  while (delivered.some((t) => !delays.has(t)) && Date.now() < deadline) await sleep(100)
   summary(
-    `under load (${loaded.length} creates at ${RATE}/s for ${LOAD_S} s, achieved ${achieved}/s, ${failedAnswers} not 201, ${slowAnswers} answers > 250 ms)`,
-    loaded.filter((t) => delays.has(t) || !failed.has(t)),
+    `under load (${load.titles.length} creates at ${RATE}/s for ${LOAD_S} s after ${WARMUP_S} s of warm-up; achieved ${load.achieved}/s, ` +
+      `${load.failed.size} not 201, ${load.slowAnswers} answers > 250 ms)`,
+    delivered,
   )
   console.log(`  under load: ${await relayShare('load-%')}`)
 

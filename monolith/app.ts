@@ -18,7 +18,7 @@ export interface MonolithDeps {
   db: Database
   logger: Logger
   /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
-  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relay'>
+  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | keyof OutboxConfig>, deps: MonolithDeps): FastifyInstance {

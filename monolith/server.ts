@@ -1,5 +1,5 @@
 import { createPgDatabaseFromConfig } from '../lib/db/pg-database.ts'
-import { pgWakeups } from '../lib/outbox/pg-wakeups.ts'
+import { pgRelayDeps } from '../lib/outbox/pg-relay.ts'
 import { runService } from '../lib/server.ts'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config.ts'
@@ -9,6 +9,5 @@ await runService('monolith', () => loadConfig(), (config, logger) => {
   // Unlike the Go program, a database that is down at start is not fatal: requests answer 503
   // until it is back, and /ready reports it.
   db.ping().catch((err) => logger.warn({ err: err.message }, 'database not reachable yet'))
-  const wakeups = pgWakeups(config.databaseUrl, logger, { connectTimeoutMs: config.dbConnectTimeoutMs })
-  return { app: buildApp(config, { db, logger, outbox: { wakeups } }), close: () => db.close() }
+  return { app: buildApp(config, { db, logger, outbox: pgRelayDeps(config, logger) }), close: () => db.close() }
 })

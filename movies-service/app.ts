@@ -20,7 +20,7 @@ export interface MoviesServiceDeps {
   /** Optional read cache; absent = every read goes to the database. */
   redis?: Redis
   /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
-  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relay'>
+  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
 export function buildApp(

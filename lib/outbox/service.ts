@@ -39,6 +39,11 @@ export interface OutboxDeps {
   kafka?: Kafka
   /** LISTEN/NOTIFY wake-ups (pgWakeups); without them the relay polls. */
   wakeups?: WakeupSource
+  /**
+   * Connections of the relay's own (a small pool on the same database), so that its claims do
+   * not queue behind request traffic when the service's pool is busy; default: `db`.
+   */
+  relayDb?: Database
   /** Relay overrides for tests (lease, backoff, fault injection). */
   relay?: Partial<Pick<RelayOptions, 'leaseMs' | 'backoff' | 'beforeMark'>>
 }
@@ -51,13 +56,14 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
     app.addHook('onReady', async () => {
       logger.warn('KAFKA_BROKERS is not set: the outbox relay is off; created users, movies, payments and subscriptions wait in the outbox table until a relay runs')
     })
+    app.addHook('onClose', async () => deps.relayDb?.close())
     return
   }
   const kafka = deps.kafka ?? kafkaClientFromConfig(config, deps.clientId, logger)
   const topics = eventTopicsFromConfig(kafka, config, logger)
   const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
   const relay = createRelay({
-    db,
+    db: deps.relayDb ?? db,
     publisher,
     logger,
     metrics,
@@ -75,5 +81,6 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
   app.addHook('onClose', async () => {
     await relay.stop()
     await publisher.close()
+    await deps.relayDb?.close()
   })
 }

@@ -1,8 +1,8 @@
-// Shared pieces of the outbox tests: the monolith built in-process as server.ts builds it (LISTEN/NOTIFY wake-ups included) with a topic prefix of their own,
+// Shared pieces of the outbox tests: the monolith built in-process as server.ts builds it (LISTEN/NOTIFY wake-ups and the relay's own pool included) with a topic prefix of their own,
 // and reading the outbox topics back with an independent consumer.
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
-import { pgWakeups } from '../../lib/outbox/pg-wakeups.ts'
+import { pgRelayDeps } from '../../lib/outbox/pg-relay.ts'
 import type { OutboxDeps } from '../../lib/outbox/service.ts'
 import { buildApp as buildMonolith } from '../../monolith/app.ts'
 import { loadConfig as monolithConfig } from '../../monolith/config.ts'
@@ -38,8 +38,8 @@ function envOf(setup: ServiceSetup): Record<string, string> {
 /** The monolith with its relay, ready (the relay runs in the background). */
 export async function startMonolith(setup: ServiceSetup): Promise<ServiceUnderTest> {
   const { logger, lines } = captureLogs('info')
-  const outbox = { wakeups: pgWakeups(setup.dbUrl, logger), relay: setup.relay }
-  const app = buildMonolith(monolithConfig(envOf(setup)), { db: setup.db, logger, outbox })
+  const config = monolithConfig({ ...envOf(setup), DB_CONNECTION_STRING: setup.dbUrl })
+  const app = buildMonolith(config, { db: setup.db, logger, outbox: { ...pgRelayDeps(config, logger), relay: setup.relay } })
   await app.ready()
   return { app, lines }
 }
