@@ -157,7 +157,7 @@ export function createRelay(options: RelayOptions): Relay {
       if (stored !== true) {
         for (const e of events) metrics.failed.inc({ topic: e.topic })
         logger.warn({ err: (err as Error).message, events: rows.length }, 'outbox events not published, will retry')
-        // Surely not stored: let the next round (of any relay) take them without waiting for the lease.
+        // Not stored as far as the producer knows: the next round (of any relay) takes them at once.
         // Unknown: they stay leased, and go out again (same ids) when the lease runs out.
         if (stored === false) await db.query(RELEASE, [ids]).catch(() => {})
         return 'failed'
