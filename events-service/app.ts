@@ -9,12 +9,11 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { EventsServiceConfig } from './config.ts'
 import { createEventConsumer, type EventHandler } from './consumer.ts'
-import { EVENT_TYPES, topicName } from './events.ts'
-import { createKafkaClient } from './kafka-client.ts'
+import { kafkaClientFromConfig } from '../lib/kafka/kafka-client.ts'
 import { createMetrics } from './metrics.ts'
-import { createPublisher } from './publisher.ts'
+import { createPublisher } from '../lib/kafka/publisher.ts'
 import { eventRoutes } from './routes.ts'
-import { createTopics } from './topics.ts'
+import { eventTopicsFromConfig } from '../lib/kafka/topics.ts'
 
 export interface EventsServiceDeps {
   logger: Logger
@@ -27,29 +26,9 @@ export interface EventsServiceDeps {
 export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): FastifyInstance {
   const { logger } = deps
   const app = createHttpApp({ logger, bodyLimitBytes: config.bodyLimitBytes })
-  const kafka =
-    deps.kafka ??
-    createKafkaClient(
-      {
-        brokers: config.kafkaBrokers,
-        clientId: config.kafkaClientId,
-        connectionTimeoutMs: config.connectionTimeoutMs,
-        requestTimeoutMs: config.sendTimeoutMs,
-        logLevel: config.kafkaLogLevel,
-      },
-      logger,
-    )
+  const kafka = deps.kafka ?? kafkaClientFromConfig(config, config.kafkaClientId, logger)
   const metrics = createMetrics()
-  const topics = createTopics(
-    kafka,
-    {
-      names: EVENT_TYPES.map((type) => topicName(type, config.topicPrefix ?? '')),
-      partitions: config.topicPartitions,
-      replicationFactor: config.topicReplicationFactor,
-      timeoutMs: Math.max(config.sendTimeoutMs, 5_000),
-    },
-    logger,
-  )
+  const topics = eventTopicsFromConfig(kafka, config, logger)
   const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
   const consumer = config.consumerEnabled
     ? createEventConsumer({

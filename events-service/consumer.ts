@@ -5,9 +5,9 @@
 import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../lib/logger.ts'
-import { eventKey, parseEvent, type EventEnvelope } from './events.ts'
+import { eventKey, parseEvent, type EventEnvelope } from '../lib/events/events.ts'
 import type { EventsMetrics } from './metrics.ts'
-import type { Topics } from './topics.ts'
+import type { Topics } from '../lib/kafka/topics.ts'
 
 export interface EventMeta {
   topic: string

@@ -2,9 +2,9 @@
 // 201 only once the broker has acknowledged the event (acks=all).
 import type { FastifyInstance } from 'fastify'
 import { badRequest, HttpError, methodNotAllowed } from '../lib/http/errors.ts'
-import { buildEvent, EVENT_ID_PATTERN, EVENT_KINDS, EVENT_TYPES, eventKey, topicName } from './events.ts'
+import { buildEvent, EVENT_ID_PATTERN, EVENT_KINDS, eventKey, HTTP_EVENT_TYPES, topicName } from '../lib/events/events.ts'
 import type { EventsMetrics } from './metrics.ts'
-import { PublishError, type Publisher } from './publisher.ts'
+import { PublishError, type Publisher } from '../lib/kafka/publisher.ts'
 
 export interface EventRoutesOptions {
   publisher: Publisher
@@ -22,7 +22,7 @@ function eventIdFrom(header: string | string[] | undefined): string | undefined 
 
 export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions): Promise<void> {
   const { publisher, metrics } = opts
-  for (const type of EVENT_TYPES) {
+  for (const type of HTTP_EVENT_TYPES) {
     const url = `/api/events/${type}`
     const topic = topicName(type, opts.topicPrefix)
     app.post<{ Body: Record<string, unknown> }>(url, { schema: { body: EVENT_KINDS[type].schema } }, async (request, reply) => {

@@ -11,6 +11,7 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
+import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
 import type { MonolithConfig } from './config.ts'
 import { paymentRoutes } from './payments/payment-routes.ts'
 import { subscriptionRoutes } from './subscriptions/subscription-routes.ts'
@@ -19,14 +20,17 @@ import { userRoutes } from './users/user-routes.ts'
 export interface MonolithDeps {
   db: Database
   logger: Logger
+  /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
+  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
-export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules'>, deps: MonolithDeps): FastifyInstance {
+export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig>, deps: MonolithDeps): FastifyInstance {
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })
   app.register(httpMetrics, { registry })
+  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', ...deps.outbox })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db, rules })
   app.register(movieRoutes, { movies: createMovieRepository(deps.db), rules })

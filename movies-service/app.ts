@@ -13,6 +13,7 @@ import type { Logger } from '../lib/logger.ts'
 import { withMovieCache } from '../lib/movies/movie-cache.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
+import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
 import type { Redis } from '../lib/redis.ts'
 import type { MoviesServiceConfig } from './config.ts'
 
@@ -21,10 +22,12 @@ export interface MoviesServiceDeps {
   logger: Logger
   /** Optional read cache; absent = every read goes to the database. */
   redis?: Redis
+  /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
+  outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
 export function buildApp(
-  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules'>,
+  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig>,
   deps: MoviesServiceDeps,
 ): FastifyInstance {
   const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats })
@@ -34,6 +37,7 @@ export function buildApp(
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics, { registry })
+  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', ...deps.outbox })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies, rules })
   return app

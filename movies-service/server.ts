@@ -1,4 +1,5 @@
 import { createPgDatabaseFromConfig } from '../lib/db/pg-database.ts'
+import { pgRelayDeps } from '../lib/outbox/pg-relay.ts'
 import { createRedis } from '../lib/redis.ts'
 import { runService } from '../lib/server.ts'
 import { buildApp } from './app.ts'
@@ -11,7 +12,7 @@ await runService('movies-service', () => loadConfig(), (config, logger) => {
     ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.cacheTimeoutMs, keyPrefix: config.cacheKeyPrefix })
     : undefined
   return {
-    app: buildApp(config, { db, logger, redis }),
+    app: buildApp(config, { db, logger, redis, outbox: pgRelayDeps(config, logger) }),
     close: async () => {
       redis?.disconnect()
       await db.close()

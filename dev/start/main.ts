@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp as buildEvents } from '../../events-service/app.ts'
 import { loadConfig as eventsConfig } from '../../events-service/config.ts'
 import { createLogger } from '../../lib/logger.ts'
+import { pgRelayDeps } from '../../lib/outbox/pg-relay.ts'
 import { buildApp as buildMonolith } from '../../monolith/app.ts'
 import { loadConfig as monolithConfig } from '../../monolith/config.ts'
 import { buildApp as buildMovies } from '../../movies-service/app.ts'
@@ -80,10 +81,23 @@ try {
   const db = await openDatabase(config)
   pieces.push(db)
 
-  await listen(buildMonolith(monolithConfig(serviceEnv(ports.monolith)), { db: db.value, logger: loggerFor('monolith') }), ports.monolith)
-  const movies = moviesConfig(serviceEnv(ports.movies))
+  // The outbox relays of the monolith and the movies service publish to the same Kafka; they
+  // start before it is up (the outbox keeps the events meanwhile). PGlite has no LISTEN
+  // across its callers here, so its relays poll often; real PostgreSQL wakes them by NOTIFY.
+  const outboxEnv = {
+    KAFKA_BROKERS: config.kafkaBrokers ?? `127.0.0.1:${ports.kafka}`,
+    OUTBOX_POLL_INTERVAL_MS: process.env.OUTBOX_POLL_INTERVAL_MS ?? (config.databaseUrl ? undefined : '200'),
+  }
+  const outboxFor = (name: string, service: { databaseUrl: string; dbConnectTimeoutMs: number; dbStatementTimeoutMs: number }) =>
+    config.databaseUrl ? pgRelayDeps({ ...service, databaseUrl: config.databaseUrl }, loggerFor(name)) : {}
+  const monolith = monolithConfig(serviceEnv(ports.monolith, outboxEnv))
+  await listen(buildMonolith(monolith, { db: db.value, logger: loggerFor('monolith'), outbox: outboxFor('monolith', monolith) }), ports.monolith)
+  const movies = moviesConfig(serviceEnv(ports.movies, outboxEnv))
   const moviesCache = redis.value({ keyPrefix: movies.cacheKeyPrefix, commandTimeoutMs: movies.cacheTimeoutMs })
-  await listen(buildMovies(movies, { db: db.value, logger: loggerFor('movies-service'), redis: moviesCache }), ports.movies)
+  await listen(
+    buildMovies(movies, { db: db.value, logger: loggerFor('movies-service'), redis: moviesCache, outbox: outboxFor('movies-service', movies) }),
+    ports.movies,
+  )
   const adminToken = config.adminToken ?? randomBytes(16).toString('hex')
   const proxyEnv = serviceEnv(ports.proxy, {
     MONOLITH_URL: `http://127.0.0.1:${ports.monolith}`,

@@ -1,5 +1,6 @@
 // Movie data access shared by the monolith and the movies service (one copy, two services).
 import type { Database } from '../db/database.ts'
+import { recordEvent } from '../outbox/outbox.ts'
 
 export interface Movie {
   id: number
@@ -59,7 +60,17 @@ export function createMovieRepository(db: Database): MovieRepository {
           await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[])', [movie.id, genres])
         }
         // Field order as the legacy JSON: id, title, description, genres, rating.
-        return { id: movie.id, title: movie.title, description: movie.description, genres: [...genres].sort(), rating: movie.rating }
+        const created = { id: movie.id, title: movie.title, description: movie.description, genres: [...genres].sort(), rating: movie.rating }
+        // Committed with the movie or not at all; the relay publishes it (lib/outbox).
+        await recordEvent(tx, 'movie', {
+          movie_id: created.id,
+          title: created.title,
+          action: 'created',
+          rating: created.rating,
+          genres: created.genres,
+          description: created.description,
+        })
+        return created
       })
     },
   }

@@ -3,6 +3,7 @@ import type { Database } from '../../lib/db/database.ts'
 import type { ContractRules } from '../../lib/contract/rules.ts'
 import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
 import { optionalIntParam } from '../../lib/http/query.ts'
+import { recordPaymentCreated } from '../events.ts'
 
 interface PaymentInput {
   user_id: number
@@ -45,8 +46,12 @@ export async function paymentRoutes(app: FastifyInstance, opts: { db: Database; 
   app.post<{ Body: PaymentInput }>('/api/payments', { schema: { body: paymentInputSchema } }, async (request, reply) => {
     rules.check(request, 'payment-amount-positive', request.body)
     const { user_id, amount } = request.body
-    const { rows } = await db.query(`INSERT INTO payments (user_id, amount) VALUES ($1, $2) RETURNING ${COLUMNS}`, [user_id, amount])
-    return reply.code(201).send(rows[0])
+    const payment = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: number }>(`INSERT INTO payments (user_id, amount) VALUES ($1, $2) RETURNING ${COLUMNS}`, [user_id, amount])
+      await recordPaymentCreated(tx, rows[0]!.id)
+      return rows[0]
+    })
+    return reply.code(201).send(payment)
   })
 
   methodNotAllowed(app, '/api/payments', ['GET', 'POST'])

@@ -3,6 +3,7 @@ import type { Database } from '../../lib/db/database.ts'
 import type { ContractRules } from '../../lib/contract/rules.ts'
 import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
 import { optionalIntParam } from '../../lib/http/query.ts'
+import { recordSubscriptionCreated } from '../events.ts'
 
 interface SubscriptionInput {
   user_id: number
@@ -47,11 +48,15 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: { db: Datab
     rules.check(request, 'subscription-plan-type-non-empty', request.body)
     rules.check(request, 'subscription-dates', request.body)
     const { user_id, plan_type, start_date, end_date } = request.body
-    const { rows } = await db.query(
-      `INSERT INTO subscriptions (user_id, plan_type, start_date, end_date) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
-      [user_id, plan_type, start_date, end_date],
-    )
-    return reply.code(201).send(rows[0])
+    const subscription = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: number }>(
+        `INSERT INTO subscriptions (user_id, plan_type, start_date, end_date) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+        [user_id, plan_type, start_date, end_date],
+      )
+      await recordSubscriptionCreated(tx, rows[0]!.id)
+      return rows[0]
+    })
+    return reply.code(201).send(subscription)
   })
 
   methodNotAllowed(app, '/api/subscriptions', ['GET', 'POST'])

@@ -3,6 +3,7 @@ import type { Database } from '../../lib/db/database.ts'
 import type { ContractRules } from '../../lib/contract/rules.ts'
 import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
 import { optionalIntParam } from '../../lib/http/query.ts'
+import { recordUserCreated } from '../events.ts'
 
 interface UserInput {
   username: string
@@ -37,8 +38,12 @@ export async function userRoutes(app: FastifyInstance, opts: { db: Database; rul
     rules.check(request, 'user-username-non-empty', request.body)
     const { username, email } = request.body
     // A duplicate username or email is a 409 (unique violation, mapped by the shared error handler).
-    const { rows } = await db.query(`INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ${COLUMNS}`, [username, email])
-    return reply.code(201).send(rows[0])
+    const user = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: number }>(`INSERT INTO users (username, email) VALUES ($1, $2) RETURNING ${COLUMNS}`, [username, email])
+      await recordUserCreated(tx, rows[0]!.id)
+      return rows[0]
+    })
+    return reply.code(201).send(user)
   })
 
   methodNotAllowed(app, '/api/users', ['GET', 'POST'])

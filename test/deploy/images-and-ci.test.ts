@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { createMetrics as createEventsMetrics } from '../../events-service/metrics.ts'
 import { createMetrics as createProxyMetrics } from '../../proxy/metrics.ts'
+import { createOutboxMetrics } from '../../lib/outbox/metrics.ts'
+import { Registry } from 'prom-client'
 import { CHART_DIR, REPO_ROOT, SERVICES, readRepoFile } from './support.ts'
 
 interface Stage {
@@ -150,7 +152,7 @@ describe('GitHub Actions workflow', () => {
 
 describe('dashboard and alerts query metrics the services export', () => {
   const exported = new Set<string>()
-  for (const metrics of [createProxyMetrics(), createEventsMetrics()]) {
+  for (const metrics of [createProxyMetrics(), createEventsMetrics(), createOutboxMetrics({ registry: new Registry() })]) {
     for (const m of metrics.registry.getMetricsAsArray()) {
       const name = (m as unknown as { name: string }).name
       const type = (m as unknown as { type?: string }).type
@@ -158,8 +160,8 @@ describe('dashboard and alerts query metrics the services export', () => {
       if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(name + suffix)
     }
   }
-  /** Metric names of our services in a PromQL expression (proxy_*, events_*). */
-  const used = (expr: string) => [...expr.matchAll(/\b((?:proxy|events)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)
+  /** Metric names of our services in a PromQL expression (proxy_*, events_*, outbox_*). */
+  const used = (expr: string) => [...expr.matchAll(/\b((?:proxy|events|outbox)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)
 
   it('every Grafana panel query', () => {
     const dashboard = JSON.parse(readRepoFile(`${CHART_DIR}/files/grafana-dashboard.json`))

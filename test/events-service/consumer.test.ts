@@ -2,7 +2,7 @@
 // message does not stop it, a restarted consumer resumes exactly at the committed offsets,
 // and shutdown leaves the group.
 import { afterAll, describe, expect, inject, it } from 'vitest'
-import type { EventEnvelope } from '../../events-service/events.ts'
+import type { EventEnvelope } from '../../lib/events/events.ts'
 import {
   deleteTopics,
   kafkaClient,

@@ -10,7 +10,7 @@ import {
   movieBody,
   paymentBody,
   processedLines,
-  readTopics,
+  readToEnd,
   startEventsApp,
   userBody,
   waitFor,
@@ -61,18 +61,7 @@ async function post(svc: EventsAppUnderTest, i: number, headers: Record<string, 
 }
 
 /** Every message of `topics`, read to their end offsets by an independent consumer. */
-async function readEverything(topics: string[]): Promise<ReadMessage[]> {
-  const kafka = kafkaClient(broker.brokers, 'outage-reader')
-  const admin = kafka.admin()
-  await admin.connect()
-  let total = 0
-  try {
-    for (const topic of topics) for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high) - Number(p.low)
-  } finally {
-    await admin.disconnect()
-  }
-  return readTopics(kafka, topics, (m) => m.length >= total)
-}
+const readEverything = (topics: string[]): Promise<ReadMessage[]> => readToEnd(kafkaClient(broker.brokers, 'outage-reader'), topics)
 
 it('answers 503 within the bound while Kafka is down, keeps every event it answered 201, and recovers without a restart', { timeout: 180_000 }, async () => {
   const env = { KAFKA_SEND_TIMEOUT_MS: String(SEND_TIMEOUT_MS), KAFKA_SESSION_TIMEOUT_MS: '6000' }

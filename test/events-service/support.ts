@@ -89,6 +89,19 @@ export async function readTopics(
   }
 }
 
+/** Every message of `topics`, read to their end offsets: a copy cannot hide behind an early stop. */
+export async function readToEnd(kafka: Kafka, topics: string[]): Promise<ReadMessage[]> {
+  const admin = kafka.admin()
+  await admin.connect()
+  let total = 0
+  try {
+    for (const topic of topics) for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high) - Number(p.low)
+  } finally {
+    await admin.disconnect()
+  }
+  return readTopics(kafka, topics, (m) => m.length >= total)
+}
+
 /** Sum of a counter's samples whose labels include `labels`, from GET /metrics. */
 export async function metric(app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
   const res = await app.inject({ method: 'GET', url: '/metrics' })

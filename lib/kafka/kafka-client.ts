@@ -1,6 +1,6 @@
 // The kafkajs client of the service, logging through pino instead of console.
 import { Kafka, logLevel, type LogEntry } from 'kafkajs'
-import type { Logger } from '../lib/logger.ts'
+import type { Logger } from '../logger.ts'
 
 const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG } as const
 
@@ -38,4 +38,22 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
       else log.debug(line, message)
     },
   })
+}
+
+/** The client of a service, from its kafkaEnv settings (lib/kafka/config.ts) and its brokers. */
+export function kafkaClientFromConfig(
+  config: { kafkaBrokers: string[]; connectionTimeoutMs: number; sendTimeoutMs: number; kafkaLogLevel: KafkaClientOptions['logLevel'] },
+  clientId: string,
+  logger: Logger,
+): Kafka {
+  return createKafkaClient(
+    {
+      brokers: config.kafkaBrokers,
+      clientId,
+      connectionTimeoutMs: config.connectionTimeoutMs,
+      requestTimeoutMs: config.sendTimeoutMs,
+      logLevel: config.kafkaLogLevel,
+    },
+    logger,
+  )
 }

@@ -1,4 +1,5 @@
-// Publishes one event at a time through an idempotent kafkajs producer, bounded in time.
+// Publishes one request at a time (one event, or a batch: the outbox relay) through an
+// idempotent kafkajs producer, bounded in time.
 //
 // Why one at a time, and why a failed producer is never reused: kafkajs assigns the
 // idempotent sequence number when a request is built and rolls it back when the request
@@ -6,12 +7,12 @@
 // the next batch would get the same sequence number and the broker would drop it as a
 // "duplicate" while acknowledging it: a 201 for an event that is not stored. So sends never
 // overlap, and after any failed or timed-out send the producer is retired (its late outcome
-// is logged) and the next send starts a new producer with a new producer id.
+// is logged, and handed to the caller with the timeout error) and the next send starts a new
+// producer with a new producer id.
 import type { Kafka, Producer, RecordMetadata } from 'kafkajs'
 import { Partitioners } from 'kafkajs'
-import type { Logger } from '../lib/logger.ts'
-import type { EventEnvelope } from './events.ts'
-import type { EventsMetrics } from './metrics.ts'
+import type { Logger } from '../logger.ts'
+import type { EventEnvelope } from '../events/events.ts'
 import type { Topics } from './topics.ts'
 
 export class PublishError extends Error {
@@ -20,6 +21,8 @@ export class PublishError extends Error {
     message: string,
     /** timeout: the outcome is unknown (the event may still get stored); unavailable: it was not sent. */
     readonly kind: 'timeout' | 'unavailable',
+    /** For a timeout: resolves true if the send was stored in the end, false if it failed. */
+    readonly lateOutcome?: Promise<boolean>,
   ) {
     super(message)
   }
@@ -30,11 +33,24 @@ export interface PublishResult {
   offset: number
 }
 
+/** The two gauges/counters the publisher keeps; each service registers them under its own names. */
+export interface PublisherMetrics {
+  producerConnected: { set(value: number): void }
+  lateAcks: { inc(labels: { topic: string }): void }
+}
+
+/** One event on its way to a topic, keyed by its entity. */
+export interface OutgoingEvent {
+  topic: string
+  key: string
+  event: EventEnvelope
+}
+
 export interface PublisherOptions {
   kafka: Kafka
   topics: Topics
   logger: Logger
-  metrics: EventsMetrics
+  metrics: PublisherMetrics
   /** Bound on one publish, from the call to the broker's ack, waiting for earlier sends included. */
   sendTimeoutMs: number
 }
@@ -50,6 +66,11 @@ interface ProducerSlot {
 
 export interface Publisher {
   publish(topic: string, key: string, event: EventEnvelope): Promise<PublishResult>
+  /**
+   * Sends several events in one request, all or nothing as far as the caller knows (on a throw,
+   * some may still be stored). Events of one key keep their order.
+   */
+  publishBatch(events: OutgoingEvent[]): Promise<void>
   /** Connects the producer if needed, bounded by `timeoutMs`; throws when Kafka is not usable. */
   connect(timeoutMs: number): Promise<void>
   isConnected(): boolean
@@ -133,12 +154,17 @@ export function createPublisher(options: PublisherOptions): Publisher {
     return { turn, release }
   }
 
-  async function send(slot: ProducerSlot, topic: string, key: string, event: EventEnvelope, deadline: number): Promise<PublishResult> {
-    const sending = slot.producer.send({
-      topic,
+  async function send(slot: ProducerSlot, events: OutgoingEvent[], deadline: number): Promise<RecordMetadata[]> {
+    // One request; messages of one partition keep the order given here.
+    const byTopic = new Map<string, OutgoingEvent[]>()
+    for (const e of events) byTopic.set(e.topic, [...(byTopic.get(e.topic) ?? []), e])
+    const sending = slot.producer.sendBatch({
       acks: -1,
       timeout: options.sendTimeoutMs,
-      messages: [{ key, value: JSON.stringify(event), headers: { 'event-id': event.id, 'event-type': event.type } }],
+      topicMessages: [...byTopic].map(([topic, list]) => ({
+        topic,
+        messages: list.map(({ key, event }) => ({ key, value: JSON.stringify(event), headers: { 'event-id': event.id, 'event-type': event.type } })),
+      })),
     })
     slot.inFlight.add(sending)
     void sending.finally(() => slot.inFlight.delete(sending)).catch(() => {})
@@ -149,50 +175,63 @@ export function createPublisher(options: PublisherOptions): Publisher {
       retire(slot)
       if (err instanceof PublishError) {
         // The send goes on inside kafkajs (a few bounded retries): say so if it lands after all.
+        const ids = events.map((e) => e.event.id)
         sending.then(
-          ([late]) => {
-            metrics.lateAcks.inc({ topic })
-            logger.warn({ topic, id: event.id, partition: late?.partition, offset: late?.baseOffset }, 'event stored after its publish had timed out (the client got 503)')
+          (late) => {
+            for (const e of events) {
+              metrics.lateAcks.inc({ topic: e.topic })
+              const ack = events.length === 1 ? late[0] : undefined
+              logger.warn({ topic: e.topic, id: e.event.id, partition: ack?.partition, offset: ack?.baseOffset }, 'event stored after its publish had timed out (the client got 503)')
+            }
           },
-          (lateErr: Error) => logger.info({ topic, id: event.id, err: lateErr.message }, 'timed-out send failed in the end'),
+          (lateErr: Error) => logger.info({ ids, err: lateErr.message }, 'timed-out send failed in the end'),
         )
-        throw err
+        throw new PublishError(err.message, 'timeout', sending.then(() => true, () => false))
       }
       throw new PublishError(`kafka rejected the event: ${(err as Error).message}`, 'unavailable')
     }
-    const [ack] = metadata
-    if (!ack || ack.errorCode !== 0 || ack.baseOffset === undefined) {
+    const failed = metadata.find((ack) => ack.errorCode !== 0 || ack.baseOffset === undefined)
+    if (failed || metadata.length === 0) {
       retire(slot)
-      throw new PublishError(`kafka did not acknowledge the event (error code ${ack?.errorCode})`, 'unavailable')
+      throw new PublishError(`kafka did not acknowledge the event (error code ${failed?.errorCode})`, 'unavailable')
     }
-    return { partition: ack.partition, offset: Number(ack.baseOffset) }
+    return metadata
+  }
+
+  async function publishBatch(events: OutgoingEvent[]): Promise<RecordMetadata[]> {
+    if (closing) throw new PublishError('the service is shutting down', 'unavailable')
+    if (events.length === 0) return []
+    const deadline = Date.now() + options.sendTimeoutMs
+    const { turn, release } = enqueue()
+    try {
+      await withDeadline(turn, deadline, 'accept the event (earlier sends still pending)')
+    } catch (err) {
+      // Nothing was sent; give the turn back when it comes.
+      void turn.then(release)
+      throw err
+    }
+    try {
+      const slot = currentSlot()
+      try {
+        await withDeadline(slot.ready, deadline, 'connect')
+      } catch (err) {
+        // Not sent: the event is certainly not stored.
+        throw new PublishError(`kafka unavailable: ${(err as Error).message}`, 'unavailable')
+      }
+      return await send(slot, events, deadline)
+    } finally {
+      release()
+    }
   }
 
   return {
     async publish(topic, key, event) {
-      if (closing) throw new PublishError('the service is shutting down', 'unavailable')
-      const deadline = Date.now() + options.sendTimeoutMs
-      const { turn, release } = enqueue()
-      try {
-        await withDeadline(turn, deadline, 'accept the event (earlier sends still pending)')
-      } catch (err) {
-        // Nothing was sent; give the turn back when it comes.
-        void turn.then(release)
-        throw err
-      }
-      try {
-        const slot = currentSlot()
-        try {
-          await withDeadline(slot.ready, deadline, 'connect')
-        } catch (err) {
-          // Not sent: the event is certainly not stored.
-          throw new PublishError(`kafka unavailable: ${(err as Error).message}`, 'unavailable')
-        }
-        return await send(slot, topic, key, event, deadline)
-      } finally {
-        release()
-      }
+      // One message: one topic-partition ack, carrying its offset.
+      const [ack] = await publishBatch([{ topic, key, event }])
+      return { partition: ack!.partition, offset: Number(ack!.baseOffset) }
     },
+
+    publishBatch: async (events) => void (await publishBatch(events)),
 
     async connect(timeoutMs) {
       if (closing) throw new Error('the service is shutting down')

@@ -1,9 +1,13 @@
-// The three event kinds of the contract (api-specification.yaml: MovieEvent, UserEvent,
-// PaymentEvent): request schemas, topics, partition keys and the event envelope.
+// The event kinds: the three of the contract (api-specification.yaml: MovieEvent, UserEvent,
+// PaymentEvent), which the events service's HTTP API accepts, and `subscription`, which only the
+// monolith publishes (through its outbox) to the payment domain's topic. Schemas, topics,
+// partition keys and the event envelope, shared by the events service and the outbox relay.
 import { randomUUID } from 'node:crypto'
 
-export const EVENT_TYPES = ['movie', 'user', 'payment'] as const
+export const EVENT_TYPES = ['movie', 'user', 'payment', 'subscription'] as const
 export type EventType = (typeof EVENT_TYPES)[number]
+/** The kinds a client may POST to the events service (the contract's three). */
+export const HTTP_EVENT_TYPES = ['movie', 'user', 'payment'] as const satisfies readonly EventType[]
 
 export interface EventEnvelope {
   id: string
@@ -75,10 +79,34 @@ export const EVENT_KINDS: Record<EventType, EventKind> = {
       },
     },
   },
+  // Not in the contract: subscriptions belong to the payment domain, so their events share
+  // payment-events (consumers tell them apart by the envelope's `type`).
+  subscription: {
+    topic: 'payment-events',
+    keyField: 'subscription_id',
+    schema: {
+      type: 'object',
+      required: ['subscription_id', 'user_id', 'plan_type', 'start_date', 'end_date', 'action', 'timestamp'],
+      properties: {
+        subscription_id: id,
+        user_id: id,
+        plan_type: text(50),
+        start_date: dateTime,
+        end_date: dateTime,
+        action: text(100),
+        timestamp: dateTime,
+      },
+    },
+  },
 }
 
 export function topicName(type: EventType, prefix = ''): string {
   return prefix + EVENT_KINDS[type].topic
+}
+
+/** Every topic an event kind goes to, each once. */
+export function eventTopics(prefix = ''): string[] {
+  return [...new Set(EVENT_TYPES.map((type) => topicName(type, prefix)))]
 }
 
 /** Client-chosen event ids (Idempotency-Key): safe in logs and headers. */

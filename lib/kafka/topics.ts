@@ -1,7 +1,8 @@
 // Creates the service's topics when they are missing, once per process (retried by the
 // next caller after a failure). Existing topics are left as they are.
 import type { Kafka } from 'kafkajs'
-import type { Logger } from '../lib/logger.ts'
+import { eventTopics } from '../events/events.ts'
+import type { Logger } from '../logger.ts'
 
 export interface TopicSettings {
   names: string[]
@@ -49,4 +50,22 @@ export function createTopics(kafka: Kafka, settings: TopicSettings, logger: Logg
       return attempt
     },
   }
+}
+
+/** The event topics (every kind, KAFKA_TOPIC_PREFIX applied) from a service's kafkaEnv settings. */
+export function eventTopicsFromConfig(
+  kafka: Kafka,
+  config: { topicPrefix?: string; topicPartitions: number; topicReplicationFactor: number; sendTimeoutMs: number },
+  logger: Logger,
+): Topics {
+  return createTopics(
+    kafka,
+    {
+      names: eventTopics(config.topicPrefix ?? ''),
+      partitions: config.topicPartitions,
+      replicationFactor: config.topicReplicationFactor,
+      timeoutMs: Math.max(config.sendTimeoutMs, 5_000),
+    },
+    logger,
+  )
 }

@@ -1,0 +1,33 @@
+// Writing to the outbox: called inside the transaction that writes the entity, so the event
+// exists exactly when the row does (a rollback takes both away). Publishing is the relay's job.
+import { randomUUID } from 'node:crypto'
+import type { Queryable } from '../db/database.ts'
+import { buildEvent, EVENT_KINDS, eventKey, type EventEnvelope, type EventType } from '../events/events.ts'
+
+/** The LISTEN/NOTIFY channel the outbox trigger notifies on commit (003_outbox.sql). */
+export const OUTBOX_CHANNEL = 'outbox_events'
+
+/** Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id. */
+export async function recordEvent(tx: Queryable, type: EventType, payload: Record<string, unknown>): Promise<EventEnvelope> {
+  const event = buildEvent(type, payload, randomUUID())
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
+    event.id,
+    type,
+    eventKey(event),
+    EVENT_KINDS[type].topic,
+    JSON.stringify(event),
+  ])
+  return event
+}
+
+/**
+ * A database timestamp as RFC 3339 UTC, as events carry them. Both drivers already hand
+ * timestamptz back formatted like the legacy printed it (lib/db/timestamptz.ts): kept as is,
+ * microseconds included; a Date (from a caller's own value) is formatted here.
+ */
+export function rfc3339(value: unknown): string {
+  if (typeof value === 'string') return value
+  const date = value instanceof Date ? value : new Date(String(value))
+  if (Number.isNaN(date.getTime())) throw new Error(`not a timestamp: ${String(value)}`)
+  return date.toISOString()
+}
