@@ -7,14 +7,15 @@
 //   await kafka.stop()
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Kafka, logLevel } from 'kafkajs'
 import { freePort } from '../free-port.ts'
+import { spawnTied, which } from '../tied-process.ts'
 
 /** Also the version Maven resolves: it is passed as -Dkafka.version over the POM's default. */
 export const KAFKA_VERSION = '3.9.2'
@@ -51,19 +52,6 @@ export interface RunningKafka {
 
 export class KafkaLaunchError extends Error {
   override name = 'KafkaLaunchError'
-}
-
-/** Absolute path of an executable on PATH, or undefined. */
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue
-    const file = join(dir, cmd)
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {}
-  }
-  return undefined
 }
 
 function findJava(): string {
@@ -316,25 +304,12 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
 }
 
 /**
- * Spawns the JVM so that it dies with this Node process, even if Node is SIGKILLed (no
- * 'exit' handler runs then). On Linux, util-linux's `setpriv --pdeathsig KILL` sets the
- * kernel's parent-death signal (prctl PR_SET_PDEATHSIG) and then execs java: the kernel
- * itself SIGKILLs the JVM the moment its parent goes away, no polling, no process in between
- * (so the pid we signal is java's own). Elsewhere (macOS has no setpriv) a small `sh`
- * watchdog polls both pids every second and kills java once we are gone.
- * The JVM gets a process group of its own (detached): a terminal's Ctrl-C signals the whole
- * foreground group, and Kafka must not stop before the services using it have (stop() does it).
+ * The JVM dies with this Node process (dev/tied-process.ts) and gets a process group of its own
+ * (detached): a terminal's Ctrl-C signals the whole foreground group, and Kafka must not stop
+ * before the services using it have (stop() does it).
  */
 function spawnTiedToUs(java: string, args: string[], logFd: number): ChildProcess {
-  const options = { stdio: ['ignore', logFd, logFd] as ['ignore', number, number], detached: true }
-  const setpriv = which('setpriv')
-  if (setpriv) return spawn(setpriv, ['--pdeathsig', 'KILL', '--', java, ...args], options)
-  const child = spawn(java, args, options)
-  const watchdog = spawn('sh', ['-c',
-    'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -0 "$2" 2>/dev/null && kill -9 "$2"',
-    'kafka-watchdog', String(process.pid), String(child.pid)], { stdio: 'ignore' })
-  watchdog.unref()
-  return child
+  return spawnTied(java, args, { stdio: ['ignore', logFd, logFd], detached: true })
 }
 
 /** Polls until a real client can use the broker: metadata, then create and delete a topic. */
