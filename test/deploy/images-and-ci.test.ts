@@ -122,7 +122,11 @@ describe('GitHub Actions workflow', () => {
     expect(steps.filter((s) => s.run?.trim() === 'bash .ci/run')).toHaveLength(1)
     const ciRun = readRepoFile('.ci/run')
     expect(ciRun.split('\n').map((l) => l.trim())).toContain('npm test')
-    expect(JSON.parse(readRepoFile('package.json')).scripts.test).toBe('vitest run')
+    // npm test = types, lint, then the suite: a type error or a lint finding fails CI.
+    const scripts = JSON.parse(readRepoFile('package.json')).scripts
+    expect(scripts.test).toBe('npm run typecheck && npm run lint && vitest run')
+    expect(scripts.typecheck).toBe('tsc -p tsconfig.json --noEmit')
+    expect(scripts.lint).toBe('eslint .')
     // Same machine as CI and the developers: Debian 12, root, Node 20, Go for Helm.
     expect(workflow.jobs.test.container.image).toMatch(/^debian:12\.\d+$/)
     expect(steps.find((s) => s.uses?.startsWith('actions/setup-node@'))).toMatchObject({ with: { 'node-version': 20 } })
