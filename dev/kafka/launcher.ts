@@ -7,7 +7,7 @@
 //   await kafka.stop()
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -37,7 +37,17 @@ export interface KafkaOptions {
   startTimeoutMs?: number
   /** Called if the JVM exits without stop() having been asked for. */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
+  /** Called as each start-up step happens (npm start prints them). */
+  onProgress?: (event: KafkaProgress) => void
 }
+
+/** The start-up steps, as they happen: the jar cache, then the broker. */
+export type KafkaProgress =
+  | { step: 'jars-cached'; dir: string }
+  | { step: 'jars-downloading'; dir: string }
+  | { step: 'jars-downloaded'; dir: string; bytes: number; jars: number }
+  | { step: 'broker-starting'; port: number }
+  | { step: 'broker-up'; port: number }
 
 export interface RunningKafka {
   brokers: string[]
@@ -84,9 +94,12 @@ function hasKafkaJars(dir: string): boolean {
  * Makes sure the broker's jars are in the cache, downloading them with Maven the first time.
  * Later calls only look at the folder, so they work offline.
  */
-export async function ensureJars(): Promise<string> {
+export async function ensureJars(onProgress: (event: KafkaProgress) => void = () => {}): Promise<string> {
   const dir = jarsDir()
-  if (hasKafkaJars(dir)) return dir
+  if (hasKafkaJars(dir)) {
+    onProgress({ step: 'jars-cached', dir })
+    return dir
+  }
   const mvn = which('mvn')
   if (!mvn) {
     throw new KafkaLaunchError(
@@ -100,6 +113,7 @@ export async function ensureJars(): Promise<string> {
   const partial = `${dir}.partial-${process.pid}`
   rmSync(partial, { recursive: true, force: true })
   mkdirSync(dirname(dir), { recursive: true })
+  onProgress({ step: 'jars-downloading', dir })
   const args = ['-B', '-q', '-Dstyle.color=never', '-f', join(HERE, 'pom.xml'), COPY_DEPENDENCIES,
     `-Dkafka.version=${KAFKA_VERSION}`, '-DincludeScope=runtime', `-DoutputDirectory=${partial}`]
   const out = await run(mvn, args, 10 * 60_000)
@@ -118,6 +132,8 @@ export async function ensureJars(): Promise<string> {
     rmSync(partial, { recursive: true, force: true })
     if (!hasKafkaJars(dir)) throw err // not "someone else finished first"
   }
+  const jars = readdirSync(dir)
+  onProgress({ step: 'jars-downloaded', dir, jars: jars.length, bytes: jars.reduce((sum, f) => sum + statSync(join(dir, f)).size, 0) })
   return dir
 }
 
@@ -216,7 +232,8 @@ log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
  */
 export async function startKafka(options: KafkaOptions = {}): Promise<RunningKafka> {
   const java = findJava()
-  const libs = await ensureJars()
+  const progress = options.onProgress ?? (() => {})
+  const libs = await ensureJars(progress)
   const port = options.port || (await freePort())
   await assertPortFree(port)
   const controllerPort = await freePort()
@@ -233,6 +250,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const jvm = [`-Xmx${options.heap ?? '512m'}`, '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
     `-Dlog4j.configuration=file:${log4jFile}`, `-Dkafka.logs.dir=${logsDir}`, '-cp', join(libs, '*')]
 
+  progress({ step: 'broker-starting', port })
   // A new data dir gets formatted with a fresh cluster id; an existing one keeps its data.
   if (!existsSync(join(logDirs, 'meta.properties'))) {
     // Kafka's Uuid form: 16 random bytes, 22 chars base64url; one starting with '-' would be
@@ -286,6 +304,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   }
 
   await launch()
+  progress({ step: 'broker-up', port })
   return {
     brokers: [`127.0.0.1:${port}`],
     port,
