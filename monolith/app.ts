@@ -18,7 +18,7 @@ export interface MonolithDeps {
 }
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes'>, deps: MonolithDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
   app.register(httpMetrics)
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db })

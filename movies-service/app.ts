@@ -20,7 +20,7 @@ export interface MoviesServiceDeps {
 }
 
 export function buildApp(config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds'>, deps: MoviesServiceDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes })
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics)

@@ -180,7 +180,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   for (const route of opts.routes) {
     const handler = handlerFor(route)
     const paths = route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]
-    for (const url of paths) app.route({ method: ALL_METHODS, url, handler })
+    // Forwarded as they come: the services' own OpenAPI documents describe them, not the proxy's.
+    for (const url of paths) app.route({ method: ALL_METHODS, url, schema: { hide: true }, handler })
   }
 }
 
