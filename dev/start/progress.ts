@@ -17,7 +17,7 @@ export function describeKafkaStep(event: KafkaProgress): string {
     case 'jars-cached':
       return `Kafka jars: cached (${event.dir})`
     case 'jars-downloading':
-      return 'Kafka jars: downloading from Maven Central with mvn (first run only, about a minute at most)…'
+      return 'Kafka jars: downloading from Maven Central with mvn (first run only)…'
     case 'jars-downloaded':
       return `Kafka jars: downloaded ${megabytes(event.bytes)} (${event.jars} jars) into ${event.dir}`
     case 'broker-starting':
