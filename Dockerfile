@@ -7,7 +7,8 @@
 # TypeScript runs through tsx's loader (a production dependency): the build stage type-checks
 # the sources with tsc, the runtime stage holds only production node_modules and the sources.
 
-ARG NODE_IMAGE=node:20.18.1-alpine3.20
+# Node 24, the LTS line: .ci/run runs the suite on it too (and on Node 20, the dev machines').
+ARG NODE_IMAGE=node:24.22.3-alpine
 
 # --- all dependencies, for the type-check -------------------------------------------------
 FROM ${NODE_IMAGE} AS deps

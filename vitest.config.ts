@@ -7,7 +7,6 @@ export default defineConfig({
     pool: 'forks',
     // Two cores on CI: more workers only add contention on PostgreSQL and Kafka.
     maxWorkers: 2,
-    minWorkers: 1,
     testTimeout: 30_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,

@@ -6,6 +6,7 @@ import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../lib/logger.ts'
 import { eventKey, parseEvent, type EventEnvelope } from '../lib/events/events.ts'
+import { COORDINATOR_STARTING } from '../lib/kafka/kafka-client.ts'
 import type { EventsMetrics } from './metrics.ts'
 import type { Topics } from '../lib/kafka/topics.ts'
 
@@ -134,7 +135,11 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
         if (!payload.restart) {
           logger.error({ err: payload.error.message }, 'kafka consumer crashed, recreating it')
           resolve()
-        } else logger.warn({ err: payload.error.message }, 'kafka consumer restarting after an error')
+        } else {
+          // Retried at once; at start-up (a fresh broker's coordinator) not worth a warning.
+          const level = COORDINATOR_STARTING.test(payload.error.message) ? 'info' : 'warn'
+          logger[level]({ err: payload.error.message }, 'kafka consumer restarting after an error')
+        }
       })
     })
     try {

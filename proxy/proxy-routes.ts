@@ -161,7 +161,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   for (const route of opts.routes) {
     const handler = handlerFor(route)
     const paths = route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]
-    for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, handler })
+    // Forwarded as they come: the services' own OpenAPI documents describe them, not the proxy's.
+    for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, schema: { hide: true }, handler })
   }
 }
 

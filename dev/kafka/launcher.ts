@@ -7,14 +7,15 @@
 //   await kafka.stop()
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Kafka, logLevel } from 'kafkajs'
 import { freePort } from '../free-port.ts'
+import { spawnTied, which } from '../tied-process.ts'
 
 /** Also the version Maven resolves: it is passed as -Dkafka.version over the POM's default. */
 export const KAFKA_VERSION = '3.9.2'
@@ -36,7 +37,17 @@ export interface KafkaOptions {
   startTimeoutMs?: number
   /** Called if the JVM exits without stop() having been asked for. */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
+  /** Called as each start-up step happens (npm start prints them). */
+  onProgress?: (event: KafkaProgress) => void
 }
+
+/** The start-up steps, as they happen: the jar cache, then the broker. */
+export type KafkaProgress =
+  | { step: 'jars-cached'; dir: string }
+  | { step: 'jars-downloading'; dir: string }
+  | { step: 'jars-downloaded'; dir: string; bytes: number; jars: number }
+  | { step: 'broker-starting'; port: number }
+  | { step: 'broker-up'; port: number }
 
 export interface RunningKafka {
   brokers: string[]
@@ -51,19 +62,6 @@ export interface RunningKafka {
 
 export class KafkaLaunchError extends Error {
   override name = 'KafkaLaunchError'
-}
-
-/** Absolute path of an executable on PATH, or undefined. */
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue
-    const file = join(dir, cmd)
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {}
-  }
-  return undefined
 }
 
 function findJava(): string {
@@ -96,9 +94,12 @@ function hasKafkaJars(dir: string): boolean {
  * Makes sure the broker's jars are in the cache, downloading them with Maven the first time.
  * Later calls only look at the folder, so they work offline.
  */
-export async function ensureJars(): Promise<string> {
+export async function ensureJars(onProgress: (event: KafkaProgress) => void = () => {}): Promise<string> {
   const dir = jarsDir()
-  if (hasKafkaJars(dir)) return dir
+  if (hasKafkaJars(dir)) {
+    onProgress({ step: 'jars-cached', dir })
+    return dir
+  }
   const mvn = which('mvn')
   if (!mvn) {
     throw new KafkaLaunchError(
@@ -112,6 +113,7 @@ export async function ensureJars(): Promise<string> {
   const partial = `${dir}.partial-${process.pid}`
   rmSync(partial, { recursive: true, force: true })
   mkdirSync(dirname(dir), { recursive: true })
+  onProgress({ step: 'jars-downloading', dir })
   const args = ['-B', '-q', '-Dstyle.color=never', '-f', join(HERE, 'pom.xml'), COPY_DEPENDENCIES,
     `-Dkafka.version=${KAFKA_VERSION}`, '-DincludeScope=runtime', `-DoutputDirectory=${partial}`]
   const out = await run(mvn, args, 10 * 60_000)
@@ -130,6 +132,8 @@ export async function ensureJars(): Promise<string> {
     rmSync(partial, { recursive: true, force: true })
     if (!hasKafkaJars(dir)) throw err // not "someone else finished first"
   }
+  const jars = readdirSync(dir)
+  onProgress({ step: 'jars-downloaded', dir, jars: jars.length, bytes: jars.reduce((sum, f) => sum + statSync(join(dir, f)).size, 0) })
   return dir
 }
 
@@ -228,7 +232,8 @@ log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
  */
 export async function startKafka(options: KafkaOptions = {}): Promise<RunningKafka> {
   const java = findJava()
-  const libs = await ensureJars()
+  const progress = options.onProgress ?? (() => {})
+  const libs = await ensureJars(progress)
   const port = options.port || (await freePort())
   await assertPortFree(port)
   const controllerPort = await freePort()
@@ -245,6 +250,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const jvm = [`-Xmx${options.heap ?? '512m'}`, '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
     `-Dlog4j.configuration=file:${log4jFile}`, `-Dkafka.logs.dir=${logsDir}`, '-cp', join(libs, '*')]
 
+  progress({ step: 'broker-starting', port })
   // A new data dir gets formatted with a fresh cluster id; an existing one keeps its data.
   if (!existsSync(join(logDirs, 'meta.properties'))) {
     // Kafka's Uuid form: 16 random bytes, 22 chars base64url; one starting with '-' would be
@@ -298,6 +304,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   }
 
   await launch()
+  progress({ step: 'broker-up', port })
   return {
     brokers: [`127.0.0.1:${port}`],
     port,
@@ -316,25 +323,12 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
 }
 
 /**
- * Spawns the JVM so that it dies with this Node process, even if Node is SIGKILLed (no
- * 'exit' handler runs then). On Linux, util-linux's `setpriv --pdeathsig KILL` sets the
- * kernel's parent-death signal (prctl PR_SET_PDEATHSIG) and then execs java: the kernel
- * itself SIGKILLs the JVM the moment its parent goes away, no polling, no process in between
- * (so the pid we signal is java's own). Elsewhere (macOS has no setpriv) a small `sh`
- * watchdog polls both pids every second and kills java once we are gone.
- * The JVM gets a process group of its own (detached): a terminal's Ctrl-C signals the whole
- * foreground group, and Kafka must not stop before the services using it have (stop() does it).
+ * The JVM dies with this Node process (dev/tied-process.ts) and gets a process group of its own
+ * (detached): a terminal's Ctrl-C signals the whole foreground group, and Kafka must not stop
+ * before the services using it have (stop() does it).
  */
 function spawnTiedToUs(java: string, args: string[], logFd: number): ChildProcess {
-  const options = { stdio: ['ignore', logFd, logFd] as ['ignore', number, number], detached: true }
-  const setpriv = which('setpriv')
-  if (setpriv) return spawn(setpriv, ['--pdeathsig', 'KILL', '--', java, ...args], options)
-  const child = spawn(java, args, options)
-  const watchdog = spawn('sh', ['-c',
-    'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -0 "$2" 2>/dev/null && kill -9 "$2"',
-    'kafka-watchdog', String(process.pid), String(child.pid)], { stdio: 'ignore' })
-  watchdog.unref()
-  return child
+  return spawnTied(java, args, { stdio: ['ignore', logFd, logFd], detached: true })
 }
 
 /** Polls until a real client can use the broker: metadata, then create and delete a topic. */

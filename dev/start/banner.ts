@@ -19,6 +19,7 @@ CinemaAbyss edge is running.
   Proxy (call this)   ${proxy}          e.g. curl ${proxy}/api/movies
   Admin API           ${proxy}/admin/state   Authorization: Bearer ${o.adminToken}
   Metrics             ${proxy}/metrics  (events: ${url(ports.events)}/metrics)
+  OpenAPI             ${proxy}/documentation/json  (the proxy's own API; each service below serves its own)
 
   monolith            ${url(ports.monolith)}
   movies-service      ${url(ports.movies)}

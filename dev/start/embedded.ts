@@ -11,6 +11,7 @@ import type { Logger } from '../../lib/logger.ts'
 import { createRedis, type Redis } from '../../lib/redis.ts'
 import { startKafka } from '../kafka/launcher.ts'
 import type { StartConfig } from './config.ts'
+import { describeKafkaStep, type Progress } from './progress.ts'
 
 export interface Piece<T> {
   value: T
@@ -22,21 +23,28 @@ export interface Piece<T> {
 
 const redact = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@')
 
-export async function openDatabase(config: StartConfig): Promise<Piece<Database>> {
+export async function openDatabase(config: StartConfig, progress: Progress): Promise<Piece<Database>> {
   if (config.databaseUrl) {
+    const description = `real PostgreSQL (${redact(config.databaseUrl)})`
+    progress(`PostgreSQL: migrating ${description}…`)
     const db = createPgDatabase({ connectionString: config.databaseUrl })
     await migrate(db)
-    return { value: db, embedded: false, description: `real PostgreSQL (${redact(config.databaseUrl)})`, stop: () => db.close() }
+    progress('PostgreSQL: ready and migrated')
+    return { value: db, embedded: false, description, stop: () => db.close() }
   }
+  const where = config.pgliteDataDir ? `in ${config.pgliteDataDir}` : 'in memory'
+  const description = `embedded PGlite (${where})`
+  progress(`PostgreSQL: starting ${description} and migrating…`)
   const db = await createPgliteDatabase({ dataDir: config.pgliteDataDir })
   await migrate(db)
-  const where = config.pgliteDataDir ? `in ${config.pgliteDataDir}` : 'in memory'
-  return { value: db, embedded: true, description: `embedded PGlite (${where})`, stop: () => db.close() }
+  progress('PostgreSQL: ready and migrated')
+  return { value: db, embedded: true, description, stop: () => db.close() }
 }
 
-export async function openKafka(config: StartConfig, logger: Logger): Promise<Piece<string[]>> {
+export async function openKafka(config: StartConfig, logger: Logger, progress: Progress): Promise<Piece<string[]>> {
   if (config.kafkaBrokers) {
     const brokers = config.kafkaBrokers.split(',').map((b) => b.trim()).filter(Boolean)
+    progress(`Kafka: real brokers ${brokers.join(',')} (KAFKA_BROKERS)`)
     return { value: brokers, embedded: false, description: `real Kafka (${brokers.join(',')})`, stop: async () => {} }
   }
   const temporary = !config.kafkaDataDir
@@ -45,6 +53,7 @@ export async function openKafka(config: StartConfig, logger: Logger): Promise<Pi
     port: config.ports.kafka,
     dataDir,
     onExit: (code, signal) => logger.error({ code, signal }, 'embedded Kafka exited unexpectedly'),
+    onProgress: (event) => progress(describeKafkaStep(event)),
   })
   return {
     value: kafka.brokers,

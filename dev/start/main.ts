@@ -18,6 +18,7 @@ import { REPO_ROOT } from '../paths.ts'
 import { loadStartConfig, type StartConfig } from './config.ts'
 import { flagsFile, openDatabase, openKafka, openRedis, type Piece } from './embedded.ts'
 import { printBanner } from './banner.ts'
+import { createProgress } from './progress.ts'
 
 let config: StartConfig
 try {
@@ -28,6 +29,7 @@ try {
 }
 
 const log = createLogger({ level: config.logLevel, name: 'start' })
+const progress = createProgress()
 const loggerFor = (name: string) => createLogger({ level: config.logLevel, name })
 const pieces: Array<Piece<unknown>> = []
 const apps: FastifyInstance[] = []
@@ -40,9 +42,10 @@ const serviceEnv = (port: number, extra: Record<string, string | undefined> = {}
   ...extra,
 })
 
-async function listen(app: FastifyInstance, port: number): Promise<void> {
+async function listen(name: string, app: FastifyInstance, port: number): Promise<void> {
   apps.unshift(app) // closed in reverse order of start: the proxy first
   await app.listen({ port, host: config.host })
+  progress(`${name} listening on http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${port}`)
 }
 
 async function stopAll(): Promise<void> {
@@ -76,9 +79,9 @@ try {
   const redis = openRedis(config, log)
   pieces.push(redis)
   // Kafka (a JVM) starts while the database is migrated and the HTTP services come up.
-  const kafkaStarting = openKafka(config, log)
+  const kafkaStarting = openKafka(config, log, progress)
   kafkaStarting.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
-  const db = await openDatabase(config)
+  const db = await openDatabase(config, progress)
   pieces.push(db)
 
   // The outbox relays of the monolith and the movies service publish to the same Kafka; they
@@ -91,10 +94,11 @@ try {
   const outboxFor = (name: string, service: { databaseUrl: string; dbConnectTimeoutMs: number; dbStatementTimeoutMs: number }) =>
     config.databaseUrl ? pgRelayDeps({ ...service, databaseUrl: config.databaseUrl }, loggerFor(name)) : {}
   const monolith = monolithConfig(serviceEnv(ports.monolith, outboxEnv))
-  await listen(buildMonolith(monolith, { db: db.value, logger: loggerFor('monolith'), outbox: outboxFor('monolith', monolith) }), ports.monolith)
+  await listen('monolith', buildMonolith(monolith, { db: db.value, logger: loggerFor('monolith'), outbox: outboxFor('monolith', monolith) }), ports.monolith)
   const movies = moviesConfig(serviceEnv(ports.movies, outboxEnv))
   const moviesCache = redis.value({ keyPrefix: movies.cacheKeyPrefix, commandTimeoutMs: movies.cacheTimeoutMs })
   await listen(
+    'movies-service',
     buildMovies(movies, { db: db.value, logger: loggerFor('movies-service'), redis: moviesCache, outbox: outboxFor('movies-service', movies) }),
     ports.movies,
   )
@@ -108,11 +112,11 @@ try {
   })
   const proxy = proxyConfig(proxyEnv)
   const rateLimitCounters = redis.value({ commandTimeoutMs: proxy.redisTimeoutMs })
-  await listen(await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters }), ports.proxy)
+  await listen('proxy', await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters }), ports.proxy)
 
   const kafka = await kafkaStarting
   pieces.push(kafka)
-  await listen(buildEvents(eventsConfig(serviceEnv(ports.events, { KAFKA_BROKERS: kafka.value.join(',') })), { logger: loggerFor('events-service') }), ports.events)
+  await listen('events-service', buildEvents(eventsConfig(serviceEnv(ports.events, { KAFKA_BROKERS: kafka.value.join(',') })), { logger: loggerFor('events-service') }), ports.events)
 
   printBanner({ config, adminToken, flagsFile: flags.value, pieces: { db, kafka, redis } })
 } catch (error) {

@@ -1,8 +1,11 @@
 // The Fastify instance every service starts from: JSON logs with one access line per request,
-// request ids, a body limit, strict JSON-schema validation and the shared error shape.
+// request ids, a body limit, strict JSON-schema validation, the shared error shape, and the
+// OpenAPI document of its routes (generated from their schemas) at GET /documentation/json.
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { IncomingHttpHeaders, ServerOptions } from 'node:http'
+import { createRequire } from 'node:module'
+import fastifySwagger from '@fastify/swagger'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -15,13 +18,19 @@ export interface HttpAppOptions {
   formats?: Record<string, (value: string) => boolean>
   /** Connection limits and client identity, e.g. the edge proxy's timeouts and trustProxy. */
   server?: ServerSettings
+  /** What the OpenAPI document says this service is. */
+  api?: { title: string; description?: string }
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
   http?: ServerOptions
 }
 
+/** Where every service serves the OpenAPI document of its routes. */
+export const OPENAPI_PATH = '/documentation/json'
+
 const REQUEST_ID = /^[\w.:-]{1,128}$/
+const API_VERSION: string = createRequire(import.meta.url)('../../package.json').version
 
 /** The client's X-Request-Id when it is a sane id, else a new one. */
 export function requestIdOf(headers: IncomingHttpHeaders): string {
@@ -60,5 +69,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
   })
   registerErrorHandlers(app)
+  // Registered before any route, so that its onRoute hook sees them all.
+  app.register(fastifySwagger, {
+    openapi: { openapi: '3.0.3', info: { title: 'CinemaAbyss edge', ...options.api, version: API_VERSION } },
+  })
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, async () => app.swagger())
   return app
 }

@@ -69,6 +69,7 @@ export function methodNotAllowed(app: FastifyInstance, url: string, allowed: rea
   app.route({
     method: all.filter((m) => !allow.has(m)),
     url,
+    schema: { hide: true }, // not part of the API: left out of the OpenAPI document
     handler: async (request, reply) => {
       reply.code(405).header('allow', [...allow].join(', ')).send({ error: `method ${request.method} not allowed on ${url}` })
     },

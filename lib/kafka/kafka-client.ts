@@ -8,6 +8,12 @@ const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLeve
 // is replaced, never reused), so kafkajs's warning about it is noise.
 const EXPECTED = /Limiting retries for the idempotent producer/
 
+/**
+ * A group coordinator not ready yet: the normal state of a broker that just started (the
+ * offsets topic loads, or is being created), retried by kafkajs and gone within seconds.
+ */
+export const COORDINATOR_STARTING = /coordinator is (loading|not available)|not the correct coordinator/i
+
 export interface KafkaClientOptions {
   brokers: string[]
   clientId: string
@@ -31,6 +37,11 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
       const { message, timestamp: _t, logger: _l, ...fields } = entry.log
       const line = { namespace: entry.namespace, ...fields }
       if (EXPECTED.test(message)) log.debug(line, message)
+      // A broker's error code on one request ("Response GroupCoordinator": coordinator not
+      // available / loading while a broker starts) is retried by kafkajs; only the outcome matters.
+      else if (entry.namespace === 'Connection' && message.startsWith('Response ')) log.info(line, message)
+      // The consumer's crash-and-restart on such an error: consumer.ts logs each restart itself.
+      else if (entry.namespace === 'Consumer' && (/^Restarting the consumer/.test(message) || COORDINATOR_STARTING.test(`${message} ${entry.log.error ?? ''}`))) log.info(line, message)
       // kafkajs reports every failed attempt (each refused connect while a broker restarts)
       // at ERROR; the service logs the outcome of each publish and consume itself.
       else if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(line, message)

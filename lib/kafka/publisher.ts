@@ -240,7 +240,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       try {
         await withDeadline(slot.ready, deadline, 'connect')
       } catch (err) {
-        throw new Error(`kafka producer not connected: ${(err as Error).message}`)
+        throw new Error(`kafka producer not connected: ${(err as Error).message}`, { cause: err })
       }
     },
 

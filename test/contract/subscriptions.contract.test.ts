@@ -5,7 +5,6 @@ import { describeContract, type ContractCase } from './contract-harness.ts'
 
 const FIX_500 = 'legacy defect: a 500 (docs/contract.md)'
 const CONTRACT = 'the contract forbids it (SubscriptionInput); the legacy stored zero values'
-const GO_DECODER = "the legacy's JSON decoder refused it (400): not RFC 3339"
 const sub = (fields: Record<string, unknown>) => ({ user_id: 2, plan_type: 'premium', start_date: '2025-01-01T00:00:00Z', end_date: '2025-12-31T23:59:59Z', ...fields })
 // Written and read back unchanged, or as Go would print the stored instant.
 const dates = (start: string, end: string, startOut = start, endOut = end): Pick<ContractCase, 'body' | 'response'> => ({

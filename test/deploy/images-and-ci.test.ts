@@ -54,8 +54,10 @@ describe('Dockerfile', () => {
     return stages.some((x) => x.name === s.from) ? [...inherited(s.from), ...s.lines] : s.lines
   }
 
-  it('the base image is pinned to a Node 20 release (no latest)', () => {
-    expect(args.NODE_IMAGE).toMatch(/^node:20\.\d+\.\d+-alpine[\d.]*$/)
+  it('the base image is pinned to a Node 24 LTS release (no latest), the one .ci/run tests on', () => {
+    expect(args.NODE_IMAGE).toMatch(/^node:24\.\d+\.\d+-alpine[\d.]*$/)
+    const ciNode = /^NODE24_VERSION=(\S+)$/m.exec(readRepoFile('.ci/run'))
+    expect(ciNode?.[1]).toBe(/^node:([\d.]+)-/.exec(args.NODE_IMAGE)![1])
     for (const s of stages) expect(s.from === '${NODE_IMAGE}' || stages.some((x) => x.name === s.from), s.name).toBe(true)
   })
 
@@ -123,9 +125,16 @@ describe('GitHub Actions workflow', () => {
     const steps: { run?: string; uses?: string }[] = workflow.jobs.test.steps
     expect(steps.filter((s) => s.run?.trim() === 'bash .ci/run')).toHaveLength(1)
     const ciRun = readRepoFile('.ci/run')
-    expect(ciRun.split('\n').map((l) => l.trim())).toContain('npm test')
-    expect(JSON.parse(readRepoFile('package.json')).scripts.test).toBe('vitest run')
-    // Same machine as CI and the developers: Debian 12, root, Node 20, Go for Helm.
+    const ciLines = ciRun.split('\n').map((l) => l.trim())
+    expect(ciLines).toContain('npm test')
+    expect(ciLines).toContain('PATH="$node24:$PATH" npm test') // again on Node 24
+    expect(JSON.parse(readRepoFile('package.json')).engines.node).toBe('^20.19.0 || ^22.13.0 || >=24')
+    // npm test = types, lint, then the suite: a type error or a lint finding fails CI.
+    const scripts = JSON.parse(readRepoFile('package.json')).scripts
+    expect(scripts.test).toBe('npm run typecheck && npm run lint && vitest run')
+    expect(scripts.typecheck).toBe('tsc -p tsconfig.json --noEmit')
+    expect(scripts.lint).toBe('eslint .')
+    // Same machine as CI and the developers: Debian 12, root, Node 20 (and Node 24 from .ci/run), Go for Helm.
     expect(workflow.jobs.test.container.image).toMatch(/^debian:12\.\d+$/)
     expect(steps.find((s) => s.uses?.startsWith('actions/setup-node@'))).toMatchObject({ with: { 'node-version': 20 } })
     expect(steps.some((s) => s.uses?.startsWith('actions/setup-go@'))).toBe(true)

@@ -47,6 +47,36 @@ const call = async (path: string, init: RequestInit & { json?: unknown } = {}) =
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined }
 }
 
+it('shows one line per step as it happens, with the time since the start, then the banner', () => {
+  const beforeBanner = output().slice(0, output().indexOf('CinemaAbyss edge is running'))
+  const steps = [...beforeBanner.matchAll(/^ *(\d+\.\d) s {2}(.+)$/gm)].map((m) => ({ seconds: Number(m[1]), message: m[2] }))
+  const seconds = steps.map((s) => s.seconds)
+  expect(seconds).toEqual([...seconds].sort((a, b) => a - b))
+  const index = (pattern: RegExp) => {
+    const i = steps.findIndex((s) => pattern.test(s.message))
+    expect(i, `a progress line matching ${pattern} in:\n${beforeBanner}`).toBeGreaterThanOrEqual(0)
+    return i
+  }
+  const listening = (name: string, port: number) => index(new RegExp(`^${name} listening on http://127\\.0\\.0\\.1:${port}$`))
+  expect(index(/^PostgreSQL: starting embedded PGlite/)).toBeLessThan(index(/^PostgreSQL: ready and migrated$/))
+  expect(index(/^PostgreSQL: ready and migrated$/)).toBeLessThan(listening('monolith', ports.monolith))
+  expect(listening('monolith', ports.monolith)).toBeLessThan(listening('movies-service', ports.movies))
+  expect(listening('movies-service', ports.movies)).toBeLessThan(listening('proxy', ports.proxy))
+  expect(index(/^Kafka jars: (cached|downloaded \d+ MB)/)).toBeLessThan(index(new RegExp(`^Kafka: broker starting on 127\\.0\\.0\\.1:${ports.kafka}`)))
+  expect(index(/^Kafka: broker starting/)).toBeLessThan(index(/^Kafka: broker up/))
+  expect(index(/^Kafka: broker up/)).toBeLessThan(listening('events-service', ports.events))
+  expect(listening('events-service', ports.events)).toBe(steps.length - 1) // then the banner
+})
+
+it("logs kafkajs' start-up chatter (a new broker's coordinator, retried) below warn", () => {
+  const warnings = output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line))
+    .filter((entry) => entry.level >= 40 && entry.service === 'events-service')
+  expect(warnings).toEqual([])
+})
+
 it('prints where everything is, proxy first, and which pieces are embedded', () => {
   const banner = output().slice(output().indexOf('CinemaAbyss edge is running'))
   expect(banner.indexOf(`127.0.0.1:${ports.proxy}`)).toBeLessThan(banner.indexOf(`127.0.0.1:${ports.monolith}`))

@@ -76,7 +76,7 @@ export async function startService(
     })
   } catch (error) {
     await stop(2_000)
-    throw new Error(`${entry} did not start: ${(error as Error).message}\n${output}`)
+    throw new Error(`${entry} did not start: ${(error as Error).message}\n${output}`, { cause: error })
   }
   return { child, url, port, output: () => output, stop }
 }

@@ -17,7 +17,7 @@ async function kcat(...args: string[]): Promise<string> {
     const { stdout } = await exec('kcat', ['-b', brokers, ...args], { timeout: 30_000 })
     return stdout
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('kcat is not installed: apt-get install -y kcat')
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('kcat is not installed: apt-get install -y kcat', { cause: err })
     throw err
   }
 }

@@ -79,8 +79,8 @@ describe('outbox relay', () => {
   })
 
   it('two relays on one database: 1,000 events, each published once, in order per key', { timeout: 180_000 }, async () => {
-    const a = await monolith()
-    const b = await monolith()
+    await monolith() // two more relays on the same database, started with their services
+    await monolith()
     // Every relay running on the database (the first test's one too).
     const relays = [...started] as ServiceUnderTest[]
     const totalSent = async () => (await Promise.all(relays.map((r) => metric(r.app, 'outbox_events_sent_total')))).reduce((x, y) => x + y, 0)

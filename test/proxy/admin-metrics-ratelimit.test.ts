@@ -3,7 +3,7 @@
 // and letting requests through (counted) when Redis is unreachable.
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createRedis, type Redis } from '../../lib/redis.ts'
+import { createRedis } from '../../lib/redis.ts'
 import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
