@@ -109,7 +109,7 @@ describe('creates through the proxy are published by the outbox', () => {
 
     const s = find(messages, 'subscription', 'subscription_id', subscription.json.id)!
     expect([s.topic, s.key]).toEqual([topics.payment, String(subscription.json.id)])
-    expect(s.event!.payload).toMatchObject({ subscription_id: subscription.json.id, user_id: user.json.id, plan_type: 'premium', start_date: '2026-01-01T00:00:00.000Z', action: 'created' })
+    expect(s.event!.payload).toMatchObject({ subscription_id: subscription.json.id, user_id: user.json.id, plan_type: 'premium', start_date: subscription.json.start_date, end_date: subscription.json.end_date, action: 'created' })
     expect(validPayload('subscription', s.event!.payload)).toBe(true)
 
     for (const m of [userEvent, p, s]) {
