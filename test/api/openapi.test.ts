@@ -1,8 +1,7 @@
 // Every service serves the OpenAPI document of its routes, generated from their schemas
 // (@fastify/swagger, registered in lib/http/create-app.ts), at GET /documentation/json; together
 // they cover every path and method of the legacy contract, and the proxy documents its own API.
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { parse } from 'yaml'
@@ -11,22 +10,15 @@ import type { Database } from '../../lib/db/database.ts'
 import { migrate } from '../../lib/db/migrate.ts'
 import { OPENAPI_PATH } from '../../lib/http/create-app.ts'
 import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
-import { REPO_ROOT } from '../helpers/processes.ts'
 import { startEventsApp } from '../events-service/support.ts'
 import { startProxy, startStubs, type Stubs } from '../proxy/proxy-harness.ts'
+import { legacySpecFile } from '../helpers/shared-reference.ts'
 
 type OpenApiDocument = { openapi: string; info: { title: string }; paths: Record<string, Record<string, unknown>> }
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 
-// CI lays shared/ beside the clone; a git worktree of the clone sits one level further down.
-const SPEC_CANDIDATES = [process.env.SHARED_DIR, join(REPO_ROOT, '..', 'shared'), join(REPO_ROOT, '..', '..', 'shared')]
-  .filter((dir): dir is string => !!dir)
-  .map((dir) => join(dir, 'reference', 'api-specification.yaml'))
-
 function legacyOperations(): string[] {
-  const file = SPEC_CANDIDATES.find((f) => existsSync(f))
-  if (!file) throw new Error(`the legacy contract is not at any of ${SPEC_CANDIDATES.join(', ')} (set SHARED_DIR to the folder holding reference/)`)
-  const spec = parse(readFileSync(file, 'utf8')) as OpenApiDocument
+  const spec = parse(readFileSync(legacySpecFile(), 'utf8')) as OpenApiDocument
   return Object.entries(spec.paths).flatMap(([path, item]) => Object.keys(item).filter((m) => METHODS.includes(m)).map((m) => `${m.toUpperCase()} ${path}`))
 }
 

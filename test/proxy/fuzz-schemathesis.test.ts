@@ -6,13 +6,13 @@
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT } from '../helpers/processes.ts'
+import { legacySpecFile } from '../helpers/shared-reference.ts'
 import { flagsFileAt } from './proxy-harness.ts'
 import { startRealStack, type RealStack } from './real-stack.ts'
 
-const SPEC = process.env.API_SPEC_FILE ?? resolve(REPO_ROOT, '../shared/reference/api-specification.yaml')
 const SCHEMATHESIS = join(REPO_ROOT, '.cache/schemathesis-venv/bin/schemathesis')
 const MAX_EXAMPLES = process.env.FUZZ_MAX_EXAMPLES ?? '25'
 
@@ -23,9 +23,9 @@ beforeAll(async () => {
 })
 afterAll(() => stack?.stop())
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function run(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((done) => {
-    const child = spawn(SCHEMATHESIS, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } })
+    const child = spawn(SCHEMATHESIS, args, { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } })
     let output = ''
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))
@@ -39,16 +39,19 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 
 describe('schemathesis through the proxy', () => {
   it('finds no 5xx and no crash in a bounded run over the whole specification', async () => {
-    expect(existsSync(SPEC), `the specification at ${SPEC} (set API_SPEC_FILE)`).toBe(true)
+    const spec = legacySpecFile()
     expect(existsSync(SCHEMATHESIS), 'schemathesis in .cache/schemathesis-venv (bash .ci/run installs it)').toBe(true)
-    const report = join(mkdtempSync(join(tmpdir(), 'schemathesis-')), 'junit.xml')
+    // Run in a scratch folder: schemathesis keeps its cache (.schemathesis/) in the working directory.
+    const scratch = mkdtempSync(join(tmpdir(), 'schemathesis-'))
+    const report = join(scratch, 'junit.xml')
     const { code, output } = await run(
       [
-        'run', SPEC, '--url', stack.proxy.url,
+        'run', spec, '--url', stack.proxy.url,
         '--checks', 'not_a_server_error',
         '--max-examples', MAX_EXAMPLES, '--seed', '10', '--workers', '2',
         '--request-timeout', '10', '--report', 'junit', '--report-junit-path', report,
       ],
+      scratch,
       240_000,
     )
     const cases = /(\d+) generated/.exec(output)?.[1]
