@@ -6,14 +6,14 @@ import type { FastifyInstance } from 'fastify'
 import { HttpError, notFound } from '../lib/http/errors.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { FlagConflictError, type FlagSource } from './flag-source.ts'
-import type { UpstreamRuntime } from './proxy-routes.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decide } from './routing.ts'
 
 export interface AdminRoutesOptions {
   token: string
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   allowBackendOverride: boolean
 }

@@ -3,30 +3,23 @@
 // When the target fails or its breaker is open, GET/HEAD are answered by the legacy upstream;
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Dispatcher, Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { ProxyConfig } from './config.ts'
-import type { UpstreamBreaker } from './breakers.ts'
 import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
-import type { Route, Upstream } from './route-map.ts'
+import type { Route } from './route-map.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
 import { chooseSide, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
-export interface UpstreamRuntime {
-  upstream: Upstream
-  pool: Pool
-  basePath: string
-  breaker: UpstreamBreaker
-}
-
 export interface ProxyRoutesOptions {
   config: Pick<ProxyConfig, 'bodyLimitBytes' | 'clientBodyTimeoutMs' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */

@@ -15,16 +15,16 @@ import type { ProxyConfig } from './config.ts'
 import { rejectOnSocket } from './edge-guards.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
-import type { UpstreamRuntime } from './proxy-routes.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { RESERVED_PATHS, matchRoute, type Route } from './route-map.ts'
 import { chooseSide, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
 export interface TunnelOptions {
-  config: Pick<ProxyConfig, 'stickyCookie' | 'allowBackendOverride' | 'retryAfterSeconds' | 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamStreamIdleTimeoutMs'>
+  config: Pick<ProxyConfig, 'stickyCookie' | 'allowBackendOverride' | 'retryAfterSeconds'>
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   metrics: ProxyMetrics
   trust: TrustFn | undefined
@@ -87,7 +87,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
       }
       const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(choice.setCookie ? [`set-cookie: ${choice.setCookie}`] : [])]
       done(rt.upstream.name, result.res.statusCode!, reason)
-      if (result.upgraded) join(socket, head, result, extra)
+      if (result.upgraded) join(socket, head, result, extra, rt.poolOptions.streamIdleTimeoutMs)
       else relay(socket, result.res, extra)
     }
     void attempt(first, choice.reason)
@@ -104,7 +104,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
           upstreamReq.destroy()
         }
         socket.once('close', onClientClose)
-        const timer = setTimeout(() => upstreamReq.destroy(new UpstreamFailure('timeout', `${rt.upstream.name} ${FAILURE_TEXT.timeout}`)), config.upstreamConnectTimeoutMs + config.upstreamResponseTimeoutMs)
+        const timer = setTimeout(() => upstreamReq.destroy(new UpstreamFailure('timeout', `${rt.upstream.name} ${FAILURE_TEXT.timeout}`)), rt.poolOptions.connectTimeoutMs + rt.poolOptions.responseTimeoutMs)
         const settle = () => {
           clearTimeout(timer)
           socket.off('close', onClientClose)
@@ -135,7 +135,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
   })
 
   /** 101 from the upstream: its handshake headers go to the client, then bytes flow both ways. */
-  function join(client: Duplex, clientHead: Buffer, up: Extract<Handshake, { upgraded: true }>, extra: string[]): void {
+  function join(client: Duplex, clientHead: Buffer, up: Extract<Handshake, { upgraded: true }>, extra: string[], idleTimeoutMs: number): void {
     const upstream = up.socket
     if (client.destroyed) return void upstream.destroy()
     const lines = ['HTTP/1.1 101 Switching Protocols']
@@ -153,7 +153,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
       upstream.destroy()
     }
     for (const s of [client, upstream] as const) {
-      ;(s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(config.upstreamStreamIdleTimeoutMs, idle)
+      ;(s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(idleTimeoutMs, idle)
       open.add(s)
       s.once('close', () => open.delete(s))
     }
