@@ -12,7 +12,7 @@ import type { Route } from './route-map.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
-import { chooseSide, type RouteReason } from './routing.ts'
+import { decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
@@ -33,8 +33,6 @@ declare module 'fastify' {
     proxyReason: RouteReason | null
   }
 }
-
-const SAFE = new Set(['GET', 'HEAD'])
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { config, flags, metrics, upstreams } = opts
@@ -116,7 +114,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
   }
 
-  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: AbortSignal) {
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, signal: AbortSignal) {
+    const { reason } = decision
     const rt = upstreams.get(route.target!.name)!
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
@@ -124,7 +123,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
       if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
       const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
-      if (!SAFE.has(request.method)) {
+      if (decision.fallback === 'none') {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
         return unavailable(reply, reason, 503, `${what}; the request was not retried`)
       }
@@ -136,18 +135,14 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 
   function handlerFor(route: Route) {
-    if (!route.target) {
-      return async (request: FastifyRequest, reply: FastifyReply) => {
-        request.proxyRoute = route.name
-        return viaLegacy(route, request, reply, 'default', abortWhenClientGoes(reply))
-      }
-    }
     return async (request: FastifyRequest, reply: FastifyReply) => {
       request.proxyRoute = route.name
       const signal = abortWhenClientGoes(reply)
-      const choice = chooseSide(route, flags, request, config)
-      if (choice.setCookie) reply.header('set-cookie', choice.setCookie)
-      return choice.side === 'target' ? viaTarget(route, request, reply, choice.reason, signal) : viaLegacy(route, request, reply, choice.reason, signal)
+      const facts = requestFacts(route, request, config)
+      if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
+      // The breakers are not consulted here: the call goes through them and they answer for themselves.
+      const decision = decideRoute(route, facts, flags)
+      return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
     }
   }
 

@@ -17,7 +17,7 @@ import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { RESERVED_PATHS, matchRoute, type Route } from './route-map.ts'
-import { chooseSide, type RouteReason } from './routing.ts'
+import { decideRoute, requestFacts, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
@@ -53,12 +53,13 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
     if (RESERVED_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) return rejectOnSocket(socket, 404, {}, `no route for ${req.method} ${path}`)
     const route = matchRoute(routes, path)
     const query = Object.fromEntries(new URLSearchParams(url.slice(path.length + 1)))
-    let choice
+    let facts
     try {
-      choice = route.target ? chooseSide(route, flags, { headers: req.headers, query }, config) : { side: 'legacy' as const, reason: 'default' as const }
+      facts = requestFacts(route, { method: req.method, headers: req.headers, query }, config)
     } catch (error) {
       return rejectOnSocket(socket, 400, {}, (error as Error).message)
     }
+    const choice = decideRoute(route, facts, flags)
     const started = process.hrtime.bigint()
     const requestId = requestIdOf(req.headers)
     const done = (upstream: string, status: number, reason: RouteReason) => {
@@ -74,7 +75,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         result = await rt.breaker.fire(() => handshake(rt, req, requestId))
       } catch (error) {
         if (error instanceof ClientGone) return
-        if (rt !== legacy) {
+        if (rt !== legacy && choice.fallback === 'legacy') {
           rt.breaker.countFallback()
           metrics.fallbacks.labels(route.name, rt.upstream.name, legacy.upstream.name).inc()
           return attempt(legacy, 'fallback')
@@ -85,7 +86,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         done('proxy', status, reason)
         return rejectOnSocket(socket, status, { 'retry-after': String(config.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
       }
-      const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(choice.setCookie ? [`set-cookie: ${choice.setCookie}`] : [])]
+      const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(facts.setCookie ? [`set-cookie: ${facts.setCookie}`] : [])]
       done(rt.upstream.name, result.res.statusCode!, reason)
       if (result.upgraded) join(socket, head, result, extra, rt.poolOptions.streamIdleTimeoutMs)
       else relay(socket, result.res, extra)
