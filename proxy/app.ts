@@ -80,7 +80,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
-  await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
+  await registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
@@ -88,9 +88,17 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
   } else reserveAdminNamespace(app)
-  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics, trust })
+  const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
+  await app.register(proxyRoutes, {
+    settings: { ...side, bodyLimitBytes: config.bodyLimitBytes, bodyIdleTimeoutMs: config.clientBodyTimeoutMs, retryAfterSeconds: config.retryAfterSeconds },
+    routes,
+    upstreams,
+    flags,
+    metrics,
+    trust,
+  })
 
-  const closeTunnels = tunnelUpgrades(app.server, { config, routes, upstreams, flags, metrics, trust, logger: deps.logger })
+  const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
   // Before the server waits for its connections to end: open tunnels would keep it waiting.
   app.addHook('preClose', (done) => {
     closeTunnels()

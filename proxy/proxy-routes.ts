@@ -4,7 +4,7 @@
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import type { ProxyConfig } from './config.ts'
+import { Type, type Static } from '@sinclair/typebox'
 import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
@@ -12,12 +12,26 @@ import type { Route } from './route-map.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
-import { decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
+import { checkOptions } from './options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
+export const ProxyRoutesSettings = Type.Composite([
+  SideOptions,
+  Type.Object({
+    /** Largest request body; larger answers 413. */
+    bodyLimitBytes: Type.Integer({ minimum: 1 }),
+    /** Longest pause between two reads of a request body; then 408. */
+    bodyIdleTimeoutMs: Type.Integer({ minimum: 1 }),
+    /** Retry-After sent with a 503. */
+    retryAfterSeconds: Type.Integer({ minimum: 1 }),
+  }),
+])
+export type ProxyRoutesSettings = Static<typeof ProxyRoutesSettings>
+
 export interface ProxyRoutesOptions {
-  config: Pick<ProxyConfig, 'bodyLimitBytes' | 'clientBodyTimeoutMs' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
+  settings: ProxyRoutesSettings
   routes: Route[]
   upstreams: Upstreams
   flags: FlagSource
@@ -35,8 +49,9 @@ declare module 'fastify' {
 }
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
-  const { config, flags, metrics, upstreams } = opts
-  bufferRequestBodies(app, { limit: config.bodyLimitBytes, idleTimeoutMs: config.clientBodyTimeoutMs })
+  const { flags, metrics, upstreams } = opts
+  const settings = checkOptions(ProxyRoutesSettings, opts.settings, 'proxy routes')
+  bufferRequestBodies(app, { limit: settings.bodyLimitBytes, idleTimeoutMs: settings.bodyIdleTimeoutMs })
 
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
@@ -94,7 +109,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
-    if (status === 503) reply.header('retry-after', String(config.retryAfterSeconds))
+    if (status === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
     return reply.code(status).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: message })
   }
 
@@ -138,7 +153,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     return async (request: FastifyRequest, reply: FastifyReply) => {
       request.proxyRoute = route.name
       const signal = abortWhenClientGoes(reply)
-      const facts = requestFacts(route, request, config)
+      const facts = requestFacts(route, request, settings)
       if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
       // The breakers are not consulted here: the call goes through them and they answer for themselves.
       const decision = decideRoute(route, facts, flags)

@@ -6,6 +6,7 @@
 // percentage is unchanged. The flag is a sticky rollout evaluated by unleash-client: raising it
 // only adds identities to the target.
 import { randomUUID } from 'node:crypto'
+import { Type, type Static } from '@sinclair/typebox'
 import type { BreakerStateName } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { Route } from './route-map.ts'
@@ -126,6 +127,15 @@ export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, 
   return { side, upstream, reason, fallback, expected }
 }
 
+/** How a live request's side is picked: the anonymous-identity cookie and the QA override switch. */
+export const SideOptions = Type.Object({
+  /** Cookie carrying the anonymous client id. */
+  stickyCookie: Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,64}$' }),
+  /** Honour X-Backend: legacy|target (QA only). */
+  allowBackendOverride: Type.Boolean(),
+})
+export type SideOptions = Static<typeof SideOptions>
+
 export interface RequestView {
   method: string
   headers: Record<string, string | string[] | undefined>
@@ -133,7 +143,7 @@ export interface RequestView {
 }
 
 /** The facts of a live request; `setCookie` when the client had no identity yet (the proxy made one up). */
-export function requestFacts(route: Route, request: RequestView, opts: { stickyCookie: string; allowBackendOverride: boolean }): RequestFacts & { setCookie?: string } {
+export function requestFacts(route: Route, request: RequestView, opts: SideOptions): RequestFacts & { setCookie?: string } {
   if (!route.target) return { method: request.method }
   const override = opts.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
   if (override) return { method: request.method, override }

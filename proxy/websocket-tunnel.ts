@@ -11,18 +11,22 @@ import type { Duplex } from 'node:stream'
 import { requestIdOf } from '../lib/http/create-app.ts'
 import type { Logger } from '../lib/logger.ts'
 import { isBreakerOpenError } from './breakers.ts'
-import type { ProxyConfig } from './config.ts'
+import { Type, type Static } from '@sinclair/typebox'
 import { rejectOnSocket } from './edge-guards.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { RESERVED_PATHS, matchRoute, type Route } from './route-map.ts'
-import { decideRoute, requestFacts, type RouteReason } from './routing.ts'
+import { checkOptions } from './options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
+export const TunnelSettings = Type.Composite([SideOptions, Type.Object({ retryAfterSeconds: Type.Integer({ minimum: 1 }) })])
+export type TunnelSettings = Static<typeof TunnelSettings>
+
 export interface TunnelOptions {
-  config: Pick<ProxyConfig, 'stickyCookie' | 'allowBackendOverride' | 'retryAfterSeconds'>
+  settings: TunnelSettings
   routes: Route[]
   upstreams: Upstreams
   flags: FlagSource
@@ -37,7 +41,8 @@ class ClientGone extends Error {}
 
 /** Starts serving upgrades on `server`; the returned function closes every open tunnel (at shutdown). */
 export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => void {
-  const { config, routes, upstreams, flags, metrics } = opts
+  const { routes, upstreams, flags, metrics } = opts
+  const settings = checkOptions(TunnelSettings, opts.settings, 'WebSocket tunnel')
   const open = new Set<Duplex>()
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -55,7 +60,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
     const query = Object.fromEntries(new URLSearchParams(url.slice(path.length + 1)))
     let facts
     try {
-      facts = requestFacts(route, { method: req.method, headers: req.headers, query }, config)
+      facts = requestFacts(route, { method: req.method, headers: req.headers, query }, settings)
     } catch (error) {
       return rejectOnSocket(socket, 400, {}, (error as Error).message)
     }
@@ -84,7 +89,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         const status = error instanceof UpstreamFailure && error.kind === 'timeout' ? 504 : 503
         const message = circuitOpen ? `${rt.upstream.name} is unavailable (circuit open), retry later` : (error as Error).message
         done('proxy', status, reason)
-        return rejectOnSocket(socket, status, { 'retry-after': String(config.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
+        return rejectOnSocket(socket, status, { 'retry-after': String(settings.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
       }
       const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(facts.setCookie ? [`set-cookie: ${facts.setCookie}`] : [])]
       done(rt.upstream.name, result.res.statusCode!, reason)

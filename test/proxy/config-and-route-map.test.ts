@@ -91,3 +91,15 @@ describe('route map', () => {
     expect(() => loadRouteMap(file, {})).toThrow(new RegExp(`route map ${file}: .*JSON`))
   })
 })
+
+describe('components validate their own options where they are created', () => {
+  it('names the component and the field', async () => {
+    const { createBreaker } = await import('../../proxy/breakers.ts')
+    const { createPool } = await import('../../proxy/upstream-client.ts')
+    const { createMetrics } = await import('../../proxy/metrics.ts')
+    const { captureLogs } = await import('../helpers/logs.ts')
+    const breaker = { volumeThreshold: 10, errorPercent: 150, resetTimeoutMs: 1_000, consecutiveFailures: 5, windowMs: 10_000 }
+    expect(() => createBreaker('users-service', breaker, createMetrics(), captureLogs().logger)).toThrow(/breaker of users-service: invalid options: \/errorPercent: Expected integer to be less or equal to 100/)
+    expect(() => createPool('http://users:1', { connections: 0, connectTimeoutMs: 1, responseTimeoutMs: 1, streamIdleTimeoutMs: 1 })).toThrow(/pool of http:\/\/users:1: invalid options: \/connections/)
+  })
+})
