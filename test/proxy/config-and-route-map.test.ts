@@ -4,8 +4,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { createBreaker } from '../../proxy/breakers.ts'
 import { ENV_VARS, loadConfig } from '../../proxy/config.ts'
+import { createMetrics } from '../../proxy/metrics.ts'
 import { loadRouteMap, matchRoute, parseRouteMap, readRouteFile } from '../../proxy/route-map.ts'
+import { createPool } from '../../proxy/upstream-client.ts'
+import { captureLogs } from '../helpers/logs.ts'
 import { startService } from '../helpers/processes.ts'
 
 const shipped = readRouteFile(loadConfig({}).routesFile) as { upstreams: unknown[] }
@@ -93,11 +97,7 @@ describe('route map', () => {
 })
 
 describe('components validate their own options where they are created', () => {
-  it('names the component and the field', async () => {
-    const { createBreaker } = await import('../../proxy/breakers.ts')
-    const { createPool } = await import('../../proxy/upstream-client.ts')
-    const { createMetrics } = await import('../../proxy/metrics.ts')
-    const { captureLogs } = await import('../helpers/logs.ts')
+  it('names the component and the field', () => {
     const breaker = { volumeThreshold: 10, errorPercent: 150, resetTimeoutMs: 1_000, consecutiveFailures: 5, windowMs: 10_000 }
     expect(() => createBreaker('users-service', breaker, createMetrics(), captureLogs().logger)).toThrow(/breaker of users-service: invalid options: \/errorPercent: Expected integer to be less or equal to 100/)
     expect(() => createPool('http://users:1', { connections: 0, connectTimeoutMs: 1, responseTimeoutMs: 1, streamIdleTimeoutMs: 1 })).toThrow(/pool of http:\/\/users:1: invalid options: \/connections/)

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { readRouteFile } from '../../proxy/route-map.ts'
 import { REPO_ROOT } from '../helpers/processes.ts'
-import { admin, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 
 const opened: Array<{ close(): Promise<void> }> = []

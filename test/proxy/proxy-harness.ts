@@ -77,19 +77,3 @@ export async function startProxy(stubs: Stubs, env: Record<string, string> = {},
 }
 
 export const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
-
-/** Polls `check` until it returns true, bounded; for changes that take effect asynchronously. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-}
-
-/** One metric sample from /metrics text, e.g. metric(text, 'proxy_breaker_state{upstream="movies-service"}'). */
-export function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
