@@ -8,7 +8,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { freePort, REPO_ROOT, waitForHttp } from '../test/helpers/processes.ts'
+import { freePort } from '../dev/free-port.ts'
+import { REPO_ROOT } from '../dev/paths.ts'
+import { waitForHttp } from '../dev/wait-for-http.ts'
 
 const children: ChildProcess[] = []
 const work = mkdtempSync(join(tmpdir(), 'edge-hostile-'))

@@ -12,7 +12,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, REPO_ROOT, waitForHttp } from '../test/helpers/processes.ts'
+import { freePort } from '../dev/free-port.ts'
+import { REPO_ROOT } from '../dev/paths.ts'
+import { waitForHttp } from '../dev/wait-for-http.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 3)

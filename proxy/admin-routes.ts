@@ -6,14 +6,14 @@ import type { FastifyInstance } from 'fastify'
 import { HttpError, notFound } from '../lib/http/errors.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { FlagConflictError, type FlagSource } from './flag-source.ts'
-import type { UpstreamRuntime } from './proxy-routes.ts'
+import type { Upstreams } from './upstreams.ts'
 import { matchRoute, type Route } from './route-map.ts'
-import { decide } from './routing.ts'
+import { decideRoute } from './routing.ts'
 
 export interface AdminRoutesOptions {
   token: string
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   allowBackendOverride: boolean
 }
@@ -97,27 +97,25 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     const { path, user_id: userId, method = 'GET' } = request.query
     if (typeof path !== 'string' || !path.startsWith('/')) throw new HttpError(400, 'path is required and must start with "/"')
     const route = matchRoute(routes, path.split('?')[0])
-    const safe = method === 'GET' || method === 'HEAD'
-    const legacy = upstreams.get(route.legacy.name)!
-    const viaLegacy = (reason: string, extra: Record<string, unknown> = {}) =>
-      legacy.breaker.state() === 'open'
-        ? { route: route.name, upstream: 'proxy', status: 503, reason, why: `${route.legacy.name} circuit is open: 503 with Retry-After`, ...extra }
-        : { route: route.name, upstream: route.legacy.name, reason, ...extra }
-    if (!route.target) return viaLegacy('default', { why: `route "${route.name}" always goes to ${route.legacy.name}` })
-
-    const flag = flags.state(route.flag!)
-    const rollout = { flag: flag.flag, percent: flag.percent ?? null, source: flag.source }
-    if (typeof userId !== 'string' || userId === '') {
-      return { route: route.name, upstream: null, rollout, why: 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity' }
+    const flag = route.flag ? flags.state(route.flag) : undefined
+    const rollout = flag ? { rollout: { flag: flag.flag, percent: flag.percent ?? null, source: flag.source } } : {}
+    if (route.target && (typeof userId !== 'string' || userId === '')) {
+      return { route: route.name, upstream: null, ...rollout, why: 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity' }
     }
-    const decision = decide(route, flags, userId)
-    if (decision.side === 'legacy') return viaLegacy(decision.reason, { rollout, why: `${flag.flag} sends this identity to legacy` })
-    const target = upstreams.get(route.target.name)!
-    if (target.breaker.state() === 'open') {
-      return safe
-        ? viaLegacy('fallback', { rollout, why: `${route.target.name} circuit is open: ${method} falls back to ${route.legacy.name}` })
-        : { route: route.name, upstream: 'proxy', status: 503, reason: decision.reason, rollout, why: `${route.target.name} circuit is open: ${method} is not replayed on legacy` }
-    }
-    return { route: route.name, upstream: route.target.name, reason: decision.reason, rollout, why: `${flag.flag} sends this identity to the target` }
+    const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
+    const decision = decideRoute(route, { method: method.toUpperCase(), identity: userId }, flags, breakers)
+    const { expected } = decision
+    const chose = !route.target ? `route "${route.name}" always goes to ${route.legacy.name}` : `${route.flag} sends this identity to ${decision.side === 'target' ? 'the target' : 'legacy'}`
+    const targetOpen = decision.side === 'target' && breakers.target === 'open'
+    const needsLegacy = decision.side === 'legacy' || (targetOpen && decision.fallback === 'legacy')
+    const why =
+      needsLegacy && breakers.legacy === 'open'
+        ? `${route.legacy.name} circuit is open: 503 with Retry-After`
+        : !targetOpen
+          ? chose
+          : decision.fallback === 'legacy'
+            ? `${route.target!.name} circuit is open: ${method} falls back to ${route.legacy.name}`
+            : `${route.target!.name} circuit is open: ${method} is not replayed on legacy`
+    return { route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback: decision.fallback, ...rollout, why }
   })
 }

@@ -7,7 +7,6 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
-import { createBreaker } from './breakers.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
@@ -17,10 +16,9 @@ import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
-import { proxyRoutes, type UpstreamRuntime } from './proxy-routes.ts'
+import { proxyRoutes } from './proxy-routes.ts'
 import { registerRateLimit } from './rate-limit.ts'
-import { loadRouteMap, upstreamUrls, type Route } from './route-map.ts'
-import { createPool } from './upstream-client.ts'
+import { closeUpstreams, createUpstreams } from './upstreams.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -28,29 +26,33 @@ export interface ProxyDeps {
   redis?: Redis
   /** Absent = built from config (Unleash or the flags file) and closed with the app. */
   flags?: FlagSource
-  /** Absent = read and validated from config.routesFile. */
-  routes?: Route[]
 }
 
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
-  const routes = deps.routes ?? loadRouteMap(config.routesFile, upstreamUrls(config))
+  const { routes } = config.routeMap
   const metrics = createMetrics()
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
-
-  const upstreams = new Map<string, UpstreamRuntime>()
-  for (const route of routes) {
-    for (const upstream of [route.legacy, route.target]) {
-      if (!upstream || upstreams.has(upstream.name)) continue
-      const url = new URL(upstream.url)
-      upstreams.set(upstream.name, {
-        upstream,
-        pool: createPool(upstream.url, config),
-        basePath: url.pathname.replace(/\/+$/, ''),
-        breaker: createBreaker(upstream.name, config, metrics, deps.logger),
-      })
-    }
-  }
+  const upstreams = createUpstreams(
+    config.routeMap.upstreams,
+    {
+      pool: {
+        connections: config.upstreamConnections,
+        connectTimeoutMs: config.upstreamConnectTimeoutMs,
+        responseTimeoutMs: config.upstreamResponseTimeoutMs,
+        streamIdleTimeoutMs: config.upstreamStreamIdleTimeoutMs,
+      },
+      breaker: {
+        volumeThreshold: config.breakerVolumeThreshold,
+        errorPercent: config.breakerErrorPercent,
+        resetTimeoutMs: config.breakerResetTimeoutMs,
+        consecutiveFailures: config.breakerConsecutiveFailures,
+        windowMs: config.breakerWindowMs,
+      },
+    },
+    metrics,
+    deps.logger,
+  )
 
   // Rollout gauges and flag-source health follow every change of the flags.
   const publishFlags = () => {
@@ -79,7 +81,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
-  await registerRateLimit(app, config, { redis: deps.redis, metrics, logger: deps.logger })
+  await registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
@@ -87,9 +89,17 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
   } else reserveAdminNamespace(app)
-  await app.register(proxyRoutes, { config, routes, upstreams, flags, metrics, trust })
+  const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
+  await app.register(proxyRoutes, {
+    settings: { ...side, bodyLimitBytes: config.bodyLimitBytes, bodyIdleTimeoutMs: config.clientBodyTimeoutMs, retryAfterSeconds: config.retryAfterSeconds },
+    routes,
+    upstreams,
+    flags,
+    metrics,
+    trust,
+  })
 
-  const closeTunnels = tunnelUpgrades(app.server, { config, routes, upstreams, flags, metrics, trust, logger: deps.logger })
+  const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
   // Before the server waits for its connections to end: open tunnels would keep it waiting.
   app.addHook('preClose', (done) => {
     closeTunnels()
@@ -97,10 +107,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
-    for (const rt of upstreams.values()) {
-      rt.breaker.shutdown()
-      await rt.pool.close().catch(() => rt.pool.destroy())
-    }
+    await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
   })
   deps.logger.info(

@@ -4,13 +4,29 @@
 // percentage over the rolling window (for flapping upstreams), and BREAKER_CONSECUTIVE_FAILURES
 // failures in a row whatever the window's earlier successes (a dead target is cut off at once,
 // as Envoy's outlier detection does). Half-open, the first good trial closes it.
+import { Type, type Static } from '@sinclair/typebox'
 import CircuitBreaker from 'opossum'
 import type { Logger } from '../lib/logger.ts'
-import type { ProxyConfig } from './config.ts'
 import { BREAKER_STATE, type BreakerEvent, type ProxyMetrics } from './metrics.ts'
+import { checkOptions } from './options.ts'
 import { UpstreamFailure } from './upstream-client.ts'
 
-export type BreakerSettings = Pick<ProxyConfig, 'breakerVolumeThreshold' | 'breakerErrorPercent' | 'breakerResetTimeoutMs' | 'breakerWindowMs' | 'breakerConsecutiveFailures'>
+export const BreakerOptions = Type.Object(
+  {
+    /** Calls in the window before the percentage rule may open it. */
+    volumeThreshold: Type.Integer({ minimum: 1 }),
+    /** Failure percentage over the window that opens it. */
+    errorPercent: Type.Integer({ minimum: 1, maximum: 100 }),
+    /** Open time before one trial call is let through. */
+    resetTimeoutMs: Type.Integer({ minimum: 1 }),
+    /** Failures in a row that open it whatever the window says; 0 = off. */
+    consecutiveFailures: Type.Integer({ minimum: 0 }),
+    /** Rolling window of the statistics. */
+    windowMs: Type.Integer({ minimum: 100 }),
+  },
+  { additionalProperties: false },
+)
+export type BreakerOptions = Static<typeof BreakerOptions>
 
 /** Work run through a breaker: resolves with the upstream's answer, rejects with UpstreamFailure. */
 export type Call<T> = () => Promise<T>
@@ -31,14 +47,15 @@ export function isBreakerOpenError(error: unknown): boolean {
   return (error as { code?: string }).code === 'EOPENBREAKER'
 }
 
-export function createBreaker(upstream: string, settings: BreakerSettings, metrics: ProxyMetrics, logger: Logger): UpstreamBreaker {
+export function createBreaker(upstream: string, options: BreakerOptions, metrics: ProxyMetrics, logger: Logger): UpstreamBreaker {
+  const settings = checkOptions(BreakerOptions, options, `breaker of ${upstream}`)
   const breaker = new CircuitBreaker((call: Call<unknown>) => call(), {
     name: upstream,
     timeout: false,
-    volumeThreshold: settings.breakerVolumeThreshold,
-    errorThresholdPercentage: settings.breakerErrorPercent,
-    resetTimeout: settings.breakerResetTimeoutMs,
-    rollingCountTimeout: settings.breakerWindowMs,
+    volumeThreshold: settings.volumeThreshold,
+    errorThresholdPercentage: settings.errorPercent,
+    resetTimeout: settings.resetTimeoutMs,
+    rollingCountTimeout: settings.windowMs,
     rollingCountBuckets: 10,
     // Only upstream failures count: a client's oversized body or abort says nothing about the upstream.
     errorFilter: (error: unknown) => !(error instanceof UpstreamFailure),
@@ -53,7 +70,7 @@ export function createBreaker(upstream: string, settings: BreakerSettings, metri
   gauge.set(BREAKER_STATE.closed)
   breaker.on('open', () => {
     gauge.set(BREAKER_STATE.open)
-    logger.warn({ upstream, resetMs: settings.breakerResetTimeoutMs, stats: summary() }, 'circuit breaker opened')
+    logger.warn({ upstream, resetMs: settings.resetTimeoutMs, stats: summary() }, 'circuit breaker opened')
   })
   breaker.on('halfOpen', () => {
     gauge.set(BREAKER_STATE.halfOpen)
@@ -68,7 +85,7 @@ export function createBreaker(upstream: string, settings: BreakerSettings, metri
   breaker.on('failure', (error: unknown) => {
     if (error instanceof UpstreamFailure && error.kind === 'timeout') events.timeout.inc()
     consecutiveFailures++
-    if (settings.breakerConsecutiveFailures > 0 && consecutiveFailures >= settings.breakerConsecutiveFailures && breaker.closed) {
+    if (settings.consecutiveFailures > 0 && consecutiveFailures >= settings.consecutiveFailures && breaker.closed) {
       logger.warn({ upstream, consecutiveFailures }, 'consecutive failures: opening the circuit breaker')
       breaker.open()
     }

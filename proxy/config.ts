@@ -1,10 +1,13 @@
-// The edge proxy's configuration: upstream URLs (the original variable names), the flag
-// sources, breakers and timeouts, rate limiting and the admin API.
+// The edge proxy's configuration: the route map (its upstreams' URLs come from the variables
+// it names — MONOLITH_URL, MOVIES_SERVICE_URL, EVENTS_SERVICE_URL in the shipped one), the flag
+// sources, breaker and timeout defaults, rate limiting and the admin API.
 import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
+import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './route-map.ts'
 import { trustProxyEnv } from './trust-proxy.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
+const SHIPPED_ROUTES = repoFile('proxy/routes.json')
 
 function optionalPercent(name: string, description: string): EnvField<number | undefined> {
   return {
@@ -21,10 +24,7 @@ function optionalPercent(name: string, description: string): EnvField<number | u
 const spec = {
   port: env.port('PORT', 8000),
   ...serverEnv,
-  monolithUrl: env.url('MONOLITH_URL', 'http://localhost:8080', 'the legacy monolith', ['http', 'https']),
-  moviesServiceUrl: env.url('MOVIES_SERVICE_URL', 'http://localhost:8081', 'the movies service', ['http', 'https']),
-  eventsServiceUrl: env.url('EVENTS_SERVICE_URL', 'http://localhost:8082', 'the events service', ['http', 'https']),
-  routesFile: env.string('ROUTES_FILE', repoFile('proxy/routes.json'), 'the route map (validated at start)'),
+  routesFile: env.string('ROUTES_FILE', SHIPPED_ROUTES, 'the route map: upstreams and routes (validated at start)'),
 
   // Flags: Unleash when UNLEASH_URL is set, else the local file; the legacy pair pins the movies flag.
   // GRADUAL_MIGRATION is three-valued: unset means "the flags decide", true/false pins the movies route.
@@ -73,7 +73,23 @@ const spec = {
 
 export type ProxyConfig = ReturnType<typeof loadConfig>
 export const loadConfig = (source: Record<string, string | undefined> = process.env) => {
-  const config = parseEnv(spec, source)
+  // The route map reads its upstreams' variables from the same source; its problems and the
+  // other variables' are reported together.
+  let routeMap: RouteMap | undefined
+  const problems: string[] = []
+  try {
+    routeMap = loadRouteMap(spec.routesFile.parse(source.ROUTES_FILE, 'ROUTES_FILE'), source)
+  } catch (error) {
+    problems.push((error as Error).message)
+  }
+  let parsed
+  try {
+    parsed = parseEnv(spec, source)
+  } catch (error) {
+    problems.push((error as Error).message)
+  }
+  if (!routeMap || !parsed) throw new ConfigError(problems.join('; '))
+  const config = { ...parsed, routeMap }
   if (config.unleashUrl && !config.unleashApiToken) throw new ConfigError('invalid configuration: UNLEASH_API_TOKEN is required when UNLEASH_URL is set')
   if (config.clientHeadersTimeoutMs > config.clientRequestTimeoutMs) {
     throw new ConfigError('invalid configuration: CLIENT_HEADERS_TIMEOUT_MS must not be larger than CLIENT_REQUEST_TIMEOUT_MS')
@@ -83,4 +99,5 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
   }
   return config
 }
-export const ENV_VARS = envVarNames(spec)
+/** What the proxy reads: its own variables and those the shipped route map names (a deployment with its own ROUTES_FILE adds that file's). */
+export const ENV_VARS = [...envVarNames(spec), ...routeMapEnvVars(readRouteFile(SHIPPED_ROUTES))]

@@ -2,7 +2,7 @@
 // loaded and the legacy upstream reachable). /metrics is lib/http/metrics.ts, registered in app.ts.
 import type { FastifyInstance } from 'fastify'
 import type { FlagSource } from './flag-source.ts'
-import type { UpstreamRuntime } from './proxy-routes.ts'
+import type { UpstreamRuntime } from './upstreams.ts'
 import { FAILURE_TEXT, failureKind } from './upstream-client.ts'
 
 export interface OpsRoutesOptions {
@@ -23,10 +23,10 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
   const probeLegacy = (): Promise<string | undefined> => {
     if (probe && Date.now() - probe.at < 1_000) return probe.result
     const result = legacy.pool
-      .request({ path: `${legacy.basePath}/health`, method: 'GET', headersTimeout: opts.probeTimeoutMs, bodyTimeout: opts.probeTimeoutMs })
+      .request({ path: `${legacy.basePath}${legacy.upstream.healthPath}`, method: 'GET', headersTimeout: opts.probeTimeoutMs, bodyTimeout: opts.probeTimeoutMs })
       .then(async (res) => {
         await res.body.dump()
-        return res.statusCode < 500 ? undefined : `${legacy.upstream.name} /health answered ${res.statusCode}`
+        return res.statusCode < 500 ? undefined : `${legacy.upstream.name} ${legacy.upstream.healthPath} answered ${res.statusCode}`
       })
       .catch((err: Error) => {
         logger.warn({ upstream: legacy.upstream.name, err: err.message }, 'readiness probe failed')

@@ -3,30 +3,37 @@
 // When the target fails or its breaker is open, GET/HEAD are answered by the legacy upstream;
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Dispatcher, Pool } from 'undici'
-import type { ProxyConfig } from './config.ts'
-import type { UpstreamBreaker } from './breakers.ts'
+import type { Dispatcher } from 'undici'
+import { Type, type Static } from '@sinclair/typebox'
 import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
-import type { Route, Upstream } from './route-map.ts'
+import type { Route } from './route-map.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { bufferRequestBodies, clientGone } from './request-body.ts'
-import { chooseSide, type RouteReason } from './routing.ts'
+import { checkOptions } from './options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
-export interface UpstreamRuntime {
-  upstream: Upstream
-  pool: Pool
-  basePath: string
-  breaker: UpstreamBreaker
-}
+export const ProxyRoutesSettings = Type.Composite([
+  SideOptions,
+  Type.Object({
+    /** Largest request body; larger answers 413. */
+    bodyLimitBytes: Type.Integer({ minimum: 1 }),
+    /** Longest pause between two reads of a request body; then 408. */
+    bodyIdleTimeoutMs: Type.Integer({ minimum: 1 }),
+    /** Retry-After sent with a 503. */
+    retryAfterSeconds: Type.Integer({ minimum: 1 }),
+  }),
+])
+export type ProxyRoutesSettings = Static<typeof ProxyRoutesSettings>
 
 export interface ProxyRoutesOptions {
-  config: Pick<ProxyConfig, 'bodyLimitBytes' | 'clientBodyTimeoutMs' | 'allowBackendOverride' | 'stickyCookie' | 'retryAfterSeconds'>
+  settings: ProxyRoutesSettings
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */
@@ -41,11 +48,10 @@ declare module 'fastify' {
   }
 }
 
-const SAFE = new Set(['GET', 'HEAD'])
-
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
-  const { config, flags, metrics, upstreams } = opts
-  bufferRequestBodies(app, { limit: config.bodyLimitBytes, idleTimeoutMs: config.clientBodyTimeoutMs })
+  const { flags, metrics, upstreams } = opts
+  const settings = checkOptions(ProxyRoutesSettings, opts.settings, 'proxy routes')
+  bufferRequestBodies(app, { limit: settings.bodyLimitBytes, idleTimeoutMs: settings.bodyIdleTimeoutMs })
 
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
@@ -103,7 +109,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
-    if (status === 503) reply.header('retry-after', String(config.retryAfterSeconds))
+    if (status === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
     return reply.code(status).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: message })
   }
 
@@ -123,7 +129,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
   }
 
-  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: AbortSignal) {
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, signal: AbortSignal) {
+    const { reason } = decision
     const rt = upstreams.get(route.target!.name)!
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
@@ -131,7 +138,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
       if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
       const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
-      if (!SAFE.has(request.method)) {
+      if (decision.fallback === 'none') {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
         return unavailable(reply, reason, 503, `${what}; the request was not retried`)
       }
@@ -143,18 +150,14 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 
   function handlerFor(route: Route) {
-    if (!route.target) {
-      return async (request: FastifyRequest, reply: FastifyReply) => {
-        request.proxyRoute = route.name
-        return viaLegacy(route, request, reply, 'default', abortWhenClientGoes(reply))
-      }
-    }
     return async (request: FastifyRequest, reply: FastifyReply) => {
       request.proxyRoute = route.name
       const signal = abortWhenClientGoes(reply)
-      const choice = chooseSide(route, flags, request, config)
-      if (choice.setCookie) reply.header('set-cookie', choice.setCookie)
-      return choice.side === 'target' ? viaTarget(route, request, reply, choice.reason, signal) : viaLegacy(route, request, reply, choice.reason, signal)
+      const facts = requestFacts(route, request, settings)
+      if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
+      // The breakers are not consulted here: the call goes through them and they answer for themselves.
+      const decision = decideRoute(route, facts, flags)
+      return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
     }
   }
 

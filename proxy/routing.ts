@@ -1,19 +1,19 @@
-// Which side of a split route a request goes to, and why. The identity is X-User-Id, else the
-// user_id query parameter, else the proxy's own cookie (set for anonymous clients), so the
-// same person keeps landing on the same side while the percentage is unchanged. The flag is
-// a sticky rollout evaluated by unleash-client: raising it only adds identities to the target.
+// The routing decision, in one place: which upstream a request on a route goes to, why, what
+// happens when that upstream fails, and what breaker states make of it. The hot path
+// (proxy-routes.ts), the WebSocket tunnel and /admin/explain all call decideRoute.
+// The identity is X-User-Id, else the user_id query parameter, else the proxy's own cookie (set
+// for anonymous clients), so the same person keeps landing on the same side while the
+// percentage is unchanged. The flag is a sticky rollout evaluated by unleash-client: raising it
+// only adds identities to the target.
 import { randomUUID } from 'node:crypto'
+import { Type, type Static } from '@sinclair/typebox'
+import type { BreakerStateName } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { Route } from './route-map.ts'
 
 /** x-route-reason values. */
 export type RouteReason = 'default' | 'flag' | 'sticky' | 'override' | 'fallback'
 export type Side = 'legacy' | 'target'
-
-export interface Decision {
-  side: Side
-  reason: RouteReason
-}
 
 export type IdentitySource = 'header' | 'query' | 'cookie' | 'new'
 
@@ -63,30 +63,90 @@ export function overrideOf(value: string | string[] | undefined): Side | undefin
   throw new BadOverrideError(String(value))
 }
 
-/** Hot path: the side of a split route for `identity`. */
-export function decide(route: Route, flags: FlagSource, identity: string): Decision {
-  const on = flags.isEnabled(route.flag!, identity)
-  const { percent, sticky } = flags.state(route.flag!)
-  // "sticky" when the identity's bucket decided (a partial rollout); "flag" when the flag sends everyone the same way.
-  const partial = percent === undefined || (percent > 0 && percent < 100)
-  return { side: on ? 'target' : 'legacy', reason: partial && sticky ? 'sticky' : 'flag' }
+/** Methods that may be replayed on legacy when the target fails (they change nothing). */
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
+
+/** What the decision needs to know about one request. */
+export interface RequestFacts {
+  /** Upper case, as Node gives it. */
+  method: string
+  /** The sticky identity (absent on routes without a split: it is not needed there). */
+  identity?: string
+  /** The QA override (X-Backend), when allowed and given. */
+  override?: Side
 }
 
-export interface Choice extends Decision {
-  /** Set-Cookie value when the client had no identity yet (the proxy made one up). */
-  setCookie?: string
+/** Breaker state of the route's upstreams; absent = closed. */
+export interface BreakerStates {
+  legacy?: BreakerStateName
+  target?: BreakerStateName
 }
 
-/** Hot path: the side a request on a split route goes to — QA override, else the sticky decision. */
-export function chooseSide(
-  route: Route,
-  flags: FlagSource,
-  request: { headers: Record<string, string | string[] | undefined>; query: unknown },
-  opts: { stickyCookie: string; allowBackendOverride: boolean },
-): Choice {
+/** The flag evaluation the decision reads (a FlagSource). */
+export type FlagView = Pick<FlagSource, 'isEnabled' | 'state'>
+
+/**
+ * `side`/`upstream`/`reason`: where the request is sent first and the x-route-reason it carries.
+ * `fallback`: when that upstream fails (error, 5xx, open circuit), "legacy" = the request is
+ * answered by legacy (reason "fallback"); "none" = the client gets 503/504 (never a replay of a
+ * write). `expected`: what the breaker states given predict — the upstream that answers, or
+ * "proxy" (503) when the circuits in the way are open.
+ */
+export interface RouteDecision {
+  side: Side
+  upstream: string
+  reason: RouteReason
+  fallback: 'legacy' | 'none'
+  expected: { upstream: string; reason: RouteReason; status?: 503 }
+}
+
+/** The routing decision: pure, for the hot path, the tunnel and /admin/explain alike. */
+export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, breakers: BreakerStates = {}): RouteDecision {
+  let side: Side = 'legacy'
+  let reason: RouteReason = 'default'
+  if (route.target) {
+    if (facts.override) [side, reason] = [facts.override, 'override']
+    else {
+      const flag = route.flag!
+      const on = flags.isEnabled(flag, facts.identity ?? '')
+      const { percent, sticky } = flags.state(flag)
+      // "sticky" when the identity's bucket decided (a partial rollout); "flag" when the flag sends everyone the same way.
+      const partial = percent === undefined || (percent > 0 && percent < 100)
+      side = on ? 'target' : 'legacy'
+      reason = partial && sticky ? 'sticky' : 'flag'
+    }
+  }
+  const fallback = side === 'target' && SAFE_METHODS.has(facts.method) ? 'legacy' : 'none'
+  const legacyOpen = breakers.legacy === 'open'
+  const upstream = side === 'target' ? route.target!.name : route.legacy.name
+  let expected: RouteDecision['expected']
+  if (side === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason, status: 503 } : { upstream, reason }
+  else if (breakers.target !== 'open') expected = { upstream, reason }
+  else if (fallback === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason: 'fallback', status: 503 } : { upstream: route.legacy.name, reason: 'fallback' }
+  else expected = { upstream: 'proxy', reason, status: 503 }
+  return { side, upstream, reason, fallback, expected }
+}
+
+/** How a live request's side is picked: the anonymous-identity cookie and the QA override switch. */
+export const SideOptions = Type.Object({
+  /** Cookie carrying the anonymous client id. */
+  stickyCookie: Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]{1,64}$' }),
+  /** Honour X-Backend: legacy|target (QA only). */
+  allowBackendOverride: Type.Boolean(),
+})
+export type SideOptions = Static<typeof SideOptions>
+
+export interface RequestView {
+  method: string
+  headers: Record<string, string | string[] | undefined>
+  query: unknown
+}
+
+/** The facts of a live request; `setCookie` when the client had no identity yet (the proxy made one up). */
+export function requestFacts(route: Route, request: RequestView, opts: SideOptions): RequestFacts & { setCookie?: string } {
+  if (!route.target) return { method: request.method }
   const override = opts.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
-  if (override) return { side: override, reason: 'override' }
+  if (override) return { method: request.method, override }
   const identity = identityOf(request.headers, request.query, opts.stickyCookie)
-  const decision = decide(route, flags, identity.id)
-  return identity.from === 'new' ? { ...decision, setCookie: stickyCookie(opts.stickyCookie, identity.id) } : decision
+  return { method: request.method, identity: identity.id, ...(identity.from === 'new' ? { setCookie: stickyCookie(opts.stickyCookie, identity.id) } : {}) }
 }

@@ -4,8 +4,9 @@
 // @fastify/reply-from: the proxy must see the upstream status before anything is sent (to
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
 import type { IncomingHttpHeaders } from 'node:http'
+import { Type, type Static } from '@sinclair/typebox'
 import { Pool, type Dispatcher } from 'undici'
-import type { ProxyConfig } from './config.ts'
+import { checkOptions } from './options.ts'
 import type { ClientView } from './trust-proxy.ts'
 
 export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
@@ -82,16 +83,29 @@ export function failureKind(error: unknown): FailureKind {
   return 'other'
 }
 
-export type PoolSettings = Pick<ProxyConfig, 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamStreamIdleTimeoutMs' | 'upstreamConnections'>
+export const PoolOptions = Type.Object(
+  {
+    /** Keep-alive connections to the upstream. */
+    connections: Type.Integer({ minimum: 1 }),
+    connectTimeoutMs: Type.Integer({ minimum: 1 }),
+    /** Wait for the response headers. */
+    responseTimeoutMs: Type.Integer({ minimum: 1 }),
+    /** Longest quiet gap inside a streamed response body (SSE, long poll, download). */
+    streamIdleTimeoutMs: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+)
+export type PoolOptions = Static<typeof PoolOptions>
 
-export function createPool(url: string, config: PoolSettings): Pool {
+export function createPool(url: string, options: PoolOptions): Pool {
+  const o = checkOptions(PoolOptions, options, `pool of ${url}`)
   return new Pool(new URL(url).origin, {
-    connections: config.upstreamConnections,
-    connect: { timeout: config.upstreamConnectTimeoutMs },
+    connections: o.connections,
+    connect: { timeout: o.connectTimeoutMs },
     // Time to the response headers; then a streamed body (SSE, long poll, download) may pause
     // up to the idle timeout between two chunks.
-    headersTimeout: config.upstreamResponseTimeoutMs,
-    bodyTimeout: config.upstreamStreamIdleTimeoutMs,
+    headersTimeout: o.responseTimeoutMs,
+    bodyTimeout: o.streamIdleTimeoutMs,
     keepAliveTimeout: 4_000,
   })
 }

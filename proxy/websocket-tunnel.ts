@@ -11,20 +11,24 @@ import type { Duplex } from 'node:stream'
 import { requestIdOf } from '../lib/http/create-app.ts'
 import type { Logger } from '../lib/logger.ts'
 import { isBreakerOpenError } from './breakers.ts'
-import type { ProxyConfig } from './config.ts'
+import { Type, type Static } from '@sinclair/typebox'
 import { rejectOnSocket } from './edge-guards.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
-import type { UpstreamRuntime } from './proxy-routes.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { RESERVED_PATHS, matchRoute, type Route } from './route-map.ts'
-import { chooseSide, type RouteReason } from './routing.ts'
+import { checkOptions } from './options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
 
+export const TunnelSettings = Type.Composite([SideOptions, Type.Object({ retryAfterSeconds: Type.Integer({ minimum: 1 }) })])
+export type TunnelSettings = Static<typeof TunnelSettings>
+
 export interface TunnelOptions {
-  config: Pick<ProxyConfig, 'stickyCookie' | 'allowBackendOverride' | 'retryAfterSeconds' | 'upstreamConnectTimeoutMs' | 'upstreamResponseTimeoutMs' | 'upstreamStreamIdleTimeoutMs'>
+  settings: TunnelSettings
   routes: Route[]
-  upstreams: Map<string, UpstreamRuntime>
+  upstreams: Upstreams
   flags: FlagSource
   metrics: ProxyMetrics
   trust: TrustFn | undefined
@@ -37,7 +41,8 @@ class ClientGone extends Error {}
 
 /** Starts serving upgrades on `server`; the returned function closes every open tunnel (at shutdown). */
 export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => void {
-  const { config, routes, upstreams, flags, metrics } = opts
+  const { routes, upstreams, flags, metrics } = opts
+  const settings = checkOptions(TunnelSettings, opts.settings, 'WebSocket tunnel')
   const open = new Set<Duplex>()
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -53,12 +58,13 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
     if (RESERVED_PATHS.some((p) => path === p || path.startsWith(`${p}/`))) return rejectOnSocket(socket, 404, {}, `no route for ${req.method} ${path}`)
     const route = matchRoute(routes, path)
     const query = Object.fromEntries(new URLSearchParams(url.slice(path.length + 1)))
-    let choice
+    let facts
     try {
-      choice = route.target ? chooseSide(route, flags, { headers: req.headers, query }, config) : { side: 'legacy' as const, reason: 'default' as const }
+      facts = requestFacts(route, { method: req.method, headers: req.headers, query }, settings)
     } catch (error) {
       return rejectOnSocket(socket, 400, {}, (error as Error).message)
     }
+    const choice = decideRoute(route, facts, flags)
     const started = process.hrtime.bigint()
     const requestId = requestIdOf(req.headers)
     const done = (upstream: string, status: number, reason: RouteReason) => {
@@ -74,7 +80,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         result = await rt.breaker.fire(() => handshake(rt, req, requestId))
       } catch (error) {
         if (error instanceof ClientGone) return
-        if (rt !== legacy) {
+        if (rt !== legacy && choice.fallback === 'legacy') {
           rt.breaker.countFallback()
           metrics.fallbacks.labels(route.name, rt.upstream.name, legacy.upstream.name).inc()
           return attempt(legacy, 'fallback')
@@ -83,11 +89,11 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         const status = error instanceof UpstreamFailure && error.kind === 'timeout' ? 504 : 503
         const message = circuitOpen ? `${rt.upstream.name} is unavailable (circuit open), retry later` : (error as Error).message
         done('proxy', status, reason)
-        return rejectOnSocket(socket, status, { 'retry-after': String(config.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
+        return rejectOnSocket(socket, status, { 'retry-after': String(settings.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
       }
-      const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(choice.setCookie ? [`set-cookie: ${choice.setCookie}`] : [])]
+      const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(facts.setCookie ? [`set-cookie: ${facts.setCookie}`] : [])]
       done(rt.upstream.name, result.res.statusCode!, reason)
-      if (result.upgraded) join(socket, head, result, extra)
+      if (result.upgraded) join(socket, head, result, extra, rt.poolOptions.streamIdleTimeoutMs)
       else relay(socket, result.res, extra)
     }
     void attempt(first, choice.reason)
@@ -104,7 +110,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
           upstreamReq.destroy()
         }
         socket.once('close', onClientClose)
-        const timer = setTimeout(() => upstreamReq.destroy(new UpstreamFailure('timeout', `${rt.upstream.name} ${FAILURE_TEXT.timeout}`)), config.upstreamConnectTimeoutMs + config.upstreamResponseTimeoutMs)
+        const timer = setTimeout(() => upstreamReq.destroy(new UpstreamFailure('timeout', `${rt.upstream.name} ${FAILURE_TEXT.timeout}`)), rt.poolOptions.connectTimeoutMs + rt.poolOptions.responseTimeoutMs)
         const settle = () => {
           clearTimeout(timer)
           socket.off('close', onClientClose)
@@ -135,7 +141,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
   })
 
   /** 101 from the upstream: its handshake headers go to the client, then bytes flow both ways. */
-  function join(client: Duplex, clientHead: Buffer, up: Extract<Handshake, { upgraded: true }>, extra: string[]): void {
+  function join(client: Duplex, clientHead: Buffer, up: Extract<Handshake, { upgraded: true }>, extra: string[], idleTimeoutMs: number): void {
     const upstream = up.socket
     if (client.destroyed) return void upstream.destroy()
     const lines = ['HTTP/1.1 101 Switching Protocols']
@@ -153,7 +159,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
       upstream.destroy()
     }
     for (const s of [client, upstream] as const) {
-      ;(s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(config.upstreamStreamIdleTimeoutMs, idle)
+      ;(s as Duplex & { setTimeout?(ms: number, cb: () => void): void }).setTimeout?.(idleTimeoutMs, idle)
       open.add(s)
       s.once('close', () => open.delete(s))
     }

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { REPO_ROOT } from '../paths.ts'
 
 /** A released Helm 3 that builds with the Go toolchain installed here (Go 1.26). */
 export const HELM_VERSION = 'v3.21.4'
@@ -15,7 +16,6 @@ export const HELM_VERSION = 'v3.21.4'
  *  `helm lint` check charts against it. Set the way Helm's own Makefile does. */
 const KUBE_MINOR = '36'
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const CACHE_DIR = join(REPO_ROOT, '.cache', 'helm')
 export const HELM_BIN = join(CACHE_DIR, HELM_VERSION, 'helm')
 

@@ -13,7 +13,8 @@ import { loadConfig as proxyConfig } from '../../proxy/config.ts'
 import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
 import { backends, type OpenBackend } from '../helpers/backends.ts'
 import { captureLogs } from '../helpers/logs.ts'
-import { flagsFileAt, metric } from '../proxy/proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { flagsFileAt } from '../proxy/proxy-harness.ts'
 
 /** Go's RFC 3339 as json.Marshal prints a time.Time read from PostgreSQL: UTC, fraction trimmed. */
 export const GO_RFC3339_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?Z$/

@@ -9,7 +9,7 @@ import { loadConfig as moviesConfig } from '../../movies-service/config.ts'
 import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
 import { backends, type OpenBackend } from '../helpers/backends.ts'
 import { captureLogs } from '../helpers/logs.ts'
-import { metric } from '../proxy/proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
 
 const [, openPglite] = backends.find(([name]) => name === 'pglite')!
 let backend: OpenBackend

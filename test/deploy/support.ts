@@ -10,6 +10,7 @@ import * as eventsConfig from '../../events-service/config.ts'
 import * as monolithConfig from '../../monolith/config.ts'
 import * as moviesConfig from '../../movies-service/config.ts'
 import * as proxyConfig from '../../proxy/config.ts'
+import { readRouteFile, routeMapEnvVars } from '../../proxy/route-map.ts'
 import { REPO_ROOT } from '../helpers/processes.ts'
 
 export { REPO_ROOT }
@@ -65,6 +66,8 @@ export const SERVICES: readonly ServiceUnderTest[] = [
       'MONOLITH_URL',
       'MOVIES_SERVICE_URL',
       'EVENTS_SERVICE_URL',
+      // and every other upstream URL variable the shipped route map names (a new service's)
+      ...routeMapEnvVars(readRouteFile(join(REPO_ROOT, 'proxy/routes.json'))).filter((v) => !['MONOLITH_URL', 'MOVIES_SERVICE_URL', 'EVENTS_SERVICE_URL'].includes(v)),
       'GRADUAL_MIGRATION',
       'MOVIES_MIGRATION_PERCENT',
       'REDIS_URL',

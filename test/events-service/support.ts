@@ -6,6 +6,7 @@ import type { Kafka } from 'kafkajs'
 import { buildApp, type EventsServiceDeps } from '../../events-service/app.ts'
 import { loadConfig } from '../../events-service/config.ts'
 import { captureLogs } from '../helpers/logs.ts'
+import { metric as readMetric, selector } from '../helpers/metrics.ts'
 import { kafkaClient, uniqueName, waitFor } from '../kafka/helpers.ts'
 
 export { kafkaClient, uniqueName, waitFor }
@@ -102,17 +103,10 @@ export async function readToEnd(kafka: Kafka, topics: string[]): Promise<ReadMes
   return readTopics(kafka, topics, (m) => m.length >= total)
 }
 
-/** Sum of a counter's samples whose labels include `labels`, from GET /metrics. */
+/** Sum of a counter's samples whose labels include `labels`, from GET /metrics (0 when none). */
 export async function metric(app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
   const res = await app.inject({ method: 'GET', url: '/metrics' })
-  let sum = 0
-  for (const line of res.body.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (!m || m[1] !== name) continue
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]))
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3])
-  }
-  return sum
+  return readMetric(res.body, selector(name, labels)) ?? 0
 }
 
 /** The service's "event processed" log lines. */

@@ -3,12 +3,12 @@
 // the test keeps the handle (never kill by name).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 
 export { freePort } from '../../dev/free-port.ts'
 import { freePort } from '../../dev/free-port.ts'
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+export { REPO_ROOT } from '../../dev/paths.ts'
+import { REPO_ROOT } from '../../dev/paths.ts'
 
 export interface ServiceProcess {
   child: ChildProcess
@@ -20,23 +20,8 @@ export interface ServiceProcess {
   stop(graceMs?: number): Promise<number | null>
 }
 
-/** Polls `url` until it answers `status` (default 200), bounded by `timeoutMs`. */
-export async function waitForHttp(url: string, opts: { timeoutMs?: number; status?: number; isAlive?: () => boolean } = {}): Promise<void> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
-  let last = ''
-  while (Date.now() < deadline) {
-    if (opts.isAlive && !opts.isAlive()) throw new Error(`process exited while waiting for ${url}`)
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1_000) })
-      if (res.status === (opts.status ?? 200)) return
-      last = `status ${res.status}`
-    } catch (error) {
-      last = (error as Error).message
-    }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`${url} not ready after ${opts.timeoutMs ?? 30_000} ms (${last})`)
-}
+export { waitForHttp } from '../../dev/wait-for-http.ts'
+import { waitForHttp } from '../../dev/wait-for-http.ts'
 
 /**
  * Starts `entry` (a path relative to the repository, e.g. 'monolith/server.ts') with `env`

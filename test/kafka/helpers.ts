@@ -1,17 +1,10 @@
 // Small shared pieces for the Kafka tests: bounded polling, process and port checks, clients.
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Kafka, logLevel, Partitioners, type logCreator, type Producer } from 'kafkajs'
 
-/** Polls `check` until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`)
-    await sleep(50)
-  }
-}
+/** The shared polling helper (test/helpers/poll.ts), under the name these tests use. */
+export { eventually as waitFor } from '../helpers/poll.ts'
 
 /** True while `pid` is a live process; a zombie (dead, not yet reaped by init) counts as gone. */
 export function isAlive(pid: number): boolean {

@@ -7,7 +7,8 @@ import { createRedis } from '../../lib/redis.ts'
 import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
-import { ADMIN_TOKEN, admin, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { ADMIN_TOKEN, admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
 beforeAll(async () => {

@@ -9,11 +9,11 @@ import { UpstreamFailure } from '../../proxy/upstream-client.ts'
 import { captureLogs } from '../helpers/logs.ts'
 
 const settings = {
-  breakerVolumeThreshold: 10,
-  breakerErrorPercent: 50,
-  breakerResetTimeoutMs: 10_000,
-  breakerWindowMs: 10_000,
-  breakerConsecutiveFailures: 5,
+  volumeThreshold: 10,
+  errorPercent: 50,
+  resetTimeoutMs: 10_000,
+  windowMs: 10_000,
+  consecutiveFailures: 5,
 }
 
 let breakers: UpstreamBreaker[] = []
@@ -59,7 +59,7 @@ describe('consecutive failures', () => {
   })
 
   it('are ignored with BREAKER_CONSECUTIVE_FAILURES=0 (the percentage rule alone)', async () => {
-    const b = make({ breakerConsecutiveFailures: 0 })
+    const b = make({ consecutiveFailures: 0 })
     await times(50, () => ok(b))
     await times(20, () => fail(b))
     expect(b.state()).toBe('closed')
@@ -91,11 +91,11 @@ describe('percentage rule and recovery', () => {
     const b = make()
     await times(5, () => fail(b))
     expect(b.state()).toBe('open')
-    vi.advanceTimersByTime(settings.breakerResetTimeoutMs)
+    vi.advanceTimersByTime(settings.resetTimeoutMs)
     expect(b.state()).toBe('halfOpen')
     await fail(b)
     expect(b.state()).toBe('open')
-    vi.advanceTimersByTime(settings.breakerResetTimeoutMs)
+    vi.advanceTimersByTime(settings.resetTimeoutMs)
     expect(b.state()).toBe('halfOpen')
     await ok(b)
     expect(b.state()).toBe('closed')

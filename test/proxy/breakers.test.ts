@@ -2,7 +2,9 @@
 // answered by legacy (x-route-reason: fallback), POSTs get 503 once and are never replayed;
 // after recovery the breaker half-opens and closes. Legacy down: 503 with Retry-After, no hang.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { admin, eventually, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { eventually } from '../helpers/poll.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
 let proxy: ProxyUnderTest
@@ -65,7 +67,7 @@ describe('target failing', () => {
   })
 
   it('half-opens after the reset timeout, and a failing trial POST is sent once and answered 503', async () => {
-    await eventually(async () => (await moviesState()) === 1, 'breaker half-open')
+    await eventually('breaker half-open', async () => (await moviesState()) === 1)
     const res = await proxy.app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'once' } })
     expect(res.statusCode).toBe(503)
     expect(res.json().error).toMatch(/movies-service answered 500; the request was not retried/)
@@ -76,7 +78,7 @@ describe('target failing', () => {
 
   it('keeps GETs answered by legacy when the target is killed', async () => {
     await stubs.movies.kill()
-    await eventually(async () => (await moviesState()) === 1, 'breaker half-open again')
+    await eventually('breaker half-open again', async () => (await moviesState()) === 1)
     const res = await proxy.app.inject('/api/movies')
     expect([res.statusCode, res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual([200, 'monolith', 'fallback'])
     expect(metric(await metrics(), 'proxy_upstream_failures_total{upstream="movies-service",kind="connect"}')).toBeGreaterThanOrEqual(1)
@@ -86,7 +88,7 @@ describe('target failing', () => {
   it('closes again once the target recovers', async () => {
     stubs.movies.mode = 'ok'
     await stubs.movies.restart()
-    await eventually(async () => (await moviesState()) === 1, 'breaker half-open after recovery')
+    await eventually('breaker half-open after recovery', async () => (await moviesState()) === 1)
     const res = await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'back' } })
     expect([res.statusCode, res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual([200, 'movies-service', 'flag'])
     expect(await moviesState()).toBe(0)
@@ -138,6 +140,6 @@ describe('legacy failing', () => {
     } finally {
       await stubs.monolith.restart()
     }
-    await eventually(async () => (await proxy.app.inject('/ready')).statusCode === 200, 'ready again with the monolith back')
+    await eventually('ready again with the monolith back', async () => (await proxy.app.inject('/ready')).statusCode === 200)
   })
 })

@@ -4,16 +4,25 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { createBreaker } from '../../proxy/breakers.ts'
 import { ENV_VARS, loadConfig } from '../../proxy/config.ts'
-import { loadRouteMap, matchRoute, parseRouteMap, upstreamUrls } from '../../proxy/route-map.ts'
+import { createMetrics } from '../../proxy/metrics.ts'
+import { loadRouteMap, matchRoute, parseRouteMap, readRouteFile } from '../../proxy/route-map.ts'
+import { createPool } from '../../proxy/upstream-client.ts'
+import { captureLogs } from '../helpers/logs.ts'
 import { startService } from '../helpers/processes.ts'
 
-const upstreams = upstreamUrls(loadConfig({}))
+const shipped = readRouteFile(loadConfig({}).routesFile) as { upstreams: unknown[] }
+/** A route map with the shipped upstreams and the given routes. */
+const withRoutes = (routes: unknown[]) => ({ upstreams: shipped.upstreams, routes })
+const upstreamOf = (c: ReturnType<typeof loadConfig>, name: string) => c.routeMap.upstreams.find((u) => u.name === name)?.url
 
 describe('config', () => {
   it('defaults to the original ports and reads the original variables', () => {
     const c = loadConfig({})
-    expect([c.port, c.monolithUrl, c.moviesServiceUrl, c.eventsServiceUrl]).toEqual([8000, 'http://localhost:8080', 'http://localhost:8081', 'http://localhost:8082'])
+    expect([c.port, upstreamOf(c, 'monolith'), upstreamOf(c, 'movies-service'), upstreamOf(c, 'events-service')]).toEqual([8000, 'http://localhost:8080', 'http://localhost:8081', 'http://localhost:8082'])
+    const set = loadConfig({ MONOLITH_URL: 'http://monolith:8080/', MOVIES_SERVICE_URL: 'https://movies.example/base', EVENTS_SERVICE_URL: 'http://events-service:8082' })
+    expect([upstreamOf(set, 'monolith'), upstreamOf(set, 'movies-service'), upstreamOf(set, 'events-service')]).toEqual(['http://monolith:8080', 'https://movies.example/base', 'http://events-service:8082'])
     expect([c.gradualMigration, c.moviesMigrationPercent, c.unleashUrl, c.adminToken, c.redisUrl]).toEqual([undefined, undefined, undefined, undefined, undefined])
     const legacy = loadConfig({ GRADUAL_MIGRATION: 'true', MOVIES_MIGRATION_PERCENT: '35' })
     expect([legacy.gradualMigration, legacy.moviesMigrationPercent]).toEqual([true, 35])
@@ -40,7 +49,7 @@ describe('config', () => {
 
 describe('route map', () => {
   it('ships /api/movies split by movies-migration (its health check always to movies-service), /api/events to events-service, the rest to the monolith', () => {
-    const routes = loadRouteMap(loadConfig({}).routesFile, upstreams)
+    const { routes } = loadRouteMap(loadConfig({}).routesFile, {})
     expect(routes.map((r) => [r.name, r.prefix, r.legacy.name, r.target?.name, r.flag])).toEqual([
       ['movies', '/api/movies', 'monolith', 'movies-service', 'movies-migration'],
       ['movies-health', '/api/movies/health', 'movies-service', undefined, undefined],
@@ -55,25 +64,42 @@ describe('route map', () => {
   })
 
   const catchAll = { name: 'default', prefix: '/', legacy: 'monolith' }
+  const monolith = { name: 'monolith', url: { env: 'MONOLITH_URL', default: 'http://localhost:8080' } }
   const invalid: Array<[unknown, RegExp]> = [
-    [{ routes: [{ ...catchAll, legacy: 'monolit' }] }, /\/routes\/0\/legacy: unknown upstream "monolit" \(known: monolith, movies-service, events-service\)/],
-    [{ routes: [{ name: 'm', prefix: '/api/movies', legacy: 'monolith', target: 'movies-service' }, catchAll] }, /\/routes\/0: "target" and "flag" go together/],
-    [{ routes: [{ name: 'm', prefix: '/api/movies', legacy: 'monolith' }] }, /a catch-all route with prefix "\/" is required/],
-    [{ routes: [{ name: 'h', prefix: '/health', legacy: 'monolith' }, catchAll] }, /\/routes\/0\/prefix: "\/health" is answered by the proxy itself/],
-    [{ routes: [{ name: 'm', prefix: 'api/movies/', legacy: 'monolith' }, catchAll] }, /\/routes\/0\/prefix: Expected string to match .* \(got "api\/movies\/"\)/],
-    [{ routes: [catchAll, { ...catchAll, name: 'again' }] }, /\/routes\/1\/prefix: duplicate prefix "\/"/],
-    [{ routes: [{ ...catchAll, weight: 3 }] }, /\/routes\/0\/weight: Unexpected property/],
+    [withRoutes([{ ...catchAll, legacy: 'monolit' }]), /\/routes\/0\/legacy: unknown upstream "monolit" \(declared: monolith, movies-service, events-service\)/],
+    [withRoutes([{ name: 'm', prefix: '/api/movies', legacy: 'monolith', target: 'movies-service' }, catchAll]), /\/routes\/0: "target" and "flag" go together/],
+    [withRoutes([{ name: 'm', prefix: '/api/movies', legacy: 'monolith' }]), /a catch-all route with prefix "\/" is required/],
+    [withRoutes([{ name: 'h', prefix: '/health', legacy: 'monolith' }, catchAll]), /\/routes\/0\/prefix: "\/health" is answered by the proxy itself/],
+    [withRoutes([{ name: 'm', prefix: 'api/movies/', legacy: 'monolith' }, catchAll]), /\/routes\/0\/prefix: Expected string to match .* \(got "api\/movies\/"\)/],
+    [withRoutes([catchAll, { ...catchAll, name: 'again' }]), /\/routes\/1\/prefix: duplicate prefix "\/"/],
+    [withRoutes([{ ...catchAll, weight: 3 }]), /\/routes\/0\/weight: Unexpected property/],
     [{ route: [] }, /routes/],
+    [{ routes: [catchAll] }, /\/upstreams: Expected required property/],
+    [{ upstreams: [monolith, { ...monolith }], routes: [catchAll] }, /\/upstreams\/1\/name: duplicate upstream name "monolith"/],
+    [{ upstreams: [{ name: 'monolith', url: 'monolith:8080' }], routes: [catchAll] }, /\/upstreams\/0\/url must use http or https/],
+    [{ upstreams: [{ name: 'monolith', url: { env: 'NO_SUCH_URL' } }], routes: [catchAll] }, /\/upstreams\/0\/url: NO_SUCH_URL is required \(the route map gives no default\)/],
+    [{ upstreams: [{ ...monolith, url: { env: 'MONOLITH_URL', default: 'nope' } }], routes: [catchAll] }, /\/upstreams\/0\/url\/default must be a URL/],
+    [{ upstreams: [{ ...monolith, breaker: { errorPercent: 150 } }], routes: [catchAll] }, /\/upstreams\/0\/breaker\/errorPercent: Expected integer to be less or equal to 100/],
+    [{ upstreams: [{ ...monolith, pool: { connectTimeout: 5 } }], routes: [catchAll] }, /\/upstreams\/0\/pool\/connectTimeout: Unexpected property/],
+    [{ upstreams: [monolith, { name: 'spare', url: 'http://spare:1' }], routes: [catchAll] }, /\/upstreams\/1: upstream "spare" is not used by any route/],
   ]
   for (const [raw, message] of invalid) {
     it(`rejects ${JSON.stringify(raw).slice(0, 90)}`, () => {
-      expect(() => parseRouteMap(raw, upstreams, 'routes.json')).toThrow(message)
+      expect(() => parseRouteMap(raw, {}, 'routes.json')).toThrow(message)
     })
   }
 
   it('names the file when it is not JSON', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'routes-')), 'routes.json')
     writeFileSync(file, '{ routes: ')
-    expect(() => loadRouteMap(file, upstreams)).toThrow(new RegExp(`route map ${file}: .*JSON`))
+    expect(() => loadRouteMap(file, {})).toThrow(new RegExp(`route map ${file}: .*JSON`))
+  })
+})
+
+describe('components validate their own options where they are created', () => {
+  it('names the component and the field', () => {
+    const breaker = { volumeThreshold: 10, errorPercent: 150, resetTimeoutMs: 1_000, consecutiveFailures: 5, windowMs: 10_000 }
+    expect(() => createBreaker('users-service', breaker, createMetrics(), captureLogs().logger)).toThrow(/breaker of users-service: invalid options: \/errorPercent: Expected integer to be less or equal to 100/)
+    expect(() => createPool('http://users:1', { connections: 0, connectTimeoutMs: 1, responseTimeoutMs: 1, streamIdleTimeoutMs: 1 })).toThrow(/pool of http:\/\/users:1: invalid options: \/connections/)
   })
 })

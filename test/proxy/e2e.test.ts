@@ -4,7 +4,9 @@
 // not take /api/movies down.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ServiceProcess } from '../helpers/processes.ts'
-import { ADMIN_TOKEN, eventually, flagsFileAt, metric, writeFlagsFile } from './proxy-harness.ts'
+import { eventually } from '../helpers/poll.ts'
+import { metric } from '../helpers/metrics.ts'
+import { ADMIN_TOKEN, flagsFileAt, writeFlagsFile } from './proxy-harness.ts'
 import { startRealStack, type RealStack } from './real-stack.ts'
 
 let movies: ServiceProcess
@@ -84,7 +86,7 @@ describe('proxy in front of the real services', () => {
     expect([created.status, created.headers.get('x-upstream')]).toEqual([201, 'movies-service'])
     const movie = await created.json()
     writeFlagsFile(flagsFile, 0)
-    await eventually(async () => (await get('/api/movies', { 'x-user-id': 'editor' })).headers.get('x-upstream') === 'monolith', 'the proxy to follow the file to 0 %')
+    await eventually('the proxy to follow the file to 0 %', async () => (await get('/api/movies', { 'x-user-id': 'editor' })).headers.get('x-upstream') === 'monolith')
     const readBack = await get(`/api/movies?id=${movie.id}`, { 'x-user-id': 'editor' })
     expect([readBack.status, readBack.headers.get('x-upstream'), readBack.headers.get('x-route-reason')]).toEqual([200, 'monolith', 'flag'])
     expect(await readBack.json()).toEqual(movie)

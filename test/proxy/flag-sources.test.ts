@@ -5,7 +5,9 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../helpers/processes.ts'
-import { admin, eventually, flagsFileAt, metric, startProxy, startStubs, writeFlagsFile, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { eventually } from '../helpers/poll.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, flagsFileAt, startProxy, startStubs, writeFlagsFile, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
 beforeAll(async () => {
@@ -33,14 +35,14 @@ describe('flags file', () => {
   it('follows edits of the file without a restart', async () => {
     expect(await targetShare(proxy)).toBe(0)
     writeFlagsFile(proxy.flagsFile, 100)
-    await eventually(async () => (await state(proxy)).routes[0].percent === 100, 'the proxy to load 100 % from the file')
+    await eventually('the proxy to load 100 % from the file', async () => (await state(proxy)).routes[0].percent === 100)
     expect(await targetShare(proxy)).toBe(1)
     expect(await rolloutSeries(proxy)).toEqual(['proxy_rollout_percent{route="movies",flag="movies-migration",source="file"} 100'])
   })
 
   it('keeps the last good flags when the file is broken, and reports it', async () => {
     writeFileSync(proxy.flagsFile, '{"features": [ oops')
-    await eventually(async () => (await state(proxy)).flags.healthy === false, 'the broken file to be noticed')
+    await eventually('the broken file to be noticed', async () => (await state(proxy)).flags.healthy === false)
     const s = await state(proxy)
     expect(s.flags.lastError).toMatch(/flags\.json: .*JSON/)
     expect(s.routes[0].percent).toBe(100)
@@ -51,7 +53,7 @@ describe('flags file', () => {
     expect(proxy.logs.lines.some((l) => l.level === 50 && String(l.msg).startsWith('flags file rejected'))).toBe(true)
 
     writeFlagsFile(proxy.flagsFile, 30)
-    await eventually(async () => (await state(proxy)).flags.healthy === true, 'the repaired file to be loaded')
+    await eventually('the repaired file to be loaded', async () => (await state(proxy)).flags.healthy === true)
     expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_flag_source_up{source="file"}')).toBe(1)
     const share = await targetShare(proxy)
     expect(share).toBeGreaterThan(0.2)
@@ -78,7 +80,7 @@ describe('GRADUAL_MIGRATION / MOVIES_MIGRATION_PERCENT (the original variables)'
       // The file does not move a pinned flag, and neither does the admin API.
       const loadedAt = (await state(proxy)).flags.lastSuccessAt
       writeFlagsFile(proxy.flagsFile, 50)
-      await eventually(async () => (await state(proxy)).flags.lastSuccessAt !== loadedAt, 'the edited file to be read')
+      await eventually('the edited file to be read', async () => (await state(proxy)).flags.lastSuccessAt !== loadedAt)
       const put = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 0 } })
       expect(put.statusCode).toBe(409)
       expect(put.json().error).toMatch(/pinned by GRADUAL_MIGRATION/)
@@ -122,7 +124,7 @@ describe('Unleash configured but unreachable', () => {
     })
     try {
       expect(await targetShare(proxy)).toBe(1)
-      await eventually(async () => (await state(proxy)).flags.lastError !== undefined, 'the failed fetch to be reported')
+      await eventually('the failed fetch to be reported', async () => (await state(proxy)).flags.lastError !== undefined)
       const s = await state(proxy)
       expect(s.flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false })
       expect(s.routes[0]).toMatchObject({ percent: 100, source: 'file' })

@@ -5,7 +5,8 @@
 import type net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
-import { flagsFileAt, metric, startStubs, type Stubs } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { flagsFileAt, startStubs, type Stubs } from './proxy-harness.ts'
 import { closedWithin, connect, rawRequest, readAnswer } from './raw-client.ts'
 
 let stubs: Stubs

@@ -5,7 +5,8 @@
 import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
 let proxy: ProxyUnderTest

@@ -3,7 +3,8 @@
 // upstreams keep answering normal requests afterwards.
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { admin, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 import { rawRequest } from './raw-client.ts'
 
 let stubs: Stubs

@@ -7,7 +7,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
-import { admin, flagsFileAt, metric, startProxy, type ProxyUnderTest } from './proxy-harness.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, flagsFileAt, startProxy, type ProxyUnderTest } from './proxy-harness.ts'
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 
 interface StreamingUpstream {

@@ -11,16 +11,33 @@ import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
 
-/** A copy of the shipped flags/flags.json with movies-migration at `percent`, in a temp directory. */
-export function flagsFileAt(percent: number, dir = mkdtempSync(join(tmpdir(), 'proxy-flags-'))): string {
+/** Rollout percent per flag name; a bare number is the shipped movies-migration flag's. */
+export type Rollouts = number | Record<string, number>
+
+/** A copy of the shipped flags/flags.json with the given rollouts, in a temp directory. */
+export function flagsFileAt(rollouts: Rollouts, dir = mkdtempSync(join(tmpdir(), 'proxy-flags-'))): string {
   const file = join(dir, 'flags.json')
-  writeFlagsFile(file, percent)
+  writeFlagsFile(file, rollouts)
   return file
 }
 
-export function writeFlagsFile(file: string, percent: number): void {
+/**
+ * Writes the shipped flags file with each named flag's flexibleRollout set to its percent; a
+ * flag the shipped file lacks is added (defined, enabled, one sticky rollout strategy), as a
+ * migration team adds the flag of a new route.
+ */
+export function writeFlagsFile(file: string, rollouts: Rollouts): void {
   const doc = JSON.parse(readFileSync(join(REPO_ROOT, 'flags/flags.json'), 'utf8'))
-  doc.featureStrategies[0].parameters.rollout = String(percent)
+  for (const [flag, percent] of Object.entries(typeof rollouts === 'number' ? { 'movies-migration': rollouts } : rollouts)) {
+    let strategy = doc.featureStrategies.find((s: { featureName: string }) => s.featureName === flag)
+    if (!strategy) {
+      doc.features.push({ name: flag, type: 'release', project: 'default', stale: false, impressionData: false, archived: false })
+      doc.featureEnvironments.push({ enabled: true, featureName: flag, environment: doc.featureEnvironments[0].environment, variants: [], name: flag })
+      strategy = { name: 'flexibleRollout', featureName: flag, title: null, parameters: { groupId: flag, stickiness: 'default' }, constraints: [], variants: [], disabled: false, segments: [] }
+      doc.featureStrategies.push(strategy)
+    }
+    strategy.parameters.rollout = String(percent)
+  }
   writeFileSync(file, JSON.stringify(doc, null, 2))
 }
 
@@ -60,19 +77,3 @@ export async function startProxy(stubs: Stubs, env: Record<string, string> = {},
 }
 
 export const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
-
-/** Polls `check` until it returns true, bounded; for changes that take effect asynchronously. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-}
-
-/** One metric sample from /metrics text, e.g. metric(text, 'proxy_breaker_state{upstream="movies-service"}'). */
-export function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}

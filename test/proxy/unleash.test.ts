@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { createEmptyDatabase, type TestDatabase } from '../helpers/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
-import { admin, eventually, flagsFileAt, metric, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
+import { eventually } from '../helpers/poll.ts'
+import { metric } from '../helpers/metrics.ts'
+import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 const ADMIN = '*:*.suite-admin-0123456789abcdef'
 const CLIENT = 'default:development.proxy-client-0123456789abcdef'
@@ -70,10 +72,10 @@ describe('flags from a real Unleash server', () => {
   let at30: Map<string, string>
 
   it('routes by the rollout set in Unleash', async () => {
-    await eventually(async () => {
+    await eventually('the proxy to fetch movies-migration at 30 % from Unleash', async () => {
       const route = (await state()).routes[0]
       return route.source === 'unleash' && route.percent === 30
-    }, 'the proxy to fetch movies-migration at 30 % from Unleash', 30_000)
+    })
     const s = await state()
     expect(s.flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: true, location: `${unleash.url}/api` })
     at30 = await sides()
@@ -85,7 +87,7 @@ describe('flags from a real Unleash server', () => {
 
   it('follows a rollout change made in Unleash, moving users only from legacy to the target', async () => {
     await unleashApi('PUT', `${FEATURE}/environments/development/strategies/${strategyId}`, rollout(60))
-    await eventually(async () => (await state()).routes[0].percent === 60, 'the proxy to follow the change to 60 %', 30_000)
+    await eventually('the proxy to follow the change to 60 %', async () => (await state()).routes[0].percent === 60)
     const at60 = await sides()
     expect(share(at60)).toBeGreaterThan(0.56)
     expect(share(at60)).toBeLessThan(0.64)
@@ -103,7 +105,7 @@ describe('flags from a real Unleash server', () => {
   it('keeps the last flags from Unleash when Unleash goes away, and says so', { timeout: 90_000 }, async () => {
     const before = await sides()
     await unleash.stop()
-    await eventually(async () => (await state()).flags.healthy === false, 'the proxy to notice Unleash is gone', 30_000)
+    await eventually('the proxy to notice Unleash is gone', async () => (await state()).flags.healthy === false)
     expect((await state()).routes[0]).toMatchObject({ percent: 60, source: 'unleash' })
     expect(await sides()).toEqual(before)
     expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(0)
