@@ -6,8 +6,9 @@
 import type { FastifyInstance } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { HTTP_METHODS } from '../lib/http/errors.ts'
 
-export const FORWARDED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+export const FORWARDED_METHODS = HTTP_METHODS
 const FORWARDED = new Set<string>(FORWARDED_METHODS)
 const ALLOW = FORWARDED_METHODS.join(', ')
 

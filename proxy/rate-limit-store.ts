@@ -4,6 +4,7 @@
 // never race. A Redis error never becomes the outage: the request passes (fail open) and
 // `onError` is told, so it can be counted and logged.
 import type { FastifyRateLimitOptions, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
+import type { ChainableCommander } from 'ioredis'
 import type { Redis } from '../lib/redis.ts'
 
 export interface RedisRateLimitStoreOptions {
@@ -26,36 +27,15 @@ export class RedisRateLimitStore {
   /** Counts one request of `key` in its window; `ttl` is what is left of the window in ms. */
   incr(key: string, callback: Callback, timeWindow: number): void {
     const counter = this.keyPrefix + key
-    this.options.redis
-      .multi()
-      .set(counter, 0, 'PX', timeWindow, 'NX')
-      .incr(counter)
-      .pttl(counter)
-      .exec()
-      .then((replies) => {
-        const failed = replies?.find(([error]) => error)?.[0]
-        if (!replies || failed) throw failed ?? new Error('rate-limit transaction aborted')
-        const ttl = Number(replies[2][1])
-        callback(null, { current: Number(replies[1][1]), ttl: ttl > 0 ? ttl : timeWindow })
-      })
-      .catch((error: Error) => this.failOpen(error, callback, timeWindow))
+    const transaction = this.options.redis.multi().set(counter, 0, 'PX', timeWindow, 'NX').incr(counter).pttl(counter)
+    this.run(transaction, ([, current, ttl]) => ({ current: Number(current), ttl: Number(ttl) > 0 ? Number(ttl) : timeWindow }), callback, timeWindow)
   }
 
   /** The state of `key` without counting a request (`{increment: false}` in the plugin). */
   read(key: string, callback: Callback, timeWindow: number): void {
     const counter = this.keyPrefix + key
-    this.options.redis
-      .multi()
-      .get(counter)
-      .pttl(counter)
-      .exec()
-      .then((replies) => {
-        const failed = replies?.find(([error]) => error)?.[0]
-        if (!replies || failed) throw failed ?? new Error('rate-limit transaction aborted')
-        const ttl = Number(replies[1][1])
-        callback(null, { current: Number(replies[0][1] ?? 0), ttl: ttl > 0 ? ttl : 0 })
-      })
-      .catch((error: Error) => this.failOpen(error, callback, timeWindow))
+    const transaction = this.options.redis.multi().get(counter).pttl(counter)
+    this.run(transaction, ([current, ttl]) => ({ current: Number(current ?? 0), ttl: Number(ttl) > 0 ? Number(ttl) : 0 }), callback, timeWindow)
   }
 
   /** A store for a route with its own limit: its counters live under the route's own prefix. */
@@ -63,9 +43,19 @@ export class RedisRateLimitStore {
     return new RedisRateLimitStore(this.options, `${this.keyPrefix}${routeOptions.routeInfo.method}${routeOptions.routeInfo.url}-`)
   }
 
-  private failOpen(error: Error, callback: Callback, timeWindow: number): void {
-    this.options.onError(error)
-    callback(null, { current: 0, ttl: timeWindow })
+  /** Runs one MULTI; any failed reply (or a dropped transaction) fails open. */
+  private run(transaction: ChainableCommander, result: (replies: unknown[]) => RateLimitResult, callback: Callback, timeWindow: number): void {
+    transaction
+      .exec()
+      .then((replies) => {
+        const failed = replies?.find(([error]) => error)?.[0]
+        if (!replies || failed) throw failed ?? new Error('rate-limit transaction aborted')
+        callback(null, result(replies.map(([, value]) => value)))
+      })
+      .catch((error: Error) => {
+        this.options.onError(error)
+        callback(null, { current: 0, ttl: timeWindow })
+      })
   }
 }
 

@@ -62,12 +62,14 @@ export function registerErrorHandlers(app: FastifyInstance): void {
   })
 }
 
+/** The methods the services answer (and the edge proxy forwards); anything else is a 405. */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+
 /** Answers 405 JSON (with Allow) for the methods a path does not serve. */
 export function methodNotAllowed(app: FastifyInstance, url: string, allowed: readonly string[]): void {
-  const all = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
   const allow = new Set(allowed.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])))
   app.route({
-    method: all.filter((m) => !allow.has(m)),
+    method: HTTP_METHODS.filter((m) => !allow.has(m)),
     url,
     schema: { hide: true }, // not part of the API: left out of the OpenAPI document
     handler: async (request, reply) => {
