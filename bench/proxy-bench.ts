@@ -1,13 +1,22 @@
-// npm run bench: requests/s and latency of the proxy with every feature on, against nginx
-// (split_clients) as the reference and the upstream called directly. Not part of npm test.
+// npm run bench: requests/s and latency of this proxy with every feature on, side by side in
+// one run with its peers (not part of npm test; a benchmark is not a test):
+//   nginx    split_clients by X-User-Id, 1 worker (the reference; skipped when nginx is absent)
+//   bare     node:http + undici Pool, random split, no features (the Node ceiling)
+//   fastify  Fastify + @fastify/http-proxy, random split, logs off (the naive proxy)
+//   proxy    this proxy: flags (file), sticky split, breakers, metrics, rate limit with real
+//            counters (Redis when redis-server is installed), access log to a file, admin on
+// All answer GET /api/movies (a ~1 KB JSON) from two stub upstreams, 30 % to the target.
+// With taskset the load generator runs on core 0 and everything else on core 1 (2-core
+// machine); wrk drives saturation when installed (autocannon otherwise), and autocannon
+// measures latency at a fixed, non-saturating rate. Printed: each run, the medians, the
+// medians of the per-repetition ratios.
 //
-//   BENCH_DURATION_S (default 8)   length of each measured run
-//   BENCH_REPS       (default 3)   repetitions; the three targets alternate within each
-//   BENCH_CONNECTIONS (default 50)
-//   BENCH_NGINX_WORKERS (default 1: one process, like the proxy)
+//   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
+//   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
+//   BENCH_ONLY=proxy,bare  a subset of the rows               BENCH_REDIS=0   in-process counters
+//   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
 //
-// Everything runs on 127.0.0.1; every process started here is stopped by its handle at the end.
-import autocannon from 'autocannon'
+// Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,22 +28,36 @@ import { waitForHttp } from '../dev/wait-for-http.ts'
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const NGINX_WORKERS = Number(process.env.BENCH_NGINX_WORKERS ?? 1)
-const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p))
+const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
+const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
+const ONLY = process.env.BENCH_ONLY?.split(',')
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
+
+const which = (name: string, dirs = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) => dirs.map((d) => join(d, name)).find((p) => existsSync(p))
+const NGINX = which('nginx')
+const WRK = which('wrk')
+const TASKSET = which('taskset')
+const REDIS = process.env.BENCH_REDIS === '0' ? undefined : which('redis-server')
+// Load on core 0, servers on core 1 (when the machine has them).
+const PIN = TASKSET && (spawnSync('nproc').stdout?.toString().trim() ?? '1') !== '1'
+const pinned = (core: number, command: string, args: string[]): [string, string[]] => (PIN ? [TASKSET!, ['-c', String(core), command, ...args]] : [command, args])
 
 const work = mkdtempSync(join(tmpdir(), 'proxy-bench-'))
 const children: ChildProcess[] = []
 let nginxPid: number | undefined
 
-function start(args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+function start(command: string, args: string[], env: Record<string, string>, logFile: string): ChildProcess {
   const out = openSync(logFile, 'a')
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] })
+  const [cmd, argv] = pinned(1, command, args)
+  const child = spawn(cmd, argv, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] })
   children.push(child)
   return child
 }
+const startNode = (args: string[], env: Record<string, string>, logFile: string) => start(process.execPath, args, env, logFile)
 
-function cleanup(): void {
+async function stopAll(): Promise<void> {
+  const exits = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r)))
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
   if (nginxPid) {
     try {
@@ -42,8 +65,13 @@ function cleanup(): void {
     } catch {}
     nginxPid = undefined
   }
+  await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000))])
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
 }
-process.on('exit', cleanup)
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  if (nginxPid) process.kill(nginxPid, 'SIGTERM')
+})
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
 
 interface Run {
@@ -54,28 +82,50 @@ interface Run {
   non2xx: number
 }
 
-const userIds = Array.from({ length: 10_000 }, (_, i) => `user-${i}`)
+function run(command: string, args: string[], timeoutMs: number): string {
+  const [cmd, argv] = pinned(0, command, args)
+  const result = spawnSync(cmd, argv, { cwd: REPO_ROOT, encoding: 'utf8', timeout: timeoutMs })
+  if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr || result.error?.message}`)
+  return result.stdout
+}
 
-async function measure(url: string, seconds: number): Promise<Run> {
-  let n = 0
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: seconds,
-    requests: [
-      {
-        method: 'GET',
-        path: '/api/movies',
-        // A different user per request: the proxy evaluates the flag for each, nginx hashes the header.
-        setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { 'x-user-id': userIds[n++ % userIds.length] } }),
-      },
-    ],
-  })
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx }
+const WRK_SCRIPT = join(work, 'users.lua')
+writeFileSync(
+  WRK_SCRIPT,
+  `-- A different user per request: the proxy evaluates the flag for each, nginx hashes the header.
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/api/movies", { ["x-user-id"] = "user-" .. (n % 10000) })
+end
+`,
+)
+
+function wrkMs(text: string): number {
+  const [, value, unit] = /^([\d.]+)(us|ms|s)$/.exec(text)!
+  return Number(value) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
+}
+
+function saturate(url: string, seconds: number): Run {
+  if (!WRK) return autocannonRun(url, seconds)
+  const out = run(WRK, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', WRK_SCRIPT, url], (seconds + 30) * 1000)
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
+    p50: wrkMs(/ 50%\s+(\S+)/.exec(out)![1]!),
+    p99: wrkMs(/ 99%\s+(\S+)/.exec(out)![1]!),
+    errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+  }
+}
+
+function autocannonRun(url: string, seconds: number, rate?: number): Run {
+  const args = ['--import', 'tsx', 'bench/load-autocannon.ts', url, String(CONNECTIONS), String(seconds), ...(rate ? [String(rate)] : [])]
+  return JSON.parse(run(process.execPath, args, (seconds + 60) * 1000).trim().split('\n').pop()!) as Run
 }
 
 function nginxConfig(port: number, monolith: number, movies: number): string {
-  return `worker_processes ${NGINX_WORKERS};
+  return `worker_processes 1;
 daemon on;
 pid ${work}/nginx.pid;
 error_log ${work}/nginx-error.log warn;
@@ -101,83 +151,139 @@ http {
 `
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const fmt = (run: Run) =>
+  `${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms${run.errors || run.non2xx ? `  errors ${run.errors} non-2xx ${run.non2xx}` : ''}`
 
 async function main(): Promise<void> {
-  const [monolithPort, moviesPort, proxyPort, nginxPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
-  start(['--import', 'tsx', 'bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'))
-  start(['--import', 'tsx', 'bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'))
-  const flagsFile = join(work, 'flags.json')
-  const flags = JSON.parse(readFileSync(join(REPO_ROOT, 'flags/flags.json'), 'utf8'))
-  flags.featureStrategies[0].parameters.rollout = String(ROLLOUT)
-  writeFileSync(flagsFile, JSON.stringify(flags))
-  const accessLog = join(work, 'proxy-access.log')
-  start(
-    ['--import', 'tsx', 'proxy/server.ts'],
-    {
-      PORT: String(proxyPort),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      MONOLITH_URL: `http://127.0.0.1:${monolithPort}`,
-      MOVIES_SERVICE_URL: `http://127.0.0.1:${moviesPort}`,
-      EVENTS_SERVICE_URL: `http://127.0.0.1:${monolithPort}`,
-      FLAGS_FILE: flagsFile,
-      ADMIN_TOKEN: 'bench-admin-token-0123456789',
-      RATE_LIMIT_MAX: '1000000000',
-    },
-    accessLog,
-  )
-  await waitForHttp(`http://127.0.0.1:${monolithPort}/`)
-  await waitForHttp(`http://127.0.0.1:${moviesPort}/`)
-  await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
+  const port = () => freePort()
+  const [monolithPort, moviesPort] = [await port(), await port()]
+  const monolith = `http://127.0.0.1:${monolithPort}`
+  const movies = `http://127.0.0.1:${moviesPort}`
+  startNode(['--import', 'tsx', 'bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'))
+  startNode(['--import', 'tsx', 'bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'))
+  await waitForHttp(`${monolith}/`)
+  await waitForHttp(`${movies}/`)
 
-  const targets: Array<{ name: string; url: string }> = [
-    { name: 'proxy', url: `http://127.0.0.1:${proxyPort}` },
-    { name: 'direct', url: `http://127.0.0.1:${monolithPort}` },
-  ]
-  if (NGINX) {
+  const targets: Array<{ name: string; url: string }> = []
+  const wanted = (name: string) => !ONLY || ONLY.includes(name)
+
+  if (wanted('nginx') && NGINX) {
+    const nginxPort = await port()
     const conf = join(work, 'nginx.conf')
     writeFileSync(conf, nginxConfig(nginxPort, monolithPort, moviesPort))
-    const started = spawnSync(NGINX, ['-p', work, '-c', conf], { encoding: 'utf8', timeout: 10_000 })
+    const [cmd, argv] = pinned(1, NGINX, ['-p', work, '-c', conf])
+    const started = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 10_000 })
     if (started.status !== 0) throw new Error(`nginx did not start: ${started.stderr}`)
     nginxPid = Number(readFileSync(join(work, 'nginx.pid'), 'utf8'))
     await waitForHttp(`http://127.0.0.1:${nginxPort}/`)
-    targets.unshift({ name: 'nginx', url: `http://127.0.0.1:${nginxPort}` })
-  } else {
-    console.log('nginx not found: measuring the proxy against the direct upstream only')
+    targets.push({ name: 'nginx', url: `http://127.0.0.1:${nginxPort}` })
+  } else if (wanted('nginx')) console.log('nginx not installed: no nginx row')
+
+  for (const [name, script] of [['bare', 'bench/peers/bare-proxy.ts'], ['fastify', 'bench/peers/fastify-proxy.ts']] as const) {
+    if (!wanted(name)) continue
+    const p = await port()
+    startNode(['--import', 'tsx', script, String(p), monolith, movies, String(ROLLOUT)], {}, join(work, `${name}.log`))
+    await waitForHttp(`http://127.0.0.1:${p}/api/movies`)
+    targets.push({ name, url: `http://127.0.0.1:${p}` })
   }
 
-  console.log(`${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users)`)
-  for (const t of targets) await measure(t.url, 2) // warm-up (JIT, keep-alive pools)
+  let accessLog: string | undefined
+  if (wanted('proxy')) {
+    const proxyPort = await port()
+    const env: Record<string, string> = {}
+    if (REDIS) {
+      const redisPort = await port()
+      start(REDIS, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], {}, join(work, 'redis.log'))
+      env.REDIS_URL = `redis://127.0.0.1:${redisPort}`
+      const deadline = Date.now() + 10_000
+      while (!readFileSync(join(work, 'redis.log'), 'utf8').includes('Ready to accept')) {
+        if (Date.now() > deadline) throw new Error('redis-server did not start')
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    const flagsFile = join(work, 'flags.json')
+    const flags = JSON.parse(readFileSync(join(REPO_ROOT, 'flags/flags.json'), 'utf8'))
+    flags.featureStrategies[0].parameters.rollout = String(ROLLOUT)
+    writeFileSync(flagsFile, JSON.stringify(flags))
+    accessLog = join(work, 'proxy-access.log')
+    const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
+    startNode(
+      [...profile, '--import', 'tsx', 'proxy/server.ts'],
+      {
+        ...env,
+        PORT: String(proxyPort),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        MONOLITH_URL: monolith,
+        MOVIES_SERVICE_URL: movies,
+        EVENTS_SERVICE_URL: monolith,
+        FLAGS_FILE: flagsFile,
+        ADMIN_TOKEN: 'bench-admin-token-0123456789',
+        RATE_LIMIT_MAX: '1000000000',
+        ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
+      },
+      accessLog,
+    )
+    await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
+    targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}` })
+  }
 
-  const runs: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
+  const pinning = PIN ? 'load on core 0, servers on core 1' : 'unpinned (no taskset or one core)'
+  console.log(
+    `${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users); ` +
+      `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by autocannon; ${pinning}; ` +
+      `proxy rate-limit counters ${REDIS ? 'in Redis' : 'in process'}`,
+  )
+  for (const t of targets) saturate(t.url, 2) // warm-up (JIT, keep-alive pools)
+
+  const sat: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
+  const fixed: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
   for (let rep = 0; rep < REPS; rep++) {
     // Rotate the order so no target always runs first (or right after another one).
-    const order = targets.map((_, i) => targets[(i + rep) % targets.length])
+    const order = targets.map((_, i) => targets[(i + rep) % targets.length]!)
     for (const t of order) {
-      const run = await measure(t.url, DURATION)
-      runs[t.name].push(run)
-      console.log(`  rep ${rep + 1} ${t.name.padEnd(6)} ${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50} ms  p99 ${run.p99} ms${run.errors || run.non2xx ? `  errors ${run.errors} non-2xx ${run.non2xx}` : ''}`)
+      const s = saturate(t.url, DURATION)
+      sat[t.name]!.push(s)
+      console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
+      const f = autocannonRun(t.url, FIXED_S, FIXED_RATE)
+      fixed[t.name]!.push(f)
+      console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
   }
 
-  const summary = Object.fromEntries(
-    targets.map((t) => [t.name, { rps: median(runs[t.name].map((r) => r.rps)), p50: median(runs[t.name].map((r) => r.p50)), p99: median(runs[t.name].map((r) => r.p99)) }]),
-  )
-  console.log('\nmedians:')
-  for (const [name, s] of Object.entries(summary)) console.log(`  ${name.padEnd(6)} ${Math.round(s.rps).toString().padStart(6)} req/s  p50 ${s.p50} ms  p99 ${s.p99} ms`)
-  const ratio = (a: number, b: number) => (a / b).toFixed(2)
-  console.log(`\nproxy/direct: ${ratio(summary.proxy.rps, summary.direct.rps)}x req/s, p99 ${ratio(summary.proxy.p99, summary.direct.p99)}x`)
-  if (summary.nginx) {
-    console.log(`proxy/nginx:  ${ratio(summary.proxy.rps, summary.nginx.rps)}x req/s (target >= 0.5), p99 ${ratio(summary.proxy.p99, summary.nginx.p99)}x (target <= 2)`)
+  console.log('\nmedians (saturation | fixed rate):')
+  for (const t of targets) {
+    const s = sat[t.name]!
+    const f = fixed[t.name]!
+    console.log(
+      `  ${t.name.padEnd(7)} ${Math.round(median(s.map((r) => r.rps))).toString().padStart(6)} req/s  p99 ${median(s.map((r) => r.p99)).toFixed(2)} ms | ` +
+        `p50 ${median(f.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(f.map((r) => r.p99)).toFixed(2)} ms`,
+    )
   }
-  console.log(`\nproxy access log: ${statSync(accessLog).size} bytes written during the runs`)
+  // Medians of the ratios paired within each repetition (the runs of one repetition are adjacent in time).
+  const ratio = (a: string, b: string) => {
+    if (!sat[a] || !sat[b]) return undefined
+    const rs = sat[a]!.map((r, i) => r.rps / sat[b]![i]!.rps)
+    return `${median(rs).toFixed(2)}x (${rs.map((r) => r.toFixed(2)).join(', ')})`
+  }
+  console.log('\nrequests/s ratios (median of paired repetitions):')
+  for (const [a, b, goal] of [
+    ['proxy', 'bare', ' goal >= 0.9'],
+    ['proxy', 'fastify', ' goal >= 1.5'],
+    ['proxy', 'nginx', ''],
+    ['bare', 'nginx', ''],
+    ['fastify', 'nginx', ''],
+  ] as const) {
+    const r = ratio(a, b)
+    if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
+  }
+  if (accessLog) console.log(`\nproxy access log: ${statSync(accessLog).size} bytes written during the runs`)
 }
 
 try {
   await main()
 } finally {
-  cleanup()
-  await new Promise((r) => setTimeout(r, 300))
+  await stopAll()
   rmSync(work, { recursive: true, force: true })
 }

@@ -1,0 +1,24 @@
+// One autocannon run in a process of its own (so it can be pinned to a core), for
+// bench/proxy-bench.ts: prints its result as one JSON line.
+// Usage: node --import tsx bench/load-autocannon.ts <url> <connections> <seconds> [requests-per-second]
+import autocannon from 'autocannon'
+
+const [url, connections, seconds, rate] = process.argv.slice(2)
+const userIds = Array.from({ length: 10_000 }, (_, i) => `user-${i}`)
+let n = 0
+const result = await autocannon({
+  url,
+  connections: Number(connections),
+  duration: Number(seconds),
+  ...(rate ? { overallRate: Number(rate) } : {}),
+  requests: [
+    {
+      method: 'GET',
+      path: '/api/movies',
+      // A different user per request: the proxy evaluates the flag for each, nginx hashes the header.
+      setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { 'x-user-id': userIds[n++ % userIds.length] } }),
+    },
+  ],
+})
+const run = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx }
+process.stdout.write(`${JSON.stringify(run)}\n`)
