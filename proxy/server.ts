@@ -10,7 +10,7 @@ process.on('unhandledRejection', (reason) => {
 })
 
 await runService('proxy', () => loadConfig(), async (config, logger) => {
-  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs }) : undefined
+  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined
   const app = await buildApp(config, { logger, redis })
   return { app, close: async () => redis?.disconnect() }
 })

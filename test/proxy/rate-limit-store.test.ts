@@ -48,6 +48,13 @@ describe('RedisRateLimitStore on the real Redis', () => {
     expect((await call((cb) => store.incr('short', cb, 50))).current).toBe(1)
   })
 
+  it('sends its script again when Redis has forgotten it (restart, SCRIPT FLUSH)', async () => {
+    await call((cb) => store.incr('flushed', cb, 60_000))
+    await redis.script('FLUSH')
+    expect((await call((cb) => store.incr('flushed', cb, 60_000))).current).toBe(2)
+    expect(errors).toEqual([])
+  })
+
   it('reads a counter without counting', async () => {
     await call((cb) => store.incr('reader', cb, 60_000))
     expect((await call((cb) => store.read('reader', cb, 60_000))).current).toBe(1)
