@@ -2,6 +2,7 @@
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
 import type { FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -26,6 +27,8 @@ export interface ProxyDeps {
   redis?: Redis
   /** Absent = built from config (Unleash or the flags file) and closed with the app. */
   flags?: FlagSource
+  /** What GET /metrics answers (default: this process's registry); proxy/workers.ts sums the workers'. */
+  renderMetrics?: (registry: Registry) => () => Promise<string>
 }
 
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -84,7 +87,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
-  await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
+  await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })

@@ -24,6 +24,7 @@ function optionalPercent(name: string, description: string): EnvField<number | u
 const spec = {
   port: env.port('PORT', 8000),
   ...serverEnv,
+  workers: env.int('PROXY_WORKERS', 1, { min: 1, max: 64, description: 'proxy processes on this host (node:cluster); 1 = a single process' }),
   routesFile: env.string('ROUTES_FILE', SHIPPED_ROUTES, 'the route map: upstreams and routes (validated at start)'),
 
   // Flags: Unleash when UNLEASH_URL is set, else the local file; the legacy pair pins the movies flag.

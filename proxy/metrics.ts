@@ -1,6 +1,8 @@
 // Prometheus metrics of the proxy. Names are a contract with the SREs' alerts (listed in
 // proxy/README.md): change them only together with the dashboards. Label children are cached
-// so the per-request cost is two map lookups, not label hashing.
+// so the per-request cost is two map lookups, not label hashing. With PROXY_WORKERS > 1 the
+// workers' samples are summed (proxy/workers.ts); the gauges say how instead (`aggregator`):
+// a breaker open in any worker reads open, a flag source down in any worker reads down.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const
@@ -29,6 +31,7 @@ export function createMetrics() {
     name: 'proxy_breaker_state',
     help: 'Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open',
     labelNames: ['upstream'] as const,
+    aggregator: 'max',
     registers: [registry],
   })
   const breakerEvents = new Counter({
@@ -53,23 +56,27 @@ export function createMetrics() {
     name: 'proxy_rollout_percent',
     help: 'Current share (0-100) of identities a split route sends to its target, with the flag and the source it came from (unleash, file, env); -1 = not a plain rollout',
     labelNames: ['route', 'flag', 'source'] as const,
+    aggregator: 'max',
     registers: [registry],
   })
   const flagSourceUp = new Gauge({
     name: 'proxy_flag_source_up',
     help: '1 when the last read or fetch of the flag source succeeded, 0 when the proxy runs on the last known flags',
     labelNames: ['source'] as const,
+    aggregator: 'min',
     registers: [registry],
   })
   const flagsLoaded = new Gauge({
     name: 'proxy_flags_loaded',
     help: '1 once flag definitions are loaded (until then every split route goes to legacy and /ready answers 503)',
+    aggregator: 'min',
     registers: [registry],
   })
   const flagSourceLastSuccess = new Gauge({
     name: 'proxy_flag_source_last_success_timestamp_seconds',
     help: 'Unix time of the last successful read or fetch of the flag source',
     labelNames: ['source'] as const,
+    aggregator: 'min',
     registers: [registry],
   })
   const rateLimited = new Counter({

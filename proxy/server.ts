@@ -1,16 +1,32 @@
+import cluster from 'node:cluster'
+import { createLogger } from '../lib/logger.ts'
 import { createRedis } from '../lib/redis.ts'
 import { runService } from '../lib/server.ts'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config.ts'
 import { isStrayUnleashFetchRejection } from './unleash-stray-rejections.ts'
+import { clusterMetrics, runPrimary } from './workers.ts'
 
 // Any other unhandled rejection still ends the process, as Node's default does.
 process.on('unhandledRejection', (reason) => {
   if (!isStrayUnleashFetchRejection(reason)) throw reason
 })
 
-await runService('proxy', () => loadConfig(), async (config, logger) => {
-  const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined
-  const app = await buildApp(config, { logger, redis })
-  return { app, close: async () => redis?.disconnect() }
-})
+let workers = 1
+try {
+  workers = loadConfig().workers
+} catch {
+  // runService below reports the configuration error and exits.
+}
+
+if (workers > 1 && cluster.isPrimary) {
+  const config = loadConfig()
+  runPrimary({ workers, shutdownTimeoutMs: config.shutdownTimeoutMs, logger: createLogger({ level: config.logLevel, name: 'proxy' }) })
+} else {
+  await runService('proxy', () => loadConfig(), async (config, processLogger) => {
+    const logger = cluster.isWorker ? processLogger.child({ worker: cluster.worker!.id }) : processLogger
+    const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined
+    const app = await buildApp(config, { logger, redis, ...(cluster.isWorker ? { renderMetrics: clusterMetrics } : {}) })
+    return { app, close: async () => redis?.disconnect() }
+  })
+}

@@ -60,13 +60,16 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
 
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain')
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: no promise per request (they run on every request of every service).
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
   const extra = options.accessLogFields
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
     request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
+    done()
   })
   registerErrorHandlers(app)
   // Registered before any route, so that its onRoute hook sees them all.

@@ -10,14 +10,17 @@ export interface HttpMetricsOptions {
   registry?: Registry
   /** Count requests by route and status class (default true); the proxy keeps its own per-route counters. */
   countRequests?: boolean
+  /** What GET /metrics answers, given the registry (default: its own text), e.g. the sum over cluster workers. */
+  render?: (registry: Registry) => () => Promise<string>
 }
 
 async function httpMetricsPlugin(app: FastifyInstance, opts: HttpMetricsOptions): Promise<void> {
   const registry = opts.registry ?? new Registry()
   collectDefaultMetrics({ register: registry })
+  const render = opts.render?.(registry) ?? (() => registry.metrics())
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', registry.contentType)
-    return registry.metrics()
+    return render()
   })
   if (opts.countRequests === false) return
 
