@@ -3,6 +3,7 @@
 // When the target fails or its breaker is open, GET/HEAD are answered by the legacy upstream;
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { Type, type Static } from '@sinclair/typebox'
 import { isBreakerOpenError } from './breakers.ts'
@@ -45,6 +46,10 @@ declare module 'fastify' {
     proxyRoute: string | null
     proxyUpstream: string | null
     proxyReason: RouteReason | null
+  }
+  interface FastifyContextConfig {
+    /** The route-map entry a proxied Fastify route serves. */
+    proxyRoute?: Route
   }
 }
 
@@ -95,15 +100,52 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     })
   }
 
-  function send(reply: FastifyReply, response: Dispatcher.ResponseData, upstream: string, reason: RouteReason): FastifyReply {
-    reply.request.proxyUpstream = upstream
-    reply.request.proxyReason = reason
-    return reply
-      .code(response.statusCode)
-      .headers(clientResponseHeaders(response.headers))
-      .header('x-upstream', upstream)
-      .header('x-route-reason', reason)
-      .send(response.body)
+  /**
+   * The upstream's answer goes to the client: status and headers (with those the proxy set so
+   * far: x-request-id, x-ratelimit-*, the sticky cookie), then the body chunk by chunk with
+   * backpressure, straight onto the socket (the reply is hijacked: no stream wrapper, no onSend
+   * hooks). The onResponse hooks still run when it finishes (access log, metrics).
+   */
+  function send(reply: FastifyReply, response: Dispatcher.ResponseData, upstream: string, reason: RouteReason): void {
+    const request = reply.request
+    request.proxyUpstream = upstream
+    request.proxyReason = reason
+    const own = reply.getHeaders()
+    reply.hijack()
+    const res = reply.raw
+    // As reply.headers() would merge them: the upstream's win, except that Set-Cookie adds up.
+    const headers = clientResponseHeaders(response.headers)
+    for (const name in own) {
+      const value = own[name] as string | string[] | number
+      if (!(name in headers)) res.setHeader(name, value)
+      else if (name === 'set-cookie') headers[name] = [value, headers[name]!].flat().map(String)
+    }
+    for (const name in headers) res.setHeader(name, headers[name]!)
+    res.setHeader('x-upstream', upstream)
+    res.setHeader('x-route-reason', reason)
+    res.statusCode = response.statusCode
+    // Headers go out with the first chunk (or the end), so an upstream that fails before its first byte still gets a clean 500.
+    const body = response.body
+    const onDrain = () => body.resume()
+    body.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) body.pause()
+    })
+    body.on('end', () => {
+      res.off('drain', onDrain)
+      res.end()
+    })
+    body.on('error', (error: Error) => {
+      if (res.headersSent || res.destroyed) {
+        request.log.warn({ err: error }, 'response terminated with an error with headers already sent')
+        return void res.destroy()
+      }
+      request.log.error({ err: error }, 'request failed')
+      writeJson(res, 500, { error: 'internal server error' })
+    })
+    res.on('drain', onDrain)
+    res.once('close', () => {
+      if (!res.writableFinished) body.destroy()
+    })
   }
 
   function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
@@ -149,24 +191,40 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
   }
 
-  function handlerFor(route: Route) {
-    return async (request: FastifyRequest, reply: FastifyReply) => {
-      request.proxyRoute = route.name
-      const signal = abortWhenClientGoes(reply)
-      const facts = requestFacts(route, request, settings)
-      if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
-      // The breakers are not consulted here: the call goes through them and they answer for themselves.
-      const decision = decideRoute(route, facts, flags)
-      return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
-    }
+  async function forward(route: Route, request: FastifyRequest, reply: FastifyReply) {
+    request.proxyRoute = route.name
+    const signal = abortWhenClientGoes(reply)
+    const facts = requestFacts(route, request, settings)
+    if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
+    // The breakers are not consulted here: the call goes through them and they answer for themselves.
+    const decision = decideRoute(route, facts, flags)
+    return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 
+  // A request without a body is forwarded from preParsing (after every onRequest hook: edge
+  // guards, request id, rate limit): Fastify's body, validation and handler stages have nothing
+  // to do for it. A request with a body is buffered first (request-body.ts), then the route
+  // handler forwards it.
+  app.addHook('preParsing', (request, reply, _payload, done) => {
+    const route = request.routeOptions.config.proxyRoute
+    const { headers } = request.raw
+    if (!route || headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return done()
+    forward(route, request, reply).catch((error: Error) => reply.send(error))
+  })
+
   for (const route of opts.routes) {
-    const handler = handlerFor(route)
+    const handler = (request: FastifyRequest, reply: FastifyReply) => forward(route, request, reply)
     const paths = route.prefix === '/' ? ['/', '/*'] : [route.prefix, `${route.prefix}/*`]
     // Forwarded as they come: the services' own OpenAPI documents describe them, not the proxy's.
-    for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, schema: { hide: true }, handler })
+    for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, schema: { hide: true }, config: { proxyRoute: route }, handler })
   }
+}
+
+/** A JSON answer written on a hijacked reply (the shape of lib/http/errors.ts). */
+function writeJson(res: ServerResponse, status: number, body: object): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
 }
 
 /** Aborted when the client's connection closes before its answer was sent. */
