@@ -16,8 +16,9 @@ http
     const headers: Record<string, string | string[]> = {}
     for (const name in req.headers) if (!HOP.has(name)) headers[name] = req.headers[name]!
     const pool = Math.random() < share ? target : legacy
+    const body = req.headers['content-length'] || req.headers['transfer-encoding'] ? req : undefined
     pool
-      .stream({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body: req }, ({ statusCode, headers: upstream }) => {
+      .stream({ path: req.url!, method: req.method as Dispatcher.HttpMethod, headers, body }, ({ statusCode, headers: upstream }) => {
         for (const name in upstream) if (!HOP.has(name)) res.setHeader(name, upstream[name]!)
         res.statusCode = statusCode
         return res
