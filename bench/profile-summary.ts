@@ -1,43 +1,68 @@
-// Where a `node --cpu-prof` profile spends its time: self time per package or source file
-// (node_modules/<package>, the repo's own files, Node's internals), and the inclusive time of
-// each top-level frame below the event loop. Used for proxy/README.md's "where the time goes".
-// Usage: npx tsx bench/profile-summary.ts <file.cpuprofile> [rows]
+// Where a `node --cpu-prof` profile of the proxy under load spends its busy time, per feature:
+// each sample goes to the innermost frame of a known feature on its stack (rate limit, breaker,
+// flags, metrics, access log, the undici call, Fastify's lifecycle), else to Node's core (HTTP
+// server, sockets, streams, GC). Idle samples and the start-up before the first forwarded
+// request are left out. Used for proxy/README.md's "where the time goes".
+//   npm run bench with BENCH_ONLY=proxy BENCH_PROFILE_DIR=/tmp/prof, then
+//   npx tsx bench/profile-summary.ts /tmp/prof/<largest>.cpuprofile [seconds, default 8]
 import { readFileSync } from 'node:fs'
 
 interface ProfileNode {
   id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
+  callFrame: { functionName: string; url: string }
   children?: number[]
 }
 const profile = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
-const rows = Number(process.argv[3] ?? 30)
+const windowUs = Number(process.argv[3] ?? 8) * 1e6
 
-const self = new Map<number, number>()
-profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
-const total = [...self.values()].reduce((a, b) => a + b, 0)
+const FEATURES: Array<[string, RegExp]> = [
+  ['rate limit (@fastify/rate-limit, Redis store, ioredis)', /@fastify\/rate-limit|ioredis|redis-parser|standard-as-callback|proxy\/rate-limit/],
+  ['breaker (opossum, breakers.ts)', /opossum|proxy\/breakers\.ts/],
+  ['flags and sticky decision (unleash-client, routing.ts)', /unleash-client|murmurhash|proxy\/routing\.ts|flag-source|flag-evaluator/],
+  ['metrics (prom-client, metrics.ts)', /prom-client|proxy\/metrics\.ts/],
+  ['access log (pino, sonic-boom)', /node_modules\/pino\/|sonic-boom|fast-redact/],
+  ['upstream call (undici)', /node_modules\/undici\//],
+  ['Fastify lifecycle (fastify, find-my-way, light hooks)', /node_modules\/fastify\/|find-my-way|lib\/http\/create-app\.ts/],
+  ['the proxy\'s own forwarding code (proxy-routes.ts, upstream-client.ts, trust-proxy.ts, request-body.ts)', /proxy\/(proxy-routes|upstream-client|trust-proxy|request-body|edge-guards)\.ts/],
+]
+const CORE = 'Node core (HTTP parser and server, sockets, streams, timers, GC)'
 
-function where(url: string, fn: string): string {
-  if (!url) return fn.startsWith('(') ? fn : `(native) ${fn}`
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (pkg) return pkg[1]!
-  if (url.startsWith('node:')) return url
-  const own = /\/(proxy|lib|bench)\/(.+)$/.exec(url)
-  return own ? `${own[1]}/${own[2]}` : url
+const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+const parent = new Map<number, number>()
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+function* stack(id: number | undefined) {
+  while (id !== undefined) {
+    yield byId.get(id)!
+    id = parent.get(id)
+  }
 }
+const featureOf = (url: string) => FEATURES.find(([, re]) => re.test(url))?.[0]
 
-const byPlace = new Map<string, number>()
-const byFunction = new Map<string, number>()
-for (const node of profile.nodes) {
-  const t = self.get(node.id) ?? 0
-  if (!t) continue
-  const place = where(node.callFrame.url, node.callFrame.functionName)
-  byPlace.set(place, (byPlace.get(place) ?? 0) + t)
-  const fn = `${node.callFrame.functionName || '(anonymous)'} ${place}:${node.callFrame.lineNumber + 1}`
-  byFunction.set(fn, (byFunction.get(fn) ?? 0) + t)
-}
-const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)} %`
-const top = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, rows)
-console.log(`${(total / 1e6).toFixed(1)} s sampled\n\nself time by package / file:`)
-for (const [place, t] of top(byPlace)) console.log(`  ${pct(t)}  ${place}`)
-console.log('\nself time by function:')
-for (const [fn, t] of top(byFunction)) console.log(`  ${pct(t)}  ${fn}`)
+let t = 0
+let start: number | undefined
+let busy = 0
+const spent = new Map<string, number>()
+profile.samples.forEach((id, i) => {
+  t += profile.timeDeltas[i] ?? 0
+  const frames = [...stack(id)]
+  if (start === undefined) {
+    if (frames.some((f) => /proxy-routes\.ts/.test(f.callFrame.url))) start = t
+    else return
+  }
+  if (t > start + windowUs) return
+  const leaf = frames[0]!.callFrame.functionName
+  if (leaf === '(idle)') return
+  const dt = profile.timeDeltas[i] ?? 0
+  busy += dt
+  let feature = CORE
+  for (const f of frames) {
+    const hit = featureOf(f.callFrame.url)
+    if (hit) {
+      feature = hit
+      break
+    }
+  }
+  spent.set(feature, (spent.get(feature) ?? 0) + dt)
+})
+console.log(`${(busy / 1e6).toFixed(1)} s busy in the first ${windowUs / 1e6} s of load`)
+for (const [feature, us] of [...spent].sort((a, b) => b[1] - a[1])) console.log(`  ${((100 * us) / busy).toFixed(1).padStart(5)} %  ${feature}`)

@@ -32,7 +32,8 @@ const NOT_FORWARDED = new Set([
 ])
 
 function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
-  if (!value) return undefined
+  // The usual values list no header: no split, no set (twice per request).
+  if (!value || value === 'keep-alive' || value === 'close') return undefined
   const names = (Array.isArray(value) ? value.join(',') : value).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)
   const listed = names.filter((n) => n !== 'close' && n !== 'keep-alive')
   return listed.length ? new Set(listed) : undefined
