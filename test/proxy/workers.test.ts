@@ -29,9 +29,9 @@ describe('PROXY_WORKERS=2', () => {
     proxy = await startService(
       'proxy/server.ts',
       { PROXY_WORKERS: '2', LOG_LEVEL: 'info', MONOLITH_URL: monolith.url, MOVIES_SERVICE_URL: movies.url, EVENTS_SERVICE_URL: monolith.url, RATE_LIMIT_MAX: '0' },
-      { readyPath: '/ready' },
+      { readyPath: '/ready', timeoutMs: 120_000 }, // three cold tsx starts on a loaded machine
     )
-  }, 60_000)
+  }, 150_000)
   afterAll(async () => {
     await proxy?.stop()
     await Promise.all([monolith?.close(), movies?.close()])
