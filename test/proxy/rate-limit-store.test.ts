@@ -42,6 +42,13 @@ describe('RedisRateLimitStore on the real Redis', () => {
     expect((await call((cb) => store.incr('10.0.0.2', cb, 60_000))).current).toBe(1)
   })
 
+  it('counts requests arriving together exactly, each with its own count', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => call((cb) => store.incr('burst', cb, 60_000))))
+    expect(results.map((r) => r.current).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    expect(await redis.get(`${prefix}burst`)).toBe('20')
+    expect((await call((cb) => store.incr('burst', cb, 60_000))).current).toBe(21)
+  })
+
   it('starts a new window once the old one expired', async () => {
     expect((await call((cb) => store.incr('short', cb, 50))).current).toBe(1)
     await new Promise((r) => setTimeout(r, 120))
@@ -78,6 +85,19 @@ describe('RedisRateLimitStore on the real Redis', () => {
       expect(await call((cb) => failing.incr('x', cb, 1_000))).toEqual({ current: 0, ttl: 1_000 })
       expect((await call((cb) => failing.read('x', cb, 1_000))).current).toBe(0)
       expect(failures).toHaveLength(2)
+    } finally {
+      dead.disconnect()
+    }
+  })
+
+  it('lets every request of a burst pass when Redis is unreachable, reporting the failed round trip once', async () => {
+    const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, captureLogs().logger, { commandTimeoutMs: 200 })
+    const failures: Error[] = []
+    const failing = new RedisRateLimitStore({ redis: dead, keyPrefix: prefix, onError: (e) => failures.push(e) })
+    try {
+      const results = await Promise.all(Array.from({ length: 5 }, () => call((cb) => failing.incr('x', cb, 1_000))))
+      expect(results).toEqual(Array.from({ length: 5 }, () => ({ current: 0, ttl: 1_000 })))
+      expect(failures).toHaveLength(1)
     } finally {
       dead.disconnect()
     }
