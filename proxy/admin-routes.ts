@@ -3,9 +3,9 @@
 // it the namespace is still reserved (404).
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { HttpError, notFound } from '../lib/http/errors.ts'
+import { errors } from '../lib/errors.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
-import { FlagConflictError, type FlagSource } from './flag-source.ts'
+import type { FlagSource } from './flag-source.ts'
 import type { Upstreams } from './upstreams.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
@@ -37,7 +37,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     const given = request.headers.authorization
     if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
       reply.header('www-authenticate', 'Bearer realm="proxy-admin"')
-      throw new HttpError(401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN>')
+      throw new errors.ADMIN_UNAUTHORIZED()
     }
   })
 
@@ -79,23 +79,19 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
     async (request) => {
       const route = routes.find((r) => r.name === request.params.name)
-      if (!route) throw notFound(`no route named "${request.params.name}" (routes: ${routes.map((r) => r.name).join(', ')})`)
-      if (!route.flag) throw new HttpError(409, `route "${route.name}" has no target: there is nothing to roll out`)
-      if (!flags.setRollout) throw new HttpError(409, 'flags cannot be changed through the proxy in this mode')
-      try {
-        const state = await flags.setRollout(route.flag, request.body.percent)
-        request.log.info({ route: route.name, flag: route.flag, percent: state.percent }, 'rollout changed through the admin API')
-        return routeState(route)
-      } catch (error) {
-        if (error instanceof FlagConflictError) throw new HttpError(409, error.message)
-        throw error
-      }
+      if (!route) throw new errors.ROUTE_NOT_FOUND(request.params.name, routes.map((r) => r.name).join(', '))
+      if (!route.flag) throw new errors.ROUTE_HAS_NO_TARGET(route.name)
+      if (!flags.setRollout) throw new errors.FLAGS_READ_ONLY()
+      // A flag managed elsewhere rejects with FLAG_IN_UNLEASH or FLAG_PINNED_BY_ENV (409).
+      const state = await flags.setRollout(route.flag, request.body.percent)
+      request.log.info({ route: route.name, flag: route.flag, percent: state.percent }, 'rollout changed through the admin API')
+      return routeState(route)
     },
   )
 
   app.get<{ Querystring: { path?: string; user_id?: string; method?: string } }>('/admin/explain', async (request) => {
     const { path, user_id: userId, method = 'GET' } = request.query
-    if (typeof path !== 'string' || !path.startsWith('/')) throw new HttpError(400, 'path is required and must start with "/"')
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new errors.EXPLAIN_PATH_REQUIRED()
     const route = matchRoute(routes, path.split('?')[0])
     const flag = route.flag ? flags.state(route.flag) : undefined
     const rollout = flag ? { rollout: { flag: flag.flag, percent: flag.percent ?? null, source: flag.source } } : {}

@@ -29,14 +29,13 @@ export interface FlagSource {
   isEnabled(flag: string, userId: string): boolean
   state(flag: string): FlagState
   status(): FlagSourceStatus
-  /** Sets a plain rollout; only the file source can (Unleash is changed in Unleash). */
+  /**
+   * Sets a plain rollout; only the file source can (Unleash is changed in Unleash). A flag managed
+   * elsewhere rejects with errors.FLAG_IN_UNLEASH or errors.FLAG_PINNED_BY_ENV (409).
+   */
   setRollout?(flag: string, percent: number): Promise<FlagState>
   /** Called after every change of definitions or health. */
   onChange(listener: () => void): void
   close(): Promise<void>
 }
 
-/** Thrown by setRollout when the change has to be made elsewhere (answered 409). */
-export class FlagConflictError extends Error {
-  override readonly name = 'FlagConflictError'
-}

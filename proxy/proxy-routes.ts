@@ -11,11 +11,12 @@ import type { ProxyMetrics } from './metrics.ts'
 import type { Route } from './route-map.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
-import { bufferRequestBodies, clientGone } from './request-body.ts'
+import { errors, type CatalogueError } from '../lib/errors.ts'
+import { bufferRequestBodies } from './request-body.ts'
 import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -81,7 +82,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
           signal,
         })
       } catch (error) {
-        if (signal.aborted) throw clientGone()
+        if (signal.aborted) throw new errors.CLIENT_GONE()
         const kind = failureKind(error)
         metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
         request.log.warn({ upstream: rt.upstream.name, kind, err: (error as Error).message }, 'upstream call failed')
@@ -106,11 +107,11 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       .send(response.body)
   }
 
-  function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
+  function unavailable(reply: FastifyReply, reason: RouteReason, error: CatalogueError): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
-    if (status === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
-    return reply.code(status).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: message })
+    if (error.statusCode === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
+    return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: error.message })
   }
 
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
@@ -120,11 +121,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
       if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
-      if (isBreakerOpenError(error)) return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (circuit open), retry later`)
-      if (error instanceof UpstreamFailure) {
-        if (error.kind === 'timeout') return unavailable(reply, reason, 504, error.message)
-        return unavailable(reply, reason, 503, `${error.message}, retry later`)
-      }
+      if (isBreakerOpenError(error)) return unavailable(reply, reason, new errors.CIRCUIT_OPEN(rt.upstream.name))
+      if (error instanceof UpstreamFailure) return unavailable(reply, reason, upstreamFailed(error))
       throw error
     }
   }
@@ -140,7 +138,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
       if (decision.fallback === 'none') {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
-        return unavailable(reply, reason, 503, `${what}; the request was not retried`)
+        return unavailable(reply, reason, new errors.WRITE_NOT_RETRIED(what))
       }
       rt.breaker.countFallback()
       metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()

@@ -7,7 +7,8 @@ import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
 import { toClientFeatures } from './flag-definitions.ts'
 import { FlagStates, offlineEvaluator } from './flag-evaluator.ts'
-import { FlagConflictError, type FlagSource, type FlagSourceStatus } from './flag-source.ts'
+import { errors } from '../lib/errors.ts'
+import { type FlagSource, type FlagSourceStatus } from './flag-source.ts'
 
 type Options = Pick<ProxyConfig, 'unleashUrl' | 'unleashApiToken' | 'unleashAppName' | 'unleashRefreshIntervalMs' | 'unleashTimeoutMs' | 'flagsFile'>
 
@@ -81,7 +82,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
       return { kind: 'unleash', loaded: synced || bootstrap !== undefined, healthy, location: url, lastSuccessAt, lastError }
     },
     async setRollout(flag) {
-      throw new FlagConflictError(`flags come from Unleash (${url}): change the rollout of ${flag} in Unleash`)
+      throw new errors.FLAG_IN_UNLEASH(url, flag)
     },
     onChange(listener) {
       listeners.push(listener)

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
 import { Pool, type Dispatcher } from 'undici'
+import { errors, type CatalogueError } from '../lib/errors.ts'
 import { checkOptions } from './options.ts'
 import type { ClientView } from './trust-proxy.ts'
 
@@ -22,6 +23,11 @@ export class UpstreamFailure extends Error {
   ) {
     super(message)
   }
+}
+
+/** What the client hears when no upstream answered: 504 for a timeout, else 503. */
+export function upstreamFailed(failure: UpstreamFailure): CatalogueError {
+  return failure.kind === 'timeout' ? new errors.UPSTREAM_TIMEOUT(failure.message) : new errors.UPSTREAM_UNAVAILABLE(failure.message)
 }
 
 // Hop-by-hop headers (RFC 9110 7.6.1), plus Host (the upstream's own is sent) and Expect
