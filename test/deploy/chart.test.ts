@@ -14,7 +14,7 @@ import {
   SERVICES,
   allContainers,
   byKind,
-  chartEnv,
+  chartEnvLocally,
   find,
   podSpec,
   readRepoFile,
@@ -294,7 +294,7 @@ describe('observability (observability.enabled)', () => {
 })
 
 describe('client identity (proxy.trustProxy) and the NetworkPolicy', () => {
-  const proxyConfig = (objects: K8sObject[]) => chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))
+  const proxyConfig = (objects: K8sObject[]) => chartEnvLocally(objects, find(objects, 'Deployment', 'proxy-service'))
   const loadProxyConfig = SERVICES.find((s) => s.name === 'proxy-service')!.loadConfig
 
   it('by default trusts one hop (the Ingress controller) and lets only it, and Prometheus, reach the proxy pods', () => {
