@@ -3,7 +3,7 @@
 // proxy follows without a restart; with Unleash stopped it keeps the last flags it had.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgAdminUrl } from '../helpers/infra.ts'
-import { createEmptyDatabase, type TestDatabase } from '../helpers/pg-admin.ts'
+import { createEmptyDatabase, type TestDatabase } from '../../dev/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { eventually } from '../helpers/poll.ts'
 import { metric } from '../helpers/metrics.ts'
