@@ -16,7 +16,7 @@ import { bufferRequestBodies } from './request-body.ts'
 import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -120,9 +120,9 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
-      if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
+      if (isUpstreamFailure(error) && error.response) return send(reply, error.response, rt.upstream.name, reason)
       if (isBreakerOpenError(error)) return unavailable(reply, reason, new errors.CIRCUIT_OPEN(rt.upstream.name))
-      if (error instanceof UpstreamFailure) return unavailable(reply, reason, upstreamFailed(error))
+      if (isUpstreamFailure(error)) return unavailable(reply, reason, upstreamFailed(error))
       throw error
     }
   }
@@ -133,8 +133,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
-      if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
-      if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
+      if (!isUpstreamFailure(error) && !isBreakerOpenError(error)) throw error
+      if (isUpstreamFailure(error)) error.response?.body.dump().catch(() => {})
       const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
       if (decision.fallback === 'none') {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.

@@ -12,9 +12,12 @@ import type { ClientView } from './trust-proxy.ts'
 
 export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
 
-/** An upstream call that counts against the upstream's breaker. */
+const UPSTREAM_FAILURE = 'CA_UPSTREAM_FAILURE'
+
+/** An upstream call that counts against the upstream's breaker (internal: the client hears upstreamFailed's answer). */
 export class UpstreamFailure extends Error {
   override readonly name = 'UpstreamFailure'
+  readonly code = UPSTREAM_FAILURE
   constructor(
     readonly kind: FailureKind,
     message: string,
@@ -23,6 +26,11 @@ export class UpstreamFailure extends Error {
   ) {
     super(message)
   }
+}
+
+/** Recognised by code, as the catalogue's errors are (lib/errors.ts). */
+export function isUpstreamFailure(error: unknown): error is UpstreamFailure {
+  return (error as { code?: unknown } | null)?.code === UPSTREAM_FAILURE
 }
 
 /** What the client hears when no upstream answered: 504 for a timeout, else 503. */

@@ -21,7 +21,7 @@ import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { errors } from '../lib/errors.ts'
-import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
 
 export const TunnelSettings = Type.Composite([SideOptions, Type.Object({ retryAfterSeconds: Type.Integer({ minimum: 1 }) })])
 export type TunnelSettings = Static<typeof TunnelSettings>
@@ -128,7 +128,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         upstreamReq.on('error', (error) => {
           settle()
           if (clientGone) return reject(new ClientGone())
-          if (error instanceof UpstreamFailure) return reject(error)
+          if (isUpstreamFailure(error)) return reject(error)
           const kind = failureKind(error)
           metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
           opts.logger.warn({ upstream: rt.upstream.name, kind, err: error.message, reqId: id }, 'upgrade handshake failed')
