@@ -29,7 +29,11 @@ export interface FlagSource {
   isEnabled(flag: string, userId: string): boolean
   state(flag: string): FlagState
   status(): FlagSourceStatus
-  /** Sets a plain rollout; only the file source can (Unleash is changed in Unleash). */
+  /**
+   * Sets a plain rollout and updates the proxy's own state before it resolves: the file source
+   * writes the flags file, the Unleash source the Unleash Admin API (when UNLEASH_ADMIN_TOKEN is
+   * set). Goes through proxy/rollout-changes.ts, which records it in the ledger.
+   */
   setRollout?(flag: string, percent: number): Promise<FlagState>
   /** Called after every change of definitions or health. */
   onChange(listener: () => void): void
@@ -39,4 +43,9 @@ export interface FlagSource {
 /** Thrown by setRollout when the change has to be made elsewhere (answered 409). */
 export class FlagConflictError extends Error {
   override readonly name = 'FlagConflictError'
+}
+
+/** Thrown by setRollout when the place the flag lives cannot be reached or refused the change (answered 502). */
+export class FlagWriteError extends Error {
+  override readonly name = 'FlagWriteError'
 }

@@ -1,0 +1,39 @@
+// GET /admin/ledger?route=&limit= — the rollout ledger, newest first (registered inside the
+// admin API, so behind its token check).
+import type { FastifyInstance } from 'fastify'
+import { HttpError } from '../lib/http/errors.ts'
+import type { Ledger } from './ledger.ts'
+
+export interface AdminLedgerRoutesOptions {
+  ledger: Ledger
+}
+
+export const LEDGER_PAGE = { default: 50, max: 1_000 }
+
+export async function adminLedgerRoutes(app: FastifyInstance, opts: AdminLedgerRoutesOptions): Promise<void> {
+  const { ledger } = opts
+  app.get<{ Querystring: { route?: string; limit?: number } }>(
+    '/admin/ledger',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            route: { type: 'string', minLength: 1, maxLength: 63 },
+            limit: { type: 'integer', minimum: 1, maximum: LEDGER_PAGE.max, default: LEDGER_PAGE.default },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { route, limit = LEDGER_PAGE.default } = request.query
+      try {
+        return { store: ledger.kind, location: ledger.location, entries: await ledger.list({ route, limit }) }
+      } catch (error) {
+        request.log.error({ err: (error as Error).message, store: ledger.kind }, 'ledger unreadable')
+        throw new HttpError(503, `the ledger cannot be read (${ledger.kind}: ${(error as Error).message})`)
+      }
+    },
+  )
+}

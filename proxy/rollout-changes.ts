@@ -1,0 +1,80 @@
+// Every rollout change the proxy makes goes through changeRollout (the admin API, ramps, the
+// guard): the flag source's setRollout and then one ledger entry with the actor and the reason.
+// Changes someone else makes — a hand edit of the flags file, a change in Unleash — are seen
+// through FlagSource.onChange and recorded too, once: the proxy remembers the change it is
+// making itself while it makes it, so its own write is not recorded a second time as observed.
+import type { Logger } from '../lib/logger.ts'
+import { FlagConflictError, type FlagSource, type FlagState } from './flag-source.ts'
+import type { Ledger, LedgerSource } from './ledger.ts'
+import type { Route } from './route-map.ts'
+
+/** Why a rollout changes: who asked (an admin token's name, "ramp", "guard"), in their words, and through what. */
+export interface RolloutChangeReason {
+  actor: string
+  reason: string
+  source: 'admin' | 'ramp' | 'guard'
+}
+
+/** The one way the proxy changes a rollout (what ramps and the guard are given). */
+export type ChangeRollout = (route: Route, percent: number, why: RolloutChangeReason) => Promise<void>
+
+export interface RolloutChanges {
+  changeRollout: ChangeRollout
+}
+
+export interface RolloutChangesDeps {
+  routes: readonly Route[]
+  flags: FlagSource
+  ledger: Ledger
+  logger: Logger
+}
+
+const percentOf = (state: FlagState) => state.percent ?? null
+
+export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
+  const { flags, ledger, logger } = deps
+  const split = deps.routes.filter((r): r is Route & { flag: string } => r.flag !== undefined)
+  // What the proxy last saw per route, and the changes it is making itself right now.
+  const known = new Map(split.map((r) => [r.name, flags.state(r.flag)]))
+  const ownChanges = new Map<string, number>()
+
+  const observedActor: Record<FlagState['source'], { actor: string; source: LedgerSource } | undefined> = {
+    file: { actor: 'flags-file', source: 'flags-file' },
+    unleash: { actor: 'unleash', source: 'unleash' },
+    env: undefined, // pinned at start by GRADUAL_MIGRATION: never changes while running
+  }
+
+  flags.onChange(() => {
+    for (const route of split) {
+      const now = flags.state(route.flag)
+      const before = known.get(route.name)!
+      if (percentOf(now) === percentOf(before) && now.source === before.source) continue
+      known.set(route.name, now)
+      if (percentOf(now) === percentOf(before)) continue
+      if (ownChanges.get(route.flag) === percentOf(now)) continue // recorded by changeRollout
+      const by = observedActor[now.source]
+      // A change of where the flags come from (the bootstrap file, then Unleash's first answer) is the proxy learning, not someone moving users.
+      if (!by || now.source !== before.source) {
+        logger.info({ route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), source: now.source }, 'rollout now from another flag source')
+        continue
+      }
+      void ledger.append({ route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), actor: by.actor, reason: `${now.source === 'file' ? 'flags file' : 'Unleash'} changed`, source: by.source })
+    }
+  })
+
+  return {
+    async changeRollout(route, percent, why) {
+      if (!route.flag) throw new FlagConflictError(`route "${route.name}" has no target: there is nothing to roll out`)
+      if (!flags.setRollout) throw new FlagConflictError('flags cannot be changed through the proxy in this mode')
+      const from = percentOf(flags.state(route.flag))
+      ownChanges.set(route.flag, percent)
+      try {
+        await flags.setRollout(route.flag, percent)
+      } finally {
+        ownChanges.delete(route.flag)
+      }
+      known.set(route.name, flags.state(route.flag))
+      await ledger.append({ route: route.name, flag: route.flag, from, to: percent, actor: why.actor, reason: why.reason, source: why.source })
+    },
+  }
+}
