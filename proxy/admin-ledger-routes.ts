@@ -12,7 +12,7 @@ export const LEDGER_PAGE = { default: 50, max: 1_000 }
 
 export async function adminLedgerRoutes(app: FastifyInstance, opts: AdminLedgerRoutesOptions): Promise<void> {
   const { ledger } = opts
-  app.get<{ Querystring: { route?: string; limit?: number } }>(
+  app.get<{ Querystring: { route?: string; limit?: string } }>(
     '/admin/ledger',
     {
       schema: {
@@ -21,13 +21,16 @@ export async function adminLedgerRoutes(app: FastifyInstance, opts: AdminLedgerR
           additionalProperties: false,
           properties: {
             route: { type: 'string', minLength: 1, maxLength: 63 },
-            limit: { type: 'integer', minimum: 1, maximum: LEDGER_PAGE.max, default: LEDGER_PAGE.default },
+            // Query values are strings (the app does not coerce types).
+            limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
           },
         },
       },
     },
     async (request) => {
-      const { route, limit = LEDGER_PAGE.default } = request.query
+      const { route } = request.query
+      const limit = request.query.limit === undefined ? LEDGER_PAGE.default : Number(request.query.limit)
+      if (limit > LEDGER_PAGE.max) throw new HttpError(400, `limit must be between 1 and ${LEDGER_PAGE.max}`)
       try {
         return { store: ledger.kind, location: ledger.location, entries: await ledger.list({ route, limit }) }
       } catch (error) {

@@ -120,7 +120,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     if (ownsFlags) await flags.close()
   })
   deps.logger.info(
-    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledger: ledger.location },
+    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',
   )
   return app

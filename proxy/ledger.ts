@@ -82,6 +82,9 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
 
 const matches = (query: LedgerQuery) => (e: LedgerEntry) => query.route === undefined || e.route === query.route
 
+/** Stream entries read per call while looking for one route's entries. */
+const ROUTE_PAGE = 100
+
 function redisStore(redis: Redis, opts: LedgerOptions): Store {
   const key = opts.redisKey
   return {
@@ -95,7 +98,7 @@ function redisStore(redis: Redis, opts: LedgerOptions): Store {
       const out: LedgerEntry[] = []
       let end = '+'
       for (;;) {
-        const page = await redis.xrevrange(key, end, '-', 'COUNT', Math.max(query.limit, 100))
+        const page = await redis.xrevrange(key, end, '-', 'COUNT', query.route === undefined ? query.limit : ROUTE_PAGE)
         for (const [, fields] of page) {
           const entry = parseEntry(fields[fields.indexOf('entry') + 1])
           if (entry && matches(query)(entry)) out.push(entry)
