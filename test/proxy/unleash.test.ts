@@ -100,7 +100,105 @@ describe('flags from a real Unleash server', () => {
     expect(res.statusCode).toBe(409)
     expect(res.json().error).toMatch(/change the rollout of movies-migration in Unleash/)
   })
+})
 
+// Rollout changes through the proxy written to Unleash (UNLEASH_ADMIN_TOKEN), and the ledger of
+// both proxies: the writer records its admin change, the follower sees it as an Unleash change.
+describe('rollout changes through the Unleash Admin API', () => {
+  const CAROL = 'carol-token-0123456789abcdef'
+  const carol = { authorization: `Bearer ${CAROL}` }
+  let writer: ProxyUnderTest
+  beforeAll(async () => {
+    writer = await startProxy(stubs, {
+      FLAGS_FILE: flagsFileAt(0),
+      UNLEASH_URL: `${unleash.url}/api`,
+      UNLEASH_API_TOKEN: CLIENT,
+      UNLEASH_ADMIN_TOKEN: ADMIN,
+      UNLEASH_REFRESH_INTERVAL_MS: '300',
+      UNLEASH_TIMEOUT_MS: '2000',
+      ADMIN_TOKENS: `carol:${CAROL}`,
+    })
+    await eventually('the writer to follow Unleash', async () => (await writer.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
+  })
+  afterAll(() => writer?.close())
+
+  const percentIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent
+  const strategies = async () => (await unleashApi('GET', FEATURE)).environments.find((e: { name: string }) => e.name === 'development').strategies
+  const ledger = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+  const shape = (e: Record<string, unknown>) => ({ from: e.from, to: e.to, actor: e.actor, source: e.source, reason: e.reason })
+
+  it('PUT rollout writes the flexibleRollout strategy in Unleash and applies at once', async () => {
+    expect(await percentIn(writer)).toBe(60)
+    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: carol, payload: { percent: 45, reason: 'ramp by hand' } })
+    expect([res.statusCode, res.json().percent, res.json().source]).toEqual([200, 45, 'unleash'])
+    // The proxy's own state moved with the answer, before any fetch.
+    expect(await percentIn(writer)).toBe(45)
+    const [strategy, ...others] = await strategies()
+    expect(others).toEqual([])
+    expect(strategy).toMatchObject({ id: strategyId, name: 'flexibleRollout', parameters: { rollout: '45', groupId: 'movies-migration', stickiness: 'default' } })
+    // The other proxy (no admin token) follows Unleash and records the change it noticed.
+    await eventually('the follower to fetch 45 %', async () => (await percentIn(proxy)) === 45)
+    // Its ledger: the change made in Unleash earlier (30 → 60), then this one; its start (the
+    // bootstrap file's 0 %, then Unleash's 30 %) is the proxy learning, not a change.
+    await eventually('the follower to record it', async () => (await ledger(proxy)).length === 2)
+    expect((await ledger(proxy)).map(shape)).toEqual([
+      { from: 60, to: 45, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+      { from: 30, to: 60, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+    ])
+  })
+
+  it("a change made in Unleash is recorded as actor unleash; the proxy's own write only once, as carol", async () => {
+    await unleashApi('PUT', `${FEATURE}/environments/development/strategies/${strategyId}`, rollout(20))
+    await eventually('the writer to follow the change to 20 %', async () => (await percentIn(writer)) === 20)
+    await eventually('the writer to record it', async () => (await ledger(writer)).length === 2)
+    expect((await ledger(writer)).map(shape)).toEqual([
+      { from: 45, to: 20, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+      { from: 60, to: 45, actor: 'carol', source: 'admin', reason: 'ramp by hand' },
+    ])
+  })
+
+  it('creates the strategy when the flag has none in the environment', async () => {
+    await unleashApi('DELETE', `${FEATURE}/environments/development/strategies/${strategyId}`)
+    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60 } })
+    expect([res.statusCode, res.json().percent]).toEqual([200, 60])
+    const [strategy, ...others] = await strategies()
+    expect(others).toEqual([])
+    expect(strategy).toMatchObject({ name: 'flexibleRollout', parameters: { rollout: '60', groupId: 'movies-migration' } })
+    strategyId = strategy.id
+    expect((await ledger(writer))[0]).toMatchObject({ from: 20, to: 60, actor: 'admin', source: 'admin', reason: 'admin API' })
+    await eventually('the follower to fetch 60 %', async () => (await percentIn(proxy)) === 60)
+  })
+
+  it('refuses (409) a flag that is more than a plain rollout, and changes nothing', async () => {
+    const extra = (await unleashApi('POST', `${FEATURE}/environments/development/strategies`, { name: 'default', constraints: [], parameters: {} })).id
+    try {
+      const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
+      expect([res.statusCode, res.json().error]).toEqual([409, expect.stringMatching(/more than a plain rollout \(flexibleRollout, default\): change it in Unleash/)])
+      expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
+    } finally {
+      await unleashApi('DELETE', `${FEATURE}/environments/development/strategies/${extra}`)
+    }
+  })
+
+  it('answers 502 when Unleash cannot be written: unreachable, or the token refused', async () => {
+    for (const [env, message] of [
+      [{ UNLEASH_ADMIN_URL: 'http://127.0.0.1:9/api/admin' }, /^Unleash Admin API unreachable \(GET \/projects\/default\/features\/movies-migration\)/],
+      [{ UNLEASH_ADMIN_TOKEN: '*:*.not-a-token-of-this-unleash' }, /^Unleash refused the admin token \(UNLEASH_ADMIN_TOKEN\) with 401/],
+    ] as const) {
+      const broken = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_ADMIN_TOKEN: ADMIN, UNLEASH_TIMEOUT_MS: '2000', ...env })
+      try {
+        const res = await broken.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
+        expect([res.statusCode, res.json().error]).toEqual([502, expect.stringMatching(message)])
+        expect((await ledger(broken))).toEqual([])
+      } finally {
+        await broken.close()
+      }
+    }
+    expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
+  })
+})
+
+describe('Unleash going away', () => {
   // Stopping the Unleash server and the proxy noticing take up to 30 s each on a loaded machine.
   it('keeps the last flags from Unleash when Unleash goes away, and says so', { timeout: 90_000 }, async () => {
     const before = await sides()
