@@ -75,7 +75,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
 
   // Every rollout change — made through the proxy or noticed in the flag source — goes to the ledger.
   const ledger = createLedger(
-    { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile },
+    // A claimed change stays claimed while every replica's Unleash fetch can still bring it in.
+    { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
     { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
   )
   const { changeRollout } = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })

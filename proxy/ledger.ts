@@ -37,6 +37,12 @@ export interface Ledger {
   append(entry: Omit<LedgerEntry, 'at'> & { at?: string }): Promise<void>
   /** Newest first. Throws when the store cannot be read. */
   list(query: LedgerQuery): Promise<LedgerEntry[]>
+  /**
+   * True for the first replica to claim `id` within `claimTtlMs` (Redis SET NX), so a change
+   * every replica notices — or one replica made — is recorded once. Always true without Redis
+   * (one process per file) and when Redis fails (a duplicate beats a lost entry).
+   */
+  claim(id: string): Promise<boolean>
 }
 
 export interface LedgerOptions {
@@ -45,6 +51,8 @@ export interface LedgerOptions {
   redisKey: string
   /** The JSON-lines file, without Redis. */
   file: string
+  /** How long a claimed change stays claimed: longer than every replica takes to notice it. */
+  claimTtlMs: number
 }
 
 export interface LedgerDeps {
@@ -59,6 +67,7 @@ interface Store {
   location: string
   add(entry: LedgerEntry): Promise<void>
   read(query: LedgerQuery): Promise<LedgerEntry[]>
+  claim(id: string): Promise<boolean>
 }
 
 export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
@@ -77,6 +86,14 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
       }
     },
     list: (query) => store.read(query),
+    async claim(id) {
+      try {
+        return await store.claim(id)
+      } catch (error) {
+        deps.logger.warn({ id, err: (error as Error).message }, 'ledger claim failed; the change may be recorded by several replicas')
+        return true
+      }
+    },
   }
 }
 
@@ -107,6 +124,9 @@ function redisStore(redis: Redis, opts: LedgerOptions): Store {
         if (page.length === 0 || query.route === undefined) return out
         end = `(${page[page.length - 1]![0]}`
       }
+    },
+    async claim(id) {
+      return (await redis.set(`${key}:claim:${id}`, '1', 'PX', opts.claimTtlMs, 'NX')) === 'OK'
     },
   }
 }
@@ -153,6 +173,7 @@ function fileStore(opts: LedgerOptions): Store {
         }
         return out
       }),
+    claim: async () => true,
   }
 }
 

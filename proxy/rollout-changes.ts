@@ -44,6 +44,14 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
     env: undefined, // pinned at start by GRADUAL_MIGRATION: never changes while running
   }
 
+  // Replicas sharing a ledger all notice a change made in Unleash (or by one of them): the first
+  // to claim it records it. The proxy that makes a change claims it before writing it.
+  const changeId = (route: string, from: number | null, to: number | null) => `${route}:${from ?? 'custom'}:${to ?? 'custom'}`
+  async function recordOnce(entry: Parameters<Ledger['append']>[0]): Promise<void> {
+    if (await ledger.claim(changeId(entry.route, entry.from, entry.to))) await ledger.append(entry)
+    else logger.debug({ route: entry.route, from: entry.from, to: entry.to }, 'rollout change already recorded by another replica')
+  }
+
   flags.onChange(() => {
     for (const route of split) {
       const now = flags.state(route.flag)
@@ -58,7 +66,8 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
         logger.info({ route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), source: now.source }, 'rollout now from another flag source')
         continue
       }
-      void ledger.append({ route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), actor: by.actor, reason: `${now.source === 'file' ? 'flags file' : 'Unleash'} changed`, source: by.source })
+      const entry = { route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), actor: by.actor, reason: `${now.source === 'file' ? 'flags file' : 'Unleash'} changed`, source: by.source }
+      void recordOnce(entry)
     }
   })
 
@@ -67,6 +76,7 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
       if (!route.flag) throw new FlagConflictError(`route "${route.name}" has no target: there is nothing to roll out`)
       if (!flags.setRollout) throw new FlagConflictError('flags cannot be changed through the proxy in this mode')
       const from = percentOf(flags.state(route.flag))
+      await ledger.claim(changeId(route.name, from, percent))
       ownChanges.set(route.flag, percent)
       try {
         await flags.setRollout(route.flag, percent)

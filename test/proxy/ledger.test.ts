@@ -148,7 +148,7 @@ describe('ledger stores', () => {
 
   it('file: rotates at maxEntries, keeping the newest entries in order', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'ledger-')), 'rollout-ledger.jsonl')
-    const ledger = createLedger({ maxEntries: 10, redisKey: 'unused', file }, { logger: captureLogs().logger, onStoreError: () => expect.fail('no store error') })
+    const ledger = createLedger({ maxEntries: 10, redisKey: 'unused', file, claimTtlMs: 60_000 }, { logger: captureLogs().logger, onStoreError: () => expect.fail('no store error') })
     for (let i = 0; i < 25; i++) await ledger.append(entry(i, i % 5 === 0 ? 'events' : 'movies'))
     const all = await ledger.list({ limit: 1000 })
     expect(all.length).toBeLessThanOrEqual(20)
@@ -163,7 +163,7 @@ describe('ledger stores', () => {
     const key = `test:ledger:${randomUUID()}`
     await once(redis, 'ready')
     try {
-      const ledger = createLedger({ maxEntries: 200, redisKey: key, file: '/nonexistent/ledger.jsonl' }, { logger: captureLogs().logger, redis, onStoreError: () => expect.fail('no store error') })
+      const ledger = createLedger({ maxEntries: 200, redisKey: key, file: '/nonexistent/ledger.jsonl', claimTtlMs: 60_000 }, { logger: captureLogs().logger, redis, onStoreError: () => expect.fail('no store error') })
       for (let i = 0; i < 700; i++) await ledger.append(entry(i, i % 7 === 0 ? 'events' : 'movies'))
       const length = await redis.xlen(key)
       // MAXLEN ~ trims whole stream nodes (100 entries each): near the cap, far below what was added.
@@ -174,8 +174,10 @@ describe('ledger stores', () => {
       const events = await ledger.list({ route: 'events', limit: 1000 })
       expect(events.map((e) => e.from)).toEqual(Array.from({ length: events.length }, (_, k) => 693 - 7 * k))
       expect(events.length).toBe(Math.floor((693 - (700 - length)) / 7) + 1)
+      // A change several replicas notice is claimed by the first one only.
+      expect([await ledger.claim('movies:30:50'), await ledger.claim('movies:30:50'), await ledger.claim('movies:50:30')]).toEqual([true, false, true])
     } finally {
-      await redis.del(key)
+      await redis.del(key, `${key}:claim:movies:30:50`, `${key}:claim:movies:50:30`)
       redis.disconnect()
     }
   })

@@ -1,8 +1,13 @@
 // The proxy following a real Unleash server (npm unleash-server 7, on a throw-away PostgreSQL
 // database): the flag is created and its rollout changed through Unleash's Admin API, and the
-// proxy follows without a restart; with Unleash stopped it keeps the last flags it had.
+// proxy follows without a restart; rollout changes through the proxy are written to Unleash
+// and recorded in the ledger; with Unleash stopped it keeps the last flags it had.
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pgAdminUrl } from '../helpers/infra.ts'
+import { createRedis, type Redis } from '../../lib/redis.ts'
+import { captureLogs } from '../helpers/logs.ts'
+import { pgAdminUrl, redisUrl } from '../helpers/infra.ts'
 import { createEmptyDatabase, type TestDatabase } from '../helpers/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { eventually } from '../helpers/poll.ts'
@@ -102,25 +107,31 @@ describe('flags from a real Unleash server', () => {
   })
 })
 
-// Rollout changes through the proxy written to Unleash (UNLEASH_ADMIN_TOKEN), and the ledger of
-// both proxies: the writer records its admin change, the follower sees it as an Unleash change.
+// Rollout changes through the proxy written to Unleash (UNLEASH_ADMIN_TOKEN), and the ledgers:
+// the first proxy above (its own ledger file) sees the writer's change as an Unleash change; the
+// writer and a peer replica share a ledger in Redis, where each change is recorded once.
 describe('rollout changes through the Unleash Admin API', () => {
   const CAROL = 'carol-token-0123456789abcdef'
   const carol = { authorization: `Bearer ${CAROL}` }
+  const ledgerKey = `test:unleash-ledger:${randomUUID()}`
+  let redis: Redis
   let writer: ProxyUnderTest
+  let peer: ProxyUnderTest
   beforeAll(async () => {
-    writer = await startProxy(stubs, {
-      FLAGS_FILE: flagsFileAt(0),
-      UNLEASH_URL: `${unleash.url}/api`,
-      UNLEASH_API_TOKEN: CLIENT,
-      UNLEASH_ADMIN_TOKEN: ADMIN,
-      UNLEASH_REFRESH_INTERVAL_MS: '300',
-      UNLEASH_TIMEOUT_MS: '2000',
-      ADMIN_TOKENS: `carol:${CAROL}`,
-    })
-    await eventually('the writer to follow Unleash', async () => (await writer.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
+    redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
+    await once(redis, 'ready')
+    const replica = { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '2000', LEDGER_REDIS_KEY: ledgerKey }
+    writer = await startProxy(stubs, { ...replica, UNLEASH_ADMIN_TOKEN: ADMIN, ADMIN_TOKENS: `carol:${CAROL}` }, { redis })
+    peer = await startProxy(stubs, replica, { redis })
+    for (const p of [writer, peer]) await eventually('the replicas to follow Unleash', async () => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
   })
-  afterAll(() => writer?.close())
+  afterAll(async () => {
+    await writer?.close()
+    await peer?.close()
+    const claims = await redis.keys(`${ledgerKey}*`)
+    if (claims.length) await redis.del(...claims)
+    redis?.disconnect()
+  })
 
   const percentIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent
   const strategies = async () => (await unleashApi('GET', FEATURE)).environments.find((e: { name: string }) => e.name === 'development').strategies
@@ -147,10 +158,11 @@ describe('rollout changes through the Unleash Admin API', () => {
     ])
   })
 
-  it("a change made in Unleash is recorded as actor unleash; the proxy's own write only once, as carol", async () => {
+  it("a change made in Unleash is recorded once as actor unleash; the proxy's own write once, as carol", async () => {
     await unleashApi('PUT', `${FEATURE}/environments/development/strategies/${strategyId}`, rollout(20))
-    await eventually('the writer to follow the change to 20 %', async () => (await percentIn(writer)) === 20)
-    await eventually('the writer to record it', async () => (await ledger(writer)).length === 2)
+    for (const p of [writer, peer]) await eventually('the replicas to follow the change to 20 %', async () => (await percentIn(p)) === 20)
+    await eventually('the change to be recorded', async () => (await ledger(writer)).length === 2)
+    expect(await ledger(peer)).toEqual(await ledger(writer))
     expect((await ledger(writer)).map(shape)).toEqual([
       { from: 45, to: 20, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
       { from: 60, to: 45, actor: 'carol', source: 'admin', reason: 'ramp by hand' },
@@ -165,8 +177,10 @@ describe('rollout changes through the Unleash Admin API', () => {
     expect(others).toEqual([])
     expect(strategy).toMatchObject({ name: 'flexibleRollout', parameters: { rollout: '60', groupId: 'movies-migration' } })
     strategyId = strategy.id
-    expect((await ledger(writer))[0]).toMatchObject({ from: 20, to: 60, actor: 'admin', source: 'admin', reason: 'admin API' })
     await eventually('the follower to fetch 60 %', async () => (await percentIn(proxy)) === 60)
+    await eventually('the peer to fetch 60 %', async () => (await percentIn(peer)) === 60)
+    expect((await ledger(writer)).map(shape)[0]).toEqual({ from: 20, to: 60, actor: 'admin', source: 'admin', reason: 'admin API' })
+    expect((await ledger(writer)).length).toBe(3)
   })
 
   it('refuses (409) a flag that is more than a plain rollout, and changes nothing', async () => {
