@@ -76,7 +76,7 @@ const share = (m: Map<string, string>) => [...m.values()].filter((s) => s === 'm
 describe('flags from a real Unleash server', () => {
   let at30: Map<string, string>
 
-  it('routes by the rollout set in Unleash', async () => {
+  it('routes by the rollout set in Unleash', { timeout: 90_000 }, async () => {
     await eventually('the proxy to fetch movies-migration at 30 % from Unleash', async () => {
       const route = (await state()).routes[0]
       return route.source === 'unleash' && route.percent === 30
