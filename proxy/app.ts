@@ -79,7 +79,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
     { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
   )
-  const { changeRollout } = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
+  const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
+  const { changeRollout } = rolloutChanges
 
   const trust = trustFunction(config.trustProxy)
   const app = createHttpApp({
@@ -119,6 +120,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   app.addHook('onClose', async () => {
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
+    await rolloutChanges.settled()
   })
   deps.logger.info(
     { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },

@@ -43,6 +43,8 @@ export interface Ledger {
    * (one process per file) and when Redis fails (a duplicate beats a lost entry).
    */
   claim(id: string): Promise<boolean>
+  /** Gives a claim back (the change it was for failed). */
+  unclaim(id: string): Promise<void>
 }
 
 export interface LedgerOptions {
@@ -68,6 +70,7 @@ interface Store {
   add(entry: LedgerEntry): Promise<void>
   read(query: LedgerQuery): Promise<LedgerEntry[]>
   claim(id: string): Promise<boolean>
+  unclaim(id: string): Promise<void>
 }
 
 export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
@@ -93,6 +96,9 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
         deps.logger.warn({ id, err: (error as Error).message }, 'ledger claim failed; the change may be recorded by several replicas')
         return true
       }
+    },
+    async unclaim(id) {
+      await store.unclaim(id).catch(() => {}) // expires by itself
     },
   }
 }
@@ -127,6 +133,9 @@ function redisStore(redis: Redis, opts: LedgerOptions): Store {
     },
     async claim(id) {
       return (await redis.set(`${key}:claim:${id}`, '1', 'PX', opts.claimTtlMs, 'NX')) === 'OK'
+    },
+    async unclaim(id) {
+      await redis.del(`${key}:claim:${id}`)
     },
   }
 }
@@ -174,6 +183,7 @@ function fileStore(opts: LedgerOptions): Store {
         return out
       }),
     claim: async () => true,
+    unclaim: async () => {},
   }
 }
 

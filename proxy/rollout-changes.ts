@@ -20,6 +20,8 @@ export type ChangeRollout = (route: Route, percent: number, why: RolloutChangeRe
 
 export interface RolloutChanges {
   changeRollout: ChangeRollout
+  /** Resolves once the entries of changes noticed so far are stored (on close). */
+  settled(): Promise<void>
 }
 
 export interface RolloutChangesDeps {
@@ -37,6 +39,7 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
   // What the proxy last saw per route, and the changes it is making itself right now.
   const known = new Map(split.map((r) => [r.name, flags.state(r.flag)]))
   const ownChanges = new Map<string, number>()
+  const recording = new Set<Promise<void>>()
 
   const observedActor: Record<FlagState['source'], { actor: string; source: LedgerSource } | undefined> = {
     file: { actor: 'flags-file', source: 'flags-file' },
@@ -67,7 +70,8 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
         continue
       }
       const entry = { route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), actor: by.actor, reason: `${now.source === 'file' ? 'flags file' : 'Unleash'} changed`, source: by.source }
-      void recordOnce(entry)
+      const done = recordOnce(entry).finally(() => recording.delete(done))
+      recording.add(done)
     }
   })
 
@@ -76,15 +80,22 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
       if (!route.flag) throw new FlagConflictError(`route "${route.name}" has no target: there is nothing to roll out`)
       if (!flags.setRollout) throw new FlagConflictError('flags cannot be changed through the proxy in this mode')
       const from = percentOf(flags.state(route.flag))
-      await ledger.claim(changeId(route.name, from, percent))
+      const id = changeId(route.name, from, percent)
+      await ledger.claim(id)
       ownChanges.set(route.flag, percent)
       try {
         await flags.setRollout(route.flag, percent)
+      } catch (error) {
+        await ledger.unclaim(id)
+        throw error
       } finally {
         ownChanges.delete(route.flag)
       }
       known.set(route.name, flags.state(route.flag))
       await ledger.append({ route: route.name, flag: route.flag, from, to: percent, actor: why.actor, reason: why.reason, source: why.source })
+    },
+    async settled() {
+      await Promise.all([...recording])
     },
   }
 }

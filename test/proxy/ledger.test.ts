@@ -176,6 +176,9 @@ describe('ledger stores', () => {
       expect(events.length).toBe(Math.floor((693 - (700 - length)) / 7) + 1)
       // A change several replicas notice is claimed by the first one only.
       expect([await ledger.claim('movies:30:50'), await ledger.claim('movies:30:50'), await ledger.claim('movies:50:30')]).toEqual([true, false, true])
+      // A change that failed gives its claim back.
+      await ledger.unclaim('movies:50:30')
+      expect(await ledger.claim('movies:50:30')).toBe(true)
     } finally {
       await redis.del(key, `${key}:claim:movies:30:50`, `${key}:claim:movies:50:30`)
       redis.disconnect()
