@@ -40,6 +40,14 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
   const known = new Map(split.map((r) => [r.name, flags.state(r.flag)]))
   const ownChanges = new Map<string, number>()
   const recording = new Set<Promise<void>>()
+  // One change of a flag at a time: each one's `from` is the previous one's `to`, and the change
+  // being made is the only one the observer has to tell apart from someone else's.
+  const queues = new Map<string, Promise<unknown>>()
+  const oneAtATime = <T>(flag: string, work: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(flag) ?? Promise.resolve()).then(work, work)
+    queues.set(flag, run.catch(() => {}))
+    return run
+  }
 
   const observedActor: Record<FlagState['source'], { actor: string; source: LedgerSource } | undefined> = {
     file: { actor: 'flags-file', source: 'flags-file' },
@@ -77,22 +85,26 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
 
   return {
     async changeRollout(route, percent, why) {
-      if (!route.flag) throw new FlagConflictError(`route "${route.name}" has no target: there is nothing to roll out`)
+      const flag = route.flag
+      if (!flag) throw new FlagConflictError(`route "${route.name}" has no target: there is nothing to roll out`)
       if (!flags.setRollout) throw new FlagConflictError('flags cannot be changed through the proxy in this mode')
-      const from = percentOf(flags.state(route.flag))
-      const id = changeId(route.name, from, percent)
-      await ledger.claim(id)
-      ownChanges.set(route.flag, percent)
-      try {
-        await flags.setRollout(route.flag, percent)
-      } catch (error) {
-        await ledger.unclaim(id)
-        throw error
-      } finally {
-        ownChanges.delete(route.flag)
-      }
-      known.set(route.name, flags.state(route.flag))
-      await ledger.append({ route: route.name, flag: route.flag, from, to: percent, actor: why.actor, reason: why.reason, source: why.source })
+      const setRollout = flags.setRollout.bind(flags)
+      await oneAtATime(flag, async () => {
+        const from = percentOf(flags.state(flag))
+        const id = changeId(route.name, from, percent)
+        await ledger.claim(id)
+        ownChanges.set(flag, percent)
+        try {
+          await setRollout(flag, percent)
+        } catch (error) {
+          await ledger.unclaim(id)
+          throw error
+        } finally {
+          ownChanges.delete(flag)
+        }
+        known.set(route.name, flags.state(flag))
+        await ledger.append({ route: route.name, flag, from, to: percent, actor: why.actor, reason: why.reason, source: why.source })
+      })
     },
     async settled() {
       await Promise.all([...recording])

@@ -126,6 +126,22 @@ describe('the ledger in file mode', () => {
     expect(lines.map((l) => JSON.parse(l).to)).toEqual([50, 60, 70, 20, 25])
   })
 
+  it('concurrent changes are made one at a time, each recorded once from the previous one', async () => {
+    const before = (await ledgerOf(proxy)).entries.length
+    const percents = [11, 12, 13, 14, 15, 16, 17, 18]
+    const answers = await Promise.all(percents.map((percent, i) => put(proxy, as(i % 2 ? ALICE : BOB), { percent, reason: `burst ${i}` })))
+    expect(answers.map((a) => a.statusCode)).toEqual(percents.map(() => 200))
+    // Barrier: a hand edit, recorded once every reload the burst caused is done.
+    writeFlagsFile(proxy.flagsFile, 40)
+    await eventually('the hand edit after the burst', async () => (await ledgerOf(proxy)).entries[0]?.to === 40)
+    const burst = (await ledgerOf(proxy)).entries.slice(1, 1 + percents.length).reverse()
+    expect(burst.length).toBe(percents.length)
+    expect((await ledgerOf(proxy)).entries.length).toBe(before + percents.length + 1)
+    expect(burst.every((e) => e.source === 'admin')).toBe(true)
+    expect(burst.map((e) => e.to).sort()).toEqual(percents)
+    for (let i = 1; i < burst.length; i++) expect(burst[i]!.from).toBe(burst[i - 1]!.to)
+  })
+
   it('validates its query', async () => {
     for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?limit=-1', '?route=', '?route=movies&other=1']) {
       const res = await proxy.app.inject({ url: `/admin/ledger${query}`, headers: admin })
