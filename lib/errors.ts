@@ -69,11 +69,14 @@ export const errors = {
   WRITE_NOT_RETRIED: define<[failure: string]>('WRITE_NOT_RETRIED', 503, '%s; the request was not retried'),
 
   // Edge proxy: admin API
-  ADMIN_UNAUTHORIZED: define<[]>('ADMIN_UNAUTHORIZED', 401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN>'),
+  ADMIN_UNAUTHORIZED: define<[]>('ADMIN_UNAUTHORIZED', 401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>'),
   ROUTE_NOT_FOUND: define<[name: string, known: string]>('ROUTE_NOT_FOUND', 404, 'no route named "%s" (routes: %s)'),
   ROUTE_HAS_NO_TARGET: define<[name: string]>('ROUTE_HAS_NO_TARGET', 409, 'route "%s" has no target: there is nothing to roll out'),
   FLAGS_READ_ONLY: define<[]>('FLAGS_READ_ONLY', 409, 'flags cannot be changed through the proxy in this mode'),
-  FLAG_IN_UNLEASH: define<[url: string, flag: string]>('FLAG_IN_UNLEASH', 409, 'flags come from Unleash (%s): change the rollout of %s in Unleash'),
+  FLAG_IN_UNLEASH: define<[url: string, flag: string]>('FLAG_IN_UNLEASH', 409, 'flags come from Unleash (%s): change the rollout of %s in Unleash (or give the proxy UNLEASH_ADMIN_TOKEN)'),
+  FLAG_CHANGE_REFUSED: define<[reason: string]>('FLAG_CHANGE_REFUSED', 409, '%s'),
+  FLAG_WRITE_FAILED: define<[reason: string]>('FLAG_WRITE_FAILED', 502, '%s'),
+  LEDGER_UNAVAILABLE: define<[store: string, reason: string]>('LEDGER_UNAVAILABLE', 503, 'the ledger cannot be read (%s: %s)', RETRY_SOON),
   FLAG_PINNED_BY_ENV: define<[flag: string]>('FLAG_PINNED_BY_ENV', 409, '%s is pinned by GRADUAL_MIGRATION/MOVIES_MIGRATION_PERCENT; unset them to manage it in the flags file'),
   EXPLAIN_PATH_REQUIRED: define<[]>('EXPLAIN_PATH_REQUIRED', 400, 'path is required and must start with "/"'),
 } as const

@@ -14,15 +14,17 @@ import { trustFunction } from './trust-proxy.ts'
 import { tunnelUpgrades } from './websocket-tunnel.ts'
 import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
+import { createLedger } from './ledger.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { registerRateLimit } from './rate-limit.ts'
+import { createRolloutChanges } from './rollout-changes.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
 
 export interface ProxyDeps {
   logger: Logger
-  /** Shared rate-limit counters; absent = in-process counters. Owned by the caller. */
+  /** Shared rate-limit counters and the ledger stream; absent = in-process counters, the ledger file. Owned by the caller. */
   redis?: Redis
   /** Absent = built from config (Unleash or the flags file) and closed with the app. */
   flags?: FlagSource
@@ -71,6 +73,15 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   flags.onChange(publishFlags)
   publishFlags()
 
+  // Every rollout change — made through the proxy or noticed in the flag source — goes to the ledger.
+  const ledger = createLedger(
+    // A claimed change stays claimed while every replica's Unleash fetch can still bring it in.
+    { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
+    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
+  )
+  const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
+  const { changeRollout } = rolloutChanges
+
   const trust = trustFunction(config.trustProxy)
   const app = createHttpApp({
     logger: deps.logger,
@@ -86,8 +97,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
-  if (config.adminToken) {
-    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
+  if (config.adminTokens.length > 0) {
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride })
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
@@ -109,9 +120,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   app.addHook('onClose', async () => {
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
+    await rolloutChanges.settled()
   })
   deps.logger.info(
-    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: Boolean(config.adminToken) },
+    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',
   )
   return app

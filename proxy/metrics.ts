@@ -83,6 +83,12 @@ export function createMetrics() {
     registers: [registry],
   })
 
+  const ledgerStoreErrors = new Counter({
+    name: 'proxy_ledger_store_errors_total',
+    help: 'Rollout ledger entries the store (Redis or the ledger file) did not take; each is still in the proxy log',
+    registers: [registry],
+  })
+
   const requestChildren = new Map<string, ReturnType<typeof requests.labels>>()
   const durationChildren = new Map<string, ReturnType<typeof duration.labels>>()
   const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
@@ -99,6 +105,7 @@ export function createMetrics() {
     flagSourceLastSuccess,
     rateLimited,
     rateLimitStoreErrors,
+    ledgerStoreErrors,
     /** Hot path: one request done. */
     observe(route: string, upstream: string, status: number, reason: string, seconds: number): void {
       const cls = CLASSES[(status / 100) | 0] ?? 'other'

@@ -137,6 +137,19 @@ describe('Helm chart', () => {
     expect(unleashEnv.INIT_BACKEND_API_TOKENS).toBe(proxyEnv.UNLEASH_API_TOKEN)
     expect(proxyEnv.UNLEASH_API_TOKEN).toMatch(new RegExp(`^\\*:${unleashEnv.IMPORT_ENVIRONMENT}\\.`))
   })
+
+  it('the proxy writes rollout changes to Unleash with the admin token Unleash creates, in the environment it reads', () => {
+    const objects = renderChart()
+    const proxyEnv = chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))
+    const unleashEnv = chartEnv(objects, find(objects, 'Deployment', 'unleash'))
+    expect(proxyEnv.UNLEASH_ADMIN_TOKEN).toBe(unleashEnv.INIT_ADMIN_API_TOKENS)
+    const proxy = SERVICES.find((s) => s.name === 'proxy-service')!
+    expect(proxy.loadConfig(proxyEnv)).toMatchObject({ unleashAdminUrl: 'http://unleash:4242/api/admin', unleashEnvironment: unleashEnv.IMPORT_ENVIRONMENT, adminTokens: [{ name: 'admin' }] })
+    const without = renderChart(RENDER_VARIANTS['without Unleash, legacy pair pinned'])
+    expect(chartEnv(without, find(without, 'Deployment', 'proxy-service')).UNLEASH_ADMIN_TOKEN).toBeUndefined()
+    const compose = loadCompose()
+    expect(composeEnv(compose.services['proxy-service']!).UNLEASH_ADMIN_TOKEN).toBe(composeEnv(compose.services.unleash!).INIT_ADMIN_API_TOKENS)
+  })
 })
 
 // The route map is data (proxy/routes.json): each deployment mounts it as a file, points
