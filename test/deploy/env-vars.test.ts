@@ -144,7 +144,7 @@ describe('Helm chart', () => {
     const unleashEnv = chartEnv(objects, find(objects, 'Deployment', 'unleash'))
     expect(proxyEnv.UNLEASH_ADMIN_TOKEN).toBe(unleashEnv.INIT_ADMIN_API_TOKENS)
     const proxy = SERVICES.find((s) => s.name === 'proxy-service')!
-    expect(proxy.loadConfig(proxyEnv)).toMatchObject({ unleashAdminUrl: 'http://unleash:4242/api/admin', unleashEnvironment: unleashEnv.IMPORT_ENVIRONMENT, adminTokens: [{ name: 'admin' }] })
+    expect(proxy.loadConfig(chartEnvLocally(objects, find(objects, 'Deployment', 'proxy-service')))).toMatchObject({ unleashAdminUrl: 'http://unleash:4242/api/admin', unleashEnvironment: unleashEnv.IMPORT_ENVIRONMENT, adminTokens: [{ name: 'admin' }] })
     const without = renderChart(RENDER_VARIANTS['without Unleash, legacy pair pinned'])
     expect(chartEnv(without, find(without, 'Deployment', 'proxy-service')).UNLEASH_ADMIN_TOKEN).toBeUndefined()
     const compose = loadCompose()
