@@ -7,6 +7,8 @@ import { HttpError, notFound } from '../lib/http/errors.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { FlagConflictError, type FlagSource } from './flag-source.ts'
 import type { Upstreams } from './upstreams.ts'
+import { adminShadowRoutes } from './admin-shadow-routes.ts'
+import type { ShadowComparisons } from './shadow/shadow.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
 
@@ -16,6 +18,7 @@ export interface AdminRoutesOptions {
   upstreams: Upstreams
   flags: FlagSource
   allowBackendOverride: boolean
+  shadow: ShadowComparisons
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -57,6 +60,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
+  await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),
