@@ -301,6 +301,31 @@ describe('shadow comparison', () => {
   })
 })
 
+describe('shadow comparison and a client that goes away', () => {
+  it('stops capturing, sends no copy and counts client_gone when the client drops mid-answer', async () => {
+    const big = 'x'.repeat(20 * 1024 * 1024)
+    legacy.answer = () => ({ body: { big } })
+    const p = await start({ shadow: { percent: 100 }, env: { SHADOW_MAX_BODY_BYTES: String(64 * 1024 * 1024) } })
+    await p.app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = p.app.server.address() as AddressInfo
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/api/movies?n=1', headers: { 'x-user-id': 'viewer-1' } }, (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', (error) => (req.destroyed ? undefined : reject(error)))
+    })
+    await eventually('counted as client gone', async () => (await diffs(p)).notCompared.client_gone === 1)
+    expect(target.received).toHaveLength(0)
+    // The proxy still serves, and compares, the next requests.
+    legacy.answer = (req) => ({ body: movie(nOf(req)) })
+    await p.app.inject({ url: '/api/movies?n=2', headers: { 'x-user-id': 'viewer-1' } })
+    await eventually('the next copy compared', async () => (await diffs(p)).counts.error + (await diffs(p)).counts.mismatch + (await diffs(p)).counts.match === 1)
+  })
+})
+
 describe('shadow admin endpoints', () => {
   it('validate what they are given, naming the field', async () => {
     const p = await start()
