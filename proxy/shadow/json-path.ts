@@ -26,17 +26,13 @@ export function parsePathRule(source: string): PathRule {
   }
   while (at < source.length) {
     const rest = source.slice(at)
-    if (rest.startsWith('..')) {
-      steps.push({ descend: true })
-      at += 2
+    if (rest.startsWith('.')) {
+      // ".name" / ".*" one level down; "..name" / "..*" at any depth below.
+      const dots = rest.startsWith('..') ? 2 : 1
+      if (dots === 2) steps.push({ descend: true })
+      at += dots
       const name = IDENT.exec(source.slice(at))?.[0] ?? (source[at] === '*' ? '*' : undefined)
-      if (!name) fail('".." must be followed by a name or "*"')
-      steps.push(name === '*' ? { any: true } : { key: name! })
-      at += name!.length
-    } else if (rest.startsWith('.')) {
-      at += 1
-      const name = IDENT.exec(source.slice(at))?.[0] ?? (source[at] === '*' ? '*' : undefined)
-      if (!name) fail('"." must be followed by a name or "*" (use [\'...\'] for other keys)')
+      if (!name) fail(`"${'.'.repeat(dots)}" must be followed by a name or "*" (use ['...'] for other keys)`)
       steps.push(name === '*' ? { any: true } : { key: name! })
       at += name!.length
     } else if (rest.startsWith('[*]')) {
