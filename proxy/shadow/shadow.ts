@@ -120,6 +120,8 @@ export class ShadowComparisons {
   private readonly byRoute = new Map<string, RouteShadow>()
   private readonly closing = new AbortController()
   private inFlight = 0
+  /** Bytes of primary answers held by taps (capture while streaming, then until compared). */
+  private captured = 0
 
   constructor(
     options: ShadowOptions,
@@ -188,6 +190,7 @@ export class ShadowComparisons {
       counts: { ...state.counts },
       notCompared: { ...state.notCompared },
       inFlight: this.inFlight,
+      capturedBytes: this.captured,
       learnedNoise: { paths: [...state.learnedPaths.keys()], headers: [...state.learnedHeaders] },
       mismatches: state.mismatches.latest(),
       errors: state.errors.latest(),
@@ -210,8 +213,10 @@ export class ShadowComparisons {
 
   /** @internal The copy and the comparison, after the client's answer. */
   async run(state: RouteShadow, tap: Tap, primary: Answer): Promise<void> {
-    if (this.closing.signal.aborted) return
-    if (this.inFlight >= this.options.maxInFlight) return this.count(state, 'dropped')
+    if (this.closing.signal.aborted || this.inFlight >= this.options.maxInFlight) {
+      if (!this.closing.signal.aborted) this.count(state, 'dropped')
+      return tap.release()
+    }
     const { route } = state
     const shadowSide: Side = tap.primarySide === 'target' ? 'legacy' : 'target'
     const legacyRt = this.deps.upstreams.get(route.legacy.name)!
@@ -305,6 +310,20 @@ export class ShadowComparisons {
   /** @internal */ get maxBodyBytes(): number {
     return this.options.maxBodyBytes
   }
+
+  /**
+   * @internal Memory for captured primary bodies, bounded for the whole proxy by
+   * maxInFlight × maxBodyBytes whatever the number of answers streaming at once; false = full.
+   */
+  reserve(bytes: number): boolean {
+    if (this.captured + bytes > this.options.maxInFlight * this.options.maxBodyBytes) return false
+    this.captured += bytes
+    return true
+  }
+
+  /** @internal */ unreserve(bytes: number): void {
+    this.captured -= bytes
+  }
 }
 
 class TooLarge extends Error {}
@@ -319,6 +338,7 @@ class Tap implements ShadowTap {
   private head: { status: number; headers: IncomingHttpHeaders } | undefined
   private chunks: Buffer[] | undefined = []
   private size = 0
+  private reserved = 0
   private done = false
 
   constructor(
@@ -344,11 +364,14 @@ class Tap implements ShadowTap {
     if (!this.chunks) return
     this.size += chunk.length
     if (this.size > this.owner.maxBodyBytes) return this.end('too_large')
+    if (!this.owner.reserve(chunk.length)) return this.end('dropped')
+    this.reserved += chunk.length
     this.chunks.push(chunk)
   }
 
   primaryEnd(): void {
-    if (this.done || !this.head || !this.chunks) return
+    if (this.done || !this.chunks) return
+    if (!this.head) return this.end('primary_failed')
     this.done = true
     const primary: Answer = { ...this.head, body: Buffer.concat(this.chunks, this.size) }
     this.chunks = undefined
@@ -360,15 +383,18 @@ class Tap implements ShadowTap {
     this.end('client_gone')
   }
 
-  private end(why: NotCompared): void {
+  private end(why: NotCompared | 'dropped'): void {
     if (this.done) return
     this.done = true
-    this.owner.notCompared(this.state, why)
+    if (why === 'dropped') this.owner.count(this.state, 'dropped')
+    else this.owner.notCompared(this.state, why)
     this.release()
   }
 
   /** Drops what the copy held (the credentials among the headers). */
   release(): void {
+    this.owner.unreserve(this.reserved)
+    this.reserved = 0
     this.chunks = undefined
     this.headers = undefined
     this.body = undefined

@@ -86,4 +86,17 @@ describe('the shadow tap contract', () => {
     expect(shadow.report('r').notCompared).toMatchObject({ client_gone: 1, primary_failed: 1 })
     expect(shadow.totals('r')).toEqual(before)
   })
+
+  it('bounds the memory of answers being captured: maxInFlight × maxBodyBytes for the whole proxy, beyond it dropped', async () => {
+    const before = shadow.report('r').counts.dropped
+    const taps = Array.from({ length: 20 }, (_, i) => shadow.select(route, decision, request(100 + i))!)
+    for (const tap of taps) {
+      tap.primaryResponse('legacy', 200, { 'content-type': 'application/json' })
+      tap.primaryChunk(Buffer.alloc(1000, 32)) // 16 × 1024 bytes of budget: 16 answers fit
+    }
+    expect(shadow.report('r').capturedBytes).toBe(16_000)
+    expect(shadow.report('r').counts.dropped - before).toBe(4)
+    for (const tap of taps) tap.primaryFailed()
+    expect(shadow.report('r').capturedBytes).toBe(0)
+  })
 })
