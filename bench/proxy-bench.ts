@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     { name: 'direct', url: `http://127.0.0.1:${monolithPort}` },
   ]
   if (SHADOW) targets.push({ name: 'shadow', url: `http://127.0.0.1:${shadowPort}` })
-  if (NGINX) {
+  if (NGINX && (!ONLY || ONLY.includes('nginx'))) {
     const conf = join(work, 'nginx.conf')
     writeFileSync(conf, nginxConfig(nginxPort, monolithPort, moviesPort))
     const started = spawnSync(NGINX, ['-p', work, '-c', conf], { encoding: 'utf8', timeout: 10_000 })

@@ -37,7 +37,7 @@ export type ShadowOptions = Static<typeof ShadowOptions>
 
 export type ShadowOutcome = 'match' | 'mismatch' | 'error' | 'dropped'
 /** Copies that were started but could not be compared, and why (not an outcome: neither side is to blame). */
-export type NotCompared = 'too_large' | 'primary_failed' | 'client_gone'
+export type NotCompared = 'too_large' | 'primary_failed' | 'client_gone' | 'event_stream'
 
 const RING_SIZE = 50
 const ERROR_RING_SIZE = 10
@@ -134,7 +134,7 @@ export class ShadowComparisons {
         route,
         settings: compile(route.shadow ?? { percent: 0 }),
         counts: { match: 0, mismatch: 0, error: 0, dropped: 0 },
-        notCompared: { too_large: 0, primary_failed: 0, client_gone: 0 },
+        notCompared: { too_large: 0, primary_failed: 0, client_gone: 0, event_stream: 0 },
         mismatches: new Ring(RING_SIZE),
         errors: new Ring(ERROR_RING_SIZE),
         learnedPaths: new Map(),
@@ -357,6 +357,8 @@ class Tap implements ShadowTap {
   primaryResponse(upstream: string, status: number, headers: IncomingHttpHeaders): void {
     const expected = this.primarySide === 'target' ? this.state.route.target!.name : this.state.route.legacy.name
     if (upstream !== expected) return this.end('primary_failed') // a fallback: both answers would come from legacy
+    // A stream of events never ends as one answer: holding its capture would only take budget.
+    if (String(headers['content-type'] ?? '').startsWith('text/event-stream')) return this.end('event_stream')
     this.head = { status, headers }
   }
 

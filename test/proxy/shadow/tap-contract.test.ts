@@ -83,7 +83,11 @@ describe('the shadow tap contract', () => {
     const fallback = shadow.select(route, { ...decision, side: 'target', upstream: 'target' }, request(8))!
     fallback.primaryResponse('legacy', 200, {})
     fallback.primaryEnd()
-    expect(shadow.report('r').notCompared).toMatchObject({ client_gone: 1, primary_failed: 1 })
+    const events = shadow.select(route, decision, request(9))!
+    events.primaryResponse('legacy', 200, { 'content-type': 'text/event-stream' })
+    events.primaryChunk(Buffer.from('data: 1\n\n'))
+    events.primaryEnd()
+    expect(shadow.report('r').notCompared).toMatchObject({ client_gone: 1, primary_failed: 1, event_stream: 1 })
     expect(shadow.totals('r')).toEqual(before)
   })
 
