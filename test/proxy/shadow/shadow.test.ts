@@ -18,7 +18,7 @@ import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type S
 /** An upstream answering with `answer(request)`; `hold` keeps requests unanswered until released. */
 interface Programmable {
   url: string
-  received: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; shadow: boolean }>
+  received: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; shadow: boolean; body: string }>
   answer: (req: http.IncomingMessage) => { status?: number; body: unknown; headers?: Record<string, string> }
   hold: boolean
   held: http.ServerResponse[]
@@ -39,9 +39,10 @@ async function programmable(answer: Programmable['answer']): Promise<Programmabl
     close: async () => {},
   }
   const server = http.createServer((req, res) => {
-    req.resume()
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
-      up.received.push({ method: req.method!, url: req.url!, headers: req.headers, shadow: req.headers['x-shadow'] === 'true' })
+      up.received.push({ method: req.method!, url: req.url!, headers: req.headers, shadow: req.headers['x-shadow'] === 'true', body: Buffer.concat(chunks).toString() })
       if (up.hold) return void up.held.push(res)
       const { status = 200, body, headers = {} } = up.answer(req)
       const text = JSON.stringify(body)
@@ -206,10 +207,12 @@ describe('shadow comparison', () => {
     target.received = []
 
     const q = await start({ shadow: { percent: 100, ignore: ['$..updated_at'], methods: ['POST'] } })
-    await q.app.inject({ method: 'POST', url: '/api/movies?n=2', payload: { title: 'x' } })
+    await q.app.inject({ method: 'POST', url: '/api/movies?n=2', payload: { title: 'Сталкер' } })
     await q.app.inject({ method: 'GET', url: '/api/movies?n=3' })
     await settled(q, 1)
-    expect(target.received.map((r) => [r.method, r.url])).toEqual([['POST', '/api/movies?n=2']])
+    // The same body as the primary got (the buffered request body), with its content type.
+    expect(target.received.map((r) => [r.method, r.url, r.body, r.headers['content-type']])).toEqual([['POST', '/api/movies?n=2', '{"title":"Сталкер"}', 'application/json']])
+    expect(legacy.received.findLast((r) => r.method === 'POST')?.body).toBe('{"title":"Сталкер"}')
   })
 
   it('answers the client in full while the shadow side still holds the copy; the copy times out as an error', async () => {
