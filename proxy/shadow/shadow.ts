@@ -118,7 +118,9 @@ class ShadowError extends Error {}
 export class ShadowComparisons {
   private readonly options: ShadowOptions
   private readonly byRoute = new Map<string, RouteShadow>()
-  private readonly closing = new AbortController()
+  private closed = false
+  /** One per call in flight, so close() can abort them. */
+  private readonly calls = new Set<AbortController>()
   private inFlight = 0
   /** Bytes of primary answers held by taps (capture while streaming, then until compared). */
   private captured = 0
@@ -199,7 +201,8 @@ export class ShadowComparisons {
 
   /** Aborts the copies in flight (before the pools close). */
   close(): void {
-    this.closing.abort()
+    this.closed = true
+    for (const call of this.calls) call.abort()
   }
 
   /** @internal */ count(state: RouteShadow, outcome: ShadowOutcome): void {
@@ -213,8 +216,8 @@ export class ShadowComparisons {
 
   /** @internal The copy and the comparison, after the client's answer. */
   async run(state: RouteShadow, tap: Tap, primary: Answer): Promise<void> {
-    if (this.closing.signal.aborted || this.inFlight >= this.options.maxInFlight) {
-      if (!this.closing.signal.aborted) this.count(state, 'dropped')
+    if (this.closed || this.inFlight >= this.options.maxInFlight) {
+      if (!this.closed) this.count(state, 'dropped')
       return tap.release()
     }
     const { route } = state
@@ -246,7 +249,7 @@ export class ShadowComparisons {
       })
     } catch (error) {
       if (error instanceof TooLarge) return this.notCompared(state, 'too_large')
-      if (this.closing.signal.aborted) return
+      if (this.closed) return
       this.count(state, 'error')
       const message = error instanceof ShadowError ? error.message : `${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`
       state.errors.push({ at: new Date().toISOString(), method: tap.method, path, upstream: shadowRt.upstream.name, error: message.slice(0, 200) })
@@ -285,26 +288,35 @@ export class ShadowComparisons {
 
   private async fetch(rt: UpstreamRuntime, tap: Tap): Promise<Answer> {
     const ms = this.options.timeoutMs
-    const response = await rt.pool.request({
-      path: rt.basePath + tap.url,
-      method: tap.method as Dispatcher.HttpMethod,
-      headers: tap.headers,
-      body: tap.body,
-      signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(ms)]),
-      headersTimeout: ms,
-      bodyTimeout: ms,
-    })
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      size += chunk.length
-      if (size > this.options.maxBodyBytes) {
-        response.body.destroy()
-        throw new TooLarge()
+    // A timer and a controller of its own (not AbortSignal.any over a long-lived signal: one per copy, at full rate).
+    const call = new AbortController()
+    const timer = setTimeout(() => call.abort(new ShadowError(`no complete answer within ${ms} ms`)), ms)
+    this.calls.add(call)
+    try {
+      const response = await rt.pool.request({
+        path: rt.basePath + tap.url,
+        method: tap.method as Dispatcher.HttpMethod,
+        headers: tap.headers,
+        body: tap.body,
+        signal: call.signal,
+        headersTimeout: ms,
+        bodyTimeout: ms,
+      })
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > this.options.maxBodyBytes) {
+          response.body.destroy()
+          throw new TooLarge()
+        }
+        chunks.push(chunk)
       }
-      chunks.push(chunk)
+      return { status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks, size) }
+    } finally {
+      clearTimeout(timer)
+      this.calls.delete(call)
     }
-    return { status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks, size) }
   }
 
   /** @internal */ get maxBodyBytes(): number {
