@@ -233,8 +233,9 @@ export class ShadowComparisons {
       const [legacy, target] = shadowSide === 'target' ? [primary, copy] : [copy, primary]
       let differences = this.differences(state, legacy, target)
       if (differences.length && state.settings.detectNoise) {
-        const again = await this.fetch(legacyRt, tap)
-        if (this.learnNoise(state, this.differences(state, legacy, again))) differences = this.differences(state, legacy, target)
+        // A failed second call teaches nothing: the comparison stands as it is.
+        const again = await this.fetch(legacyRt, tap).catch(() => undefined)
+        if (again && this.learnNoise(state, this.differences(state, legacy, again))) differences = this.differences(state, legacy, target)
       }
       if (!differences.length) return this.count(state, 'match')
       this.count(state, 'mismatch')
