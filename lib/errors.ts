@@ -78,6 +78,8 @@ export const errors = {
   FLAG_WRITE_FAILED: define<[reason: string]>('FLAG_WRITE_FAILED', 502, '%s'),
   LEDGER_UNAVAILABLE: define<[store: string, reason: string]>('LEDGER_UNAVAILABLE', 503, 'the ledger cannot be read (%s: %s)', RETRY_SOON),
   FLAG_PINNED_BY_ENV: define<[flag: string]>('FLAG_PINNED_BY_ENV', 409, '%s is pinned by GRADUAL_MIGRATION/MOVIES_MIGRATION_PERCENT; unset them to manage it in the flags file'),
+  NOTHING_TO_COMPARE: define<[name: string]>('NOTHING_TO_COMPARE', 409, 'route "%s" has no target: there is nothing to compare with'),
+  ADMIN_BAD_SETTINGS: define<[problem: string]>('ADMIN_BAD_SETTINGS', 400, '%s'),
   EXPLAIN_PATH_REQUIRED: define<[]>('EXPLAIN_PATH_REQUIRED', 400, 'path is required and must start with "/"'),
 } as const
 

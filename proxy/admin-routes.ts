@@ -11,6 +11,8 @@ import { adminLedgerRoutes } from './admin-ledger-routes.ts'
 import type { Ledger } from './ledger.ts'
 import type { ChangeRollout } from './rollout-changes.ts'
 import type { Upstreams } from './upstreams.ts'
+import { adminShadowRoutes } from './admin-shadow-routes.ts'
+import type { ShadowComparisons } from './shadow/shadow.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
 
@@ -23,6 +25,7 @@ export interface AdminRoutesOptions {
   changeRollout: ChangeRollout
   ledger: Ledger
   allowBackendOverride: boolean
+  shadow: ShadowComparisons
 }
 
 declare module 'fastify' {
@@ -85,6 +88,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
+  await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

@@ -20,6 +20,7 @@ import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { registerRateLimit } from './rate-limit.ts'
 import { createRolloutChanges } from './rollout-changes.ts'
+import { ShadowComparisons } from './shadow/shadow.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
 
 export interface ProxyDeps {
@@ -83,6 +84,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const { changeRollout } = rolloutChanges
 
   const trust = trustFunction(config.trustProxy)
+  const shadow = new ShadowComparisons(
+    { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
+    { routes, upstreams, metrics, trust, logger: deps.logger },
+  )
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -98,7 +103,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminTokens.length > 0) {
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow })
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
@@ -108,6 +113,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     flags,
     metrics,
     trust,
+    shadow,
   })
 
   const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
@@ -118,6 +124,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
+    shadow.close()
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
     await rolloutChanges.settled()

@@ -95,6 +95,11 @@ const spec = {
   breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
   retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
 
+  // Shadow comparison (proxy/shadow/; per-route settings in the route map).
+  shadowMaxInFlight: env.int('SHADOW_MAX_IN_FLIGHT', 32, { min: 1, description: 'shadow copies in flight at once; beyond it a copy is dropped and counted' }),
+  shadowTimeoutMs: env.int('SHADOW_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each shadow copy' }),
+  shadowMaxBodyBytes: env.int('SHADOW_MAX_BODY_BYTES', 262_144, { min: 0, description: 'largest answer body compared; larger ones are counted as not compared' }),
+
   // Client connections (slowloris, stalled and vanishing clients).
   clientBodyTimeoutMs: env.int('CLIENT_BODY_TIMEOUT_MS', 30_000, { min: 1, description: 'longest pause between two reads of a request body; then 408' }),
   clientHeadersTimeoutMs: env.int('CLIENT_HEADERS_TIMEOUT_MS', 10_000, { min: 1, description: 'time a client has to send the request headers' }),

@@ -82,6 +82,12 @@ export function createMetrics() {
     help: 'Rate-limit counter updates that failed (Redis down or slow); those requests were let through',
     registers: [registry],
   })
+  const shadowComparisons = new Counter({
+    name: 'proxy_shadow_comparisons_total',
+    help: 'Shadow comparisons per route by outcome: match, mismatch, error (the copy failed or timed out), dropped (the in-flight budget was full)',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [registry],
+  })
 
   const ledgerStoreErrors = new Counter({
     name: 'proxy_ledger_store_errors_total',
@@ -91,6 +97,7 @@ export function createMetrics() {
 
   const requestChildren = new Map<string, ReturnType<typeof requests.labels>>()
   const durationChildren = new Map<string, ReturnType<typeof duration.labels>>()
+  const shadowChildren = new Map<string, ReturnType<typeof shadowComparisons.labels>>()
   const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
   return {
@@ -117,6 +124,13 @@ export function createMetrics() {
       let histogram = durationChildren.get(dkey)
       if (!histogram) durationChildren.set(dkey, (histogram = duration.labels(route, upstream)))
       histogram.observe(seconds)
+    },
+    /** One shadow comparison's outcome (proxy/shadow/). */
+    shadowComparison(route: string, outcome: 'match' | 'mismatch' | 'error' | 'dropped'): void {
+      const key = `${route}\u0000${outcome}`
+      let counter = shadowChildren.get(key)
+      if (!counter) shadowChildren.set(key, (counter = shadowComparisons.labels(route, outcome)))
+      counter.inc()
     },
   }
 }

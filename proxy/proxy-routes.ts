@@ -9,6 +9,7 @@ import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Route } from './route-map.ts'
+import { tapBody, type ShadowComparisons, type ShadowTap } from './shadow/shadow.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { errors, type CatalogueError } from '../lib/errors.ts'
@@ -39,6 +40,8 @@ export interface ProxyRoutesOptions {
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */
   trust: TrustFn | undefined
+  /** Shadow comparison (proxy/shadow/); absent = off. */
+  shadow?: ShadowComparisons
 }
 
 declare module 'fastify' {
@@ -46,6 +49,7 @@ declare module 'fastify' {
     proxyRoute: string | null
     proxyUpstream: string | null
     proxyReason: RouteReason | null
+    shadowTap: ShadowTap | null
   }
 }
 
@@ -57,6 +61,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
   app.decorateRequest('proxyReason', null)
+  app.decorateRequest('shadowTap', null)
   // Callback style, not async: one promise less per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
@@ -99,12 +104,15 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   function send(reply: FastifyReply, response: Dispatcher.ResponseData, upstream: string, reason: RouteReason): FastifyReply {
     reply.request.proxyUpstream = upstream
     reply.request.proxyReason = reason
+    // [shadow seam 2/2] the answer's status, headers and body are seen by the tap as they stream to the client.
+    const tap = reply.request.shadowTap
+    tap?.primaryResponse(upstream, response.statusCode, response.headers)
     return reply
       .code(response.statusCode)
       .headers(clientResponseHeaders(response.headers))
       .header('x-upstream', upstream)
       .header('x-route-reason', reason)
-      .send(response.body)
+      .send(tap ? tapBody(tap, response.body) : response.body)
   }
 
   function unavailable(reply: FastifyReply, reason: RouteReason, error: CatalogueError): FastifyReply {
@@ -155,6 +163,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
       // The breakers are not consulted here: the call goes through them and they answer for themselves.
       const decision = decideRoute(route, facts, flags)
+      // [shadow seam 1/2] a share of requests is copied to the other side after the answer (proxy/shadow/).
+      request.shadowTap = opts.shadow?.select(route, decision, request) ?? null
       return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
     }
   }

@@ -9,6 +9,7 @@ import { Value } from '@sinclair/typebox/value'
 import { ConfigError, env } from '../lib/config.ts'
 import { BreakerOptions } from './breakers.ts'
 import { PoolOptions } from './upstream-client.ts'
+import { ShadowEntry, shadowProblems } from './shadow/settings.ts'
 
 const Name = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' })
 const Path = Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$' })
@@ -40,6 +41,8 @@ const RouteEntry = Type.Object(
     legacy: Name,
     target: Type.Optional(Name),
     flag: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$' })),
+    /** Shadow comparison (proxy/shadow/): a share of requests is also sent to the side the flag did not pick, and the answers compared. */
+    shadow: Type.Optional(ShadowEntry),
   },
   { additionalProperties: false },
 )
@@ -73,6 +76,8 @@ export interface Route {
   /** Absent: the route always goes to `legacy`. */
   target?: Upstream
   flag?: string
+  /** Shadow comparison settings at start (routes with a target only). */
+  shadow?: ShadowEntry
 }
 
 export interface RouteMap {
@@ -149,6 +154,8 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       problems.push(`${at}: "target" and "flag" go together (a split needs both)`)
     }
     if (entry.target !== undefined && entry.target === entry.legacy) problems.push(`${at}/target: same upstream as legacy`)
+    if (entry.shadow && entry.target === undefined) problems.push(`${at}/shadow: a route without a target has nothing to compare with`)
+    if (entry.shadow) problems.push(...shadowProblems(entry.shadow, `${at}/shadow`))
     used.add(entry.legacy)
     if (entry.target) used.add(entry.target)
     return {
@@ -157,6 +164,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       legacy: upstream(entry.legacy, `${at}/legacy`),
       target: entry.target === undefined ? undefined : upstream(entry.target, `${at}/target`),
       flag: entry.flag,
+      ...(entry.shadow ? { shadow: entry.shadow } : {}),
     }
   })
   known.forEach((name, i) => {
