@@ -4,6 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { HttpError, notFound } from '../lib/http/errors.ts'
+import { adminRampRoutes, type AdminRampRoutesOptions } from './admin-ramp-routes.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { FlagConflictError, type FlagSource } from './flag-source.ts'
 import type { Upstreams } from './upstreams.ts'
@@ -16,6 +17,7 @@ export interface AdminRoutesOptions {
   upstreams: Upstreams
   flags: FlagSource
   allowBackendOverride: boolean
+  ramps?: AdminRampRoutesOptions
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -57,6 +59,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
+  if (opts.ramps) await app.register(adminRampRoutes, opts.ramps)
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

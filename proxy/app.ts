@@ -1,6 +1,7 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
@@ -17,6 +18,10 @@ import { createFlagSource } from './flag-sources.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
+import { localCoordination, redisCoordination } from './ramp/coordination.ts'
+import { createRampController, flagSourceRollout, type ActorOf, type ChangeRollout } from './ramp/controller.ts'
+import type { ShadowTotalsFn } from './ramp/guard.ts'
+import { createTrafficRecorder } from './ramp/traffic.ts'
 import { registerRateLimit } from './rate-limit.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
 
@@ -26,6 +31,12 @@ export interface ProxyDeps {
   redis?: Redis
   /** Absent = built from config (Unleash or the flags file) and closed with the app. */
   flags?: FlagSource
+  /** Cumulative shadow comparison counts per route, for the ramp guard; absent = no shadow data. */
+  shadowTotals?: ShadowTotalsFn
+  /** How ramps and rollbacks change a rollout; absent = the flag source's setRollout. */
+  changeRollout?: ChangeRollout
+  /** The acting admin of an admin request; absent = "admin". */
+  actorOf?: ActorOf
 }
 
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -71,6 +82,23 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   flags.onChange(publishFlags)
   publishFlags()
 
+  // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.
+  const traffic = createTrafficRecorder(routes)
+  const ramps = createRampController({
+    routes,
+    traffic,
+    upstreams,
+    flags,
+    coordination: deps.redis
+      ? redisCoordination({ redis: deps.redis, keyPrefix: config.rampKeyPrefix, leaseTtlMs: config.rampLeaseTtlMs })
+      : localCoordination(join(dirname(config.flagsFile), 'ramps.json')),
+    changeRollout: deps.changeRollout ?? flagSourceRollout(flags),
+    shadowTotals: deps.shadowTotals,
+    metrics,
+    logger: deps.logger,
+    tickMs: config.rampTickMs,
+  })
+
   const trust = trustFunction(config.trustProxy)
   const app = createHttpApp({
     logger: deps.logger,
@@ -87,7 +115,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
-    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
+    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride, ramps: { ramps, actorOf: deps.actorOf } })
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
@@ -97,6 +125,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     flags,
     metrics,
     trust,
+    traffic,
   })
 
   const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
@@ -107,9 +136,11 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
+    await ramps.close()
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
   })
+  ramps.start()
   deps.logger.info(
     { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: Boolean(config.adminToken) },
     'proxy configured',
