@@ -197,6 +197,7 @@ export function createRampController(opts: RampControllerOptions) {
   async function adminApply(route: Route, ramp: Ramp, t: Transition) {
     const next = { ...t, ramp: { ...t.ramp, version: ramp.version + 1 } }
     if ((await apply(route, ramp.version, next)) !== 'saved') throw new HttpError(409, `the ramp of route "${route.name}" changed meanwhile; look again and retry`)
+    if (isActive(next.ramp)) windowOf(route, rampKey(next.ramp), next.ramp.limits)
     return rampView(next.ramp)
   }
 
@@ -232,6 +233,7 @@ export function createRampController(opts: RampControllerOptions) {
       // The first step first: a mode where the rollout cannot change (409) starts no ramp.
       await opts.changeRollout(route, t.rollout!.percent, t.rollout!.why)
       if ((await store.save(t.ramp, existing?.version ?? 0)) !== 'saved') throw new HttpError(409, `the ramp of route "${route.name}" changed meanwhile; look again and retry`)
+      windowOf(route, rampKey(t.ramp), t.ramp.limits) // the window starts now, if this process drives it
       metrics.publishRampState(route.name, 'running')
       logger.info({ route: route.name, flag: route.flag, percent: t.ramp.percent, steps: t.ramp.steps, actor, reason: plan.reason }, 'ramp started')
       return rampView(t.ramp)
