@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { judge, signalsOf, type GuardLimits, type WindowSignals } from '../../proxy/ramp/guard.ts'
 import { guardRollback, pauseRamp, planOf, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp } from '../../proxy/ramp/state.ts'
 import { createTrafficRecorder, sideWindow } from '../../proxy/ramp/traffic.ts'
+import { parseRouteMap } from '../../proxy/route-map.ts'
 
 const limits: GuardLimits = { maxErrorRatePercent: 1, maxMismatchRatePercent: 0.5, maxLatencyRatio: 1.5, minRequests: 100 }
 const side = (requests: number, errors = 0, p99Ms: number | null = requests ? 20 : null) => ({ requests, errors, p99Ms })
@@ -121,4 +122,34 @@ describe('ramp state machine', () => {
     expect(t.rollout).toEqual({ percent: 0, why: { actor: 'guard', reason: 'standing guard rolled back from 50 %: target breaker is open', source: 'guard' } })
     expect(t.ramp).toMatchObject({ kind: 'guard', state: 'rolled_back', percent: 0, version: 4 })
   })
+})
+
+describe('standing guard in the route map', () => {
+  const upstreams = [
+    { name: 'monolith', url: 'http://monolith:8080' },
+    { name: 'movies-service', url: 'http://movies:8081' },
+  ]
+  const withGuard = (guard: unknown, split = true) => ({
+    upstreams,
+    routes: [{ name: 'movies', prefix: '/api/movies', legacy: 'monolith', ...(split ? { target: 'movies-service', flag: 'movies-migration' } : { legacy: 'movies-service' }), guard }, { name: 'default', prefix: '/', legacy: 'monolith' }],
+  })
+
+  it('is opt-in, with defaults for the limits it does not name', () => {
+    const map = parseRouteMap(withGuard({ maxErrorRatePercent: 5 }), {})
+    expect(map.routes[0]!.guard).toEqual({ intervalSeconds: 60, limits: { ...limits, maxErrorRatePercent: 5 } })
+    expect(map.routes[1]!.guard).toBeUndefined()
+  })
+
+  for (const [guard, split, message] of [
+    [{ maxErrorRatePercent: 200 }, true, /\/routes\/0\/guard\/maxErrorRatePercent: Expected number to be less or equal to 100/],
+    [{ minRequests: 0 }, true, /\/routes\/0\/guard\/minRequests: Expected integer to be greater or equal to 1/],
+    [{ maxLatencyRatio: 0.9 }, true, /\/routes\/0\/guard\/maxLatencyRatio/],
+    [{ intervalSeconds: 'soon' }, true, /\/routes\/0\/guard\/intervalSeconds: Expected integer/],
+    [{ window: 5 }, true, /\/routes\/0\/guard\/window: Unexpected property/],
+    [{}, false, /\/routes\/0\/guard: only a split route \(with "target" and "flag"\) can be guarded/],
+  ] as const) {
+    it(`rejects ${JSON.stringify(guard)}${split ? '' : ' on a route without a target'}`, () => {
+      expect(() => parseRouteMap(withGuard(guard, split), {}, 'routes.json')).toThrow(message)
+    })
+  }
 })
