@@ -188,9 +188,28 @@ export function createRampController(opts: RampControllerOptions) {
     timer.unref?.()
   }
 
+  /** The store as admin calls see it: unreachable (Redis down) is a 503, not a 500. */
+  const admin = {
+    async load(route: Route): Promise<Ramp | undefined> {
+      try {
+        return await store.load(route.name)
+      } catch (error) {
+        throw unavailable(error)
+      }
+    },
+    async save(ramp: Ramp, expected: number): Promise<SaveResult> {
+      try {
+        return await store.save(ramp, expected)
+      } catch (error) {
+        throw unavailable(error)
+      }
+    },
+  }
+  const unavailable = (error: unknown) => new HttpError(503, `ramp state unavailable (${(error as Error).message}); retry`, { 'retry-after': '1' })
+
   /** Loads a route's ramp for an admin action; 409 when there is none. */
   async function current(route: Route): Promise<Ramp> {
-    const ramp = await store.load(route.name)
+    const ramp = await admin.load(route)
     if (!ramp) throw new HttpError(409, `route "${route.name}" has no ramp`)
     return ramp
   }
@@ -217,7 +236,7 @@ export function createRampController(opts: RampControllerOptions) {
 
     async view(name: string) {
       const route = routeNamed(name)
-      const ramp = await store.load(route.name)
+      const ramp = await admin.load(route)
       if (!ramp) throw new HttpError(404, `route "${route.name}" has had no ramp`)
       const base = baselines.get(route.name)
       const live = isActive(ramp) && base?.key === rampKey(ramp) ? windowOf(route, base.key, ramp.limits) : ramp.window
@@ -227,12 +246,12 @@ export function createRampController(opts: RampControllerOptions) {
     async startRamp(name: string, body: RampRequest, actor: string) {
       const route = routeNamed(name)
       const plan = planOf(body)
-      const existing = await store.load(route.name)
+      const existing = await admin.load(route)
       if (isActive(existing)) throw new HttpError(409, `a ramp is already ${existing.state} on route "${route.name}" at ${existing.percent} %: pause, resume or roll it back`)
       const t = startRamp({ id: randomUUID(), route: route.name, plan, actor, version: (existing?.version ?? 0) + 1, now: now() })
       // The first step first: a mode where the rollout cannot change (409) starts no ramp.
       await opts.changeRollout(route, t.rollout!.percent, t.rollout!.why)
-      if ((await store.save(t.ramp, existing?.version ?? 0)) !== 'saved') throw new HttpError(409, `the ramp of route "${route.name}" changed meanwhile; look again and retry`)
+      if ((await admin.save(t.ramp, existing?.version ?? 0)) !== 'saved') throw new HttpError(409, `the ramp of route "${route.name}" changed meanwhile; look again and retry`)
       windowOf(route, rampKey(t.ramp), t.ramp.limits) // the window starts now, if this process drives it
       metrics.publishRampState(route.name, 'running')
       logger.info({ route: route.name, flag: route.flag, percent: t.ramp.percent, steps: t.ramp.steps, actor, reason: plan.reason }, 'ramp started')
@@ -257,11 +276,17 @@ export function createRampController(opts: RampControllerOptions) {
       await opts.changeRollout(route, 0, { actor, reason: `rollback${reason ? `: ${reason}` : ''}`, source: 'admin' })
       metrics.rampRollbacks.labels(route.name, 'admin', 'admin').inc()
       for (let attempt = 0; attempt < 3; attempt++) {
-        const ramp = await store.load(route.name)
+        let ramp: Ramp | undefined
+        try {
+          ramp = await store.load(route.name)
+        } catch (error) {
+          logger.error({ route: route.name, err: (error as Error).message }, 'rolled back to 0 %, but the ramp state is unavailable: a running ramp may step again once it is back')
+          return { route: route.name, state: null, percent: 0, reason: `rolled back by ${actor}; the ramp state is unavailable (${(error as Error).message}): roll back again once it is back` }
+        }
         if (!isActive(ramp)) return { route: route.name, state: ramp?.state ?? null, percent: 0, reason: `rolled back by ${actor}${reason ? `: ${reason}` : ''} (no ramp was running)` }
         const t = rollbackRamp(ramp, actor, reason, now())
         const next = { ...t.ramp, version: ramp.version + 1 }
-        if ((await store.save(next, ramp.version)) === 'saved') {
+        if ((await admin.save(next, ramp.version)) === 'saved') {
           metrics.publishRampState(route.name, next.state)
           logger.info({ route: route.name, flag: route.flag, percent: 0, actor, reason }, 'ramp rolled back through the admin API')
           return rampView(next)

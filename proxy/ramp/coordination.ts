@@ -42,7 +42,7 @@ export function localCoordination(file: string): Coordination {
   try {
     doc = (JSON.parse(readFileSync(file, 'utf8')) as { routes?: Record<string, Ramp> }).routes ?? {}
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`ramp state ${file}: ${(error as Error).message}`)
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`ramp state ${file}: ${(error as Error).message}`, { cause: error })
   }
   let queue: Promise<unknown> = Promise.resolve()
   const persist = async () => {
