@@ -101,26 +101,36 @@ export function createRampController(opts: RampControllerOptions) {
     if (window) metrics.publishGuardSignals(route.name, window)
   }
 
-  /** Stores a transition, then applies its rollout. A driver passes its fencing token. */
+  /**
+   * Stores a transition with its rollout as pending, then applies it (settle). Stored first: a
+   * driver whose lease is gone (fenced) changes nothing. A driver passes its fencing token.
+   */
   async function apply(route: Route, expected: number, t: Transition, fence?: number): Promise<SaveResult> {
-    const result = await store.save(t.ramp, expected, fence)
+    const stored: Ramp = { ...t.ramp, pending: t.rollout ?? t.ramp.pending ?? null }
+    const result = await store.save(stored, expected, fence)
     if (result !== 'saved') {
       logger.warn({ route: route.name, result, state: t.ramp.state }, 'ramp change not stored: changed meanwhile or the lease was lost')
       return result
     }
-    metrics.publishRampState(route.name, t.ramp.state)
+    metrics.publishRampState(route.name, stored.state)
     if (t.rollout) {
-      if (t.ramp.state === 'rolled_back') metrics.rampRollbacks.labels(route.name, t.rollout.why.source, t.ramp.breach?.signal ?? 'admin').inc()
-      await opts.changeRollout(route, t.rollout.percent, t.rollout.why)
-      // An admin may have changed the ramp between our save and our rollout (a rollback on
-      // another replica): the stored ramp's percentage is the one that stands.
-      const after = fence === undefined ? undefined : await store.load(route.name)
-      if (after && after.version !== t.ramp.version && after.percent !== t.rollout.percent) {
-        await opts.changeRollout(route, after.percent, { actor: 'ramp', reason: `re-applying ${after.percent} %: the ramp was changed meanwhile (${after.reason})`, source: 'ramp' })
-      }
-      logger.info({ route: route.name, flag: route.flag, percent: t.rollout.percent, actor: t.rollout.why.actor, source: t.rollout.why.source, reason: t.rollout.why.reason }, 'rollout changed by the ramp controller')
+      if (stored.state === 'rolled_back') metrics.rampRollbacks.labels(route.name, t.rollout.why.source, stored.breach?.signal ?? 'admin').inc()
+      await settle(route, stored, fence)
     }
     return result
+  }
+
+  /** Applies a stored ramp's pending rollout, then clears it. A failure leaves it pending: the next tick retries. */
+  async function settle(route: Route, ramp: Ramp, fence?: number): Promise<void> {
+    const { percent, why } = ramp.pending!
+    await opts.changeRollout(route, percent, why)
+    logger.info({ route: route.name, flag: route.flag, percent, actor: why.actor, source: why.source, reason: why.reason }, 'rollout changed by the ramp controller')
+    if ((await store.save({ ...ramp, pending: null, version: ramp.version + 1 }, ramp.version, fence)) === 'saved') return
+    // Changed meanwhile (an admin on another replica, say a rollback): its percentage stands.
+    const after = await store.load(route.name)
+    if (after && !after.pending && after.percent !== percent) {
+      await opts.changeRollout(route, after.percent, { actor: 'ramp', reason: `re-applying ${after.percent} %: the ramp was changed meanwhile (${after.reason})`, source: 'ramp' })
+    }
   }
 
   async function driveRamp(route: Route, ramp: Ramp, fence: number): Promise<void> {
@@ -157,13 +167,14 @@ export function createRampController(opts: RampControllerOptions) {
 
   async function tickRoute(route: Route): Promise<void> {
     const ramp = await store.load(route.name)
-    if (!isActive(ramp) && !route.guard) return
+    if (!isActive(ramp) && !route.guard && !ramp?.pending) return
     const fence = await lease.hold(route.name)
     metrics.rampLeaseHeld.labels(route.name).set(fence === undefined ? 0 : 1)
     if (fence === undefined) {
       baselines.delete(route.name)
       return
     }
+    if (ramp?.pending) return settle(route, ramp, fence)
     if (isActive(ramp)) await driveRamp(route, ramp, fence)
     else await standingGuard(route, ramp, fence)
   }
@@ -285,7 +296,7 @@ export function createRampController(opts: RampControllerOptions) {
         }
         if (!isActive(ramp)) return { route: route.name, state: ramp?.state ?? null, percent: 0, reason: `rolled back by ${actor}${reason ? `: ${reason}` : ''} (no ramp was running)` }
         const t = rollbackRamp(ramp, actor, reason, now())
-        const next = { ...t.ramp, version: ramp.version + 1 }
+        const next = { ...t.ramp, pending: null, version: ramp.version + 1 }
         if ((await admin.save(next, ramp.version)) === 'saved') {
           metrics.publishRampState(route.name, next.state)
           logger.info({ route: route.name, flag: route.flag, percent: 0, actor, reason }, 'ramp rolled back through the admin API')

@@ -56,6 +56,11 @@ export interface Ramp {
   window: WindowSignals | null
   /** Who started it and why. */
   startedBy: { actor: string; reason: string }
+  /**
+   * A rollout this ramp decided and stored but has not yet seen applied: the driver applies it
+   * after the store succeeded and clears it; if applying fails it is retried on the next tick.
+   */
+  pending: { percent: number; why: Why } | null
   /** Bumped by every stored change (compare-and-set). */
   version: number
   /** Fencing token of the lease holder that last drove it (0 = an admin action or a single process). */
@@ -111,6 +116,7 @@ export function startRamp(input: { id: string; route: string; plan: ReturnType<t
     breach: null,
     window: null,
     startedBy: { actor: input.actor, reason: plan.reason },
+    pending: null,
     version: input.version,
     fence: 0,
   }
@@ -187,6 +193,7 @@ export function guardRollback(input: { id: string; route: string; from: number; 
     breach: input.breach,
     window: input.window,
     startedBy: { actor: 'guard', reason: 'standing guard (route map)' },
+    pending: null,
     version: input.version,
     fence: 0,
   }
@@ -210,6 +217,8 @@ export function rampView(ramp: Ramp) {
     limits: ramp.limits,
     window: ramp.window,
     startedBy: ramp.startedBy,
+    /** A rollout decided and stored, not yet applied (retried every tick until it is). */
+    pendingRollout: ramp.pending?.percent ?? null,
     startedAt: iso(ramp.startedAt),
     updatedAt: iso(ramp.updatedAt),
   }

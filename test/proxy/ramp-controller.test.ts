@@ -48,6 +48,8 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
   const flag = { percent: 0 }
   const flags = { kind: 'file', state: () => ({ flag: 'movies-migration', percent: flag.percent, sticky: true, source: 'file' }) } as unknown as FlagSource
   const changes: Array<{ percent: number; why: Why }> = []
+  /** The next this many rollout changes fail. */
+  const failures = { next: 0 }
   const shadow: ShadowTotals = { comparisons: 0, mismatches: 0 }
   const traffic = createTrafficRecorder(routes)
   const metrics = createMetrics()
@@ -60,6 +62,10 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
     coordination: dir ? localCoordination(join(dir, 'ramps.json')) : memoryCoordination(),
     clock: opts.clock,
     changeRollout: async (_route, percent, why) => {
+      if (failures.next > 0) {
+        failures.next--
+        throw new Error('flags file not writable')
+      }
       flag.percent = percent
       changes.push({ percent, why })
     },
@@ -75,7 +81,7 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
       traffic.record('movies', toTarget ? 'movies-service' : 'monolith', toTarget && i < errors ? 500 : 200, 'sticky', 3)
     }
   }
-  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir }
+  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir, failures }
 }
 
 let controllers: RampController[] = []
@@ -157,6 +163,19 @@ describe('ramp controller', () => {
     expect(s.flag.percent).toBe(0)
   })
 
+  it('keeps a rollback it could not write pending and retries it every tick until it is written', async () => {
+    const s = started(setup())
+    await s.ramps.startRamp('movies', { steps: [50, 100], intervalSeconds: 300, ...limits }, 'alice')
+    s.failures.next = 2
+    s.breaker.state = 'open'
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(await s.ramps.view('movies')).toMatchObject({ state: 'rolled_back', percent: 0, pendingRollout: 0 })
+    expect(s.flag.percent).toBe(50)
+    await vi.advanceTimersByTimeAsync(2_000)
+    expect(s.flag.percent).toBe(0)
+    expect(await s.ramps.view('movies')).toMatchObject({ state: 'rolled_back', pendingRollout: null })
+  })
+
   it('pauses (no steps), resumes, and rolls back by hand', async () => {
     const s = started(setup())
     await s.ramps.startRamp('movies', { steps: [10, 50], intervalSeconds: 60, ...limits }, 'alice')
@@ -217,6 +236,6 @@ describe('ramp controller', () => {
     clock.t += 61_000
     await second.ramps.tick()
     expect(second.flag.percent).toBe(50)
-    expect(JSON.parse(readFileSync(join(dir, 'ramps.json'), 'utf8')).routes.movies).toMatchObject({ state: 'running', percent: 50, step: 1, version: 2 })
+    expect(JSON.parse(readFileSync(join(dir, 'ramps.json'), 'utf8')).routes.movies).toMatchObject({ state: 'running', percent: 50, step: 1, pending: null, version: 3 })
   })
 })

@@ -82,7 +82,7 @@ describe('two proxies sharing Redis', () => {
     await Promise.all(proxies.splice(0).map((p) => p.close()))
   })
   async function replica(keyPrefix: string, flagsFile: string): Promise<ProxyUnderTest> {
-    const p = await startProxy(stubs, { FLAGS_FILE: flagsFile, RAMP_KEY_PREFIX: keyPrefix, RAMP_TICK_MS: '100', RAMP_LEASE_TTL_MS: '1000' }, { redis })
+    const p = await startProxy(stubs, { FLAGS_FILE: flagsFile, RAMP_KEY_PREFIX: keyPrefix, RAMP_TICK_MS: '100', RAMP_LEASE_TTL_MS: '5000' }, { redis })
     proxies.push(p)
     return p
   }
@@ -102,9 +102,10 @@ describe('two proxies sharing Redis', () => {
     const [holder, other] = (await leaseHeld(a)) === 1 ? [a, b] : [b, a]
     await eventually('the holder drives the ramp', async () => (await stored(keyPrefix)).fence > 0 && /staying at 10 %/.test((await view(other)).reason))
     const fenceBefore = (await stored(keyPrefix)).fence
-    // Still exactly one, a while later.
+    // Still exactly one, the same, a while later (the holder renews every tick).
     await new Promise((r) => setTimeout(r, 500))
     expect([await leaseHeld(holder), await leaseHeld(other)]).toEqual([1, 0])
+    expect((await stored(keyPrefix)).fence).toBe(fenceBefore)
 
     await holder.close()
     proxies.splice(proxies.indexOf(holder), 1)

@@ -62,7 +62,8 @@ describe('guarded ramps (file mode)', () => {
     expect(view.breach.value).toBeGreaterThan(1)
     expect(view.reason).toMatch(/^rolled back by the guard at 20 % \(step 1 of 3\): target 5xx rate [\d.]+ % > limit 1 %$/)
     expect(view.window.target.errors).toBeGreaterThan(0)
-    expect(await percentOf(p)).toBe(0)
+    // Stored first, then written to the flags file (pendingRollout until then).
+    await eventually('the flag at 0', async () => (await percentOf(p)) === 0 && (await ramp(p)).pendingRollout === null)
     const flags = JSON.parse(readFileSync(p.flagsFile, 'utf8'))
     expect(flags.featureStrategies.find((s: { featureName: string }) => s.featureName === 'movies-migration').parameters.rollout).toBe('0')
     const text = (await p.app.inject({ url: '/metrics' })).body
