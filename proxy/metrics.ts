@@ -10,6 +10,8 @@ export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' 
 
 export type ProxyMetrics = ReturnType<typeof createMetrics>
 
+const GUARD_SIGNALS = ['target_requests', 'legacy_requests', 'error_rate_percent', 'mismatch_rate_percent', 'latency_ratio', 'target_p99_seconds', 'legacy_p99_seconds'] as const
+
 export function createMetrics() {
   // Process metrics and GET /metrics come from lib/http/metrics.ts (registered in app.ts).
   const registry = new Registry()
@@ -85,10 +87,10 @@ export function createMetrics() {
     registers: [registry],
   })
 
-  // Guarded ramps (proxy/ramp): published by the replica holding a route's lease.
+  // Guarded ramps (proxy/ramp): the guard's window is published by the replica holding the route's lease.
   const rampState = new Gauge({
     name: 'proxy_ramp_state',
-    help: "A route's ramp state, one series per state: 1 for the current one (running, paused, completed, rolled_back)",
+    help: "A route's ramp state as stored (every replica reports it), one series per state: 1 for the current one (running, paused, completed, rolled_back)",
     labelNames: ['route', 'state'] as const,
     registers: [registry],
   })
@@ -140,8 +142,11 @@ export function createMetrics() {
     publishRampState(route: string, state: RampStateName): void {
       for (const s of RAMP_STATES) rampState.labels(route, s).set(s === state ? 1 : 0)
     },
+    clearGuardSignals(route: string): void {
+      for (const signal of GUARD_SIGNALS) guardSignal.remove(route, signal)
+    },
     publishGuardSignals(route: string, w: WindowSignals): void {
-      const values: Record<string, number | null> = {
+      const values: Record<(typeof GUARD_SIGNALS)[number], number | null> = {
         target_requests: w.target.requests,
         legacy_requests: w.legacy.requests,
         error_rate_percent: w.errorRatePercent,

@@ -88,7 +88,8 @@ export function createRampController(opts: RampControllerOptions) {
         seconds: Math.round((now() - base.at) / 100) / 10,
         target: sideWindow(totals.target, base.traffic.target),
         legacy: sideWindow(totals.legacy, base.traffic.legacy),
-        shadow: { comparisons: shadow.comparisons - base.shadow.comparisons, mismatches: shadow.mismatches - base.shadow.mismatches },
+        // Counts that went backwards (the shadow component restarted) count as none.
+        shadow: { comparisons: Math.max(0, shadow.comparisons - base.shadow.comparisons), mismatches: Math.max(0, shadow.mismatches - base.shadow.mismatches) },
         breaker: upstreams.get(route.target!.name)!.breaker.state(),
       },
       limits,
@@ -167,11 +168,14 @@ export function createRampController(opts: RampControllerOptions) {
 
   async function tickRoute(route: Route): Promise<void> {
     const ramp = await store.load(route.name)
+    // Every replica shows the stored state; only the holder shows a window (its own traffic).
+    if (ramp) metrics.publishRampState(route.name, ramp.state)
     if (!isActive(ramp) && !route.guard && !ramp?.pending) return
     const fence = await lease.hold(route.name)
     metrics.rampLeaseHeld.labels(route.name).set(fence === undefined ? 0 : 1)
     if (fence === undefined) {
       baselines.delete(route.name)
+      metrics.clearGuardSignals(route.name)
       return
     }
     if (ramp?.pending) return settle(route, ramp, fence)
