@@ -12,7 +12,8 @@ import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type S
 
 // Fast ticks; breakers that do not open, so the guard's own 5xx signal is what is tested.
 const FAST = { RAMP_TICK_MS: '100', BREAKER_CONSECUTIVE_FAILURES: '0', BREAKER_VOLUME_THRESHOLD: '100000' }
-const fastPlan = { intervalSeconds: 1, minRequests: 5, maxErrorRatePercent: 1, maxLatencyRatio: 50 }
+// Generous on latency: a handful of requests on a shared machine makes a noisy p99.
+const fastPlan = { intervalSeconds: 1, minRequests: 5, maxErrorRatePercent: 1, maxLatencyRatio: 100 }
 
 let stubs: Stubs
 beforeAll(async () => {
@@ -115,7 +116,7 @@ describe('guarded ramps (file mode)', () => {
     expect([noTarget.statusCode, noTarget.json().error]).toEqual([409, expect.stringMatching(/no target/)])
     expect((await p.app.inject({ url: '/admin/routes/movies/ramp' })).statusCode).toBe(401)
 
-    expect((await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50], intervalSeconds: 1, minRequests: 1 })).statusCode).toBe(200)
+    expect((await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50], intervalSeconds: 1, minRequests: 1, maxErrorRatePercent: 100, maxLatencyRatio: 1000 })).statusCode).toBe(200)
     const again = await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50] })
     expect([again.statusCode, again.json().error]).toEqual([409, expect.stringMatching(/already running/)])
     const paused = await call('POST', '/admin/routes/movies/ramp/pause')
