@@ -91,7 +91,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     flags,
     coordination: deps.redis
       ? redisCoordination({ redis: deps.redis, keyPrefix: config.rampKeyPrefix, leaseTtlMs: config.rampLeaseTtlMs })
-      : localCoordination(join(dirname(config.flagsFile), 'ramps.json')),
+      : localCoordination(join(dirname(config.flagsFile), 'ramps.json'), deps.logger),
     changeRollout: deps.changeRollout ?? flagSourceRollout(flags),
     shadowTotals: deps.shadowTotals,
     metrics,

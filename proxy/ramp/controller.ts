@@ -191,7 +191,7 @@ export function createRampController(opts: RampControllerOptions) {
       try {
         await tickRoute(route)
       } catch (error) {
-        logger.warn({ route: route.name, err: (error as Error).message }, 'ramp controller tick failed; trying again next tick')
+        logger.error({ route: route.name, err: (error as Error).message }, 'ramp controller tick failed (a pending rollout stays pending); trying again next tick')
       }
     }
   }

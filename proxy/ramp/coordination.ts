@@ -5,8 +5,9 @@
 // past the expiry, cut off from Redis) can never write. Without Redis: one process, the
 // lease always held, the state in a JSON file in the flags file's directory.
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, renameSync } from 'node:fs'
 import { rename, writeFile } from 'node:fs/promises'
+import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
 import type { Ramp } from './state.ts'
 
@@ -36,13 +37,22 @@ export interface Coordination {
   store: RampStore
 }
 
-/** One process, no Redis: the lease is always held; ramps in `<dir>/ramps.json`. */
-export function localCoordination(file: string): Coordination {
+/**
+ * One process, no Redis: the lease is always held; ramps in `<dir>/ramps.json`. An unreadable
+ * file does not stop the proxy: it is moved aside (kept for a human) and ramps start empty.
+ */
+export function localCoordination(file: string, logger: Logger): Coordination {
   let doc: Record<string, Ramp> = {}
   try {
-    doc = (JSON.parse(readFileSync(file, 'utf8')) as { routes?: Record<string, Ramp> }).routes ?? {}
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { routes?: unknown }
+    if (typeof parsed?.routes !== 'object' || parsed.routes === null) throw new Error('no "routes" object')
+    doc = parsed.routes as Record<string, Ramp>
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`ramp state ${file}: ${(error as Error).message}`, { cause: error })
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      const aside = `${file}.unreadable-${Date.now()}`
+      renameSync(file, aside)
+      logger.error({ file, movedTo: aside, err: (error as Error).message }, 'ramp state file unreadable: moved aside, no ramp is running (check the rollouts)')
+    }
   }
   let queue: Promise<unknown> = Promise.resolve()
   const persist = async () => {

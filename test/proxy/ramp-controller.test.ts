@@ -2,7 +2,7 @@
 // traffic recorder and state machine; the rollout changes, the breaker state and (on fake
 // time, where file I/O would not finish between ticks) the ramp store are the test's. The
 // state file is tested on real time, ticking by hand.
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -54,12 +54,13 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
   const traffic = createTrafficRecorder(routes)
   const metrics = createMetrics()
   const dir = opts.dir
+  const logs = captureLogs()
   const ramps = createRampController({
     routes,
     traffic,
     upstreams,
     flags,
-    coordination: dir ? localCoordination(join(dir, 'ramps.json')) : memoryCoordination(),
+    coordination: dir ? localCoordination(join(dir, 'ramps.json'), logs.logger) : memoryCoordination(),
     clock: opts.clock,
     changeRollout: async (_route, percent, why) => {
       if (failures.next > 0) {
@@ -71,7 +72,7 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
     },
     shadowTotals: () => ({ ...shadow }),
     metrics,
-    logger: captureLogs().logger,
+    logger: logs.logger,
     tickMs: 1_000,
   })
   /** `n` requests, `errors` of them 5xx, split between the sides as the rollout says. */
@@ -81,7 +82,7 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
       traffic.record('movies', toTarget ? 'movies-service' : 'monolith', toTarget && i < errors ? 500 : 200, 'sticky', 3)
     }
   }
-  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir, failures }
+  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir, failures, logs }
 }
 
 let controllers: RampController[] = []
@@ -237,5 +238,18 @@ describe('ramp controller', () => {
     await second.ramps.tick()
     expect(second.flag.percent).toBe(50)
     expect(JSON.parse(readFileSync(join(dir, 'ramps.json'), 'utf8')).routes.movies).toMatchObject({ state: 'running', percent: 50, step: 1, pending: null, version: 3 })
+  })
+
+  it('moves an unreadable state file aside and starts without ramps', async () => {
+    vi.useRealTimers()
+    const dir = mkdtempSync(join(tmpdir(), 'ramp-controller-'))
+    writeFileSync(join(dir, 'ramps.json'), '{"routes": {"movies": ')
+    const s = setup({ dir })
+    controllers.push(s.ramps)
+    await expect(s.ramps.view('movies')).rejects.toMatchObject({ statusCode: 404 })
+    expect(readdirSync(dir)).toEqual([expect.stringMatching(/^ramps\.json\.unreadable-\d+$/)])
+    expect(s.logs.lines).toContainEqual(expect.objectContaining({ level: 50, msg: expect.stringMatching(/ramp state file unreadable/) }))
+    await s.ramps.startRamp('movies', { steps: [10] }, 'alice')
+    expect(readdirSync(dir).sort()).toEqual(['ramps.json', expect.stringMatching(/^ramps\.json\.unreadable-/)])
   })
 })
