@@ -121,6 +121,28 @@ describe('two proxies sharing Redis', () => {
     expect(back.json()).toMatchObject({ state: 'rolled_back', percent: 0 })
   })
 
+  it('a holder cut off from Redis stops driving; the other takes over after the expiry', async () => {
+    const keyPrefix = newPrefix()
+    const flagsFile = flagsFileAt(0)
+    // The first replica has a Redis connection of its own, to cut.
+    const own = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 1_000 })
+    await once(own, 'ready')
+    const env = { FLAGS_FILE: flagsFile, RAMP_KEY_PREFIX: keyPrefix, RAMP_TICK_MS: '100', RAMP_LEASE_TTL_MS: '1500' }
+    const a = await startProxy(stubs, env, { redis: own })
+    proxies.push(a)
+    await a.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [10, 100], intervalSeconds: 1, minRequests: 1_000_000 } })
+    await eventually('the first replica holds the lease', async () => (await leaseHeld(a)) === 1)
+    const b = await replica(keyPrefix, flagsFile)
+    const fenceA = (await redis.get(`${keyPrefix}movies:lease`))!.split(' ')[1]
+    own.disconnect() // a keeps running but can no longer renew, nor write
+    await eventually('the second replica took the lease after the expiry', async () => (await leaseHeld(b)) === 1, 10_000)
+    expect(await leaseHeld(a)).toBe(0)
+    const fenceB = (await redis.get(`${keyPrefix}movies:lease`))!.split(' ')[1]
+    expect(Number(fenceB)).toBeGreaterThan(Number(fenceA))
+    await eventually('the new holder drives the ramp', async () => (await stored(keyPrefix)).fence === Number(fenceB))
+    expect(await view(b)).toMatchObject({ state: 'running', percent: 10 })
+  })
+
   it('the ramp state is kept in Redis across a restart', async () => {
     const keyPrefix = newPrefix()
     const first = await replica(keyPrefix, flagsFileAt(0))
