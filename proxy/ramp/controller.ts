@@ -161,7 +161,7 @@ export function createRampController(opts: RampControllerOptions) {
     if (percent === 0) return
     const verdict = judge(guard.limits, window)
     if (verdict.kind !== 'breach') return
-    const t = guardRollback({ id: randomUUID(), route: route.name, from: percent ?? -1, limits: guard.limits, breach: verdict.breach, window, version: (last?.version ?? 0) + 1, now: now() })
+    const t = guardRollback({ id: randomUUID(), route: route.name, from: percent, limits: guard.limits, breach: verdict.breach, window, version: (last?.version ?? 0) + 1, now: now() })
     await apply(route, last?.version ?? 0, { ...t, ramp: { ...t.ramp, fence } }, fence)
     baselines.delete(route.name)
   }

@@ -173,8 +173,9 @@ export function rollbackRamp(ramp: Ramp, actor: string, reason: string, now: num
 }
 
 /** The record of a standing-guard rollback (no ramp was running): shown by GET .../ramp. */
-export function guardRollback(input: { id: string; route: string; from: number; limits: GuardLimits; breach: Breach; window: WindowSignals; version: number; now: number }): Transition {
+export function guardRollback(input: { id: string; route: string; from: number | undefined; limits: GuardLimits; breach: Breach; window: WindowSignals; version: number; now: number }): Transition {
   const text = describeBreach(input.breach)
+  const from = input.from === undefined ? 'a rollout richer than a percentage' : `${input.from} %`
   const ramp: Ramp = {
     id: input.id,
     route: input.route,
@@ -189,7 +190,7 @@ export function guardRollback(input: { id: string; route: string; from: number; 
     updatedAt: input.now,
     windowStartedAt: input.now,
     nextStepAt: null,
-    reason: `rolled back from ${input.from} % by the standing guard: ${text}`,
+    reason: `rolled back from ${from} by the standing guard: ${text}`,
     breach: input.breach,
     window: input.window,
     startedBy: { actor: 'guard', reason: 'standing guard (route map)' },
@@ -197,7 +198,7 @@ export function guardRollback(input: { id: string; route: string; from: number; 
     version: input.version,
     fence: 0,
   }
-  return { ramp, rollout: { percent: 0, why: { actor: 'guard', reason: `standing guard rolled back from ${input.from} %: ${text}`, source: 'guard' } } }
+  return { ramp, rollout: { percent: 0, why: { actor: 'guard', reason: `standing guard rolled back from ${from}: ${text}`, source: 'guard' } } }
 }
 
 /** What GET /admin/routes/:name/ramp answers. */
