@@ -80,6 +80,10 @@ export const errors = {
   FLAG_PINNED_BY_ENV: define<[flag: string]>('FLAG_PINNED_BY_ENV', 409, '%s is pinned by GRADUAL_MIGRATION/MOVIES_MIGRATION_PERCENT; unset them to manage it in the flags file'),
   NOTHING_TO_COMPARE: define<[name: string]>('NOTHING_TO_COMPARE', 409, 'route "%s" has no target: there is nothing to compare with'),
   ADMIN_BAD_SETTINGS: define<[problem: string]>('ADMIN_BAD_SETTINGS', 400, '%s'),
+  NOTHING_TO_RAMP: define<[name: string]>('NOTHING_TO_RAMP', 409, 'route "%s" has no target: there is nothing to ramp'),
+  NO_RAMP: define<[name: string]>('NO_RAMP', 404, 'route "%s" has had no ramp'),
+  RAMP_CONFLICT: define<[reason: string]>('RAMP_CONFLICT', 409, '%s'),
+  RAMP_STATE_UNAVAILABLE: define<[reason: string]>('RAMP_STATE_UNAVAILABLE', 503, 'ramp state unavailable (%s); retry', RETRY_SOON),
   EXPLAIN_PATH_REQUIRED: define<[]>('EXPLAIN_PATH_REQUIRED', 400, 'path is required and must start with "/"'),
 } as const
 

@@ -4,6 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
+import { adminRampRoutes, type AdminRampRoutesOptions } from './admin-ramp-routes.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import type { AdminToken } from './config.ts'
 import type { FlagSource } from './flag-source.ts'
@@ -26,6 +27,7 @@ export interface AdminRoutesOptions {
   ledger: Ledger
   allowBackendOverride: boolean
   shadow: ShadowComparisons
+  ramps: AdminRampRoutesOptions
 }
 
 declare module 'fastify' {
@@ -89,6 +91,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
 
   reserveAdminNamespace(app)
   await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
+  await app.register(adminRampRoutes, opts.ramps)
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

@@ -1,12 +1,13 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
+import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
@@ -18,6 +19,9 @@ import { createLedger } from './ledger.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
+import { localCoordination, redisCoordination } from './ramp/coordination.ts'
+import { createRampController } from './ramp/controller.ts'
+import { createTrafficRecorder } from './ramp/traffic.ts'
 import { registerRateLimit } from './rate-limit.ts'
 import { createRolloutChanges } from './rollout-changes.ts'
 import { ShadowComparisons } from './shadow/shadow.ts'
@@ -84,10 +88,29 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const { changeRollout } = rolloutChanges
 
   const trust = trustFunction(config.trustProxy)
+  // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
     { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
     { routes, upstreams, metrics, trust, logger: deps.logger },
   )
+
+  // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.
+  const traffic = createTrafficRecorder(routes)
+  const ramps = createRampController({
+    routes,
+    traffic,
+    upstreams,
+    flags,
+    coordination: deps.redis
+      ? redisCoordination({ redis: deps.redis, keyPrefix: config.rampKeyPrefix, leaseTtlMs: config.rampLeaseTtlMs })
+      : localCoordination(join(dirname(config.flagsFile), 'ramps.json'), deps.logger),
+    changeRollout,
+    shadowTotals: (route) => shadow.totals(route),
+    metrics,
+    logger: deps.logger,
+    tickMs: config.rampTickMs,
+  })
+
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -103,7 +126,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminTokens.length > 0) {
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf } })
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
@@ -114,6 +137,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     metrics,
     trust,
     shadow,
+    traffic,
   })
 
   const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
@@ -124,11 +148,13 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
+    await ramps.close()
     shadow.close()
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
     await rolloutChanges.settled()
   })
+  ramps.start()
   deps.logger.info(
     { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',

@@ -122,6 +122,11 @@ const spec = {
   ledgerFile: env.optionalString('LEDGER_FILE', 'the ledger file without Redis; default rollout-ledger.jsonl beside FLAGS_FILE'),
   ledgerMaxEntries: env.int('LEDGER_MAX_ENTRIES', 10_000, { min: 10, max: 1_000_000, description: 'entries the ledger keeps (stream MAXLEN ~; the file rotates once at this size)' }),
   ledgerRedisKey: env.string('LEDGER_REDIS_KEY', 'cinemaabyss:ledger', 'Redis stream of the ledger'),
+
+  // Guarded ramps (proxy/ramp): with REDIS_URL a lease per route and the ramp state live in Redis.
+  rampKeyPrefix: env.string('RAMP_KEY_PREFIX', 'cinemaabyss:ramp:', 'prefix of the ramp leases and state in Redis'),
+  rampLeaseTtlMs: env.int('RAMP_LEASE_TTL_MS', 15_000, { min: 1_000, description: "a ramp lease's expiry: a replica that stops without giving it up is taken over after this" }),
+  rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),
 }
 
 export type ProxyConfig = ReturnType<typeof loadConfig>
@@ -147,6 +152,7 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
   if (config.clientHeadersTimeoutMs > config.clientRequestTimeoutMs) {
     throw new ConfigError('invalid configuration: CLIENT_HEADERS_TIMEOUT_MS must not be larger than CLIENT_REQUEST_TIMEOUT_MS')
   }
+  if (config.rampTickMs * 2 > config.rampLeaseTtlMs) throw new ConfigError('invalid configuration: RAMP_LEASE_TTL_MS must be at least twice RAMP_TICK_MS (the holder renews its lease every tick)')
   if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN) {
     throw new ConfigError(`invalid configuration: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN} characters`)
   }

@@ -8,6 +8,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
+import type { TrafficRecorder } from './ramp/traffic.ts'
 import type { Route } from './route-map.ts'
 import { tapBody, type ShadowComparisons, type ShadowTap } from './shadow/shadow.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
@@ -42,6 +43,8 @@ export interface ProxyRoutesOptions {
   trust: TrustFn | undefined
   /** Shadow comparison (proxy/shadow/); absent = off. */
   shadow?: ShadowComparisons
+  /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
+  traffic?: TrafficRecorder
 }
 
 declare module 'fastify' {
@@ -66,6 +69,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
       metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
+      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/ramp/traffic.ts)
     }
     done()
   })
