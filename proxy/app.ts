@@ -105,6 +105,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
       ? redisCoordination({ redis: deps.redis, keyPrefix: config.rampKeyPrefix, leaseTtlMs: config.rampLeaseTtlMs })
       : localCoordination(join(dirname(config.flagsFile), 'ramps.json'), deps.logger),
     changeRollout,
+    recordAction: (entry) => ledger.append(entry),
     shadowTotals: (route) => shadow.totals(route),
     metrics,
     logger: deps.logger,

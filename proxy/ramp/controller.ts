@@ -15,7 +15,7 @@ import type { Route } from '../route-map.ts'
 import type { Upstreams } from '../upstreams.ts'
 import type { Coordination, SaveResult } from './coordination.ts'
 import { judge, noShadowData, signalsOf, type GuardLimits, type ShadowTotals, type ShadowTotalsFn, type WindowSignals } from './guard.ts'
-import { guardRollback, isActive, pauseRamp, planOf, rampView, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp, type RampRequest, type Transition, type Why } from './state.ts'
+import { guardRollback, isActive, pauseRamp, planOf, rampView, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp, type RampRequest, type Transition } from './state.ts'
 import { sideWindow, type RouteTotals, type TrafficRecorder } from './traffic.ts'
 
 /** The acting admin of a request. */
@@ -28,6 +28,8 @@ export interface RampControllerOptions {
   flags: FlagSource
   coordination: Coordination
   changeRollout: ChangeRollout
+  /** Records a ramp action that leaves the rollout where it is (pause, resume) in the ledger. */
+  recordAction?: (entry: { route: string; flag: string; from: number; to: number; actor: string; reason: string; source: 'ramp' }) => Promise<void>
   /** Cumulative shadow comparison counts per route; default: no shadow data. */
   shadowTotals?: ShadowTotalsFn
   metrics: ProxyMetrics
@@ -262,13 +264,17 @@ export function createRampController(opts: RampControllerOptions) {
     async pause(name: string, actor: string) {
       const route = routeNamed(name)
       const ramp = await current(route)
-      return adminApply(route, ramp, pauseRamp(ramp, actor, now()))
+      const view = await adminApply(route, ramp, pauseRamp(ramp, actor, now()))
+      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp paused at ${ramp.percent} %`, source: 'ramp' })
+      return view
     },
 
     async resume(name: string, actor: string) {
       const route = routeNamed(name)
       const ramp = await current(route)
-      return adminApply(route, ramp, resumeRamp(ramp, actor, now()))
+      const view = await adminApply(route, ramp, resumeRamp(ramp, actor, now()))
+      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp resumed at ${ramp.percent} %`, source: 'ramp' })
+      return view
     },
 
     /** To 0 % at once (before anything is stored: the store may be down); ends an active ramp. */
