@@ -158,7 +158,10 @@ export function createRampController(opts: RampControllerOptions) {
     const ramp = await store.load(route.name)
     // Every replica shows the stored state; only the holder shows a window (its own traffic).
     if (ramp) metrics.publishRampState(route.name, ramp.state)
-    if (!isActive(ramp) && !route.guard && !ramp?.pending) return
+    if (!isActive(ramp) && !route.guard && !ramp?.pending) {
+      metrics.rampLeaseHeld.labels(route.name).set(0)
+      return
+    }
     const fence = await lease.hold(route.name)
     metrics.rampLeaseHeld.labels(route.name).set(fence === undefined ? 0 : 1)
     if (fence === undefined) {
@@ -180,6 +183,10 @@ export function createRampController(opts: RampControllerOptions) {
         await tickRoute(route)
       } catch (error) {
         logger.error({ route: route.name, err: (error as Error).message }, 'ramp controller tick failed (a pending rollout stays pending); trying again next tick')
+        // Cut off from the store: this replica cannot renew its lease, so it does not drive the route.
+        metrics.rampLeaseHeld.labels(route.name).set(0)
+        metrics.clearGuardSignals(route.name)
+        baselines.delete(route.name)
       }
     }
   }

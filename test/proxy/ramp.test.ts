@@ -72,6 +72,8 @@ describe('guarded ramps (file mode)', () => {
     expect(metric(text, 'proxy_ramp_state{route="movies",state="rolled_back"}')).toBe(1)
     expect(metric(text, 'proxy_rollout_percent{route="movies"}')).toBe(0)
     expect(p.logs.lines.some((l) => l.msg === 'rollout changed by the ramp controller' && l.source === 'guard')).toBe(true)
+    const ledger = (await p.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+    expect(ledger[0]).toMatchObject({ source: 'guard', from: 20, to: 0, reason: expect.stringMatching(/5xx rate/) })
   })
 
   it('a ramp over a healthy target completes at 100 %', async () => {
@@ -138,6 +140,17 @@ describe('guarded ramps (file mode)', () => {
     const bare = await call('POST', '/admin/routes/movies/rollback')
     expect([bare.statusCode, bare.json().percent]).toEqual([200, 0])
     expect(await percentOf(p)).toBe(0)
+    // Every action is in the ledger (newest first), with who did it and why.
+    const entries: { source: string; actor: string; from: number; to: number; reason: string }[] = (await call('GET', '/admin/ledger?route=movies')).json().entries
+    expect(entries.map((e) => [e.source, e.actor, e.from, e.to])).toEqual([
+      ['admin', 'admin', 40, 0],
+      ['admin', 'admin', 0, 40],
+      ['admin', 'admin', 10, 0],
+      ['ramp', 'admin', 10, 10],
+      ['ramp', 'admin', 10, 10],
+      ['admin', 'admin', 0, 10],
+    ])
+    expect(entries.map((e) => e.reason)).toEqual([expect.anything(), expect.anything(), expect.stringMatching(/pager at 3am/), expect.stringMatching(/resumed/), expect.stringMatching(/paused/), expect.anything()])
   })
 
   it('the standing guard rolls a breaching route back without a human', async () => {
