@@ -9,6 +9,8 @@ import { FlagConflictError, type FlagSource } from './flag-source.ts'
 import type { Upstreams } from './upstreams.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
+import { adminTrafficRoutes } from './admin-traffic-routes.ts'
+import type { TrafficHistory } from './traffic-history.ts'
 
 export interface AdminRoutesOptions {
   token: string
@@ -16,6 +18,8 @@ export interface AdminRoutesOptions {
   upstreams: Upstreams
   flags: FlagSource
   allowBackendOverride: boolean
+  /** Serves GET /admin/traffic and /admin/history (the console's rates and charts). */
+  history: TrafficHistory
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -57,6 +61,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
+  await app.register(adminTrafficRoutes, { routes, history: opts.history })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),
@@ -65,7 +70,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     backendOverride: opts.allowBackendOverride,
   }))
 
-  app.put<{ Params: { name: string }; Body: { percent: number } }>(
+  app.put<{ Params: { name: string }; Body: { percent: number; reason?: string } }>(
     '/admin/routes/:name/rollout',
     {
       schema: {
@@ -73,7 +78,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
           type: 'object',
           required: ['percent'],
           additionalProperties: false,
-          properties: { percent: { type: 'integer', minimum: 0, maximum: 100 } },
+          properties: { percent: { type: 'integer', minimum: 0, maximum: 100 }, reason: { type: 'string', maxLength: 500 } },
         },
       },
     },
@@ -84,7 +89,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       if (!flags.setRollout) throw new HttpError(409, 'flags cannot be changed through the proxy in this mode')
       try {
         const state = await flags.setRollout(route.flag, request.body.percent)
-        request.log.info({ route: route.name, flag: route.flag, percent: state.percent }, 'rollout changed through the admin API')
+        request.log.info({ route: route.name, flag: route.flag, percent: state.percent, reason: request.body.reason }, 'rollout changed through the admin API')
         return routeState(route)
       } catch (error) {
         if (error instanceof FlagConflictError) throw new HttpError(409, error.message)

@@ -7,6 +7,7 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
+import { consoleRoutes } from './console-routes.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
@@ -19,6 +20,7 @@ import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { registerRateLimit } from './rate-limit.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
+import { createTrafficHistory } from './traffic-history.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -87,7 +89,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
-    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
+    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics })
+    app.addHook('onClose', async () => history.stop())
+    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride, history })
+    await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {

@@ -68,7 +68,8 @@ const spec = {
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
   trustProxy: trustProxyEnv,
 
-  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token>'),
+  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (and the console at /admin/)'),
+  adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 
 export type ProxyConfig = ReturnType<typeof loadConfig>
