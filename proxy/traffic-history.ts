@@ -198,7 +198,7 @@ export async function createTrafficHistory(options: TrafficHistoryOptions, deps:
       const seconds = Math.max((now.at - then.at) / 1000, 0.001)
       return {
         at: new Date(now.at).toISOString(),
-        windowSeconds: round(seconds, 1),
+        windowSeconds: round(seconds, 3),
         routes: routes.map((route): RouteTraffic => {
           const a = now.routes.get(route.name)!
           const b = then.routes.get(route.name)!

@@ -4,8 +4,7 @@
 import { h } from './dom.js'
 
 const SVG = 'http://www.w3.org/2000/svg'
-const W = 600
-const H = 180
+const H = 200
 const PAD = { left: 34, right: 8, top: 8, bottom: 20 }
 export const SERIES = [
   { key: 'percent', label: 'Rollout %', class: 'series-rollout' },
@@ -21,13 +20,20 @@ const svg = (tag, attrs = {}, text) => {
   return el
 }
 
+/** "-45 min", "-30 s", "now". */
+const ago = (ms) => (ms < 1000 ? 'now' : ms >= 120_000 ? `-${Math.round(ms / 60_000)} min` : `-${Math.round(ms / 1000)} s`)
+
 export function renderChart(container, route, history) {
+  // Drawn at the container's own width, so the text keeps its size on any screen.
+  const W = Math.max(280, container.clientWidth || 600)
+  const points = history.points ?? []
   const end = Date.now()
-  const start = end - (history.retentionSeconds ?? 3600) * 1000
+  // The last hour, or since the proxy started when that is shorter.
+  const first = points.length ? Date.parse(points[0].at) : end
+  const start = Math.min(end - 60_000, Math.max(end - (history.retentionSeconds ?? 3600) * 1000, first))
   const x = (t) => PAD.left + ((t - start) / (end - start)) * (W - PAD.left - PAD.right)
   const y = (v) => PAD.top + (1 - v / 100) * (H - PAD.top - PAD.bottom)
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-labelledby': 'chart-desc' })
-  const points = history.points ?? []
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: 'chart', role: 'img', 'aria-labelledby': 'chart-desc' })
   const last = points[points.length - 1]
   const desc = last
     ? `Route ${route}, ${points.length} points over the last hour. Latest: ` + SERIES.map((s) => `${s.label} ${last[s.key] ?? 'none'}`).join(', ')
@@ -37,8 +43,9 @@ export function renderChart(container, route, history) {
     root.append(svg('line', { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), class: 'grid' }))
     root.append(svg('text', { x: PAD.left - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, `${v}`))
   }
-  for (const minutes of [60, 45, 30, 15, 0]) {
-    root.append(svg('text', { x: x(end - minutes * 60_000), y: H - 4, 'text-anchor': 'middle', class: 'axis' }, minutes ? `-${minutes} min` : 'now'))
+  for (const share of [0, 0.25, 0.5, 0.75, 1]) {
+    const t = start + share * (end - start)
+    root.append(svg('text', { x: x(t), y: H - 4, 'text-anchor': share === 0 ? 'start' : share === 1 ? 'end' : 'middle', class: 'axis' }, ago(end - t)))
   }
   for (const series of SERIES) {
     let d = ''

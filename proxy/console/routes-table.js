@@ -12,6 +12,13 @@ export function breakerBadge(upstream) {
 const cell = (col, label, ...content) => h('td', { 'data-col': col, 'data-label': label }, ...content)
 const pair = (legacy, target) => (target === undefined ? legacy : `${legacy} · ${target}`)
 
+/** Failed calls per second of each upstream (connect, timeout, reset, 5xx), whichever route made them. */
+function failures(traffic, upstreams) {
+  const rates = upstreams.map((u) => traffic?.upstreams?.[u.name]?.failureRps)
+  if (rates.every((r) => !r)) return ''
+  return h('span', { class: 'failures' }, `failed calls/s: ${upstreams.map((u, i) => `${u.name} ${num(rates[i] ?? 0)}`).join(' · ')}`)
+}
+
 export function renderRoutes(tbody, state, traffic, onOpen) {
   const rates = new Map((traffic?.routes ?? []).map((r) => [r.name, r]))
   tbody.replaceChildren(
@@ -33,7 +40,7 @@ export function renderRoutes(tbody, state, traffic, onOpen) {
         cell('rps', 'Requests/s', r ? pair(num(r.legacy.rps), split ? num(r.target?.rps) : undefined) : '…'),
         cell('errors', '5xx', r ? pair(pct(r.legacy.errorPercent), split ? pct(r.target?.errorPercent) : undefined) : '…'),
         cell('fallbacks', 'Fallbacks/s', r && split ? h('span', { class: r.fallbackRps > 0 ? 'warn' : '' }, num(r.fallbackRps)) : '—'),
-        cell('breakers', 'Breakers', breakerBadge(route.legacy), split ? breakerBadge(route.target) : ''),
+        cell('breakers', 'Breakers', breakerBadge(route.legacy), split ? breakerBadge(route.target) : '', failures(traffic, split ? [route.legacy, route.target] : [route.legacy])),
         cell(
           'shadow',
           'Shadow match',

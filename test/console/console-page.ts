@@ -95,7 +95,7 @@ export class ConsolePage {
 
   async setRollout(percent: number, reason: string): Promise<void> {
     await this.page.getByLabel('Percent of users on the target').fill(String(percent))
-    await this.page.getByLabel('Reason (goes into the ledger)').first().fill(reason)
+    await this.page.getByLabel('Reason for the change').fill(reason)
     await this.page.getByRole('button', { name: 'Set rollout' }).click()
   }
 
