@@ -50,12 +50,16 @@ interface Snapshot {
   shadow: boolean
 }
 
+/**
+ * Legacy: the answers the legacy upstream gave (fallbacks included), 5xx among them. Target:
+ * the requests meant for the target — answered by it, or failed over to legacy — and its
+ * errors: its 5xx answers plus those fallbacks. So a dead target shows 100 % errors even
+ * though every client was answered.
+ */
 export interface SideRates {
-  /** Answers per second from this side. */
   rps: number
-  /** 5xx answers per second from this side. */
   errorRps: number
-  /** Share of this side's answers that were 5xx; null without answers. */
+  /** errorRps / rps in percent; null without requests. */
   errorPercent: number | null
 }
 
@@ -125,7 +129,11 @@ export async function createTrafficHistory(options: TrafficHistoryOptions, deps:
     }
     for (const { labels, value } of (await metrics.fallbacks.get()).values) {
       const t = totals.get(String(labels.route))
-      if (t) t.fallbacks += value
+      if (!t) continue
+      t.fallbacks += value
+      // A fallback is a request meant for the target that the target failed (or its open breaker refused).
+      t.target.requests += value
+      t.target.errors += value
     }
     const shadowMetric = metrics.registry.getSingleMetric(SHADOW_COMPARISONS_METRIC) as Counter | undefined
     for (const { labels, value } of shadowMetric ? (await shadowMetric.get()).values : []) {

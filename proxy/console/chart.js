@@ -1,4 +1,4 @@
-// The per-route chart of the last hour: rollout %, 5xx % per side and shadow mismatch %, one
+// The per-route chart of the last hour: rollout %, errors % per side (traffic-history.ts) and shadow mismatch %, one
 // 0-100 % axis, inline SVG (colours come from console.css classes). A missing value (no
 // traffic, no comparisons) leaves a gap rather than a false zero.
 import { h } from './dom.js'
@@ -8,8 +8,8 @@ const H = 200
 const PAD = { left: 34, right: 8, top: 8, bottom: 20 }
 export const SERIES = [
   { key: 'percent', label: 'Rollout %', class: 'series-rollout' },
-  { key: 'legacyErrorPercent', label: 'Legacy 5xx %', class: 'series-legacy' },
-  { key: 'targetErrorPercent', label: 'Target 5xx %', class: 'series-target' },
+  { key: 'legacyErrorPercent', label: 'Legacy errors %', class: 'series-legacy' },
+  { key: 'targetErrorPercent', label: 'Target errors %', class: 'series-target' },
   { key: 'mismatchPercent', label: 'Shadow mismatch %', class: 'series-mismatch' },
 ]
 
@@ -49,17 +49,25 @@ export function renderChart(container, route, history) {
   }
   for (const series of SERIES) {
     let d = ''
-    let pen = false
+    const dots = [] // a value between two gaps has no line: it is drawn as a dot
+    let run = []
+    const endRun = () => {
+      if (run.length === 1) dots.push(run[0])
+      run = []
+    }
     for (const p of points) {
       const v = p[series.key]
       if (v === null || v === undefined) {
-        pen = false
+        endRun()
         continue
       }
-      d += `${pen ? 'L' : 'M'}${x(Date.parse(p.at)).toFixed(1)},${y(Math.min(100, Math.max(0, v))).toFixed(1)}`
-      pen = true
+      const at = [x(Date.parse(p.at)).toFixed(1), y(Math.min(100, Math.max(0, v))).toFixed(1)]
+      d += `${run.length ? 'L' : 'M'}${at[0]},${at[1]}`
+      run.push(at)
     }
+    endRun()
     if (d) root.append(svg('path', { d, class: `line ${series.class}`, 'data-series': series.key }))
+    for (const [cx, cy] of dots) root.append(svg('circle', { cx, cy, r: 3, class: `dot ${series.class}` }))
   }
   const legend = h('ul', { class: 'legend' }, ...SERIES.map((s) => h('li', {}, h('span', { class: `swatch ${s.class}`, 'aria-hidden': 'true' }), s.label)))
   container.replaceChildren(root, legend)

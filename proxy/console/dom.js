@@ -15,4 +15,4 @@ export const $ = (selector) => document.querySelector(selector)
 
 /** "1.5", "0", "—" for null. */
 export const num = (value, digits = 2) => (value === null || value === undefined ? '—' : String(Math.round(value * 10 ** digits) / 10 ** digits))
-export const pct = (value) => (value === null || value === undefined ? '—' : `${num(value, 1)} %`)
+export const pct = (value) => (value === null || value === undefined ? '—' : `${num(value, 1)}\u00a0%`)

@@ -38,7 +38,7 @@ export function renderRoutes(tbody, state, traffic, onOpen) {
           split ? h('span', { class: `source source-${route.source}` }, route.source) : '',
         ),
         cell('rps', 'Requests/s', r ? pair(num(r.legacy.rps), split ? num(r.target?.rps) : undefined) : '…'),
-        cell('errors', '5xx', r ? pair(pct(r.legacy.errorPercent), split ? pct(r.target?.errorPercent) : undefined) : '…'),
+        cell('errors', 'Errors', r ? pair(pct(r.legacy.errorPercent), split ? pct(r.target?.errorPercent) : undefined) : '…'),
         cell('fallbacks', 'Fallbacks/s', r && split ? h('span', { class: r.fallbackRps > 0 ? 'warn' : '' }, num(r.fallbackRps)) : '—'),
         cell('breakers', 'Breakers', breakerBadge(route.legacy), split ? breakerBadge(route.target) : '', failures(traffic, split ? [route.legacy, route.target] : [route.legacy])),
         cell(

@@ -88,6 +88,11 @@ export class ConsolePage {
     return this.cell(route, 'breakers').locator(`[data-upstream="${upstream}"]`)
   }
 
+  /** The routes table fits its box (no sideways scrolling inside it). */
+  tableFits(): Promise<boolean> {
+    return this.page.locator('#routes').evaluate((table) => table.parentElement!.scrollWidth <= table.parentElement!.clientWidth)
+  }
+
   async openRoute(name: string): Promise<void> {
     await this.page.getByRole('button', { name: `Details of route ${name}`, exact: true }).click()
     await this.page.locator('#detail').waitFor()

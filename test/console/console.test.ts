@@ -137,6 +137,12 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
       expect(await badge.evaluate((el) => getComputedStyle(el).color)).toBe('rgb(185, 28, 28)') // red
       expect(await page.breaker('movies', 'monolith').getAttribute('data-state')).toBe('closed')
       expect(Number(await page.cell('movies', 'fallbacks').textContent())).toBeGreaterThan(0)
+      // The requests meant for the target that failed over are its errors (the earlier tests' requests to it all succeeded).
+      const targetErrors = async () => Number(/· ([\d.]+)\s%$/.exec((await page!.cell('movies', 'errors').textContent()) ?? '')?.[1] ?? 0)
+      await expect.poll(targetErrors).toBeGreaterThan(50)
+      expect(await page.tableFits()).toBe(true) // at 1280 px, with its widest content
+      await page.openRoute('movies')
+      await expect.poll(() => page!.page.locator('#chart path[data-series="targetErrorPercent"]').count(), { timeout: 10_000 }).toBe(1)
       await page.screenshot('target-down')
     } finally {
       await stubs.movies.restart()
