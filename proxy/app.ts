@@ -89,7 +89,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminToken) {
-    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics })
+    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())
     await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride, history })
     await app.register(consoleRoutes)

@@ -6,6 +6,7 @@
 // `rateWindowMs` ago. In memory, per process: a replica sees its own share of the traffic.
 import { Type, type Static } from '@sinclair/typebox'
 import type { Counter } from 'prom-client'
+import type { Logger } from '../lib/logger.ts'
 import type { BreakerStateName } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
@@ -102,6 +103,7 @@ export interface TrafficHistoryDeps {
   upstreams: Upstreams
   flags: FlagSource
   metrics: ProxyMetrics
+  logger: Logger
 }
 
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits
@@ -191,6 +193,8 @@ export async function createTrafficHistory(options: TrafficHistoryOptions, deps:
       snapshots.push(now)
       // Only what the rate window needs is kept (plus one older, its base).
       while (snapshots.length > 2 && now.at - snapshots[1].at >= settings.rateWindowMs) snapshots.shift()
+    } catch (err) {
+      deps.logger.warn({ err }, 'traffic history: taking a point failed')
     } finally {
       sampling = false
     }

@@ -39,7 +39,7 @@ async function guarded(work) {
       token.clear()
       showLogin(`The proxy refused the token (401): ${error.message}. Log in again.`)
     } else {
-      $('#live').textContent = `Proxy unreachable (${error.message}); retrying…`
+      $('#live').textContent = `Update failed (${error.message}); retrying…`
     }
     return undefined
   }

@@ -15,6 +15,8 @@ export const PHONE = { width: 390, height: 844 }
 export class ConsolePage {
   /** Console errors, uncaught page errors and CSP violations, in order. */
   readonly problems: string[] = []
+  /** The admin API calls the page made (fetch), in order: method, path and query, JSON body. */
+  readonly calls: Array<{ method: string; url: string; body: unknown }> = []
 
   private constructor(
     readonly context: BrowserContext,
@@ -25,6 +27,11 @@ export class ConsolePage {
       if (msg.type() === 'error' || msg.type() === 'warning') this.problems.push(`console.${msg.type()}: ${msg.text()} (${msg.location().url})`)
     })
     page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`))
+    page.on('request', (request) => {
+      const url = new URL(request.url())
+      const body = request.postData()
+      if (request.resourceType() === 'fetch') this.calls.push({ method: request.method(), url: url.pathname + url.search, body: body ? JSON.parse(body) : undefined })
+    })
   }
 
   /**
@@ -102,6 +109,27 @@ export class ConsolePage {
     await this.page.getByLabel('Percent of users on the target').fill(String(percent))
     await this.page.getByLabel('Reason for the change').fill(reason)
     await this.page.getByRole('button', { name: 'Set rollout' }).click()
+  }
+
+  /** A ramp button (start with a template, pause, resume, rollback), with the reason typed in first. */
+  async rampAction(action: 'Start ramp' | 'Pause' | 'Resume' | 'Roll back to 0 %', reason: string, template?: 'standard' | 'cautious' | 'quick'): Promise<void> {
+    if (template) await this.page.getByLabel('Template').selectOption(template)
+    await this.page.getByLabel('Reason for the ramp action').fill(reason)
+    await this.page.getByRole('button', { name: action, exact: true }).click()
+  }
+
+  rampResult(): Locator {
+    return this.page.locator('#ramp-result')
+  }
+
+  async setShadow(percent: number, ignore: string): Promise<void> {
+    await this.page.getByLabel('Shadow percent').fill(String(percent))
+    await this.page.getByLabel('Ignored JSON paths').fill(ignore)
+    await this.page.getByRole('button', { name: 'Set shadow' }).click()
+  }
+
+  async filterLedger(route: string): Promise<void> {
+    await this.page.getByLabel('Route', { exact: true }).selectOption(route)
   }
 
   rolloutResult(): Locator {

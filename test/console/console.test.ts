@@ -52,7 +52,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   /** The panels over issue 12's endpoints handle a 404 (endpoint missing, or no ramp yet); the browser logs it all the same. */
-  const ISSUE_12_ENDPOINTS = /status of 404 .*\/admin\/(ledger\?|routes\/[a-z0-9-]+\/(ramp|diffs)\))/
+  const ISSUE_12_ENDPOINTS = /status of 404 .*\/admin\/(ledger\?|routes\/[a-z0-9-]+\/(ramp|ramp\/pause|ramp\/resume|rollback|shadow|diffs)\))/
 
   /** Where the proxy sends a user it has never seen. */
   const sideOfNewUser = async () => (await fetch(`${baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })).headers.get('x-upstream')
@@ -165,6 +165,52 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
       else await expect.poll(() => page!.page.locator(`${panel} .error`).count()).toBe(0)
     }
     expect(await page.page.locator('body').textContent()).not.toMatch(/internal server error/i)
+  })
+
+  it("sends issue 12's steering calls as it specifies them, each with the reason typed in", async () => {
+    page = await ConsolePage.open(browser, baseUrl)
+    await page.loginAndWait(ADMIN_TOKEN)
+    await page.openRoute('movies')
+    const sent = async (method: string, url: string) => {
+      await expect.poll(() => page!.calls.some((c) => c.method === method && c.url === url)).toBe(true)
+      return page!.calls.filter((c) => c.method === method && c.url === url).at(-1)!.body
+    }
+    // Whatever the proxy answers, the page says it: done, refused with its error, or not available.
+    const settled = async () => {
+      await expect.poll(() => page!.rampResult().textContent()).toMatch(/^(Done|Refused \(\d+\)|Not available on this proxy)/)
+      const text = (await page!.rampResult().textContent())!
+      await page!.rampResult().evaluate((el) => (el.textContent = ''))
+      return text
+    }
+
+    await page.rampAction('Start ramp', 'target matches on the shadow', 'standard')
+    expect(await sent('PUT', '/admin/routes/movies/ramp')).toEqual({
+      steps: [5, 25, 50, 100],
+      intervalSeconds: 300,
+      maxErrorRatePercent: 1,
+      maxMismatchRatePercent: 0.5,
+      maxLatencyRatio: 1.5,
+      minRequests: 100,
+      reason: 'target matches on the shadow',
+    })
+    const started = await settled()
+    await page.rampAction('Pause', 'holding over the match')
+    expect(await sent('POST', '/admin/routes/movies/ramp/pause')).toEqual({ reason: 'holding over the match' })
+    await settled()
+    await page.rampAction('Resume', 'match is over')
+    expect(await sent('POST', '/admin/routes/movies/ramp/resume')).toEqual({ reason: 'match is over' })
+    await settled()
+    await page.rampAction('Roll back to 0 %', 'p99 doubled')
+    expect(await sent('POST', '/admin/routes/movies/rollback')).toEqual({ reason: 'p99 doubled' })
+    await settled()
+    await page.setShadow(25, '$.generated_at, $.items[*].etag')
+    expect(await sent('PUT', '/admin/routes/movies/shadow')).toEqual({ percent: 25, ignore: ['$.generated_at', '$.items[*].etag'] })
+    await page.filterLedger('movies')
+    expect(await sent('GET', '/admin/ledger?limit=100&route=movies')).toBeUndefined()
+
+    // On a proxy without ramps the page says so, rather than failing.
+    const ramp = await fetch(`${baseUrl}/admin/routes/movies/ramp`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: '{}' })
+    if (ramp.status === 404) expect(started).toBe('Not available on this proxy (PUT /admin/routes/movies/ramp)')
   })
 
   it('works at phone width: no sideways scrolling, every control labelled, reachable by keyboard', async () => {
