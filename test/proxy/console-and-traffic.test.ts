@@ -2,8 +2,15 @@
 // nothing else opened up under /admin/) and the admin endpoints behind its table and charts:
 // GET /admin/traffic (rates per route, side and upstream) and GET /admin/history?route=.
 import { readdirSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CONSOLE_ROOT } from '../../proxy/console-routes.ts'
+import { loadConfig } from '../../proxy/config.ts'
+import { createFlagSource } from '../../proxy/flag-sources.ts'
+import { createMetrics } from '../../proxy/metrics.ts'
+import { closeUpstreams, createUpstreams } from '../../proxy/upstreams.ts'
+import { createTrafficHistory } from '../../proxy/traffic-history.ts'
+import { captureLogs } from '../helpers/logs.ts'
 import { eventually } from '../helpers/poll.ts'
 import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
@@ -131,5 +138,48 @@ describe('GET /admin/traffic and /admin/history', () => {
     expect(proxy.logs.lines.find((l) => l.msg === 'rollout changed through the admin API')).toMatchObject({ reason: 'all good on the dashboards' })
     const long = await put({ percent: 100, reason: 'x'.repeat(501) })
     expect([long.statusCode, long.json().error]).toEqual([400, expect.stringMatching(/reason/)])
+  })
+})
+
+describe('traffic history', () => {
+  /** The history's inputs as app.ts builds them, from the shipped route map. */
+  async function inputs() {
+    const config = loadConfig({ FLAGS_FILE: flagsFileAt(30) })
+    const logger = captureLogs().logger
+    const metrics = createMetrics()
+    const pool = { connections: 1, connectTimeoutMs: 1_000, responseTimeoutMs: 1_000, streamIdleTimeoutMs: 1_000 }
+    const breaker = { volumeThreshold: 10, errorPercent: 50, resetTimeoutMs: 1_000, consecutiveFailures: 5, windowMs: 1_000 }
+    const upstreams = createUpstreams(config.routeMap.upstreams, { pool, breaker }, metrics, logger)
+    const flags = await createFlagSource(config, logger)
+    return { deps: { routes: config.routeMap.routes, upstreams, flags, metrics, logger }, close: async () => (await closeUpstreams(upstreams), await flags.close()) }
+  }
+
+  it('keeps at most retention / interval points per route, and stops taking them when stopped', async () => {
+    const { deps, close } = await inputs()
+    try {
+      const history = await createTrafficHistory({ intervalMs: 100, retentionMs: 1_000, rateWindowMs: 1_000 }, deps)
+      try {
+        await eventually('ten points', () => history.history('movies').length === 10, 10_000)
+        await sleep(500) // five more points taken: the oldest went
+        expect(history.history('movies')).toHaveLength(10)
+        expect(history.history('movies').at(-1)).toMatchObject({ percent: 30, legacyRps: 0, targetRps: 0 })
+      } finally {
+        history.stop()
+      }
+      const last = history.history('movies').at(-1)
+      await sleep(300)
+      expect(history.history('movies').at(-1)).toBe(last)
+    } finally {
+      await close()
+    }
+  })
+
+  it('refuses options that would not bound it', async () => {
+    const { deps, close } = await inputs()
+    try {
+      await expect(createTrafficHistory({ intervalMs: 0, retentionMs: 1_000, rateWindowMs: 1_000 }, deps)).rejects.toThrow(/traffic history: invalid options: \/intervalMs/)
+    } finally {
+      await close()
+    }
   })
 })
