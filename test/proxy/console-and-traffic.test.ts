@@ -160,7 +160,7 @@ describe('traffic history', () => {
       const history = await createTrafficHistory({ intervalMs: 100, retentionMs: 1_000, rateWindowMs: 1_000 }, deps)
       try {
         await eventually('ten points', () => history.history('movies').length === 10, 10_000)
-        await sleep(500) // five more points taken: the oldest went
+        await sleep(500) // points keep coming; the oldest go
         expect(history.history('movies')).toHaveLength(10)
         expect(history.history('movies').at(-1)).toMatchObject({ percent: 30, legacyRps: 0, targetRps: 0 })
       } finally {
