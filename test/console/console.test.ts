@@ -82,6 +82,15 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
     page.problems.length = 0
   })
 
+  it('goes back to the login, saying why, when the token stops working (e.g. rotated on the proxy)', async () => {
+    page = await ConsolePage.open(browser, baseUrl)
+    await page.loginAndWait(ADMIN_TOKEN)
+    await page.page.evaluate(() => sessionStorage.setItem('cinemaabyss-admin-token', 'a-rotated-away-token-0000'))
+    await expect.poll(() => page!.loginError().textContent(), { timeout: 10_000 }).toMatch(/^The proxy refused the token \(401\): admin API needs Authorization: Bearer <ADMIN_TOKEN>\. Log in again\.$/)
+    expect([await page.dashboard().isHidden(), await page.page.evaluate(() => sessionStorage.length)]).toEqual([true, 0])
+    page.problems.splice(0, page.problems.length, ...page.problemsExcept(/status of 401 .*\/admin\/(state|traffic)\)$/))
+  })
+
   it('logs in and shows the route map: prefixes, sides, rollout and its source, breakers', async () => {
     page = await ConsolePage.open(browser, baseUrl)
     await page.loginAndWait(ADMIN_TOKEN)
