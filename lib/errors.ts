@@ -84,6 +84,7 @@ export const errors = {
   NO_RAMP: define<[name: string]>('NO_RAMP', 404, 'route "%s" has had no ramp'),
   RAMP_CONFLICT: define<[reason: string]>('RAMP_CONFLICT', 409, '%s'),
   RAMP_STATE_UNAVAILABLE: define<[reason: string]>('RAMP_STATE_UNAVAILABLE', 503, 'ramp state unavailable (%s); retry', RETRY_SOON),
+  ROUTE_NAME_REQUIRED: define<[]>('ROUTE_NAME_REQUIRED', 400, 'route is required, e.g. /admin/history?route=movies'),
   EXPLAIN_PATH_REQUIRED: define<[]>('EXPLAIN_PATH_REQUIRED', 400, 'path is required and must start with "/"'),
 } as const
 

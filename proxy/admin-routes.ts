@@ -16,6 +16,8 @@ import { adminShadowRoutes } from './admin-shadow-routes.ts'
 import type { ShadowComparisons } from './shadow/shadow.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
+import { adminTrafficRoutes } from './admin-traffic-routes.ts'
+import type { TrafficHistory } from './traffic-history.ts'
 
 export interface AdminRoutesOptions {
   /** Each token's name is the actor of what its holder changes. */
@@ -28,6 +30,8 @@ export interface AdminRoutesOptions {
   allowBackendOverride: boolean
   shadow: ShadowComparisons
   ramps: AdminRampRoutesOptions
+  /** Serves GET /admin/traffic and /admin/history (the console's rates and charts). */
+  history: TrafficHistory
 }
 
 declare module 'fastify' {
@@ -92,6 +96,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   reserveAdminNamespace(app)
   await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
   await app.register(adminRampRoutes, opts.ramps)
+  await app.register(adminTrafficRoutes, { routes, history: opts.history })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

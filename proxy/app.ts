@@ -8,6 +8,7 @@ import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
+import { consoleRoutes } from './console-routes.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
@@ -26,6 +27,7 @@ import { registerRateLimit } from './rate-limit.ts'
 import { createRolloutChanges } from './rollout-changes.ts'
 import { ShadowComparisons } from './shadow/shadow.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
+import { createTrafficHistory } from './traffic-history.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -127,7 +129,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminTokens.length > 0) {
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf } })
+    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
+    app.addHook('onClose', async () => history.stop())
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history })
+    await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {

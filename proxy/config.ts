@@ -115,7 +115,7 @@ const spec = {
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
   trustProxy: trustProxyEnv,
 
-  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (actor "admin" in the ledger)'),
+  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (actor "admin" in the ledger) and the console at /admin/'),
   namedAdminTokens,
 
   // The rollout ledger (proxy/ledger.ts): a Redis stream when REDIS_URL is set, else a JSON-lines file.
@@ -127,6 +127,7 @@ const spec = {
   rampKeyPrefix: env.string('RAMP_KEY_PREFIX', 'cinemaabyss:ramp:', 'prefix of the ramp leases and state in Redis'),
   rampLeaseTtlMs: env.int('RAMP_LEASE_TTL_MS', 15_000, { min: 1_000, description: "a ramp lease's expiry: a replica that stops without giving it up is taken over after this" }),
   rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),
+  adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 
 export type ProxyConfig = ReturnType<typeof loadConfig>

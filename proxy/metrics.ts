@@ -132,6 +132,8 @@ export function createMetrics() {
 
   return {
     registry,
+    /** Read by the admin traffic history (traffic-history.ts); the hot path counts through observe(). */
+    requests,
     breakerState,
     breakerEvents,
     upstreamFailures,
