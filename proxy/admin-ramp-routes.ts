@@ -13,6 +13,7 @@ export interface AdminRampRoutesOptions {
 }
 
 type Named = { Params: { name: string } }
+/** Pause, resume and rollback take an optional reason for the ledger (or no body). */
 const RollbackBody = Type.Union([Type.Null(), Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false })])
 
 export async function adminRampRoutes(app: FastifyInstance, opts: AdminRampRoutesOptions): Promise<void> {
@@ -23,8 +24,12 @@ export async function adminRampRoutes(app: FastifyInstance, opts: AdminRampRoute
     ramps.startRamp(request.params.name, request.body, actorOf(request)),
   )
   app.get<Named>('/admin/routes/:name/ramp', async (request) => ramps.view(request.params.name))
-  app.post<Named>('/admin/routes/:name/ramp/pause', async (request) => ramps.pause(request.params.name, actorOf(request)))
-  app.post<Named>('/admin/routes/:name/ramp/resume', async (request) => ramps.resume(request.params.name, actorOf(request)))
+  app.post<Named & { Body: { reason?: string } | null }>('/admin/routes/:name/ramp/pause', { schema: { body: RollbackBody } }, async (request) =>
+    ramps.pause(request.params.name, actorOf(request), request.body?.reason ?? ''),
+  )
+  app.post<Named & { Body: { reason?: string } | null }>('/admin/routes/:name/ramp/resume', { schema: { body: RollbackBody } }, async (request) =>
+    ramps.resume(request.params.name, actorOf(request), request.body?.reason ?? ''),
+  )
   app.post<Named & { Body: { reason?: string } | null }>('/admin/routes/:name/rollback', { schema: { body: RollbackBody } }, async (request) =>
     ramps.rollback(request.params.name, actorOf(request), request.body?.reason ?? ''),
   )

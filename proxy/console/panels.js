@@ -55,19 +55,17 @@ export async function loadDiffs(el, list, route) {
   const body = res.body ?? {}
   const counts = body.counts ?? {}
   el.replaceChildren(Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(' · ') || 'No comparisons yet.')
-  const latest = body.latest ?? body.mismatches ?? []
   list.replaceChildren(
-    ...latest.map((m) => {
-      const status = m.status ?? m.statuses ?? {}
+    ...(body.mismatches ?? []).map((m) => {
       return h(
         'article',
         { class: 'diff' },
-        h('p', {}, h('code', {}, `${m.method} ${m.path}`), ` legacy ${status.legacy ?? m.legacyStatus ?? '?'} · target ${status.target ?? m.targetStatus ?? '?'}`, m.at ? ` · ${timeText(m.at)}` : ''),
+        h('p', {}, h('code', {}, `${m.method} ${m.path}`), ` legacy ${m.legacy.upstream} ${m.legacy.status} · target ${m.target.upstream} ${m.target.status}`, m.at ? ` · ${timeText(m.at)}` : ''),
         h(
           'table',
           {},
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'JSON path'), h('th', { scope: 'col' }, 'Legacy'), h('th', { scope: 'col' }, 'Target'))),
-          h('tbody', {}, ...(m.differences ?? m.diffs ?? m.paths ?? []).map((d) => h('tr', {}, h('td', {}, h('code', {}, d.path)), h('td', {}, h('code', {}, JSON.stringify(d.legacy))), h('td', {}, h('code', {}, JSON.stringify(d.target)))))),
+          h('tbody', {}, ...m.differences.map((d) => h('tr', {}, h('td', {}, h('code', {}, d.path)), h('td', {}, h('code', {}, JSON.stringify(d.legacy))), h('td', {}, h('code', {}, JSON.stringify(d.target)))))),
         ),
       )
     }),
@@ -89,17 +87,17 @@ export async function loadLedger(state, tbody, route) {
     return tbody.replaceChildren()
   }
   if (!res.ok) return state.replaceChildren(h('span', { class: 'error' }, res.error))
-  const entries = Array.isArray(res.body) ? res.body : (res.body?.entries ?? [])
+  const entries = res.body?.entries ?? []
   state.replaceChildren(entries.length ? '' : 'No entries yet.')
   tbody.replaceChildren(
     ...entries.map((e) =>
       h(
         'tr',
         { 'data-route': e.route },
-        h('td', { 'data-label': 'Time' }, new Date(e.at ?? e.time ?? e.timestamp).toLocaleString()),
-        h('td', { 'data-label': 'Route' }, e.route ?? ''),
-        h('td', { 'data-label': 'Change' }, `${e.action ?? e.kind ?? ''} ${e.from ?? '?'} % → ${e.to ?? '?'} %`.trim()),
-        h('td', { 'data-label': 'Actor' }, e.actor ?? ''),
+        h('td', { 'data-label': 'Time' }, new Date(e.at).toLocaleString()),
+        h('td', { 'data-label': 'Route' }, e.route),
+        h('td', { 'data-label': 'Change' }, `${e.source} ${e.from ?? 'custom'} % → ${e.to ?? 'custom'} %`),
+        h('td', { 'data-label': 'Actor' }, e.actor),
         h('td', { 'data-label': 'Reason', 'data-col': 'reason' }, reasonText(e.reason)),
       ),
     ),

@@ -268,19 +268,19 @@ export function createRampController(opts: RampControllerOptions) {
       return rampView(t.ramp)
     },
 
-    async pause(name: string, actor: string) {
+    async pause(name: string, actor: string, reason = '') {
       const route = routeNamed(name)
       const ramp = await current(route)
       const view = await adminApply(route, ramp, pauseRamp(ramp, actor, now()))
-      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp paused at ${ramp.percent} %`, source: 'ramp' })
+      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp paused at ${ramp.percent} %${reason ? `: ${reason}` : ''}`, source: 'ramp' })
       return view
     },
 
-    async resume(name: string, actor: string) {
+    async resume(name: string, actor: string, reason = '') {
       const route = routeNamed(name)
       const ramp = await current(route)
       const view = await adminApply(route, ramp, resumeRamp(ramp, actor, now()))
-      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp resumed at ${ramp.percent} %`, source: 'ramp' })
+      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp resumed at ${ramp.percent} %${reason ? `: ${reason}` : ''}`, source: 'ramp' })
       return view
     },
 

@@ -121,7 +121,7 @@ describe('guarded ramps (file mode)', () => {
     expect((await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50], intervalSeconds: 1, minRequests: 1, maxErrorRatePercent: 100, maxLatencyRatio: 1000 })).statusCode).toBe(200)
     const again = await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50] })
     expect([again.statusCode, again.json().error]).toEqual([409, expect.stringMatching(/already running/)])
-    const paused = await call('POST', '/admin/routes/movies/ramp/pause')
+    const paused = await call('POST', '/admin/routes/movies/ramp/pause', { reason: 'waiting for the DBA' })
     expect([paused.statusCode, paused.json().state, paused.json().nextStepAt]).toEqual([200, 'paused', null])
     expect((await call('POST', '/admin/routes/movies/ramp/pause')).statusCode).toBe(409)
     // Paused: traffic and time pass, the step does not.
@@ -150,7 +150,7 @@ describe('guarded ramps (file mode)', () => {
       ['ramp', 'admin', 10, 10],
       ['admin', 'admin', 0, 10],
     ])
-    expect(entries.map((e) => e.reason)).toEqual([expect.anything(), expect.anything(), expect.stringMatching(/pager at 3am/), expect.stringMatching(/resumed/), expect.stringMatching(/paused/), expect.anything()])
+    expect(entries.map((e) => e.reason)).toEqual([expect.anything(), expect.anything(), expect.stringMatching(/pager at 3am/), expect.stringMatching(/resumed/), expect.stringMatching(/paused at 10 %: waiting for the DBA/), expect.anything()])
   })
 
   it('the standing guard rolls a breaching route back without a human', async () => {
