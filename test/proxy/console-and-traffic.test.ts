@@ -105,7 +105,7 @@ describe('GET /admin/traffic and /admin/history', () => {
     const rate = (n: number) => expect.closeTo(n / seconds, 1)
     // Four answers from the target; two target failures answered by the monolith (fallbacks):
     // six requests meant for the target, two of them failed; the monolith answered two, fine.
-    expect(movies).toMatchObject({ target: { rps: rate(6), errorRps: rate(2), errorPercent: 33.33 }, legacy: { rps: rate(2), errorRps: 0, errorPercent: 0 }, fallbackRps: rate(2), proxyRps: 0, shadow: null })
+    expect(movies).toMatchObject({ target: { rps: rate(6), errorRps: rate(2), errorPercent: 33.33 }, legacy: { rps: rate(2), errorRps: 0, errorPercent: 0 }, fallbackRps: rate(2), proxyRps: 0, shadow: { comparisons: 0, matchPercent: null } })
     expect(dflt).toMatchObject({ legacy: { rps: rate(4), errorRps: rate(1), errorPercent: 25 }, fallbackRps: 0 })
     expect(dflt.target).toBeUndefined()
     expect(t.upstreams['movies-service']).toMatchObject({ breaker: 'closed', failureRps: rate(2) })
@@ -135,7 +135,7 @@ describe('GET /admin/traffic and /admin/history', () => {
   it('takes a reason with a rollout change and logs it', async () => {
     const put = (payload: object) => proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload })
     expect((await put({ percent: 100, reason: 'all good on the dashboards' })).statusCode).toBe(200)
-    expect(proxy.logs.lines.find((l) => l.msg === 'rollout changed through the admin API')).toMatchObject({ reason: 'all good on the dashboards' })
+    expect(proxy.logs.lines.find((l) => (l.ledger as { to?: number } | undefined)?.to === 100)?.ledger).toMatchObject({ actor: 'admin', reason: 'all good on the dashboards' })
     const long = await put({ percent: 100, reason: 'x'.repeat(501) })
     expect([long.statusCode, long.json().error]).toEqual([400, expect.stringMatching(/reason/)])
   })
