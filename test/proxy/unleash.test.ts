@@ -210,6 +210,44 @@ describe('rollout changes through the Unleash Admin API', () => {
     }
     expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
   })
+
+  it('a guarded ramp in Unleash mode writes each step through the Admin API, and the ledger has them', { timeout: 90_000 }, async () => {
+    // Its own ramp keys: the lease and ramp state are this proxy's alone.
+    const ramper = await startProxy(
+      stubs,
+      { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_ADMIN_TOKEN: ADMIN, UNLEASH_TIMEOUT_MS: '2000', UNLEASH_REFRESH_INTERVAL_MS: '300', RAMP_TICK_MS: '200', RAMP_KEY_PREFIX: `test:unleash-ramp:${randomUUID()}:`, LEDGER_REDIS_KEY: `${ledgerKey}:ramp`, ADMIN_TOKENS: `carol:${CAROL}` },
+      { redis },
+    )
+    try {
+      await eventually('the ramping proxy to follow Unleash', async () => (await percentIn(ramper)) === 60)
+      const seen: string[] = []
+      const rolloutInUnleash = async () => (await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout as string
+      const start = await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: carol, payload: { steps: [70, 90], intervalSeconds: 1, minRequests: 5, maxLatencyRatio: 1000, reason: 'movies v2 in Unleash' } })
+      expect([start.statusCode, start.json().state]).toEqual([200, 'running'])
+      seen.push(await rolloutInUnleash())
+      await eventually(
+        'the ramp to complete',
+        async () => {
+          for (let i = 0; i < 10; i++) await ramper.app.inject({ url: '/api/movies', headers: { 'x-user-id': `unleash-ramp-${randomUUID()}` } })
+          const current = await rolloutInUnleash()
+          if (seen.at(-1) !== current) seen.push(current)
+          return (await ramper.app.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json().state === 'completed'
+        },
+        60_000,
+      )
+      // Every step went to Unleash (what its UI shows), in order.
+      expect(seen).toEqual(['70', '90'])
+      const entries = (await ramper.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+      expect(entries.map(shape).slice(0, 2)).toEqual([
+        { from: 70, to: 90, actor: 'ramp', source: 'ramp', reason: 'ramp step 2 of 2: the guard held at 70 %' },
+        { from: 60, to: 70, actor: 'carol', source: 'admin', reason: 'ramp started: step 1 of 2 (movies v2 in Unleash)' },
+      ])
+    } finally {
+      await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60, reason: 'back where the next test expects it' } })
+      await ramper.close()
+    }
+    for (const p of [proxy, writer, peer]) await eventually('the replicas to be back at 60 %', async () => (await percentIn(p)) === 60)
+  })
 })
 
 describe('Unleash going away', () => {
