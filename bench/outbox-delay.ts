@@ -19,7 +19,7 @@ import { createLogger } from '../lib/logger.ts'
 import { pgRelayDeps } from '../lib/outbox/pg-relay.ts'
 import { buildApp } from '../monolith/app.ts'
 import { loadConfig } from '../monolith/config.ts'
-import { createEmptyDatabase } from '../test/helpers/pg-admin.ts'
+import { createEmptyDatabase } from '../dev/pg-admin.ts'
 import { migrate } from '../lib/db/migrate.ts'
 
 const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres'

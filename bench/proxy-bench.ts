@@ -15,6 +15,7 @@
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
 //   BENCH_ONLY=proxy,bare  a subset of the rows               BENCH_REDIS=0   in-process counters
 //   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
+//   BENCH_SHADOW=1         adds "shadow": a second proxy with shadow comparison at 100 % on the movies route
 //
 // Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -30,9 +31,11 @@ const REPS = Number(process.env.BENCH_REPS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
-const ONLY = process.env.BENCH_ONLY?.split(',')
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
+const SHADOW = process.env.BENCH_SHADOW === '1'
+const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
+const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 
 const which = (name: string, dirs = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) => dirs.map((d) => join(d, name)).find((p) => existsSync(p))
 const NGINX = which('nginx')
@@ -81,6 +84,7 @@ interface Run {
   errors: number
   non2xx: number
 }
+
 
 function run(command: string, args: string[], timeoutMs: number): string {
   const [cmd, argv] = pinned(0, command, args)
@@ -189,6 +193,7 @@ async function main(): Promise<void> {
   }
 
   let accessLog: string | undefined
+  let shadowPort: number | undefined
   if (wanted('proxy')) {
     const proxyPort = await port()
     const env: Record<string, string> = {}
@@ -208,10 +213,12 @@ async function main(): Promise<void> {
     writeFileSync(flagsFile, JSON.stringify(flags))
     accessLog = join(work, 'proxy-access.log')
     const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
-    startNode(
+    const startProxy = (proxyPort: number, extra: Record<string, string>, log: string) =>
+      startNode(
       [...profile, '--import', 'tsx', 'proxy/server.ts'],
       {
         ...env,
+        ...extra,
         PORT: String(proxyPort),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
@@ -219,14 +226,26 @@ async function main(): Promise<void> {
         MOVIES_SERVICE_URL: movies,
         EVENTS_SERVICE_URL: monolith,
         FLAGS_FILE: flagsFile,
-        ADMIN_TOKEN: 'bench-admin-token-0123456789',
+        ADMIN_TOKEN,
         RATE_LIMIT_MAX: '1000000000',
         ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
       },
-      accessLog,
+      log,
     )
+    startProxy(proxyPort, {}, accessLog)
     await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
     targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}` })
+    if (SHADOW) {
+      // The shipped route map with the movies route shadowed at 100 %; the two bench stubs differ
+      // only in the "upstream" field they name, declared noise, so the copies compare as matches.
+      const routes = JSON.parse(readFileSync(join(REPO_ROOT, 'proxy/routes.json'), 'utf8'))
+      routes.routes.find((r: { name: string }) => r.name === 'movies').shadow = { percent: 100, ignore: ['$.upstream'] }
+      writeFileSync(join(work, 'routes-shadow.json'), JSON.stringify(routes))
+      shadowPort = await port()
+      startProxy(shadowPort, { ROUTES_FILE: join(work, 'routes-shadow.json') }, join(work, 'proxy-shadow-access.log'))
+      await waitForHttp(`http://127.0.0.1:${shadowPort}/ready`)
+      targets.push({ name: 'shadow', url: `http://127.0.0.1:${shadowPort}` })
+    }
   }
 
   const pinning = PIN ? 'load on core 0, servers on core 1' : 'unpinned (no taskset or one core)'
@@ -272,6 +291,7 @@ async function main(): Promise<void> {
     ['proxy', 'bare', ' goal >= 0.9'],
     ['proxy', 'fastify', ' goal >= 1.5'],
     ['proxy', 'nginx', ''],
+    ['shadow', 'proxy', ' (shadow comparison at 100 % on the movies route)'],
     ['bare', 'nginx', ''],
     ['fastify', 'nginx', ''],
   ] as const) {
@@ -279,6 +299,11 @@ async function main(): Promise<void> {
     if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
   }
   if (accessLog) console.log(`\nproxy access log: ${statSync(accessLog).size} bytes written during the runs`)
+  if (shadowPort) {
+    const diffs = await fetch(`http://127.0.0.1:${shadowPort}/admin/routes/movies/diffs`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    const report = (await diffs.json()) as { counts: Record<string, number>; notCompared: Record<string, number> }
+    console.log(`shadow outcomes over all runs: ${JSON.stringify(report.counts)}, not compared: ${JSON.stringify(report.notCompared)}`)
+  }
 }
 
 try {

@@ -1,7 +1,8 @@
 // POST /api/events/{movie,user,payment}: validate, wrap in an envelope, publish, and answer
 // 201 only once the broker has acknowledged the event (acks=all).
 import type { FastifyInstance } from 'fastify'
-import { badRequest, HttpError, methodNotAllowed } from '../lib/http/errors.ts'
+import { errors } from '../lib/errors.ts'
+import { methodNotAllowed } from '../lib/http/errors.ts'
 import { buildEvent, EVENT_ID_PATTERN, EVENT_KINDS, eventKey, HTTP_EVENT_TYPES, topicName } from '../lib/events/events.ts'
 import type { EventsMetrics } from './metrics.ts'
 import { PublishError, type Publisher } from '../lib/kafka/publisher.ts'
@@ -15,7 +16,7 @@ export interface EventRoutesOptions {
 function eventIdFrom(header: string | string[] | undefined): string | undefined {
   if (header === undefined) return undefined
   if (typeof header !== 'string' || !EVENT_ID_PATTERN.test(header)) {
-    throw badRequest('Idempotency-Key must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-"')
+    throw new errors.BAD_IDEMPOTENCY_KEY()
   }
   return header
 }
@@ -41,13 +42,7 @@ export async function eventRoutes(app: FastifyInstance, opts: EventRoutesOptions
         if (!(err instanceof PublishError)) throw err
         observe(err.kind === 'timeout' ? 'timeout' : 'failed')
         request.log.warn({ topic, id: event.id, err: err.message }, 'event not acknowledged, answering 503')
-        throw new HttpError(
-          503,
-          // The client hears what happened, not where: broker addresses stay in the log line above.
-          `event not acknowledged by Kafka (${err.kind === 'timeout' ? 'no answer in time' : 'Kafka unavailable'}); it may or may not have been stored: ` +
-            'retry with the same Idempotency-Key header so that a duplicate can be recognised by its event id',
-          { 'retry-after': '1' },
-        )
+        throw new errors.EVENT_NOT_ACKNOWLEDGED(err.kind === 'timeout' ? 'no answer in time' : 'Kafka unavailable')
       }
     })
     methodNotAllowed(app, url, ['POST'])

@@ -5,6 +5,7 @@ import { contractFormats } from '../lib/contract/formats.ts'
 import { createContractRules } from '../lib/contract/rules.ts'
 import type { Database } from '../lib/db/database.ts'
 import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
+import { databaseErrors } from '../lib/db/http-errors.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
@@ -25,7 +26,7 @@ export interface MonolithDeps {
 }
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig>, deps: MonolithDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })

@@ -6,6 +6,7 @@ import { contractFormats } from '../lib/contract/formats.ts'
 import { createContractRules } from '../lib/contract/rules.ts'
 import type { Database } from '../lib/db/database.ts'
 import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
+import { databaseErrors } from '../lib/db/http-errors.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
@@ -30,7 +31,7 @@ export function buildApp(
   config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig>,
   deps: MoviesServiceDeps,
 ): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
+  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })

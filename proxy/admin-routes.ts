@@ -1,21 +1,50 @@
-// The admin API (only registered when ADMIN_TOKEN is set; every call needs
-// Authorization: Bearer <ADMIN_TOKEN>): state, rollout changes in file mode, explain. Without
-// it the namespace is still reserved (404).
+// The admin API (only registered when ADMIN_TOKEN or ADMIN_TOKENS is set; every call needs
+// Authorization: Bearer <one of the tokens>, whose name becomes the request's actor): state,
+// rollout changes, the ledger, explain. Without a token the namespace is still reserved (404).
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
-import { HttpError, notFound } from '../lib/http/errors.ts'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { errors } from '../lib/errors.ts'
+import { adminRampRoutes, type AdminRampRoutesOptions } from './admin-ramp-routes.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
-import { FlagConflictError, type FlagSource } from './flag-source.ts'
+import type { AdminToken } from './config.ts'
+import type { FlagSource } from './flag-source.ts'
+import { adminLedgerRoutes } from './admin-ledger-routes.ts'
+import type { Ledger } from './ledger.ts'
+import type { ChangeRollout } from './rollout-changes.ts'
 import type { Upstreams } from './upstreams.ts'
+import { adminShadowRoutes } from './admin-shadow-routes.ts'
+import type { ShadowComparisons } from './shadow/shadow.ts'
 import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
+import { adminTrafficRoutes } from './admin-traffic-routes.ts'
+import type { TrafficHistory } from './traffic-history.ts'
 
 export interface AdminRoutesOptions {
-  token: string
+  /** Each token's name is the actor of what its holder changes. */
+  tokens: readonly AdminToken[]
   routes: Route[]
   upstreams: Upstreams
   flags: FlagSource
+  changeRollout: ChangeRollout
+  ledger: Ledger
   allowBackendOverride: boolean
+  shadow: ShadowComparisons
+  ramps: AdminRampRoutesOptions
+  /** Serves GET /admin/traffic and /admin/history (the console's rates and charts). */
+  history: TrafficHistory
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the admin token the request carried (admin API only). */
+    adminActor?: string
+  }
+}
+
+/** Who is calling the admin API: the name of the token the request carried. */
+export function adminActorOf(request: FastifyRequest): string {
+  if (!request.adminActor) throw new Error('adminActorOf: not an authenticated admin API request')
+  return request.adminActor
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -31,14 +60,22 @@ export function reserveAdminNamespace(app: FastifyInstance): void {
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { routes, upstreams, flags } = opts
-  const expected = digest(`Bearer ${opts.token}`)
+  const expected = opts.tokens.map((t) => ({ name: t.name, digest: digest(`Bearer ${t.token}`) }))
 
+  app.decorateRequest('adminActor', undefined)
   app.addHook('onRequest', async (request, reply) => {
     const given = request.headers.authorization
-    if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
-      reply.header('www-authenticate', 'Bearer realm="proxy-admin"')
-      throw new HttpError(401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN>')
+    // Every token is compared (in constant time), whichever matches: the time says nothing about which.
+    let actor: string | undefined
+    if (typeof given === 'string') {
+      const d = digest(given)
+      for (const t of expected) if (timingSafeEqual(d, t.digest)) actor ??= t.name
     }
+    if (!actor) {
+      reply.header('www-authenticate', 'Bearer realm="proxy-admin"')
+      throw new errors.ADMIN_UNAUTHORIZED()
+    }
+    request.adminActor = actor
   })
 
   const upstreamState = (name: string) => {
@@ -57,6 +94,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
+  await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
+  await app.register(adminRampRoutes, opts.ramps)
+  await app.register(adminTrafficRoutes, { routes, history: opts.history })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),
@@ -65,7 +105,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     backendOverride: opts.allowBackendOverride,
   }))
 
-  app.put<{ Params: { name: string }; Body: { percent: number } }>(
+  await app.register(adminLedgerRoutes, { ledger: opts.ledger })
+
+  app.put<{ Params: { name: string }; Body: { percent: number; reason?: string } }>(
     '/admin/routes/:name/rollout',
     {
       schema: {
@@ -73,29 +115,23 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
           type: 'object',
           required: ['percent'],
           additionalProperties: false,
-          properties: { percent: { type: 'integer', minimum: 0, maximum: 100 } },
+          properties: { percent: { type: 'integer', minimum: 0, maximum: 100 }, reason: { type: 'string', minLength: 1, maxLength: 500 } },
         },
       },
     },
     async (request) => {
       const route = routes.find((r) => r.name === request.params.name)
-      if (!route) throw notFound(`no route named "${request.params.name}" (routes: ${routes.map((r) => r.name).join(', ')})`)
-      if (!route.flag) throw new HttpError(409, `route "${route.name}" has no target: there is nothing to roll out`)
-      if (!flags.setRollout) throw new HttpError(409, 'flags cannot be changed through the proxy in this mode')
-      try {
-        const state = await flags.setRollout(route.flag, request.body.percent)
-        request.log.info({ route: route.name, flag: route.flag, percent: state.percent }, 'rollout changed through the admin API')
-        return routeState(route)
-      } catch (error) {
-        if (error instanceof FlagConflictError) throw new HttpError(409, error.message)
-        throw error
-      }
+      if (!route) throw new errors.ROUTE_NOT_FOUND(request.params.name, routes.map((r) => r.name).join(', '))
+      if (!route.flag) throw new errors.ROUTE_HAS_NO_TARGET(route.name)
+      // A flag managed elsewhere rejects with a 409 of the catalogue, an unreachable Unleash with a 502.
+      await opts.changeRollout(route, request.body.percent, { actor: adminActorOf(request), reason: request.body.reason ?? 'admin API', source: 'admin' })
+      return routeState(route)
     },
   )
 
   app.get<{ Querystring: { path?: string; user_id?: string; method?: string } }>('/admin/explain', async (request) => {
     const { path, user_id: userId, method = 'GET' } = request.query
-    if (typeof path !== 'string' || !path.startsWith('/')) throw new HttpError(400, 'path is required and must start with "/"')
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new errors.EXPLAIN_PATH_REQUIRED()
     const route = matchRoute(routes, path.split('?')[0])
     const flag = route.flag ? flags.state(route.flag) : undefined
     const rollout = flag ? { rollout: { flag: flag.flag, percent: flag.percent ?? null, source: flag.source } } : {}

@@ -1,13 +1,15 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
+import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
+import { consoleRoutes } from './console-routes.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
@@ -15,15 +17,22 @@ import { trustFunction } from './trust-proxy.ts'
 import { tunnelUpgrades } from './websocket-tunnel.ts'
 import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
+import { createLedger } from './ledger.ts'
 import { createMetrics } from './metrics.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
+import { localCoordination, redisCoordination } from './ramp/coordination.ts'
+import { createRampController } from './ramp/controller.ts'
+import { createTrafficRecorder } from './ramp/traffic.ts'
 import { registerRateLimit } from './rate-limit.ts'
+import { createRolloutChanges } from './rollout-changes.ts'
+import { ShadowComparisons } from './shadow/shadow.ts'
 import { closeUpstreams, createUpstreams } from './upstreams.ts'
+import { createTrafficHistory } from './traffic-history.ts'
 
 export interface ProxyDeps {
   logger: Logger
-  /** Shared rate-limit counters; absent = in-process counters. Owned by the caller. */
+  /** Shared rate-limit counters and the ledger stream; absent = in-process counters, the ledger file. Owned by the caller. */
   redis?: Redis
   /** Absent = built from config (Unleash or the flags file) and closed with the app. */
   flags?: FlagSource
@@ -74,7 +83,40 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   flags.onChange(publishFlags)
   publishFlags()
 
+  // Every rollout change — made through the proxy or noticed in the flag source — goes to the ledger.
+  const ledger = createLedger(
+    // A claimed change stays claimed while every replica's Unleash fetch can still bring it in.
+    { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
+    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
+  )
+  const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
+  const { changeRollout } = rolloutChanges
+
   const trust = trustFunction(config.trustProxy)
+  // Shadow comparison: a share of requests also goes to the side the flag did not pick.
+  const shadow = new ShadowComparisons(
+    { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
+    { routes, upstreams, metrics, trust, logger: deps.logger },
+  )
+
+  // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.
+  const traffic = createTrafficRecorder(routes)
+  const ramps = createRampController({
+    routes,
+    traffic,
+    upstreams,
+    flags,
+    coordination: deps.redis
+      ? redisCoordination({ redis: deps.redis, keyPrefix: config.rampKeyPrefix, leaseTtlMs: config.rampLeaseTtlMs })
+      : localCoordination(join(dirname(config.flagsFile), 'ramps.json'), deps.logger),
+    changeRollout,
+    recordAction: (entry) => ledger.append(entry),
+    shadowTotals: (route) => shadow.totals(route),
+    metrics,
+    logger: deps.logger,
+    tickMs: config.rampTickMs,
+  })
+
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -89,8 +131,11 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
-  if (config.adminToken) {
-    await app.register(adminRoutes, { token: config.adminToken, routes, upstreams, flags, allowBackendOverride: config.allowBackendOverride })
+  if (config.adminTokens.length > 0) {
+    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
+    app.addHook('onClose', async () => history.stop())
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history })
+    await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
@@ -100,6 +145,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     flags,
     metrics,
     trust,
+    shadow,
+    traffic,
   })
 
   const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
@@ -110,11 +157,15 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
+    await ramps.close()
+    shadow.close()
     await closeUpstreams(upstreams)
     if (ownsFlags) await flags.close()
+    await rolloutChanges.settled()
   })
+  ramps.start()
   deps.logger.info(
-    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: Boolean(config.adminToken) },
+    { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',
   )
   return app

@@ -9,7 +9,7 @@ import CircuitBreaker from 'opossum'
 import type { Logger } from '../lib/logger.ts'
 import { BREAKER_STATE, type BreakerEvent, type ProxyMetrics } from './metrics.ts'
 import { checkOptions } from './options.ts'
-import { UpstreamFailure } from './upstream-client.ts'
+import { isUpstreamFailure } from './upstream-client.ts'
 
 export const BreakerOptions = Type.Object(
   {
@@ -58,7 +58,7 @@ export function createBreaker(upstream: string, options: BreakerOptions, metrics
     rollingCountTimeout: settings.windowMs,
     rollingCountBuckets: 10,
     // Only upstream failures count: a client's oversized body or abort says nothing about the upstream.
-    errorFilter: (error: unknown) => !(error instanceof UpstreamFailure),
+    errorFilter: (error: unknown) => !isUpstreamFailure(error),
   })
   const events = {} as Record<BreakerEvent, { inc(by?: number): void }>
   for (const event of ['open', 'close', 'halfOpen', 'reject', 'timeout', 'failure', 'success', 'fallback'] as const) {
@@ -83,7 +83,7 @@ export function createBreaker(upstream: string, options: BreakerOptions, metrics
   let consecutiveFailures = 0
   breaker.on('success', () => (consecutiveFailures = 0))
   breaker.on('failure', (error: unknown) => {
-    if (error instanceof UpstreamFailure && error.kind === 'timeout') events.timeout.inc()
+    if (isUpstreamFailure(error) && error.kind === 'timeout') events.timeout.inc()
     consecutiveFailures++
     if (settings.consecutiveFailures > 0 && consecutiveFailures >= settings.consecutiveFailures && breaker.closed) {
       logger.warn({ upstream, consecutiveFailures }, 'consecutive failures: opening the circuit breaker')

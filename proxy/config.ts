@@ -1,6 +1,7 @@
 // The edge proxy's configuration: the route map (its upstreams' URLs come from the variables
 // it names — MONOLITH_URL, MOVIES_SERVICE_URL, EVENTS_SERVICE_URL in the shipped one), the flag
 // sources, breaker and timeout defaults, rate limiting and the admin API.
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
 import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './route-map.ts'
@@ -21,6 +22,42 @@ function optionalPercent(name: string, description: string): EnvField<number | u
   }
 }
 
+/** One admin API credential: the name the ledger records as the actor, and its bearer token. */
+export interface AdminToken {
+  name: string
+  token: string
+}
+
+const ADMIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
+const MIN_ADMIN_TOKEN = 16
+
+/** ADMIN_TOKENS=name:token,name2:token2 — each part named, no empty part, no name or token twice. */
+const namedAdminTokens: EnvField<AdminToken[]> = {
+  names: ['ADMIN_TOKENS'],
+  description: 'named admin API tokens, name:token,name2:token2 (the ledger records the name); besides ADMIN_TOKEN ("admin")',
+  parse(raw, n) {
+    if (raw === undefined || raw.trim() === '') return []
+    const tokens = raw.split(',').map((part, i): AdminToken => {
+      const at = part.indexOf(':')
+      const name = at < 0 ? '' : part.slice(0, at).trim()
+      const token = at < 0 ? '' : part.slice(at + 1).trim()
+      // Never echo a token: the problem names the part by position and name only.
+      if (!name || !token) throw new ConfigError(`${n} part ${i + 1} must be name:token (empty name or token)`)
+      if (!ADMIN_NAME.test(name)) throw new ConfigError(`${n} part ${i + 1}: name "${name.slice(0, 64)}" must be letters, digits, . _ @ - (at most 64)`)
+      if (token.length < MIN_ADMIN_TOKEN) throw new ConfigError(`${n}: the token of "${name}" must be at least ${MIN_ADMIN_TOKEN} characters`)
+      return { name, token }
+    })
+    const names = tokens.map((t) => t.name)
+    const twice = names.find((name, i) => names.indexOf(name) !== i)
+    if (twice) throw new ConfigError(`${n}: the name "${twice}" appears twice`)
+    if (new Set(tokens.map((t) => t.token)).size !== tokens.length) throw new ConfigError(`${n}: two names share one token`)
+    return tokens
+  },
+}
+
+/** The backend token's environment (`<project>:<environment>.<secret>`), where Unleash writes go by default. */
+const tokenEnvironment = (token: string | undefined) => /^[^:]+:([^.*:]+)\./.exec(token ?? '')?.[1]
+
 const spec = {
   port: env.port('PORT', 8000),
   ...serverEnv,
@@ -36,7 +73,12 @@ const spec = {
   unleashApiToken: env.optionalString('UNLEASH_API_TOKEN', 'Unleash backend (client) token'),
   unleashAppName: env.string('UNLEASH_APP_NAME', 'cinemaabyss-proxy', 'appName reported to Unleash'),
   unleashRefreshIntervalMs: env.int('UNLEASH_REFRESH_INTERVAL_MS', 10_000, { min: 100, description: 'how often flags are fetched from Unleash' }),
-  unleashTimeoutMs: env.int('UNLEASH_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each Unleash fetch' }),
+  unleashTimeoutMs: env.int('UNLEASH_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each Unleash fetch and Admin API call' }),
+  // Rollout changes through the proxy (admin API, ramps) in Unleash mode go to the Unleash Admin API.
+  unleashAdminToken: env.optionalString('UNLEASH_ADMIN_TOKEN', 'Unleash admin API token; set = rollout changes through the proxy are written to Unleash'),
+  unleashAdminUrl: env.optionalUrl('UNLEASH_ADMIN_URL', 'Unleash Admin API base; default UNLEASH_URL + /admin', ['http', 'https']),
+  unleashProject: env.string('UNLEASH_PROJECT', 'default', 'Unleash project of the route flags (Admin API writes)'),
+  unleashEnvironment: env.optionalString('UNLEASH_ENVIRONMENT', 'Unleash environment the proxy writes rollouts in; default the one of UNLEASH_API_TOKEN, else development'),
 
   // Stickiness and QA override.
   stickyCookie: env.string('STICKY_COOKIE_NAME', 'cinemaabyss_uid', 'cookie carrying the anonymous client id'),
@@ -54,6 +96,11 @@ const spec = {
   breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
   retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
 
+  // Shadow comparison (proxy/shadow/; per-route settings in the route map).
+  shadowMaxInFlight: env.int('SHADOW_MAX_IN_FLIGHT', 32, { min: 1, description: 'shadow copies in flight at once; beyond it a copy is dropped and counted' }),
+  shadowTimeoutMs: env.int('SHADOW_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each shadow copy' }),
+  shadowMaxBodyBytes: env.int('SHADOW_MAX_BODY_BYTES', 262_144, { min: 0, description: 'largest answer body compared; larger ones are counted as not compared' }),
+
   // Client connections (slowloris, stalled and vanishing clients).
   clientBodyTimeoutMs: env.int('CLIENT_BODY_TIMEOUT_MS', 30_000, { min: 1, description: 'longest pause between two reads of a request body; then 408' }),
   clientHeadersTimeoutMs: env.int('CLIENT_HEADERS_TIMEOUT_MS', 10_000, { min: 1, description: 'time a client has to send the request headers' }),
@@ -69,7 +116,19 @@ const spec = {
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
   trustProxy: trustProxyEnv,
 
-  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token>'),
+  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (actor "admin" in the ledger) and the console at /admin/'),
+  namedAdminTokens,
+
+  // The rollout ledger (proxy/ledger.ts): a Redis stream when REDIS_URL is set, else a JSON-lines file.
+  ledgerFile: env.optionalString('LEDGER_FILE', 'the ledger file without Redis; default rollout-ledger.jsonl beside FLAGS_FILE'),
+  ledgerMaxEntries: env.int('LEDGER_MAX_ENTRIES', 10_000, { min: 10, max: 1_000_000, description: 'entries the ledger keeps (stream MAXLEN ~; the file rotates once at this size)' }),
+  ledgerRedisKey: env.string('LEDGER_REDIS_KEY', 'cinemaabyss:ledger', 'Redis stream of the ledger'),
+
+  // Guarded ramps (proxy/ramp): with REDIS_URL a lease per route and the ramp state live in Redis.
+  rampKeyPrefix: env.string('RAMP_KEY_PREFIX', 'cinemaabyss:ramp:', 'prefix of the ramp leases and state in Redis'),
+  rampLeaseTtlMs: env.int('RAMP_LEASE_TTL_MS', 15_000, { min: 1_000, description: "a ramp lease's expiry: a replica that stops without giving it up is taken over after this" }),
+  rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),
+  adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 
 export type ProxyConfig = ReturnType<typeof loadConfig>
@@ -95,10 +154,18 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
   if (config.clientHeadersTimeoutMs > config.clientRequestTimeoutMs) {
     throw new ConfigError('invalid configuration: CLIENT_HEADERS_TIMEOUT_MS must not be larger than CLIENT_REQUEST_TIMEOUT_MS')
   }
-  if (config.adminToken !== undefined && config.adminToken.length < 16) {
-    throw new ConfigError('invalid configuration: ADMIN_TOKEN must be at least 16 characters')
+  if (config.rampTickMs * 2 > config.rampLeaseTtlMs) throw new ConfigError('invalid configuration: RAMP_LEASE_TTL_MS must be at least twice RAMP_TICK_MS (the holder renews its lease every tick)')
+  if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN) {
+    throw new ConfigError(`invalid configuration: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN} characters`)
   }
-  return config
+  const adminTokens: AdminToken[] = [...(config.adminToken ? [{ name: 'admin', token: config.adminToken }] : []), ...config.namedAdminTokens]
+  if (config.adminToken && config.namedAdminTokens.some((t) => t.name === 'admin' || t.token === config.adminToken)) {
+    throw new ConfigError('invalid configuration: ADMIN_TOKENS repeats ADMIN_TOKEN (its name is "admin" and its token must differ)')
+  }
+  const unleashAdminUrl = config.unleashAdminUrl ?? (config.unleashUrl ? `${config.unleashUrl.replace(/\/+$/, '')}/admin` : undefined)
+  const unleashEnvironment = config.unleashEnvironment ?? tokenEnvironment(config.unleashApiToken) ?? 'development'
+  const ledgerFile = config.ledgerFile ?? join(dirname(config.flagsFile), 'rollout-ledger.jsonl')
+  return { ...config, adminTokens, unleashAdminUrl, unleashEnvironment, ledgerFile }
 }
 /** What the proxy reads: its own variables and those the shipped route map names (a deployment with its own ROUTES_FILE adds that file's). */
 export const ENV_VARS = [...envVarNames(spec), ...routeMapEnvVars(readRouteFile(SHIPPED_ROUTES))]

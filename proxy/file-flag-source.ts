@@ -9,7 +9,8 @@ import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
 import { LEGACY_ENV_FLAG, rolloutFeature, setRolloutInDocument, toClientFeatures, withFeature } from './flag-definitions.ts'
 import { FlagStates, offlineEvaluator } from './flag-evaluator.ts'
-import { FlagConflictError, type FlagOrigin, type FlagSource, type FlagSourceStatus, type FlagState } from './flag-source.ts'
+import { errors } from '../lib/errors.ts'
+import { type FlagOrigin, type FlagSource, type FlagSourceStatus, type FlagState } from './flag-source.ts'
 
 type Options = Pick<ProxyConfig, 'flagsFile' | 'gradualMigration' | 'moviesMigrationPercent' | 'unleashAppName'>
 
@@ -115,7 +116,7 @@ export async function createFileFlagSource(config: Options, logger: Logger): Pro
     },
     async setRollout(flag, percent) {
       if (pinned && flag === LEGACY_ENV_FLAG) {
-        throw new FlagConflictError(`${flag} is pinned by GRADUAL_MIGRATION/MOVIES_MIGRATION_PERCENT; unset them to manage it in the flags file`)
+        throw new errors.FLAG_PINNED_BY_ENV(flag)
       }
       await serial(async () => {
         const doc = setRolloutInDocument(JSON.parse(await readFile(file, 'utf8')), flag, percent)

@@ -29,14 +29,15 @@ export interface FlagSource {
   isEnabled(flag: string, userId: string): boolean
   state(flag: string): FlagState
   status(): FlagSourceStatus
-  /** Sets a plain rollout; only the file source can (Unleash is changed in Unleash). */
+  /**
+   * Sets a plain rollout and updates the proxy's own state before it resolves: the file source
+   * writes the flags file, the Unleash source the Unleash Admin API (when UNLEASH_ADMIN_TOKEN is
+   * set). A flag managed elsewhere rejects with errors.FLAG_IN_UNLEASH, FLAG_PINNED_BY_ENV
+   * or FLAG_CHANGE_REFUSED (409), an unreachable Unleash with FLAG_WRITE_FAILED (502). Goes through proxy/rollout-changes.ts, which records it in the ledger.
+   */
   setRollout?(flag: string, percent: number): Promise<FlagState>
   /** Called after every change of definitions or health. */
   onChange(listener: () => void): void
   close(): Promise<void>
 }
 
-/** Thrown by setRollout when the change has to be made elsewhere (answered 409). */
-export class FlagConflictError extends Error {
-  override readonly name = 'FlagConflictError'
-}

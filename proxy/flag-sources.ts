@@ -16,7 +16,9 @@ export async function createFlagSource(config: ProxyConfig, logger: Logger): Pro
     if (config.gradualMigration !== undefined) {
       logger.warn('UNLEASH_URL is set: GRADUAL_MIGRATION / MOVIES_MIGRATION_PERCENT are ignored, change movies-migration in Unleash')
     }
+    if (!config.unleashAdminToken) logger.info('no UNLEASH_ADMIN_TOKEN: rollouts change in Unleash only (the admin API answers 409)')
     return createUnleashFlagSource(config, logger)
   }
+  if (config.unleashAdminToken) logger.warn('UNLEASH_ADMIN_TOKEN is ignored without UNLEASH_URL')
   return createFileFlagSource(config, logger)
 }

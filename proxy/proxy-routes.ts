@@ -9,14 +9,17 @@ import { Type, type Static } from '@sinclair/typebox'
 import { isBreakerOpenError } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { ProxyMetrics } from './metrics.ts'
+import type { TrafficRecorder } from './ramp/traffic.ts'
 import type { Route } from './route-map.ts'
+import type { ShadowComparisons, ShadowTap } from './shadow/shadow.ts'
 import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
-import { bufferRequestBodies, clientGone } from './request-body.ts'
+import { errors, type CatalogueError } from '../lib/errors.ts'
+import { bufferRequestBodies } from './request-body.ts'
 import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -39,6 +42,10 @@ export interface ProxyRoutesOptions {
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */
   trust: TrustFn | undefined
+  /** Shadow comparison (proxy/shadow/); absent = off. */
+  shadow?: ShadowComparisons
+  /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
+  traffic?: TrafficRecorder
 }
 
 declare module 'fastify' {
@@ -46,6 +53,7 @@ declare module 'fastify' {
     proxyRoute: string | null
     proxyUpstream: string | null
     proxyReason: RouteReason | null
+    shadowTap: ShadowTap | null
   }
   interface FastifyContextConfig {
     /** The route-map entry a proxied Fastify route serves. */
@@ -61,10 +69,12 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.decorateRequest('proxyRoute', null)
   app.decorateRequest('proxyUpstream', null)
   app.decorateRequest('proxyReason', null)
+  app.decorateRequest('shadowTap', null)
   // Callback style, not async: one promise less per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
       metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
+      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/ramp/traffic.ts)
     }
     done()
   })
@@ -86,7 +96,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
           signal,
         })
       } catch (error) {
-        if (signal.aborted) throw clientGone()
+        if (signal.aborted) throw new errors.CLIENT_GONE()
         const kind = failureKind(error)
         metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
         request.log.warn({ upstream: rt.upstream.name, kind, err: (error as Error).message }, 'upstream call failed')
@@ -110,6 +120,9 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const request = reply.request
     request.proxyUpstream = upstream
     request.proxyReason = reason
+    // [shadow seam 2/3] the tap sees the answer's status and headers, then each chunk on its way to the client.
+    const tap = request.shadowTap
+    tap?.primaryResponse(upstream, response.statusCode, response.headers)
     const own = reply.getHeaders()
     reply.hijack()
     const res = reply.raw
@@ -128,13 +141,17 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const body = response.body
     const onDrain = () => body.resume()
     body.on('data', (chunk: Buffer) => {
+      tap?.primaryChunk(chunk)
       if (!res.write(chunk)) body.pause()
     })
     body.on('end', () => {
       res.off('drain', onDrain)
       res.end()
+      // [shadow seam 3/3] the whole answer was passed on: the copy may start (or, below, it never completed).
+      tap?.primaryEnd()
     })
     body.on('error', (error: Error) => {
+      tap?.primaryFailed()
       if (res.headersSent || res.destroyed) {
         request.log.warn({ err: error }, 'response terminated with an error with headers already sent')
         return void res.destroy()
@@ -144,15 +161,17 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     })
     res.on('drain', onDrain)
     res.once('close', () => {
-      if (!res.writableFinished) body.destroy()
+      if (res.writableFinished) return
+      tap?.primaryFailed()
+      body.destroy()
     })
   }
 
-  function unavailable(reply: FastifyReply, reason: RouteReason, status: number, message: string): FastifyReply {
+  function unavailable(reply: FastifyReply, reason: RouteReason, error: CatalogueError): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
-    if (status === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
-    return reply.code(status).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: message })
+    if (error.statusCode === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
+    return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: error.message })
   }
 
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
@@ -161,12 +180,9 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
-      if (error instanceof UpstreamFailure && error.response) return send(reply, error.response, rt.upstream.name, reason)
-      if (isBreakerOpenError(error)) return unavailable(reply, reason, 503, `${rt.upstream.name} is unavailable (circuit open), retry later`)
-      if (error instanceof UpstreamFailure) {
-        if (error.kind === 'timeout') return unavailable(reply, reason, 504, error.message)
-        return unavailable(reply, reason, 503, `${error.message}, retry later`)
-      }
+      if (isUpstreamFailure(error) && error.response) return send(reply, error.response, rt.upstream.name, reason)
+      if (isBreakerOpenError(error)) return unavailable(reply, reason, new errors.CIRCUIT_OPEN(rt.upstream.name))
+      if (isUpstreamFailure(error)) return unavailable(reply, reason, upstreamFailed(error))
       throw error
     }
   }
@@ -177,12 +193,12 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
     } catch (error) {
-      if (!(error instanceof UpstreamFailure) && !isBreakerOpenError(error)) throw error
-      if (error instanceof UpstreamFailure) error.response?.body.dump().catch(() => {})
+      if (!isUpstreamFailure(error) && !isBreakerOpenError(error)) throw error
+      if (isUpstreamFailure(error)) error.response?.body.dump().catch(() => {})
       const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
       if (decision.fallback === 'none') {
         // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
-        return unavailable(reply, reason, 503, `${what}; the request was not retried`)
+        return unavailable(reply, reason, new errors.WRITE_NOT_RETRIED(what))
       }
       rt.breaker.countFallback()
       metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()
@@ -198,6 +214,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
     const decision = decideRoute(route, facts, flags)
+    // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/shadow/).
+    request.shadowTap = opts.shadow?.select(route, decision, request) ?? null
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 

@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { Type, type Static } from '@sinclair/typebox'
-import { HttpError } from '../lib/http/errors.ts'
+import { errors } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
 import type { ProxyMetrics } from './metrics.ts'
@@ -49,6 +49,6 @@ export async function registerRateLimit(app: FastifyInstance, options: RateLimit
     allowList: (request) => EXEMPT.has(request.routeOptions.url ?? ''),
     onExceeded: () => deps.metrics.rateLimited.inc(),
     errorResponseBuilder: (_request, context) =>
-      new HttpError(429, `rate limit exceeded: ${context.max} requests per ${Math.round(config.windowMs / 1000)} s; retry in ${Math.max(1, Math.ceil(context.ttl / 1000))} s`),
+      new errors.RATE_LIMITED(context.max, Math.round(config.windowMs / 1000), Math.max(1, Math.ceil(context.ttl / 1000))),
   })
 }

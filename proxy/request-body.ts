@@ -4,15 +4,7 @@
 // a body over the limit gets 413; a client that disconnects mid-body just goes away.
 import type { FastifyInstance } from 'fastify'
 import type { IncomingMessage } from 'node:http'
-import { HttpError } from '../lib/http/errors.ts'
-
-// The connection is closed after these answers: the rest of the body is never read.
-const CLOSE = { connection: 'close' }
-
-export const bodyTooLarge = (limit: number) => new HttpError(413, `request body is larger than ${limit} bytes`, CLOSE)
-const bodyTimeout = (ms: number) => new HttpError(408, `request body not received: nothing arrived for ${ms} ms`, CLOSE)
-/** The client went away; nobody reads this answer (499 is nginx's "client closed request", for logs and metrics). */
-export const clientGone = () => new HttpError(499, 'client closed the request')
+import { errors } from '../lib/errors.ts'
 
 export interface RequestBodyOptions {
   limit: number
@@ -24,7 +16,7 @@ export function bufferRequestBodies(app: FastifyInstance, opts: RequestBodyOptio
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (request, payload, done) => {
     const declared = request.headers['content-length']
-    if (declared !== undefined && Number(declared) > opts.limit) return done(bodyTooLarge(opts.limit), undefined)
+    if (declared !== undefined && Number(declared) > opts.limit) return done(new errors.BODY_TOO_LARGE(opts.limit), undefined)
     readBody(payload, opts, done)
   })
 }
@@ -43,12 +35,12 @@ function readBody(payload: IncomingMessage, opts: RequestBodyOptions, done: (err
   }
   const onData = (chunk: Buffer) => {
     size += chunk.length
-    if (size > opts.limit) return finish(bodyTooLarge(opts.limit))
+    if (size > opts.limit) return finish(new errors.BODY_TOO_LARGE(opts.limit))
     chunks.push(chunk)
     timer.refresh()
   }
   const onEnd = () => finish(null)
-  const onGone = () => finish(clientGone())
-  const timer = setTimeout(() => finish(bodyTimeout(opts.idleTimeoutMs)), opts.idleTimeoutMs)
+  const onGone = () => finish(new errors.CLIENT_GONE())
+  const timer = setTimeout(() => finish(new errors.BODY_TIMEOUT(opts.idleTimeoutMs)), opts.idleTimeoutMs)
   payload.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone)
 }

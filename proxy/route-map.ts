@@ -8,7 +8,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { ConfigError, env } from '../lib/config.ts'
 import { BreakerOptions } from './breakers.ts'
+import { DEFAULT_LIMITS, GuardLimits } from './ramp/guard.ts'
 import { PoolOptions } from './upstream-client.ts'
+import { ShadowEntry, shadowProblems } from './shadow/settings.ts'
 
 const Name = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' })
 const Path = Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$' })
@@ -33,6 +35,15 @@ const UpstreamEntry = Type.Object(
   { additionalProperties: false },
 )
 
+/** The standing guard of a split route (proxy/ramp/guard.ts): the limits, judged every interval; omitted limits take the defaults. */
+const GuardEntry = Type.Object(
+  {
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+    ...Type.Partial(GuardLimits).properties,
+  },
+  { additionalProperties: false },
+)
+
 const RouteEntry = Type.Object(
   {
     name: Name,
@@ -40,6 +51,9 @@ const RouteEntry = Type.Object(
     legacy: Name,
     target: Type.Optional(Name),
     flag: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$' })),
+    /** Shadow comparison (proxy/shadow/): a share of requests is also sent to the side the flag did not pick, and the answers compared. */
+    shadow: Type.Optional(ShadowEntry),
+    guard: Type.Optional(GuardEntry),
   },
   { additionalProperties: false },
 )
@@ -73,7 +87,19 @@ export interface Route {
   /** Absent: the route always goes to `legacy`. */
   target?: Upstream
   flag?: string
+  /** Shadow comparison settings at start (routes with a target only). */
+  shadow?: ShadowEntry
+  /** Opt-in: with no ramp running, a breach of these limits sends the rollout back to 0 %. */
+  guard?: StandingGuard
 }
+
+export interface StandingGuard {
+  intervalSeconds: number
+  limits: GuardLimits
+}
+
+/** Default window of a standing guard. */
+export const GUARD_INTERVAL_SECONDS = 60
 
 export interface RouteMap {
   upstreams: Upstream[]
@@ -149,6 +175,9 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       problems.push(`${at}: "target" and "flag" go together (a split needs both)`)
     }
     if (entry.target !== undefined && entry.target === entry.legacy) problems.push(`${at}/target: same upstream as legacy`)
+    if (entry.shadow && entry.target === undefined) problems.push(`${at}/shadow: a route without a target has nothing to compare with`)
+    if (entry.shadow) problems.push(...shadowProblems(entry.shadow, `${at}/shadow`))
+    if (entry.guard && entry.target === undefined) problems.push(`${at}/guard: only a split route (with "target" and "flag") can be guarded`)
     used.add(entry.legacy)
     if (entry.target) used.add(entry.target)
     return {
@@ -157,6 +186,8 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       legacy: upstream(entry.legacy, `${at}/legacy`),
       target: entry.target === undefined ? undefined : upstream(entry.target, `${at}/target`),
       flag: entry.flag,
+      ...(entry.shadow ? { shadow: entry.shadow } : {}),
+      ...(entry.guard ? { guard: standingGuard(entry.guard) } : {}),
     }
   })
   known.forEach((name, i) => {
@@ -165,6 +196,11 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
   if (!seenPrefixes.has('/')) problems.push('routes: a catch-all route with prefix "/" is required (everything else goes somewhere)')
   if (problems.length) throw new ConfigError(`${where} is invalid: ${problems.join('; ')}`)
   return { upstreams: [...declared.values()], routes }
+}
+
+function standingGuard(entry: Static<typeof GuardEntry>): StandingGuard {
+  const { intervalSeconds = GUARD_INTERVAL_SECONDS, ...limits } = entry
+  return { intervalSeconds, limits: { ...DEFAULT_LIMITS, ...limits } }
 }
 
 function resolveUrl(ref: Static<typeof UrlRef>, at: string, source: Env): string {

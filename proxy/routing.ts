@@ -7,6 +7,7 @@
 // only adds identities to the target.
 import { randomUUID } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
+import { errors } from '../lib/errors.ts'
 import type { BreakerStateName } from './breakers.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { Route } from './route-map.ts'
@@ -48,19 +49,11 @@ export function stickyCookie(name: string, id: string): string {
   return `${name}=${id}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax`
 }
 
-export class BadOverrideError extends Error {
-  override readonly name = 'BadOverrideError'
-  readonly statusCode = 400
-  constructor(value: string) {
-    super(`X-Backend must be "legacy" or "target", got "${value.slice(0, 40)}"`)
-  }
-}
-
 /** The QA override, when enabled: X-Backend: legacy|target. */
 export function overrideOf(value: string | string[] | undefined): Side | undefined {
   if (value === undefined) return undefined
   if (value === 'legacy' || value === 'target') return value
-  throw new BadOverrideError(String(value))
+  throw new errors.BAD_BACKEND_OVERRIDE(String(value).slice(0, 40))
 }
 
 /** Methods that may be replayed on legacy when the target fails (they change nothing). */

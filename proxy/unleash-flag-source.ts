@@ -1,15 +1,31 @@
 // Flags from an Unleash server (unleash-client polling). Until the first successful fetch the
 // flags file answers (evaluated by unleash-client too); afterwards the last flags Unleash sent
 // stay in force while it is unreachable. Never throws, never blocks a request.
+// With UNLEASH_ADMIN_TOKEN, setRollout writes the change to Unleash (unleash-admin.ts) and the
+// proxy follows it at once, without waiting for its next fetch.
 import { readFile } from 'node:fs/promises'
 import { InMemStorageProvider, Unleash, type ClientFeaturesResponse } from 'unleash-client'
 import type { Logger } from '../lib/logger.ts'
 import type { ProxyConfig } from './config.ts'
-import { toClientFeatures } from './flag-definitions.ts'
+import { rolloutOf, toClientFeatures } from './flag-definitions.ts'
 import { FlagStates, offlineEvaluator } from './flag-evaluator.ts'
-import { FlagConflictError, type FlagSource, type FlagSourceStatus } from './flag-source.ts'
+import { errors } from '../lib/errors.ts'
+import { type FlagSource, type FlagSourceStatus, type FlagState } from './flag-source.ts'
+import { createUnleashAdmin } from './unleash-admin.ts'
 
-type Options = Pick<ProxyConfig, 'unleashUrl' | 'unleashApiToken' | 'unleashAppName' | 'unleashRefreshIntervalMs' | 'unleashTimeoutMs' | 'flagsFile'>
+type Options = Pick<
+  ProxyConfig,
+  'unleashUrl' | 'unleashApiToken' | 'unleashAppName' | 'unleashRefreshIntervalMs' | 'unleashTimeoutMs' | 'flagsFile' | 'unleashAdminToken' | 'unleashAdminUrl' | 'unleashProject' | 'unleashEnvironment'
+>
+type Feature = ClientFeaturesResponse['features'][number]
+
+/** A flag the proxy itself just wrote to Unleash, served locally until Unleash serves a newer definition of it. */
+interface Written {
+  state: FlagState
+  evaluator: Unleash
+  /** What Unleash served for the flag before the write (JSON): a fetch still showing it is older than the write. */
+  before: string
+}
 
 export async function createUnleashFlagSource(config: Options, logger: Logger): Promise<FlagSource> {
   const url = config.unleashUrl!
@@ -33,6 +49,12 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
     storageProvider: new InMemStorageProvider(),
     skipInstanceCountWarning: true,
   })
+  const admin =
+    config.unleashAdminToken && config.unleashAdminUrl
+      ? createUnleashAdmin({ url: config.unleashAdminUrl, token: config.unleashAdminToken, project: config.unleashProject, environment: config.unleashEnvironment, timeoutMs: config.unleashTimeoutMs })
+      : undefined
+  let served = new Map<string, string>()
+  const written = new Map<string, Written>()
   let synced = false
   let healthy = false
   let lastSuccessAt: string | undefined
@@ -48,6 +70,12 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
   }
   unleash.on('changed', (features: ClientFeaturesResponse['features']) => {
     states.refresh(features, () => 'unleash')
+    served = new Map(features.map((f) => [f.name, JSON.stringify(f)]))
+    for (const [flag, w] of written) {
+      if ((served.get(flag) ?? '') === w.before) continue
+      written.delete(flag)
+      w.evaluator.destroy()
+    }
     synced = true
     succeeded()
     changed()
@@ -71,17 +99,30 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
   return {
     kind: 'unleash',
     isEnabled(flag, userId) {
+      const own = written.get(flag)
+      if (own) return own.evaluator.isEnabled(flag, { userId })
       if (synced) return unleash.isEnabled(flag, { userId })
       return bootstrap !== undefined && bootstrap.isEnabled(flag, { userId })
     },
     state(flag) {
+      const own = written.get(flag)
+      if (own) return own.state
       return states.get(flag, synced ? 'unleash' : 'file')
     },
     status(): FlagSourceStatus {
       return { kind: 'unleash', loaded: synced || bootstrap !== undefined, healthy, location: url, lastSuccessAt, lastError }
     },
-    async setRollout(flag) {
-      throw new FlagConflictError(`flags come from Unleash (${url}): change the rollout of ${flag} in Unleash`)
+    async setRollout(flag, percent) {
+      if (!admin) throw new errors.FLAG_IN_UNLEASH(url, flag)
+      const before = served.get(flag) ?? ''
+      const feature: Feature = await admin.setRollout(flag, percent)
+      const evaluator = await offlineEvaluator({ version: 2, features: [feature] }, config.unleashAppName)
+      written.get(flag)?.evaluator.destroy()
+      const state: FlagState = { flag, ...rolloutOf(feature), source: 'unleash' }
+      written.set(flag, { state, evaluator, before })
+      logger.info({ flag, percent, project: config.unleashProject, environment: config.unleashEnvironment }, 'rollout written to Unleash')
+      changed()
+      return state
     },
     onChange(listener) {
       listeners.push(listener)
@@ -89,6 +130,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
     async close() {
       unleash.destroy()
       bootstrap?.destroy()
+      for (const w of written.values()) w.evaluator.destroy()
     },
   }
 }

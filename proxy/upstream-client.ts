@@ -6,14 +6,18 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
 import { Pool, type Dispatcher } from 'undici'
+import { errors, type CatalogueError } from '../lib/errors.ts'
 import { checkOptions } from './options.ts'
 import type { ClientView } from './trust-proxy.ts'
 
 export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
 
-/** An upstream call that counts against the upstream's breaker. */
+const UPSTREAM_FAILURE = 'CA_UPSTREAM_FAILURE'
+
+/** An upstream call that counts against the upstream's breaker (internal: the client hears upstreamFailed's answer). */
 export class UpstreamFailure extends Error {
   override readonly name = 'UpstreamFailure'
+  readonly code = UPSTREAM_FAILURE
   constructor(
     readonly kind: FailureKind,
     message: string,
@@ -22,6 +26,16 @@ export class UpstreamFailure extends Error {
   ) {
     super(message)
   }
+}
+
+/** Recognised by code, as the catalogue's errors are (lib/errors.ts). */
+export function isUpstreamFailure(error: unknown): error is UpstreamFailure {
+  return (error as { code?: unknown } | null)?.code === UPSTREAM_FAILURE
+}
+
+/** What the client hears when no upstream answered: 504 for a timeout, else 503. */
+export function upstreamFailed(failure: UpstreamFailure): CatalogueError {
+  return failure.kind === 'timeout' ? new errors.UPSTREAM_TIMEOUT(failure.message) : new errors.UPSTREAM_UNAVAILABLE(failure.message)
 }
 
 // Hop-by-hop headers (RFC 9110 7.6.1), plus Host (the upstream's own is sent) and Expect

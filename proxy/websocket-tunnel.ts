@@ -20,7 +20,8 @@ import { RESERVED_PATHS, matchRoute, type Route } from './route-map.ts'
 import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { FAILURE_TEXT, UpstreamFailure, failureKind, upstreamRequestHeaders } from './upstream-client.ts'
+import { errors } from '../lib/errors.ts'
+import { FAILURE_TEXT, UpstreamFailure, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
 
 export const TunnelSettings = Type.Composite([SideOptions, Type.Object({ retryAfterSeconds: Type.Integer({ minimum: 1 }) })])
 export type TunnelSettings = Static<typeof TunnelSettings>
@@ -85,11 +86,9 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
           metrics.fallbacks.labels(route.name, rt.upstream.name, legacy.upstream.name).inc()
           return attempt(legacy, 'fallback')
         }
-        const circuitOpen = isBreakerOpenError(error)
-        const status = error instanceof UpstreamFailure && error.kind === 'timeout' ? 504 : 503
-        const message = circuitOpen ? `${rt.upstream.name} is unavailable (circuit open), retry later` : (error as Error).message
-        done('proxy', status, reason)
-        return rejectOnSocket(socket, status, { 'retry-after': String(settings.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, message)
+        const answer = isBreakerOpenError(error) ? new errors.CIRCUIT_OPEN(rt.upstream.name) : upstreamFailed(error as UpstreamFailure)
+        done('proxy', answer.statusCode, reason)
+        return rejectOnSocket(socket, answer.statusCode, { 'retry-after': String(settings.retryAfterSeconds), 'x-upstream': 'proxy', 'x-route-reason': reason }, answer.message)
       }
       const extra = [`x-upstream: ${rt.upstream.name}`, `x-route-reason: ${reason}`, `x-request-id: ${requestId}`, ...(facts.setCookie ? [`set-cookie: ${facts.setCookie}`] : [])]
       done(rt.upstream.name, result.res.statusCode!, reason)
@@ -129,7 +128,7 @@ export function tunnelUpgrades(server: http.Server, opts: TunnelOptions): () => 
         upstreamReq.on('error', (error) => {
           settle()
           if (clientGone) return reject(new ClientGone())
-          if (error instanceof UpstreamFailure) return reject(error)
+          if (isUpstreamFailure(error)) return reject(error)
           const kind = failureKind(error)
           metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
           opts.logger.warn({ upstream: rt.upstream.name, kind, err: error.message, reqId: id }, 'upgrade handshake failed')

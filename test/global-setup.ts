@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startKafka } from '../dev/kafka/launcher.ts'
-import { createTemplateDatabase } from './helpers/pg-admin.ts'
+import { createTemplateDatabase } from '../dev/pg-admin.ts'
 import { startPrivatePostgres, startPrivateRedis, type PrivateServer } from './helpers/private-servers.ts'
 
 declare module 'vitest' {

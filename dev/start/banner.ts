@@ -17,6 +17,8 @@ export function printBanner(o: {
 CinemaAbyss edge is running.
 
   Proxy (call this)   ${proxy}          e.g. curl ${proxy}/api/movies
+  Console             ${proxy}/admin/   log in with the admin token below
+  Admin token         ${o.adminToken}
   Admin API           ${proxy}/admin/state   Authorization: Bearer ${o.adminToken}
   Metrics             ${proxy}/metrics  (events: ${url(ports.events)}/metrics)
   OpenAPI             ${proxy}/documentation/json  (the proxy's own API; each service below serves its own)

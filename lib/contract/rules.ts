@@ -6,7 +6,7 @@
 import type { FastifyRequest } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
 import { env } from '../config.ts'
-import { badRequest } from '../http/errors.ts'
+import { errors } from '../errors.ts'
 import { compareRfc3339 } from './formats.ts'
 
 interface Rule<Input> {
@@ -66,7 +66,7 @@ export function createContractRules(options: { service: string; enforce: readonl
       violations.inc({ service: options.service, rule: name })
       const enforcing = enforced.has(name)
       request.log.info({ rule: name, fields: definition.fields, enforced: enforcing }, `contract rule ${name} broken`)
-      if (enforcing) throw badRequest(`${definition.message} (rule ${name})`)
+      if (enforcing) throw new errors.CONTRACT_RULE_BROKEN(definition.message, name)
     },
   }
 }

@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders, ServerOptions } from 'node:http'
 import { createRequire } from 'node:module'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { ErrorMapper } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -20,6 +21,8 @@ export interface HttpAppOptions {
   server?: ServerSettings
   /** What the OpenAPI document says this service is. */
   api?: { title: string; description?: string }
+  /** Turn errors of the service's libraries into the catalogue's (e.g. lib/db/http-errors.ts). */
+  errorMappers?: readonly ErrorMapper[]
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -71,7 +74,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
     done()
   })
-  registerErrorHandlers(app)
+  registerErrorHandlers(app, options.errorMappers)
   // Registered before any route, so that its onRoute hook sees them all.
   app.register(fastifySwagger, {
     openapi: { openapi: '3.0.3', info: { title: 'CinemaAbyss edge', ...options.api, version: API_VERSION } },

@@ -1,4 +1,4 @@
-import { badRequest } from './errors.ts'
+import { errors } from '../errors.ts'
 
 const INT4_MIN = -2_147_483_648
 const INT4_MAX = 2_147_483_647
@@ -14,8 +14,8 @@ export function optionalIntParam(query: unknown, name: string): number | undefin
   const given = (query as Record<string, unknown> | undefined)?.[name]
   const raw = Array.isArray(given) ? given[0] : given
   if (raw === undefined || raw === '') return undefined
-  if (typeof raw !== 'string' || !/^[+-]?\d+$/.test(raw)) throw badRequest(`${name} must be an integer`)
+  if (typeof raw !== 'string' || !/^[+-]?\d+$/.test(raw)) throw new errors.QUERY_NOT_INTEGER(name)
   const value = Number(raw)
-  if (value < INT4_MIN || value > INT4_MAX) throw badRequest(`${name} must be an integer between ${INT4_MIN} and ${INT4_MAX}`)
+  if (value < INT4_MIN || value > INT4_MAX) throw new errors.QUERY_OUT_OF_RANGE(name, INT4_MIN, INT4_MAX)
   return value === 0 ? 0 : value // no -0
 }

@@ -1,7 +1,8 @@
 // The /api/movies contract, served identically by the monolith and the movies service.
 import type { FastifyInstance } from 'fastify'
 import type { ContractRules } from '../contract/rules.ts'
-import { methodNotAllowed, notFound } from '../http/errors.ts'
+import { errors } from '../errors.ts'
+import { methodNotAllowed } from '../http/errors.ts'
 import { optionalIntParam } from '../http/query.ts'
 import type { MovieInput, MovieRepository } from './movie-repository.ts'
 
@@ -27,7 +28,7 @@ export async function movieRoutes(app: FastifyInstance, opts: { movies: MovieRep
     const id = optionalIntParam(request.query, 'id')
     if (id === undefined) return movies.list()
     const movie = await movies.get(id)
-    if (!movie) throw notFound(`movie ${id} not found`)
+    if (!movie) throw new errors.MOVIE_NOT_FOUND(id)
     return movie
   })
 

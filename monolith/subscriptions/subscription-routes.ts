@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
 import type { ContractRules } from '../../lib/contract/rules.ts'
-import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
+import { errors } from '../../lib/errors.ts'
+import { methodNotAllowed } from '../../lib/http/errors.ts'
 import { optionalIntParam } from '../../lib/http/query.ts'
 import { recordSubscriptionCreated } from '../events.ts'
 
@@ -35,7 +36,7 @@ export async function subscriptionRoutes(app: FastifyInstance, opts: { db: Datab
     const id = optionalIntParam(request.query, 'id')
     if (id !== undefined) {
       const { rows } = await db.query(`SELECT ${COLUMNS} FROM subscriptions WHERE id = $1`, [id])
-      if (rows.length === 0) throw notFound(`subscription ${id} not found`)
+      if (rows.length === 0) throw new errors.SUBSCRIPTION_NOT_FOUND(id)
       return rows[0]
     }
     const userId = optionalIntParam(request.query, 'user_id')

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../lib/db/database.ts'
 import type { ContractRules } from '../../lib/contract/rules.ts'
-import { methodNotAllowed, notFound } from '../../lib/http/errors.ts'
+import { errors } from '../../lib/errors.ts'
+import { methodNotAllowed } from '../../lib/http/errors.ts'
 import { optionalIntParam } from '../../lib/http/query.ts'
 import { recordUserCreated } from '../events.ts'
 
@@ -30,7 +31,7 @@ export async function userRoutes(app: FastifyInstance, opts: { db: Database; rul
     const id = optionalIntParam(request.query, 'id')
     if (id === undefined) return (await db.query(`SELECT ${COLUMNS} FROM users ORDER BY id`)).rows
     const { rows } = await db.query(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id])
-    if (rows.length === 0) throw notFound(`user ${id} not found`)
+    if (rows.length === 0) throw new errors.USER_NOT_FOUND(id)
     return rows[0]
   })
 

@@ -14,7 +14,7 @@ import {
   SERVICES,
   allContainers,
   byKind,
-  chartEnv,
+  chartEnvLocally,
   find,
   podSpec,
   readRepoFile,
@@ -68,8 +68,10 @@ describe('helm lint', () => {
     refused(['--set', 'proxy.migration.moviesPercent=101'], /moviesPercent/)
     refused(['--set-string', 'proxy.migration.moviesPercent=-5'], /moviesPercent/)
     refused(['--set', 'secrets.proxyAdminToken=short'], /proxyAdminToken/)
+    refused(['--set-string', 'secrets.proxyAdminTokens=alice:short'], /proxyAdminTokens/)
+    refused(['--set-string', 'secrets.proxyAdminTokens=alice-token-0123456789abcdef'], /proxyAdminTokens/)
     refused(['--set', 'kafka.clusterId=not-a-kraft-id'], /clusterId/)
-    const fine = runHelm(['template', 'cinemaabyss', CHART_DIR, '--set', 'proxy.migration.moviesPercent=100', '--set', 'secrets.proxyAdminToken='])
+    const fine = runHelm(['template', 'cinemaabyss', CHART_DIR, '--set', 'proxy.migration.moviesPercent=100', '--set', 'secrets.proxyAdminToken=', '--set-string', 'secrets.proxyAdminTokens=alice:alice-token-0123456789abcdef\\,bob:bob-token-0123456789abcdef'])
     expect(fine.stderr).toBe('')
     expect(fine.status).toBe(0)
   })
@@ -294,7 +296,7 @@ describe('observability (observability.enabled)', () => {
 })
 
 describe('client identity (proxy.trustProxy) and the NetworkPolicy', () => {
-  const proxyConfig = (objects: K8sObject[]) => chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))
+  const proxyConfig = (objects: K8sObject[]) => chartEnvLocally(objects, find(objects, 'Deployment', 'proxy-service'))
   const loadProxyConfig = SERVICES.find((s) => s.name === 'proxy-service')!.loadConfig
 
   it('by default trusts one hop (the Ingress controller) and lets only it, and Prometheus, reach the proxy pods', () => {

@@ -2,20 +2,30 @@
 // one that service reads (ENV_VARS of its config.ts), the original names are all there, and
 // the service's loadConfig accepts what it gets with no loopback default left (the rule is
 // spelled out in support.ts, envProblems). The addresses point at services that exist.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { ensureHelm } from '../../dev/helm/helm.ts'
+import { readRouteFile, routeMapEnvVars } from '../../proxy/route-map.ts'
 import {
   MIGRATOR,
+  REPO_ROOT,
   RENDER_VARIANTS,
   SERVICES,
   addresses,
   byKind,
   chartEnv,
+  chartEnvLocally,
+  chartFiles,
   composeEnv,
+  composeEnvLocally,
+  composeFiles,
   envProblems,
   find,
   loadCompose,
+  readRepoFile,
   renderChart,
+  throughMounts,
 } from './support.ts'
 
 beforeAll(() => {
@@ -32,7 +42,7 @@ describe('docker-compose.yml', () => {
     it(`${svc.name}: provides what ${svc.configModule} reads and nothing else`, () => {
       const service = compose.services[svc.name]
       expect(service, `compose service ${svc.name}`).toBeDefined()
-      expect(envProblems(svc, composeEnv(service!))).toEqual([])
+      expect(envProblems(svc, composeEnv(service!), composeFiles(service!))).toEqual([])
     })
   }
 
@@ -60,15 +70,14 @@ describe('docker-compose.yml', () => {
   it('the proxy follows Unleash by default; without it the original pair pins the movies split', () => {
     const proxy = SERVICES.find((s) => s.name === 'proxy-service')!
     const service = compose.services['proxy-service']!
-    const byDefault = proxy.loadConfig(composeEnv(service)) as Record<string, unknown>
+    const byDefault = proxy.loadConfig(composeEnvLocally(service)) as Record<string, unknown>
     expect(byDefault.unleashUrl).toBe('http://unleash:4242/api')
     expect(byDefault.gradualMigration).toBeUndefined()
 
     // `UNLEASH_URL= GRADUAL_MIGRATION=true MOVIES_MIGRATION_PERCENT=30 docker compose up`
     const shell = { UNLEASH_URL: '', GRADUAL_MIGRATION: 'true', MOVIES_MIGRATION_PERCENT: '30' }
-    const pinned = composeEnv(service, shell)
-    expect(envProblems(proxy, pinned)).toEqual([])
-    const config = proxy.loadConfig(pinned) as Record<string, unknown>
+    expect(envProblems(proxy, composeEnv(service, shell), composeFiles(service))).toEqual([])
+    const config = proxy.loadConfig(composeEnvLocally(service, shell)) as Record<string, unknown>
     expect(config).toMatchObject({ unleashUrl: undefined, gradualMigration: true, moviesMigrationPercent: 30 })
   })
 })
@@ -79,7 +88,8 @@ describe('Helm chart', () => {
       for (const svc of SERVICES) {
         it(`${svc.name}: provides what ${svc.configModule} reads and nothing else`, () => {
           const objects = renderChart(args)
-          expect(envProblems(svc, chartEnv(objects, find(objects, 'Deployment', svc.name)))).toEqual([])
+          const workload = find(objects, 'Deployment', svc.name)
+          expect(envProblems(svc, chartEnv(objects, workload), chartFiles(objects, workload))).toEqual([])
         })
       }
 
@@ -114,7 +124,7 @@ describe('Helm chart', () => {
   it('the legacy pair reaches the proxy when Unleash is switched off', () => {
     const objects = renderChart(RENDER_VARIANTS['without Unleash, legacy pair pinned'])
     const proxy = SERVICES.find((s) => s.name === 'proxy-service')!
-    const config = proxy.loadConfig(chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))) as Record<string, unknown>
+    const config = proxy.loadConfig(chartEnvLocally(objects, find(objects, 'Deployment', 'proxy-service'))) as Record<string, unknown>
     expect(config).toMatchObject({ unleashUrl: undefined, gradualMigration: true, moviesMigrationPercent: 30 })
     expect(byKind(objects, 'Deployment').map((d) => d.metadata.name)).not.toContain('unleash')
   })
@@ -126,5 +136,57 @@ describe('Helm chart', () => {
     expect(proxyEnv.UNLEASH_URL).toBe('http://unleash:4242/api')
     expect(unleashEnv.INIT_BACKEND_API_TOKENS).toBe(proxyEnv.UNLEASH_API_TOKEN)
     expect(proxyEnv.UNLEASH_API_TOKEN).toMatch(new RegExp(`^\\*:${unleashEnv.IMPORT_ENVIRONMENT}\\.`))
+  })
+
+  it('the proxy writes rollout changes to Unleash with the admin token Unleash creates, in the environment it reads', () => {
+    const objects = renderChart()
+    const proxyEnv = chartEnv(objects, find(objects, 'Deployment', 'proxy-service'))
+    const unleashEnv = chartEnv(objects, find(objects, 'Deployment', 'unleash'))
+    expect(proxyEnv.UNLEASH_ADMIN_TOKEN).toBe(unleashEnv.INIT_ADMIN_API_TOKENS)
+    const proxy = SERVICES.find((s) => s.name === 'proxy-service')!
+    expect(proxy.loadConfig(chartEnvLocally(objects, find(objects, 'Deployment', 'proxy-service')))).toMatchObject({ unleashAdminUrl: 'http://unleash:4242/api/admin', unleashEnvironment: unleashEnv.IMPORT_ENVIRONMENT, adminTokens: [{ name: 'admin' }] })
+    const without = renderChart(RENDER_VARIANTS['without Unleash, legacy pair pinned'])
+    expect(chartEnv(without, find(without, 'Deployment', 'proxy-service')).UNLEASH_ADMIN_TOKEN).toBeUndefined()
+    const compose = loadCompose()
+    expect(composeEnv(compose.services['proxy-service']!).UNLEASH_ADMIN_TOKEN).toBe(composeEnv(compose.services.unleash!).INIT_ADMIN_API_TOKENS)
+  })
+})
+
+// The route map is data (proxy/routes.json): each deployment mounts it as a file, points
+// ROUTES_FILE at it and sets every variable its upstream URLs name.
+describe('the route map reaches the proxy as a file', () => {
+  const SHIPPED = readRepoFile('proxy/routes.json')
+
+  function routeMapProblems(env: Record<string, string>, files: ReadonlyMap<string, string>): string[] {
+    if (!env.ROUTES_FILE) return ['ROUTES_FILE is not set: the proxy would read the route map baked into the image']
+    const local = throughMounts(env, files).ROUTES_FILE!
+    if (local === env.ROUTES_FILE) return [`ROUTES_FILE=${env.ROUTES_FILE} is not a mounted file`]
+    const problems: string[] = []
+    if (readFileSync(local, 'utf8') !== SHIPPED) problems.push(`${env.ROUTES_FILE} is not proxy/routes.json`)
+    for (const name of routeMapEnvVars(readRouteFile(local))) if (!env[name]) problems.push(`the route map names ${name}, which is not set`)
+    return problems
+  }
+
+  it('docker-compose.yml mounts ./proxy/routes.json', () => {
+    const service = loadCompose().services['proxy-service']!
+    const files = composeFiles(service)
+    expect(files.get(composeEnv(service).ROUTES_FILE!)).toBe(join(REPO_ROOT, 'proxy/routes.json'))
+    expect(routeMapProblems(composeEnv(service), files)).toEqual([])
+  })
+
+  for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
+    it(`the chart mounts a ConfigMap equal to proxy/routes.json: ${variant}`, () => {
+      const objects = renderChart(args)
+      const proxy = find(objects, 'Deployment', 'proxy-service')
+      expect(find(objects, 'ConfigMap', 'proxy-routes').data).toEqual({ 'routes.json': SHIPPED })
+      expect(routeMapProblems(chartEnv(objects, proxy), chartFiles(objects, proxy))).toEqual([])
+    })
+  }
+
+  it('the check fails when a variable the route map names is missing or the file is not mounted', () => {
+    const service = loadCompose().services['proxy-service']!
+    const { EVENTS_SERVICE_URL: _dropped, ...env } = composeEnv(service)
+    expect(routeMapProblems(env, composeFiles(service))).toEqual(['the route map names EVENTS_SERVICE_URL, which is not set'])
+    expect(routeMapProblems(composeEnv(service), new Map())).toEqual(['ROUTES_FILE=/etc/cinemaabyss/proxy/routes.json is not a mounted file'])
   })
 })

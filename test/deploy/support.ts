@@ -1,8 +1,9 @@
 // Shared by the deployment tests: the four services and what they read (imported from their
 // own config modules, never copied), docker-compose.yml loaded, the Helm chart rendered by the
 // real helm (dev/helm), and the environment each container gets in both.
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { parse, parseAllDocuments } from 'yaml'
 import { runHelm } from '../../dev/helm/helm.ts'
 import { databaseEnv, envVarNames, parseEnv } from '../../lib/config.ts'
@@ -99,11 +100,14 @@ export const ALIASES: Readonly<Record<string, string>> = { DATABASE_URL: 'DB_CON
  *     in the resulting config is a loopback default (localhost/127.0.0.1), i.e. every variable
  *     naming another host is provided. Tuning variables with safe defaults (timeouts, pool
  *     sizes, LOG_LEVEL, ...) may stay unset: their defaults are right in a container.
+ * `files` maps the files mounted into the container to local ones (composeFiles, chartFiles), so
+ * that a variable naming a mounted file (ROUTES_FILE) is loaded from what the container gets.
  * Returns the violations, each naming the variable.
  */
 export function envProblems(
   svc: Pick<ServiceUnderTest, 'ENV_VARS' | 'loadConfig' | 'mustProvide'> & { name?: string },
   provided: Record<string, string>,
+  files: MountedFiles = new Map(),
 ): string[] {
   const who = svc.name ?? 'the service'
   const problems: string[] = []
@@ -114,7 +118,7 @@ export function envProblems(
   for (const name of svc.mustProvide) if (!(name in provided)) problems.push(`${name} is not provided`)
   let config: unknown
   try {
-    config = svc.loadConfig(provided)
+    config = svc.loadConfig(throughMounts(provided, files))
   } catch (error) {
     problems.push(`loadConfig rejects the provided environment: ${(error as Error).message}`)
     return problems
@@ -123,6 +127,21 @@ export function envProblems(
     if (/\b(localhost|127\.0\.0\.1)\b|\[::1\]/.test(value)) problems.push(`config ${path} = ${value}: a loopback default, its variable is not provided`)
   }
   return problems
+}
+
+/** Container path (a file or a directory) → the local file or directory behind it. */
+export type MountedFiles = ReadonlyMap<string, string>
+
+/** `env` with every value naming a mounted path (or a path under it) replaced by the local one. */
+export function throughMounts(env: Record<string, string>, files: MountedFiles): Record<string, string> {
+  const local = (value: string) => {
+    for (const [target, source] of files) {
+      if (value === target) return source
+      if (value.startsWith(`${target}/`)) return join(source, value.slice(target.length + 1))
+    }
+    return value
+  }
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, local(v)]))
 }
 
 function* leaves(value: unknown, path = ''): Generator<[string, string]> {
@@ -179,6 +198,19 @@ export function composeEnv(service: ComposeService, shell: Record<string, string
   for (const [k, v] of pairs) env[k] = interpolate(v, shell)
   return env
 }
+
+/** A compose service's bind mounts of repository paths (`./x:/y[:ro]`), as container path → local path. */
+export function composeFiles(service: ComposeService): MountedFiles {
+  const files = new Map<string, string>()
+  for (const volume of service.volumes ?? []) {
+    const [source, target] = typeof volume === 'string' ? volume.split(':') : [volume.type === 'bind' ? volume.source : undefined, volume.target]
+    if (source?.startsWith('.') && target) files.set(target, resolve(REPO_ROOT, source))
+  }
+  return files
+}
+
+/** composeEnv with mounted file paths replaced by the repository's files. */
+export const composeEnvLocally = (service: ComposeService, shell: Record<string, string | undefined> = {}) => throughMounts(composeEnv(service, shell), composeFiles(service))
 
 // --- Helm ----------------------------------------------------------------------------------
 
@@ -262,6 +294,41 @@ export function chartEnv(objects: readonly K8sObject[], workload: K8sObject): Re
   }
   return env
 }
+
+let copiesDir: string | undefined
+function chartFilesDir(): string {
+  if (!copiesDir) {
+    const dir = (copiesDir = mkdtempSync(join(tmpdir(), 'chart-files-')))
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  }
+  return mkdtempSync(join(copiesDir, 'render-'))
+}
+
+/**
+ * The files a workload's first container gets from ConfigMap volumes, as container path → a local
+ * copy of the rendered content (written to a temporary folder).
+ */
+export function chartFiles(objects: readonly K8sObject[], workload: K8sObject): MountedFiles {
+  const files = new Map<string, string>()
+  const spec = podSpec(workload)
+  const copies = chartFilesDir()
+  for (const mount of spec.containers[0].volumeMounts ?? []) {
+    const volume = (spec.volumes ?? []).find((v: any) => v.name === mount.name)
+    if (!volume?.configMap) continue
+    const data = find(objects, 'ConfigMap', volume.configMap.name).data ?? {}
+    for (const [key, content] of Object.entries(data)) {
+      if (mount.subPath && mount.subPath !== key) continue
+      const copy = join(copies, volume.configMap.name, key)
+      mkdirSync(dirname(copy), { recursive: true })
+      writeFileSync(copy, content)
+      files.set(mount.subPath ? mount.mountPath : `${mount.mountPath}/${key}`, copy)
+    }
+  }
+  return files
+}
+
+/** chartEnv with mounted file paths replaced by local copies: what loadConfig can read here. */
+export const chartEnvLocally = (objects: readonly K8sObject[], workload: K8sObject) => throughMounts(chartEnv(objects, workload), chartFiles(objects, workload))
 
 function requiredKey(data: Record<string, string>, key: string, variable: string): string {
   if (!(key in data)) throw new Error(`${variable} refers to key ${key}, which the rendered object does not have`)

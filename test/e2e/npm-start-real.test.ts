@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { redisUrl, testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { freePort } from '../helpers/processes.ts'
 import { runStartCommand, type StartedSystem } from './start-command.ts'
 

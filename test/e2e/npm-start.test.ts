@@ -86,6 +86,16 @@ it('prints where everything is, proxy first, and which pieces are embedded', () 
   expect(banner).toMatch(/Flags\s+local file/)
 })
 
+it('prints the console URL and the admin token; the console answers there and the token opens its API', async () => {
+  const banner = output().slice(output().indexOf('CinemaAbyss edge is running'))
+  const consoleUrl = new RegExp(`Console\\s+(http://127\\.0\\.0\\.1:${ports.proxy}/admin/)\\s`).exec(banner)?.[1]
+  const token = /Admin token\s+(\S+)/.exec(banner)?.[1]
+  expect([consoleUrl, token]).toEqual([`${proxy}/admin/`, adminToken])
+  const page = await fetch(consoleUrl!)
+  expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/html/)])
+  expect((await call('/admin/traffic', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)
+})
+
 it('serves the whole API through the proxy and moves the movies route with the admin API', async () => {
   const movies = await call('/api/movies')
   expect(movies.status).toBe(200)

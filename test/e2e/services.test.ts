@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pgAdminUrl, redisUrl, testDatabase } from '../helpers/infra.ts'
-import { createEmptyDatabase, type TestDatabase } from '../helpers/pg-admin.ts'
+import { createEmptyDatabase, type TestDatabase } from '../../dev/pg-admin.ts'
 import { REPO_ROOT, startService, type ServiceProcess } from '../helpers/processes.ts'
 
 const run = promisify(execFile)

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, inject } from 'vitest'
 import type { Database } from '../../lib/db/database.ts'
 import { openDb } from './apps.ts'
-import { cloneDatabase, type TestDatabase } from './pg-admin.ts'
+import { cloneDatabase, type TestDatabase } from '../../dev/pg-admin.ts'
 
 export const pgAdminUrl = () => inject('pgAdminUrl')
 export const redisUrl = () => inject('redisUrl')

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { monolithApp, openDb } from '../helpers/apps.ts'
 import { pgAdminUrl, testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
 
 let database: TestDatabase

@@ -36,8 +36,19 @@ describe('config', () => {
     expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow('ADMIN_TOKEN must be at least 16 characters')
   })
 
+  it('derives where Unleash writes go and where the ledger file lives', () => {
+    const unleash = { UNLEASH_URL: 'http://unleash:4242/api/', UNLEASH_API_TOKEN: '*:production.secret', FLAGS_FILE: '/srv/flags/flags.json' }
+    expect(loadConfig(unleash)).toMatchObject({ unleashAdminUrl: 'http://unleash:4242/api/admin', unleashEnvironment: 'production', unleashProject: 'default', ledgerFile: '/srv/flags/rollout-ledger.jsonl' })
+    expect(loadConfig({ ...unleash, UNLEASH_API_TOKEN: 'a-token-of-another-shape' }).unleashEnvironment).toBe('development')
+    const explicit = loadConfig({ ...unleash, UNLEASH_ADMIN_URL: 'https://flags.example/api/admin', UNLEASH_ENVIRONMENT: 'staging', UNLEASH_PROJECT: 'edge', LEDGER_FILE: '/var/ledger.jsonl' })
+    expect(explicit).toMatchObject({ unleashAdminUrl: 'https://flags.example/api/admin', unleashEnvironment: 'staging', unleashProject: 'edge', ledgerFile: '/var/ledger.jsonl' })
+    expect(loadConfig({}).unleashAdminUrl).toBeUndefined()
+    expect(() => loadConfig({ UNLEASH_ADMIN_URL: 'ftp://x' })).toThrow(/UNLEASH_ADMIN_URL must use http or https/)
+    expect(() => loadConfig({ LEDGER_MAX_ENTRIES: '5' })).toThrow(/LEDGER_MAX_ENTRIES must be between 10 and 1000000/)
+  })
+
   it('lists every variable it reads in ENV_VARS', () => {
-    for (const name of ['PORT', 'MONOLITH_URL', 'MOVIES_SERVICE_URL', 'EVENTS_SERVICE_URL', 'GRADUAL_MIGRATION', 'MOVIES_MIGRATION_PERCENT', 'UNLEASH_URL', 'UNLEASH_API_TOKEN', 'FLAGS_FILE', 'ROUTES_FILE', 'ADMIN_TOKEN', 'REDIS_URL', 'BREAKER_VOLUME_THRESHOLD', 'BREAKER_ERROR_PERCENT', 'BREAKER_RESET_TIMEOUT_MS', 'UPSTREAM_CONNECT_TIMEOUT_MS', 'UPSTREAM_RESPONSE_TIMEOUT_MS', 'RATE_LIMIT_MAX', 'ALLOW_BACKEND_OVERRIDE']) {
+    for (const name of ['PORT', 'MONOLITH_URL', 'MOVIES_SERVICE_URL', 'EVENTS_SERVICE_URL', 'GRADUAL_MIGRATION', 'MOVIES_MIGRATION_PERCENT', 'UNLEASH_URL', 'UNLEASH_API_TOKEN', 'FLAGS_FILE', 'ROUTES_FILE', 'ADMIN_TOKEN', 'REDIS_URL', 'BREAKER_VOLUME_THRESHOLD', 'BREAKER_ERROR_PERCENT', 'BREAKER_RESET_TIMEOUT_MS', 'UPSTREAM_CONNECT_TIMEOUT_MS', 'UPSTREAM_RESPONSE_TIMEOUT_MS', 'RATE_LIMIT_MAX', 'ALLOW_BACKEND_OVERRIDE', 'ADMIN_TOKENS', 'UNLEASH_ADMIN_TOKEN', 'UNLEASH_ADMIN_URL', 'UNLEASH_PROJECT', 'UNLEASH_ENVIRONMENT', 'LEDGER_FILE', 'LEDGER_MAX_ENTRIES', 'LEDGER_REDIS_KEY']) {
       expect(ENV_VARS).toContain(name)
     }
   })

@@ -1,7 +1,7 @@
 // The real monolith and movies-service on a throw-away test database, a stub in place of the
 // events service (it needs Kafka), and the proxy process in front: for end-to-end proxy tests.
 import { testDatabase } from '../helpers/infra.ts'
-import type { TestDatabase } from '../helpers/pg-admin.ts'
+import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 

@@ -1,9 +1,14 @@
 // The proxy following a real Unleash server (npm unleash-server 7, on a throw-away PostgreSQL
 // database): the flag is created and its rollout changed through Unleash's Admin API, and the
-// proxy follows without a restart; with Unleash stopped it keeps the last flags it had.
+// proxy follows without a restart; rollout changes through the proxy are written to Unleash
+// and recorded in the ledger; with Unleash stopped it keeps the last flags it had.
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pgAdminUrl } from '../helpers/infra.ts'
-import { createEmptyDatabase, type TestDatabase } from '../helpers/pg-admin.ts'
+import { createRedis, type Redis } from '../../lib/redis.ts'
+import { captureLogs } from '../helpers/logs.ts'
+import { pgAdminUrl, redisUrl } from '../helpers/infra.ts'
+import { createEmptyDatabase, type TestDatabase } from '../../dev/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { eventually } from '../helpers/poll.ts'
 import { metric } from '../helpers/metrics.ts'
@@ -71,7 +76,7 @@ const share = (m: Map<string, string>) => [...m.values()].filter((s) => s === 'm
 describe('flags from a real Unleash server', () => {
   let at30: Map<string, string>
 
-  it('routes by the rollout set in Unleash', async () => {
+  it('routes by the rollout set in Unleash', { timeout: 90_000 }, async () => {
     await eventually('the proxy to fetch movies-migration at 30 % from Unleash', async () => {
       const route = (await state()).routes[0]
       return route.source === 'unleash' && route.percent === 30
@@ -100,7 +105,152 @@ describe('flags from a real Unleash server', () => {
     expect(res.statusCode).toBe(409)
     expect(res.json().error).toMatch(/change the rollout of movies-migration in Unleash/)
   })
+})
 
+// Rollout changes through the proxy written to Unleash (UNLEASH_ADMIN_TOKEN), and the ledgers:
+// the first proxy above (its own ledger file) sees the writer's change as an Unleash change; the
+// writer and a peer replica share a ledger in Redis, where each change is recorded once.
+describe('rollout changes through the Unleash Admin API', () => {
+  const CAROL = 'carol-token-0123456789abcdef'
+  const carol = { authorization: `Bearer ${CAROL}` }
+  const ledgerKey = `test:unleash-ledger:${randomUUID()}`
+  let redis: Redis
+  let writer: ProxyUnderTest
+  let peer: ProxyUnderTest
+  beforeAll(async () => {
+    redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
+    await once(redis, 'ready')
+    const replica = { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '2000', LEDGER_REDIS_KEY: ledgerKey }
+    writer = await startProxy(stubs, { ...replica, UNLEASH_ADMIN_TOKEN: ADMIN, ADMIN_TOKENS: `carol:${CAROL}` }, { redis })
+    peer = await startProxy(stubs, replica, { redis })
+    for (const p of [writer, peer]) await eventually('the replicas to follow Unleash', async () => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
+  })
+  afterAll(async () => {
+    await writer?.close()
+    await peer?.close()
+    const claims = await redis.keys(`${ledgerKey}*`)
+    if (claims.length) await redis.del(...claims)
+    redis?.disconnect()
+  })
+
+  const percentIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent
+  const strategies = async () => (await unleashApi('GET', FEATURE)).environments.find((e: { name: string }) => e.name === 'development').strategies
+  const ledger = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+  const shape = (e: Record<string, unknown>) => ({ from: e.from, to: e.to, actor: e.actor, source: e.source, reason: e.reason })
+
+  it('PUT rollout writes the flexibleRollout strategy in Unleash and applies at once', async () => {
+    expect(await percentIn(writer)).toBe(60)
+    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: carol, payload: { percent: 45, reason: 'ramp by hand' } })
+    expect([res.statusCode, res.json().percent, res.json().source]).toEqual([200, 45, 'unleash'])
+    // The proxy's own state moved with the answer, before any fetch.
+    expect(await percentIn(writer)).toBe(45)
+    const [strategy, ...others] = await strategies()
+    expect(others).toEqual([])
+    expect(strategy).toMatchObject({ id: strategyId, name: 'flexibleRollout', parameters: { rollout: '45', groupId: 'movies-migration', stickiness: 'default' } })
+    // The other proxy (no admin token) follows Unleash and records the change it noticed.
+    await eventually('the follower to fetch 45 %', async () => (await percentIn(proxy)) === 45)
+    // Its ledger: the change made in Unleash earlier (30 → 60), then this one; its start (the
+    // bootstrap file's 0 %, then Unleash's 30 %) is the proxy learning, not a change.
+    await eventually('the follower to record it', async () => (await ledger(proxy)).length === 2)
+    expect((await ledger(proxy)).map(shape)).toEqual([
+      { from: 60, to: 45, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+      { from: 30, to: 60, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+    ])
+  })
+
+  it("a change made in Unleash is recorded once as actor unleash; the proxy's own write once, as carol", async () => {
+    await unleashApi('PUT', `${FEATURE}/environments/development/strategies/${strategyId}`, rollout(20))
+    for (const p of [writer, peer]) await eventually('the replicas to follow the change to 20 %', async () => (await percentIn(p)) === 20)
+    await eventually('the change to be recorded', async () => (await ledger(writer)).length === 2)
+    expect(await ledger(peer)).toEqual(await ledger(writer))
+    expect((await ledger(writer)).map(shape)).toEqual([
+      { from: 45, to: 20, actor: 'unleash', source: 'unleash', reason: 'Unleash changed' },
+      { from: 60, to: 45, actor: 'carol', source: 'admin', reason: 'ramp by hand' },
+    ])
+  })
+
+  it('creates the strategy when the flag has none in the environment', async () => {
+    await unleashApi('DELETE', `${FEATURE}/environments/development/strategies/${strategyId}`)
+    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60 } })
+    expect([res.statusCode, res.json().percent]).toEqual([200, 60])
+    const [strategy, ...others] = await strategies()
+    expect(others).toEqual([])
+    expect(strategy).toMatchObject({ name: 'flexibleRollout', parameters: { rollout: '60', groupId: 'movies-migration' } })
+    strategyId = strategy.id
+    await eventually('the follower to fetch 60 %', async () => (await percentIn(proxy)) === 60)
+    await eventually('the peer to fetch 60 %', async () => (await percentIn(peer)) === 60)
+    expect((await ledger(writer)).map(shape)[0]).toEqual({ from: 20, to: 60, actor: 'admin', source: 'admin', reason: 'admin API' })
+    expect((await ledger(writer)).length).toBe(3)
+  })
+
+  it('refuses (409) a flag that is more than a plain rollout, and changes nothing', async () => {
+    const extra = (await unleashApi('POST', `${FEATURE}/environments/development/strategies`, { name: 'default', constraints: [], parameters: {} })).id
+    try {
+      const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
+      expect([res.statusCode, res.json().error]).toEqual([409, expect.stringMatching(/more than a plain rollout \(flexibleRollout, default\): change it in Unleash/)])
+      expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
+    } finally {
+      await unleashApi('DELETE', `${FEATURE}/environments/development/strategies/${extra}`)
+    }
+  })
+
+  it('answers 502 when Unleash cannot be written: unreachable, or the token refused', async () => {
+    for (const [env, message] of [
+      [{ UNLEASH_ADMIN_URL: 'http://127.0.0.1:9/api/admin' }, /^Unleash Admin API unreachable \(GET \/projects\/default\/features\/movies-migration\)/],
+      [{ UNLEASH_ADMIN_TOKEN: '*:*.not-a-token-of-this-unleash' }, /^Unleash refused the admin token \(UNLEASH_ADMIN_TOKEN\) with 401/],
+    ] as const) {
+      const broken = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_ADMIN_TOKEN: ADMIN, UNLEASH_TIMEOUT_MS: '2000', ...env })
+      try {
+        const res = await broken.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
+        expect([res.statusCode, res.json().error]).toEqual([502, expect.stringMatching(message)])
+        expect((await ledger(broken))).toEqual([])
+      } finally {
+        await broken.close()
+      }
+    }
+    expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
+  })
+
+  it('a guarded ramp in Unleash mode writes each step through the Admin API, and the ledger has them', { timeout: 90_000 }, async () => {
+    // Its own ramp keys: the lease and ramp state are this proxy's alone.
+    const ramper = await startProxy(
+      stubs,
+      { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_ADMIN_TOKEN: ADMIN, UNLEASH_TIMEOUT_MS: '2000', UNLEASH_REFRESH_INTERVAL_MS: '300', RAMP_TICK_MS: '200', RAMP_KEY_PREFIX: `test:unleash-ramp:${randomUUID()}:`, LEDGER_REDIS_KEY: `${ledgerKey}:ramp`, ADMIN_TOKENS: `carol:${CAROL}` },
+      { redis },
+    )
+    try {
+      await eventually('the ramping proxy to follow Unleash', async () => (await percentIn(ramper)) === 60)
+      const seen: string[] = []
+      const rolloutInUnleash = async () => (await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout as string
+      const start = await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: carol, payload: { steps: [70, 90], intervalSeconds: 1, minRequests: 5, maxLatencyRatio: 1000, reason: 'movies v2 in Unleash' } })
+      expect([start.statusCode, start.json().state]).toEqual([200, 'running'])
+      seen.push(await rolloutInUnleash())
+      await eventually(
+        'the ramp to complete',
+        async () => {
+          for (let i = 0; i < 10; i++) await ramper.app.inject({ url: '/api/movies', headers: { 'x-user-id': `unleash-ramp-${randomUUID()}` } })
+          const current = await rolloutInUnleash()
+          if (seen.at(-1) !== current) seen.push(current)
+          return (await ramper.app.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json().state === 'completed'
+        },
+        60_000,
+      )
+      // Every step went to Unleash (what its UI shows), in order.
+      expect(seen).toEqual(['70', '90'])
+      const entries = (await ramper.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+      expect(entries.map(shape).slice(0, 2)).toEqual([
+        { from: 70, to: 90, actor: 'ramp', source: 'ramp', reason: 'ramp step 2 of 2: the guard held at 70 %' },
+        { from: 60, to: 70, actor: 'carol', source: 'admin', reason: 'ramp started: step 1 of 2 (movies v2 in Unleash)' },
+      ])
+    } finally {
+      await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60, reason: 'back where the next test expects it' } })
+      await ramper.close()
+    }
+    for (const p of [proxy, writer, peer]) await eventually('the replicas to be back at 60 %', async () => (await percentIn(p)) === 60)
+  })
+})
+
+describe('Unleash going away', () => {
   // Stopping the Unleash server and the proxy noticing take up to 30 s each on a loaded machine.
   it('keeps the last flags from Unleash when Unleash goes away, and says so', { timeout: 90_000 }, async () => {
     const before = await sides()

@@ -2,6 +2,8 @@
 One application service: Deployment + Service.
 (dict "root" $ "name" "movies-service" "svc" .Values.moviesService "config" "movies-service-config"
       "secretEnv" (list "DB_CONNECTION_STRING") "livePath" "/health" "component" "catalogue")
+Optional "files" (dict "configMap" "proxy-routes" "mountPath" "/etc/cinemaabyss/proxy"): a
+ConfigMap mounted read-only as files.
 */}}
 {{- define "cinemaabyss.app" -}}
 {{- $root := .root -}}
@@ -96,10 +98,20 @@ spec:
             # tsx keeps its transform cache in /tmp; the root filesystem is read-only.
             - name: tmp
               mountPath: /tmp
+            {{- with .files }}
+            - name: files
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- with .files }}
+        - name: files
+          configMap:
+            name: {{ .configMap }}
+        {{- end }}
 ---
 apiVersion: v1
 kind: Service

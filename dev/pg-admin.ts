@@ -1,10 +1,11 @@
-// Throw-away PostgreSQL databases for the suite: global setup migrates one template per run,
-// and every test file clones its own database from it (CREATE DATABASE ... TEMPLATE is fast),
-// so files running in parallel never see each other's rows.
+// Throw-away PostgreSQL databases, for the test suite and the benchmarks: the tests' global
+// setup migrates one template per run and every test file clones its own database from it
+// (CREATE DATABASE ... TEMPLATE is fast), so files running in parallel never see each other's
+// rows; bench/outbox-delay.ts creates an empty one.
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { migrate } from '../../lib/db/migrate.ts'
-import { createPgDatabase } from '../../lib/db/pg-database.ts'
+import { migrate } from '../lib/db/migrate.ts'
+import { createPgDatabase } from '../lib/db/pg-database.ts'
 
 export interface TestDatabase {
   name: string
