@@ -215,6 +215,14 @@ export function createRampController(opts: RampControllerOptions) {
       }
     },
   }
+  /** Pause or resume: the rollout stays where it is; the ledger records who did it and why. */
+  async function pauseOrResume(name: string, actor: string, reason: string, done: 'paused' | 'resumed', transition: typeof pauseRamp) {
+    const route = routeNamed(name)
+    const ramp = await current(route)
+    const view = await adminApply(route, ramp, transition(ramp, actor, now()))
+    await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp ${done} at ${ramp.percent} %${reason ? `: ${reason}` : ''}`, source: 'ramp' })
+    return view
+  }
   const unavailable = (error: unknown) => new errors.RAMP_STATE_UNAVAILABLE((error as Error).message)
 
   /** Loads a route's ramp for an admin action; 409 when there is none. */
@@ -268,21 +276,8 @@ export function createRampController(opts: RampControllerOptions) {
       return rampView(t.ramp)
     },
 
-    async pause(name: string, actor: string, reason = '') {
-      const route = routeNamed(name)
-      const ramp = await current(route)
-      const view = await adminApply(route, ramp, pauseRamp(ramp, actor, now()))
-      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp paused at ${ramp.percent} %${reason ? `: ${reason}` : ''}`, source: 'ramp' })
-      return view
-    },
-
-    async resume(name: string, actor: string, reason = '') {
-      const route = routeNamed(name)
-      const ramp = await current(route)
-      const view = await adminApply(route, ramp, resumeRamp(ramp, actor, now()))
-      await opts.recordAction?.({ route: route.name, flag: route.flag!, from: ramp.percent, to: ramp.percent, actor, reason: `ramp resumed at ${ramp.percent} %${reason ? `: ${reason}` : ''}`, source: 'ramp' })
-      return view
-    },
+    pause: (name: string, actor: string, reason = '') => pauseOrResume(name, actor, reason, 'paused', pauseRamp),
+    resume: (name: string, actor: string, reason = '') => pauseOrResume(name, actor, reason, 'resumed', resumeRamp),
 
     /** To 0 % at once (before anything is stored: the store may be down); ends an active ramp. */
     async rollback(name: string, actor: string, reason: string) {

@@ -22,44 +22,45 @@ if (!executable) {
 /** A route with no ramp yet answers GET .../ramp with 404 (the panel says "No ramp on this route"); the browser logs it all the same. */
 const NO_RAMP_YET = /status of 404 .*\/admin\/routes\/[a-z0-9-]+\/ramp\)$/
 
-describe.skipIf(!executable)('migration console in Chromium', () => {
-  let stubs: Stubs
-  let proxy: ProxyUnderTest
-  let browser: Browser
-  let baseUrl: string
-  let page: ConsolePage | undefined
-
+/** One proxy (with stub upstreams, listening on 127.0.0.1) and one browser for a describe block; each test opens its page as ctx.page. */
+function useConsole(env: Record<string, string>) {
+  const ctx = {} as { stubs: Stubs; proxy: ProxyUnderTest; browser: Browser; baseUrl: string; page: ConsolePage | undefined }
   beforeAll(async () => {
-    stubs = await startStubs()
-    proxy = await startProxy(stubs, {
-      FLAGS_FILE: flagsFileAt(0),
-      ADMIN_HISTORY_INTERVAL_MS: '500',
-      // The open breaker stays open while the test looks at it.
-      BREAKER_RESET_TIMEOUT_MS: '60000',
-    })
-    await proxy.app.listen({ port: 0, host: '127.0.0.1' })
-    baseUrl = `http://127.0.0.1:${(proxy.app.server.address() as AddressInfo).port}`
-    browser = await launchChromium(executable!)
+    ctx.stubs = await startStubs()
+    ctx.proxy = await startProxy(ctx.stubs, env)
+    await ctx.proxy.app.listen({ port: 0, host: '127.0.0.1' })
+    ctx.baseUrl = `http://127.0.0.1:${(ctx.proxy.app.server.address() as AddressInfo).port}`
+    ctx.browser = await launchChromium(executable!)
   })
   afterEach(async () => {
     // Every state the page went through ran under the CSP without a violation or a console error.
-    const problems = page?.problemsExcept(NO_RAMP_YET) ?? []
-    await page?.close()
-    page = undefined
+    const problems = ctx.page?.problemsExcept(NO_RAMP_YET) ?? []
+    await ctx.page?.close()
+    ctx.page = undefined
     expect(problems).toEqual([])
   })
   afterAll(async () => {
-    await browser?.close()
-    await proxy?.close()
-    await stubs?.close()
+    await ctx.browser?.close()
+    await ctx.proxy?.close()
+    await ctx.stubs?.close()
+  })
+  return ctx
+}
+
+describe.skipIf(!executable)('migration console in Chromium', () => {
+  const ctx = useConsole({
+    FLAGS_FILE: flagsFileAt(0),
+    ADMIN_HISTORY_INTERVAL_MS: '500',
+    // The open breaker stays open while the test looks at it.
+    BREAKER_RESET_TIMEOUT_MS: '60000',
   })
 
 
   /** Where the proxy sends a user it has never seen. */
-  const sideOfNewUser = async () => (await fetch(`${baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })).headers.get('x-upstream')
+  const sideOfNewUser = async () => (await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })).headers.get('x-upstream')
 
   it('serves the page without the token, under a strict CSP; the API behind it still needs the token', async () => {
-    const res = await fetch(`${baseUrl}/admin/`)
+    const res = await fetch(`${ctx.baseUrl}/admin/`)
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toMatch(/^text\/html/)
     const csp = res.headers.get('content-security-policy') ?? ''
@@ -68,146 +69,123 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
     expect(csp).toMatch(/style-src 'self'(;|$)/)
     expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/)
     expect(await res.text()).not.toContain(ADMIN_TOKEN)
-    expect((await fetch(`${baseUrl}/admin/state`)).status).toBe(401)
+    expect((await fetch(`${ctx.baseUrl}/admin/state`)).status).toBe(401)
   })
 
   it('refuses a wrong token with a clear message and shows nothing behind it', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.goto()
-    await page.login('not-the-admin-token-at-all')
-    await expect.poll(() => page!.loginError().textContent()).toMatch(/Wrong admin token: the proxy answered 401/)
-    expect(await page.dashboard().isHidden()).toBe(true)
-    await page.screenshot('wrong-token')
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.goto()
+    await ctx.page.login('not-the-admin-token-at-all')
+    await expect.poll(() => ctx.page!.loginError().textContent()).toMatch(/Wrong admin token: the proxy answered 401/)
+    expect(await ctx.page.dashboard().isHidden()).toBe(true)
+    await ctx.page.screenshot('wrong-token')
     // The browser's own report of the refused call is expected here: the page itself raised nothing else.
-    expect(page.problemsExcept(/status of 401 .*\/admin\/state\)$/)).toEqual([])
-    page.problems.length = 0
+    expect(ctx.page.problemsExcept(/status of 401 .*\/admin\/state\)$/)).toEqual([])
+    ctx.page.problems.length = 0
   })
 
   it('goes back to the login, saying why, when the token stops working (e.g. rotated on the proxy)', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
-    await page.page.evaluate(() => sessionStorage.setItem('cinemaabyss-admin-token', 'a-rotated-away-token-0000'))
-    await expect.poll(() => page!.loginError().textContent(), { timeout: 10_000 }).toMatch(/^The proxy refused the token \(401\): admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>\. Log in again\.$/)
-    expect([await page.dashboard().isHidden(), await page.page.evaluate(() => sessionStorage.length)]).toEqual([true, 0])
-    page.problems.splice(0, page.problems.length, ...page.problemsExcept(/status of 401 .*\/admin\/(state|traffic)\)$/))
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    await ctx.page.page.evaluate(() => sessionStorage.setItem('cinemaabyss-admin-token', 'a-rotated-away-token-0000'))
+    await expect.poll(() => ctx.page!.loginError().textContent(), { timeout: 10_000 }).toMatch(/^The proxy refused the token \(401\): admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>\. Log in again\.$/)
+    expect([await ctx.page.dashboard().isHidden(), await ctx.page.page.evaluate(() => sessionStorage.length)]).toEqual([true, 0])
+    ctx.page.problems.splice(0, ctx.page.problems.length, ...ctx.page.problemsExcept(/status of 401 .*\/admin\/(state|traffic)\)$/))
   })
 
   it('logs in and shows the route map: prefixes, sides, rollout and its source, breakers', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
-    expect(await page.routeNames()).toEqual(['movies', 'movies-health', 'events', 'default'])
-    expect(await page.cell('movies', 'route').textContent()).toContain('/api/movies')
-    expect(await page.cell('movies', 'sides').textContent()).toBe('monolith → movies-service')
-    expect(await page.cell('movies', 'rollout').textContent()).toBe('0 %file')
-    expect(await page.cell('events', 'sides').textContent()).toBe('events-service')
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    expect(await ctx.page.routeNames()).toEqual(['movies', 'movies-health', 'events', 'default'])
+    expect(await ctx.page.cell('movies', 'route').textContent()).toContain('/api/movies')
+    expect(await ctx.page.cell('movies', 'sides').textContent()).toBe('monolith → movies-service')
+    expect(await ctx.page.cell('movies', 'rollout').textContent()).toBe('0 %file')
+    expect(await ctx.page.cell('events', 'sides').textContent()).toBe('events-service')
     for (const upstream of ['monolith', 'movies-service']) {
-      const badge = page.breaker('movies', upstream)
+      const badge = ctx.page.breaker('movies', upstream)
       expect([await badge.getAttribute('data-state'), await badge.textContent()]).toEqual(['closed', `${upstream}: closed`])
     }
     // The token is in this tab's session storage only, never in the page's address or cookies.
-    expect(await page.page.evaluate(() => [sessionStorage.length, document.cookie, location.href.includes('token')])).toEqual([1, '', false])
-    await page.screenshot('routes')
+    expect(await ctx.page.page.evaluate(() => [sessionStorage.length, document.cookie, location.href.includes('token')])).toEqual([1, '', false])
+    await ctx.page.screenshot('routes')
   })
 
   it('moves the rollout from the page: new users go where the page said', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
     for (let i = 0; i < 5; i++) expect(await sideOfNewUser()).toBe('monolith')
-    await page.openRoute('movies')
-    await page.setRollout(100, 'movies-service passed its load test')
-    await expect.poll(() => page!.rolloutResult().textContent()).toMatch(/^Done/)
-    await expect.poll(() => page!.cell('movies', 'rollout').textContent()).toBe('100 %file')
+    await ctx.page.openRoute('movies')
+    await ctx.page.setRollout(100, 'movies-service passed its load test')
+    await expect.poll(() => ctx.page!.rolloutResult().textContent()).toMatch(/^Done/)
+    await expect.poll(() => ctx.page!.cell('movies', 'rollout').textContent()).toBe('100 %file')
     for (let i = 0; i < 5; i++) expect(await sideOfNewUser()).toBe('movies-service')
-    const logged = proxy.logs.lines.find((l) => (l.ledger as { to?: number } | undefined)?.to === 100)
+    const logged = ctx.proxy.logs.lines.find((l) => (l.ledger as { to?: number } | undefined)?.to === 100)
     expect(logged?.ledger).toMatchObject({ route: 'movies', actor: 'admin', reason: 'movies-service passed its load test' })
     // The chart of the route draws the new rollout within a few history points.
-    await expect.poll(() => page!.page.locator('#chart path[data-series="percent"]').count(), { timeout: 10_000 }).toBe(1)
-    await page.screenshot('rollout-100')
+    await expect.poll(() => ctx.page!.page.locator('#chart path[data-series="percent"]').count(), { timeout: 10_000 }).toBe(1)
+    await ctx.page.screenshot('rollout-100')
 
-    await page.setRollout(0, 'back to the monolith')
-    await expect.poll(() => page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
+    await ctx.page.setRollout(0, 'back to the monolith')
+    await expect.poll(() => ctx.page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
     for (let i = 0; i < 5; i++) expect(await sideOfNewUser()).toBe('monolith')
   })
 
   it('turns the target breaker red within seconds when the target dies, and shows the fallbacks', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
-    const put = await fetch(`${baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 100 }) })
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    const put = await fetch(`${ctx.baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 100 }) })
     expect(put.status).toBe(200)
-    await stubs.movies.kill()
+    await ctx.stubs.movies.kill()
     try {
       // Reads fall back to the monolith; five failures in a row open the breaker.
       for (let i = 0; i < 8; i++) {
-        const res = await fetch(`${baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
+        const res = await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
         expect([res.status, res.headers.get('x-upstream')]).toEqual([200, 'monolith'])
       }
-      const badge = page.breaker('movies', 'movies-service')
+      const badge = ctx.page.breaker('movies', 'movies-service')
       await expect.poll(() => badge.getAttribute('data-state'), { timeout: 10_000 }).toBe('open')
       expect(await badge.textContent()).toBe('movies-service: open')
       expect(await badge.evaluate((el) => getComputedStyle(el).color)).toBe('rgb(185, 28, 28)') // red
-      expect(await page.breaker('movies', 'monolith').getAttribute('data-state')).toBe('closed')
-      expect(Number(await page.cell('movies', 'fallbacks').textContent())).toBeGreaterThan(0)
+      expect(await ctx.page.breaker('movies', 'monolith').getAttribute('data-state')).toBe('closed')
+      expect(Number(await ctx.page.cell('movies', 'fallbacks').textContent())).toBeGreaterThan(0)
       // The requests meant for the target that failed over are its errors (the earlier tests' requests to it all succeeded).
-      const targetErrors = async () => Number(/· ([\d.]+)\s%$/.exec((await page!.cell('movies', 'errors').textContent()) ?? '')?.[1] ?? 0)
+      const targetErrors = async () => Number(/· ([\d.]+)\s%$/.exec((await ctx.page!.cell('movies', 'errors').textContent()) ?? '')?.[1] ?? 0)
       await expect.poll(targetErrors).toBeGreaterThan(50)
-      expect(await page.tableFits()).toBe(true) // at 1280 px, with its widest content
-      await page.openRoute('movies')
-      await expect.poll(() => page!.page.locator('#chart path[data-series="targetErrorPercent"]').count(), { timeout: 10_000 }).toBe(1)
-      await page.screenshot('target-down')
+      expect(await ctx.page.tableFits()).toBe(true) // at 1280 px, with its widest content
+      await ctx.page.openRoute('movies')
+      await expect.poll(() => ctx.page!.page.locator('#chart path[data-series="targetErrorPercent"]').count(), { timeout: 10_000 }).toBe(1)
+      await ctx.page.screenshot('target-down')
     } finally {
-      await stubs.movies.restart()
-      await fetch(`${baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 0 }) })
+      await ctx.stubs.movies.restart()
+      await fetch(`${ctx.baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 0 }) })
     }
   })
 
   it('works at phone width: no sideways scrolling, every control labelled, reachable by keyboard', async () => {
-    page = await ConsolePage.open(browser, baseUrl, PHONE)
-    await page.goto()
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl, PHONE)
+    await ctx.page.goto()
     // Keyboard only: the token field has the focus on arrival, Enter logs in.
-    await eventually('the token field to be focused', async () => (await page!.page.evaluate(() => document.activeElement?.id)) === 'token', 5_000)
-    await page.page.keyboard.type(ADMIN_TOKEN)
-    await page.page.keyboard.press('Enter')
-    await page.routeRow('default').waitFor()
-    await page.openRoute('movies')
-    const widths = await page.page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth])
+    await eventually('the token field to be focused', async () => (await ctx.page!.page.evaluate(() => document.activeElement?.id)) === 'token', 5_000)
+    await ctx.page.page.keyboard.type(ADMIN_TOKEN)
+    await ctx.page.page.keyboard.press('Enter')
+    await ctx.page.routeRow('default').waitFor()
+    await ctx.page.openRoute('movies')
+    const widths = await ctx.page.page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth])
     expect(widths[0]).toBeLessThanOrEqual(widths[1])
-    const unlabelled = await page.page.evaluate(() =>
+    const unlabelled = await ctx.page.page.evaluate(() =>
       [...document.querySelectorAll('input, select')].filter((el) => (el as HTMLInputElement).labels?.length === 0 && !el.getAttribute('aria-label')).map((el) => el.id),
     )
     expect(unlabelled).toEqual([])
-    const nameless = await page.page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => !b.hidden && (b.textContent ?? '').trim() === '' && !b.getAttribute('aria-label')).length)
+    const nameless = await ctx.page.page.evaluate(() => [...document.querySelectorAll('button')].filter((b) => !b.hidden && (b.textContent ?? '').trim() === '' && !b.getAttribute('aria-label')).length)
     expect(nameless).toBe(0)
-    await page.screenshot('phone')
+    await ctx.page.screenshot('phone')
   })
 })
 
 // Steering through shadow comparison, guarded ramps and the ledger, on a proxy of its own (its
 // breakers and ramps untouched by the tests above).
 describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and the ledger', () => {
-  let stubs: Stubs
-  let proxy: ProxyUnderTest
-  let browser: Browser
-  let baseUrl: string
-  let page: ConsolePage | undefined
-
-  beforeAll(async () => {
-    stubs = await startStubs()
-    proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(0), ADMIN_HISTORY_INTERVAL_MS: '500', RAMP_TICK_MS: '200' })
-    await proxy.app.listen({ port: 0, host: '127.0.0.1' })
-    baseUrl = `http://127.0.0.1:${(proxy.app.server.address() as AddressInfo).port}`
-    browser = await launchChromium(executable!)
-  })
-  afterEach(async () => {
-    const problems = page?.problemsExcept(NO_RAMP_YET) ?? []
-    await page?.close()
-    page = undefined
-    expect(problems).toEqual([])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await proxy?.close()
-    await stubs?.close()
-  })
+  const ctx = useConsole({ FLAGS_FILE: flagsFileAt(0), ADMIN_HISTORY_INTERVAL_MS: '500', RAMP_TICK_MS: '200' })
 
   const done = async (p: ConsolePage) => {
     await expect.poll(() => p.rampResult().textContent()).toMatch(/^(Done|Refused)/)
@@ -217,16 +195,16 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   }
 
   it('steers a ramp (start, pause, resume, roll back) and the ledger lists each action with the reason typed in', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
-    await page.openRoute('movies')
-    await expect.poll(() => page!.page.locator('#ramp-state').textContent()).toMatch(/No ramp on this route/)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    await ctx.page.openRoute('movies')
+    await expect.poll(() => ctx.page!.page.locator('#ramp-state').textContent()).toMatch(/No ramp on this route/)
     const sent = async (method: string, url: string) => {
-      await expect.poll(() => page!.calls.some((c) => c.method === method && c.url === url)).toBe(true)
-      return page!.calls.filter((c) => c.method === method && c.url === url).at(-1)!.body
+      await expect.poll(() => ctx.page!.calls.some((c) => c.method === method && c.url === url)).toBe(true)
+      return ctx.page!.calls.filter((c) => c.method === method && c.url === url).at(-1)!.body
     }
 
-    await page.rampAction('Start ramp', 'target matches on the shadow', 'standard')
+    await ctx.page.rampAction('Start ramp', 'target matches on the shadow', 'standard')
     expect(await sent('PUT', '/admin/routes/movies/ramp')).toEqual({
       steps: [5, 25, 50, 100],
       intervalSeconds: 300,
@@ -236,51 +214,51 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
       minRequests: 100,
       reason: 'target matches on the shadow',
     })
-    expect(await done(page)).toMatch(/^Done/)
-    await expect.poll(() => page!.cell('movies', 'rollout').textContent()).toBe('5 %file')
-    await page.rampAction('Pause', 'holding over the match')
-    expect(await done(page)).toMatch(/^Done/)
-    await expect.poll(() => page!.page.locator('#ramp-state').textContent()).toMatch(/paused/)
-    await page.rampAction('Resume', 'match is over')
-    expect(await done(page)).toMatch(/^Done/)
-    await page.rampAction('Roll back to 0 %', 'p99 doubled')
+    expect(await done(ctx.page)).toMatch(/^Done/)
+    await expect.poll(() => ctx.page!.cell('movies', 'rollout').textContent()).toBe('5 %file')
+    await ctx.page.rampAction('Pause', 'holding over the match')
+    expect(await done(ctx.page)).toMatch(/^Done/)
+    await expect.poll(() => ctx.page!.page.locator('#ramp-state').textContent()).toMatch(/paused/)
+    await ctx.page.rampAction('Resume', 'match is over')
+    expect(await done(ctx.page)).toMatch(/^Done/)
+    await ctx.page.rampAction('Roll back to 0 %', 'p99 doubled')
     expect(await sent('POST', '/admin/routes/movies/rollback')).toEqual({ reason: 'p99 doubled' })
-    expect(await done(page)).toMatch(/^Done/)
-    await expect.poll(() => page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
+    expect(await done(ctx.page)).toMatch(/^Done/)
+    await expect.poll(() => ctx.page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
 
-    await page.filterLedger('movies')
-    const reasons = () => page!.page.locator('#ledger tbody [data-col="reason"]').allTextContents()
+    await ctx.page.filterLedger('movies')
+    const reasons = () => ctx.page!.page.locator('#ledger tbody [data-col="reason"]').allTextContents()
     await expect.poll(reasons).toEqual([
       'rollback: p99 doubled',
       'ramp resumed at 5 %: match is over',
       'ramp paused at 5 %: holding over the match',
       'ramp started: step 1 of 4 (target matches on the shadow)',
     ])
-    await page.screenshot('ledger')
+    await ctx.page.screenshot('ledger')
   })
 
   it('shows a ramp over a mismatching target rolled back by the guard, with the reason, and the diffs', async () => {
-    page = await ConsolePage.open(browser, baseUrl)
-    await page.loginAndWait(ADMIN_TOKEN)
-    await page.openRoute('movies')
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    await ctx.page.openRoute('movies')
     // The stubs answer {"upstream": <their name>, ...}: every comparison differs at $.upstream.
-    await page.setShadow(100, '')
-    await expect.poll(async () => (await fetch(`${baseUrl}/admin/routes/movies/diffs`, { headers: admin }).then((r) => r.json())).shadow?.percent).toBe(100)
-    await page.rampAction('Start ramp', 'quick try on staging', 'quick')
-    expect(await done(page)).toMatch(/^Done/)
+    await ctx.page.setShadow(100, '')
+    await expect.poll(async () => (await fetch(`${ctx.baseUrl}/admin/routes/movies/diffs`, { headers: admin }).then((r) => r.json())).shadow?.percent).toBe(100)
+    await ctx.page.rampAction('Start ramp', 'quick try on staging', 'quick')
+    expect(await done(ctx.page)).toMatch(/^Done/)
     await eventually(
       'the guard rolled the ramp back',
       async () => {
-        for (let i = 0; i < 20; i++) await fetch(`${baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
-        const ramp = await fetch(`${baseUrl}/admin/routes/movies/ramp`, { headers: admin }).then((r) => r.json())
+        for (let i = 0; i < 20; i++) await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
+        const ramp = await fetch(`${ctx.baseUrl}/admin/routes/movies/ramp`, { headers: admin }).then((r) => r.json())
         return ramp.state === 'rolled_back'
       },
       30_000,
     )
-    await expect.poll(() => page!.page.locator('#ramp-state').textContent(), { timeout: 10_000 }).toMatch(/rolled back.*shadow mismatch rate [\d.]+ % > limit 1 %/)
-    await expect.poll(() => page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
+    await expect.poll(() => ctx.page!.page.locator('#ramp-state').textContent(), { timeout: 10_000 }).toMatch(/rolled back.*shadow mismatch rate [\d.]+ % > limit 1 %/)
+    await expect.poll(() => ctx.page!.cell('movies', 'rollout').textContent()).toBe('0 %file')
     // The diffs one click away: both sides' values at the differing JSON path.
-    await expect.poll(() => page!.page.locator('#diffs-list td code').allTextContents(), { timeout: 10_000 }).toEqual(expect.arrayContaining(['$.upstream', '"monolith"', '"movies-service"']))
-    await page.screenshot('ramp-rolled-back')
+    await expect.poll(() => ctx.page!.page.locator('#diffs-list td code').allTextContents(), { timeout: 10_000 }).toEqual(expect.arrayContaining(['$.upstream', '"monolith"', '"movies-service"']))
+    await ctx.page.screenshot('ramp-rolled-back')
   })
 })
