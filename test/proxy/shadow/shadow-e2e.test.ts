@@ -1,7 +1,8 @@
 // End to end, as processes: the real monolith and movies-service on one test database behind
 // the proxy with the shipped route map. Shadowing the movie reads at 100 % compares what the two
 // implementations answer — list, one movie, an unknown id, a bad id: they agree with no noise
-// rule needed (checked here, so a divergence shows up as failing diff paths).
+// rule needed (checked here, so a divergence shows up as failing diff paths); a guarded ramp
+// judged on that traffic and those comparisons completes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually } from '../../helpers/poll.ts'
 import { metric } from '../../helpers/metrics.ts'
@@ -45,6 +46,35 @@ describe('shadowing GET /api/movies between the monolith and movies-service', ()
     expect(report.counts).toEqual({ match: requests, mismatch: 0, error: 0, dropped: 0 })
     const text = await (await fetch(url('/metrics'))).text()
     expect(metric(text, 'proxy_shadow_comparisons_total{route="movies",outcome="match"}')).toBe(requests)
+  })
+
+  it('a guarded ramp over the matching movies-service completes, judged on real traffic and the shadow comparison', async () => {
+    const ramp = async () => (await fetch(url('/admin/routes/movies/ramp'), { headers: auth })).json()
+    const start = await fetch(url('/admin/routes/movies/ramp'), {
+      method: 'PUT',
+      headers: auth,
+      body: JSON.stringify({ steps: [75, 100], intervalSeconds: 1, minRequests: 10, maxMismatchRatePercent: 0.5, maxLatencyRatio: 20, reason: 'movies-service matches the monolith' }),
+    })
+    expect([start.status, (await start.json()).percent]).toEqual([200, 75])
+    let user = 0
+    await eventually(
+      'the ramp to complete',
+      async () => {
+        for (let i = 0; i < 10; i++) await (await fetch(url('/api/movies'), { headers: { 'x-user-id': `ramp-viewer-${user++}` }, signal: AbortSignal.timeout(10_000) })).arrayBuffer()
+        return (await ramp()).state === 'completed'
+      },
+      60_000,
+    )
+    expect(await ramp()).toMatchObject({ state: 'completed', percent: 100 })
+    expect((await diffs()).counts.mismatch).toBe(0)
+    const ledger = (await (await fetch(url('/admin/ledger?route=movies'), { headers: auth })).json()).entries
+    expect(ledger.slice(0, 2).map((e: { source: string; from: number; to: number }) => [e.source, e.from, e.to])).toEqual([
+      ['ramp', 75, 100],
+      ['admin', 50, 75],
+    ])
+    // Back to 50 % for the next test.
+    const back = await fetch(url('/admin/routes/movies/rollout'), { method: 'PUT', headers: auth, body: JSON.stringify({ percent: 50, reason: 'next test' }) })
+    expect(back.status).toBe(200)
   })
 
   it('a dead movies-service: clients are answered by the monolith, the copies to it are counted as errors', async () => {
