@@ -1,8 +1,35 @@
 // Creates the service's topics when they are missing, once per process (retried by the
 // next caller after a failure). Existing topics are left as they are.
-import type { Kafka } from 'kafkajs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs'
 import { eventTopics } from '../events/events.ts'
 import type { Logger } from '../logger.ts'
+
+/**
+ * Creates topics and resolves once every partition has a leader. kafkajs's own waitForLeaders
+ * gives up when the broker answers UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker does for a
+ * moment after the creation; here every retriable metadata error is retried until `timeoutMs`.
+ * Resolves to what createTopics said: false when they all existed already.
+ */
+export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<boolean> {
+  const created = await admin.createTopics({ topics, waitForLeaders: false, timeout: timeoutMs })
+  const names = topics.map((t) => t.topic)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: names })
+      const ready = topics.every((want) => {
+        const partitions = found.find((t) => t.name === want.topic)?.partitions ?? []
+        return partitions.length >= (want.numPartitions ?? 1) && partitions.every((p) => p.leader >= 0)
+      })
+      if (ready) return created
+    } catch (error) {
+      if (!(error as { retriable?: boolean }).retriable) throw error
+    }
+    if (Date.now() > deadline) throw new Error(`kafka topics ${names.join(', ')} have no leader after ${timeoutMs} ms`)
+    await sleep(100)
+  }
+}
 
 export interface TopicSettings {
   names: string[]
@@ -29,11 +56,11 @@ export function createTopics(kafka: Kafka, settings: TopicSettings, logger: Logg
       const existing = new Set(await admin.listTopics())
       const missing = settings.names.filter((t) => !existing.has(t))
       if (missing.length > 0) {
-        await admin.createTopics({
-          topics: missing.map((topic) => ({ topic, numPartitions: settings.partitions, replicationFactor: settings.replicationFactor })),
-          waitForLeaders: true,
-          timeout: settings.timeoutMs,
-        })
+        await createTopicsWithLeaders(
+          admin,
+          missing.map((topic) => ({ topic, numPartitions: settings.partitions, replicationFactor: settings.replicationFactor })),
+          settings.timeoutMs,
+        )
         logger.info({ topics: missing, partitions: settings.partitions }, 'created kafka topics')
       }
       done = true

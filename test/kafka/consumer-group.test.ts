@@ -1,6 +1,7 @@
 // Kafka semantics the services rely on, checked with kafkajs over TCP against the run's real broker:
 // keyed ordering, a consumer group sharing partitions, failover, and resuming at committed offsets.
 import { afterAll, expect, inject, it } from 'vitest'
+import { createTopicsWithLeaders } from '../../lib/kafka/topics.ts'
 import type { Consumer } from 'kafkajs'
 import { idempotentProducer, kafkaClient, uniqueName, waitFor } from './helpers.ts'
 
@@ -58,7 +59,7 @@ afterAll(async () => {
 
 it('shares a 3-partition topic in a group, fails over, and resumes at committed offsets', { timeout: 120_000 }, async () => {
   await admin.connect()
-  expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true })).toBe(true)
+  expect(await createTopicsWithLeaders(admin, [{ topic, numPartitions: 3 }])).toBe(true)
   await producer.connect()
 
   // 1. Two consumers split the three partitions between them.

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, expect, inject, it } from 'vitest'
+import { createTopicsWithLeaders } from '../../lib/kafka/topics.ts'
 import { idempotentProducer, kafkaClient, uniqueName } from './helpers.ts'
 
 const exec = promisify(execFile)
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 it('kcat lists the topic and consumes what kafkajs produced', async () => {
   await admin.connect()
-  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true })
+  await createTopicsWithLeaders(admin, [{ topic, numPartitions: 2 }])
   await producer.connect()
   const sent = Array.from({ length: 50 }, (_, i) => ({ key: `k${i % 5}`, value: `hello ${i}` }))
   await producer.send({ topic, acks: -1, messages: sent })

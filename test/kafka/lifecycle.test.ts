@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTopicsWithLeaders } from '../../lib/kafka/topics.ts'
 import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
 import { idempotentProducer, isAlive, isListening, kafkaClient, uniqueName, waitFor } from './helpers.ts'
 
@@ -24,7 +25,7 @@ describe('a broker started by this file', () => {
     const topic = uniqueName('durable')
     const admin = kafka.admin()
     await admin.connect()
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true })
+    await createTopicsWithLeaders(admin, [{ topic, numPartitions: 2 }])
     await admin.disconnect()
     const producer = idempotentProducer(kafka)
     await producer.connect()
