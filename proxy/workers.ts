@@ -46,7 +46,14 @@ export function runPrimary(opts: PrimaryOptions): void {
       (error: Error) => answer({ error: error.message }),
     )
   })
-  cluster.on('listening', (worker) => listening.add(worker.id))
+  let allListening = false
+  cluster.on('listening', (worker) => {
+    listening.add(worker.id)
+    if (!allListening && listening.size === opts.workers) {
+      allListening = true
+      logger.info({ workers: opts.workers }, 'all proxy workers listening')
+    }
+  })
   cluster.on('exit', (worker, code, signal) => {
     const wasServing = listening.delete(worker.id)
     if (stopping) return

@@ -147,7 +147,9 @@ it('answers 503 within the bound while Kafka is down, keeps every event it answe
 it('a send that times out but lands afterwards is reported, not silent; a retry with the same key is recognised as a duplicate', { timeout: 120_000 }, async () => {
   const svc = await startEventsApp(broker.brokers, { KAFKA_SEND_TIMEOUT_MS: String(SEND_TIMEOUT_MS) })
   apps.push(svc)
-  expect((await post(svc, 0)).status).toBe(201)
+  // The broker was restarted by the test above: the new producer's first sends may still be
+  // learning its metadata within the short send timeout. It works once it answers 201.
+  await waitFor('a first event acknowledged', async () => (await post(svc, 0)).status === 201, 60_000)
 
   // A frozen broker (SIGSTOP) keeps connections open but answers nothing: the POST times out.
   const key = `frozen-${Date.now()}`

@@ -3,6 +3,7 @@
 import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { metric } from '../helpers/metrics.ts'
+import { eventually } from '../helpers/poll.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 
@@ -31,7 +32,9 @@ describe('PROXY_WORKERS=2', () => {
       { PROXY_WORKERS: '2', LOG_LEVEL: 'info', MONOLITH_URL: monolith.url, MOVIES_SERVICE_URL: movies.url, EVENTS_SERVICE_URL: monolith.url, RATE_LIMIT_MAX: '0' },
       { readyPath: '/ready', timeoutMs: 120_000 }, // three cold tsx starts on a loaded machine
     )
-  }, 150_000)
+    // /ready is answered as soon as one worker listens; the test needs both.
+    await eventually('both workers listening', () => proxy.output().includes('all proxy workers listening'), 120_000)
+  }, 270_000)
   afterAll(async () => {
     await proxy?.stop()
     await Promise.all([monolith?.close(), movies?.close()])
