@@ -20,5 +20,5 @@ const result = await autocannon({
     },
   ],
 })
-const run = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx }
+const run = { rps: result.requests.average, total: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts, non2xx: result.non2xx }
 process.stdout.write(`${JSON.stringify(run)}\n`)

@@ -19,7 +19,7 @@
 //
 // Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../dev/free-port.ts'
@@ -79,6 +79,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => pr
 
 interface Run {
   rps: number
+  /** Requests answered in the run. */
+  total: number
+  /** CPU time the server (and its child processes) spent per request, µs; undefined without /proc. */
+  cpuUs?: number
   p50: number
   p99: number
   errors: number
@@ -116,6 +120,7 @@ function saturate(url: string, seconds: number): Run {
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
+    total: Number(/(\d+) requests in/.exec(out)![1]),
     p50: wrkMs(/ 50%\s+(\S+)/.exec(out)![1]!),
     p99: wrkMs(/ 99%\s+(\S+)/.exec(out)![1]!),
     errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
@@ -155,9 +160,34 @@ http {
 `
 }
 
+const CLOCK_TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim() || 100)
+
+/** CPU time (user + system, ms) of a process and its descendants (nginx's worker, PROXY_WORKERS) so far; undefined without /proc. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // after "pid (comm) "
+    let ms = (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS // utime, stime
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) ms += cpuMs(Number(child)) ?? 0
+    }
+    return ms
+  } catch {
+    return undefined
+  }
+}
+
+/** `load` with the server's CPU per answered request added. */
+function measured(pid: number, load: () => Run): Run {
+  const before = cpuMs(pid)
+  const run = load()
+  const after = cpuMs(pid)
+  return before === undefined || after === undefined || !run.total ? run : { ...run, cpuUs: ((after - before) * 1000) / run.total }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const fmt = (run: Run) =>
-  `${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms${run.errors || run.non2xx ? `  errors ${run.errors} non-2xx ${run.non2xx}` : ''}`
+  `${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms${run.cpuUs === undefined ? '' : `  cpu ${Math.round(run.cpuUs)} µs/req`}${run.errors || run.non2xx ? `  errors ${run.errors} non-2xx ${run.non2xx}` : ''}`
 
 async function main(): Promise<void> {
   const port = () => freePort()
@@ -169,7 +199,7 @@ async function main(): Promise<void> {
   await waitForHttp(`${monolith}/`)
   await waitForHttp(`${movies}/`)
 
-  const targets: Array<{ name: string; url: string }> = []
+  const targets: Array<{ name: string; url: string; pid: number }> = []
   const wanted = (name: string) => !ONLY || ONLY.includes(name)
 
   if (wanted('nginx') && NGINX) {
@@ -181,15 +211,15 @@ async function main(): Promise<void> {
     if (started.status !== 0) throw new Error(`nginx did not start: ${started.stderr}`)
     nginxPid = Number(readFileSync(join(work, 'nginx.pid'), 'utf8'))
     await waitForHttp(`http://127.0.0.1:${nginxPort}/`)
-    targets.push({ name: 'nginx', url: `http://127.0.0.1:${nginxPort}` })
+    targets.push({ name: 'nginx', url: `http://127.0.0.1:${nginxPort}`, pid: nginxPid })
   } else if (wanted('nginx')) console.log('nginx not installed: no nginx row')
 
   for (const [name, script] of [['bare', 'bench/peers/bare-proxy.ts'], ['fastify', 'bench/peers/fastify-proxy.ts']] as const) {
     if (!wanted(name)) continue
     const p = await port()
-    startNode(['--import', 'tsx', script, String(p), monolith, movies, String(ROLLOUT)], {}, join(work, `${name}.log`))
+    const peer = startNode(['--import', 'tsx', script, String(p), monolith, movies, String(ROLLOUT)], {}, join(work, `${name}.log`))
     await waitForHttp(`http://127.0.0.1:${p}/api/movies`)
-    targets.push({ name, url: `http://127.0.0.1:${p}` })
+    targets.push({ name, url: `http://127.0.0.1:${p}`, pid: peer.pid! })
   }
 
   let accessLog: string | undefined
@@ -232,9 +262,9 @@ async function main(): Promise<void> {
       },
       log,
     )
-    startProxy(proxyPort, {}, accessLog)
+    const proxy = startProxy(proxyPort, {}, accessLog)
     await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
-    targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}` })
+    targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
     if (SHADOW) {
       // The shipped route map with the movies route shadowed at 100 %; the two bench stubs differ
       // only in the "upstream" field they name, declared noise, so the copies compare as matches.
@@ -242,9 +272,9 @@ async function main(): Promise<void> {
       routes.routes.find((r: { name: string }) => r.name === 'movies').shadow = { percent: 100, ignore: ['$.upstream'] }
       writeFileSync(join(work, 'routes-shadow.json'), JSON.stringify(routes))
       shadowPort = await port()
-      startProxy(shadowPort, { ROUTES_FILE: join(work, 'routes-shadow.json') }, join(work, 'proxy-shadow-access.log'))
+      const shadow = startProxy(shadowPort, { ROUTES_FILE: join(work, 'routes-shadow.json') }, join(work, 'proxy-shadow-access.log'))
       await waitForHttp(`http://127.0.0.1:${shadowPort}/ready`)
-      targets.push({ name: 'shadow', url: `http://127.0.0.1:${shadowPort}` })
+      targets.push({ name: 'shadow', url: `http://127.0.0.1:${shadowPort}`, pid: shadow.pid! })
     }
   }
 
@@ -262,22 +292,23 @@ async function main(): Promise<void> {
     // Rotate the order so no target always runs first (or right after another one).
     const order = targets.map((_, i) => targets[(i + rep) % targets.length]!)
     for (const t of order) {
-      const s = saturate(t.url, DURATION)
+      const s = measured(t.pid, () => saturate(t.url, DURATION))
       sat[t.name]!.push(s)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
-      const f = autocannonRun(t.url, FIXED_S, FIXED_RATE)
+      const f = measured(t.pid, () => autocannonRun(t.url, FIXED_S, FIXED_RATE))
       fixed[t.name]!.push(f)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
   }
 
-  console.log('\nmedians (saturation | fixed rate):')
+  const cpu = (runs: Run[]) => (runs.every((r) => r.cpuUs !== undefined) ? `  cpu ${Math.round(median(runs.map((r) => r.cpuUs!)))} µs/req` : '')
+  console.log('\nmedians (saturation | fixed rate; cpu = CPU time of the server per answered request):')
   for (const t of targets) {
     const s = sat[t.name]!
     const f = fixed[t.name]!
     console.log(
-      `  ${t.name.padEnd(7)} ${Math.round(median(s.map((r) => r.rps))).toString().padStart(6)} req/s  p99 ${median(s.map((r) => r.p99)).toFixed(2)} ms | ` +
-        `p50 ${median(f.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(f.map((r) => r.p99)).toFixed(2)} ms`,
+      `  ${t.name.padEnd(7)} ${Math.round(median(s.map((r) => r.rps))).toString().padStart(6)} req/s  p99 ${median(s.map((r) => r.p99)).toFixed(2)} ms${cpu(s)} | ` +
+        `p50 ${median(f.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(f.map((r) => r.p99)).toFixed(2)} ms${cpu(f)}`,
     )
   }
   // Medians of the ratios paired within each repetition (the runs of one repetition are adjacent in time).

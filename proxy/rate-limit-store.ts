@@ -1,9 +1,11 @@
 // Shared rate-limit counters in Redis: a store for @fastify/rate-limit (its documented custom
 // store interface: incr, child, read). Fixed windows: the first request of a window creates the
 // counter with the window as its expiry, every request adds one, in one Lua script (atomic, so
-// replicas never race). The requests of one client that arrive in the same event-loop turn are
-// counted by one script call (INCRBY n) and handed the counts n-1 below the result up to it, exactly
-// as n calls in a row would have; the client's auto-pipelining puts the calls of one turn into one
+// replicas never race). The requests of one client are counted in batches: those that arrive in
+// the same event-loop turn, or while the client's previous batch is still on its way to Redis
+// (at most one in flight per counter: under load a round trip counts many requests), are counted
+// by one script call (INCRBY n) and handed the counts n-1 below the result up to it, exactly as n
+// calls in a row would have; the client's auto-pipelining puts the calls of one turn into one
 // write. A Redis error never becomes the outage: the requests pass (fail open) and `onError` is
 // told, so it can be counted and logged.
 import { createHash } from 'node:crypto'
@@ -34,8 +36,10 @@ interface Batch {
 }
 
 export class RedisRateLimitStore {
-  /** Requests counted in the current event-loop turn, per counter, not yet sent. */
+  /** Requests not yet sent, per counter and window (one batch each). */
   private readonly batches = new Map<string, Batch>()
+  /** Counters and windows with a batch on its way to Redis: the next one waits for its answer. */
+  private readonly inFlight = new Set<string>()
 
   constructor(
     private readonly options: RedisRateLimitStoreOptions,
@@ -45,16 +49,21 @@ export class RedisRateLimitStore {
   /** Counts one request of `key` in its window; `ttl` is what is left of the window in ms. */
   incr(key: string, callback: Callback, timeWindow: number): void {
     const counter = this.keyPrefix + key
-    const open = this.batches.get(counter)
-    if (open && open.timeWindow === timeWindow) return void open.waiting.push(callback)
+    const slot = `${timeWindow}:${counter}`
+    const open = this.batches.get(slot)
+    if (open) return void open.waiting.push(callback)
     const batch: Batch = { timeWindow, waiting: [callback] }
-    this.batches.set(counter, batch)
-    // After the poll phase: every request that arrived in this turn has been counted in.
-    setImmediate(() => this.send(counter, batch))
+    this.batches.set(slot, batch)
+    // After the poll phase: every request that arrived in this turn has been counted in. With a
+    // batch in flight, this one goes when its answer is back.
+    if (!this.inFlight.has(slot)) setImmediate(() => this.send(slot, counter))
   }
 
-  private send(counter: string, batch: Batch): void {
-    if (this.batches.get(counter) === batch) this.batches.delete(counter)
+  private send(slot: string, counter: string): void {
+    const batch = this.batches.get(slot)
+    if (!batch) return
+    this.batches.delete(slot)
+    this.inFlight.add(slot)
     const { redis } = this.options
     const { timeWindow, waiting } = batch
     const n = waiting.length
@@ -67,7 +76,10 @@ export class RedisRateLimitStore {
       ([current, ttl]) => waiting.map((_, i) => ({ current: Number(current) - n + 1 + i, ttl: Number(ttl) > 0 ? Number(ttl) : timeWindow })),
       waiting,
       timeWindow,
-    )
+    ).finally(() => {
+      this.inFlight.delete(slot)
+      if (this.batches.has(slot)) setImmediate(() => this.send(slot, counter))
+    })
   }
 
   /** The state of `key` without counting a request (`{increment: false}` in the plugin). */
@@ -92,8 +104,8 @@ export class RedisRateLimitStore {
   }
 
   /** Awaits one round trip's replies and answers each request; a failure of any kind lets them all pass. */
-  private run(replies: Promise<unknown[]>, results: (replies: unknown[]) => RateLimitResult[], callbacks: Callback[], timeWindow: number): void {
-    replies
+  private run(replies: Promise<unknown[]>, results: (replies: unknown[]) => RateLimitResult[], callbacks: Callback[], timeWindow: number): Promise<void> {
+    return replies
       .then(results)
       .then(
         (each) => callbacks.forEach((callback, i) => callback(null, each[i])),

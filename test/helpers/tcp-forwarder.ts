@@ -6,6 +6,8 @@ export interface TcpForwarder {
   port: number
   /** Connections stay open but nothing more gets through in either direction (a hung server). */
   stall(): void
+  /** Everything that passes, in either direction, is held this long first (a slow network). */
+  delay(ms: number): void
   cut(): Promise<void>
   restore(): Promise<void>
   close(): Promise<void>
@@ -14,6 +16,7 @@ export interface TcpForwarder {
 export async function startTcpForwarder(targetHost: string, targetPort: number): Promise<TcpForwarder> {
   const sockets = new Set<net.Socket>()
   let stalled = false
+  let delayMs = 0
   let server: net.Server | undefined
   let port = 0
 
@@ -27,8 +30,13 @@ export async function startTcpForwarder(targetHost: string, targetPort: number):
           s.on('error', () => s.destroy())
         }
         // Forward by hand rather than pipe(), so stall() can swallow what arrives.
-        client.on('data', (chunk) => stalled || upstream.write(chunk))
-        upstream.on('data', (chunk) => stalled || client.write(chunk))
+        const pass = (to: net.Socket) => (chunk: Buffer) => {
+          if (stalled) return
+          if (delayMs) setTimeout(() => to.destroyed || to.write(chunk), delayMs)
+          else to.write(chunk)
+        }
+        client.on('data', pass(upstream))
+        upstream.on('data', pass(client))
         client.on('close', () => upstream.destroy())
         upstream.on('close', () => client.destroy())
       })
@@ -54,6 +62,9 @@ export async function startTcpForwarder(targetHost: string, targetPort: number):
     },
     stall: () => {
       stalled = true
+    },
+    delay: (ms) => {
+      delayMs = ms
     },
     cut: stop,
     restore: async () => {

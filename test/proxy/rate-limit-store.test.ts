@@ -8,6 +8,7 @@ import { RedisRateLimitStore, type RateLimitResult } from '../../proxy/rate-limi
 import { freePort } from '../helpers/processes.ts'
 import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
+import { startTcpForwarder } from '../helpers/tcp-forwarder.ts'
 
 const call = (fn: (cb: (err: Error | null, res?: RateLimitResult) => void) => void) =>
   new Promise<RateLimitResult>((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))))
@@ -47,6 +48,40 @@ describe('RedisRateLimitStore on the real Redis', () => {
     expect(results.map((r) => r.current).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
     expect(await redis.get(`${prefix}burst`)).toBe('20')
     expect((await call((cb) => store.incr('burst', cb, 60_000))).current).toBe(21)
+  })
+
+  it('counts the requests that arrive while a batch is in flight by one more round trip, exactly', async () => {
+    const url = new URL(redisUrl())
+    const slowNetwork = await startTcpForwarder(url.hostname, Number(url.port || 6379))
+    slowNetwork.delay(100)
+    const slow = createRedis(`redis://127.0.0.1:${slowNetwork.port}`, captureLogs().logger, { commandTimeoutMs: 5_000 })
+    await once(slow, 'ready')
+    let roundTrips = 0
+    // The real client, with its script calls counted.
+    const counting = Object.assign(Object.create(slow) as Redis, {
+      evalsha: (...args: Parameters<Redis['evalsha']>) => (roundTrips++, slow.evalsha(...args)),
+      eval: (...args: Parameters<Redis['eval']>) => (roundTrips++, slow.eval(...args)),
+    })
+    const store = new RedisRateLimitStore({ redis: counting, keyPrefix: prefix, onError: (e) => errors.push(e) })
+    try {
+      await call((cb) => store.incr('script-loaded', cb, 60_000)) // Redis knows the script now: one call per round trip
+      roundTrips = 0
+      const first = call((cb) => store.incr('in-flight', cb, 60_000))
+      await new Promise((r) => setTimeout(r, 20)) // its batch is on the way (200 ms there and back)
+      const later: Array<Promise<RateLimitResult>> = []
+      for (let turn = 0; turn < 10; turn++) {
+        later.push(call((cb) => store.incr('in-flight', cb, 60_000)))
+        await new Promise((r) => setImmediate(r))
+      }
+      const results = await Promise.all([first, ...later])
+      expect(results.map((r) => r.current)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1))
+      expect(roundTrips).toBe(2)
+      expect(await redis.get(`${prefix}in-flight`)).toBe('11')
+      expect(errors).toEqual([])
+    } finally {
+      slow.disconnect()
+      await slowNetwork.close()
+    }
   })
 
   it('starts a new window once the old one expired', async () => {
