@@ -3,6 +3,7 @@
 // When the target fails or its breaker is open, GET/HEAD are answered by the legacy upstream;
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { Type, type Static } from '@sinclair/typebox'
@@ -84,7 +85,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
    * The body is complete (buffered) before the call starts; a client that goes away aborts the
    * call at once, which is not the upstream's failure.
    */
-  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: ClientGone): Promise<Dispatcher.ResponseData> {
     return rt.breaker.fire(async () => {
       let response: Dispatcher.ResponseData
       try {
@@ -175,7 +176,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
-  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: AbortSignal) {
+  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: ClientGone) {
     const rt = upstreams.get(route.legacy.name)!
     try {
       return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
@@ -187,7 +188,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
   }
 
-  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, signal: AbortSignal) {
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, signal: ClientGone) {
     const { reason } = decision
     const rt = upstreams.get(route.target!.name)!
     try {
@@ -245,12 +246,22 @@ function writeJson(res: ServerResponse, status: number, body: object): void {
   res.end(text)
 }
 
-/** Aborted when the client's connection closes before its answer was sent. */
-function abortWhenClientGoes(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
+/**
+ * The upstream call's abort signal: an EventEmitter, which undici takes as well as an
+ * AbortSignal, at a fraction of an AbortController's cost per request.
+ */
+class ClientGone extends EventEmitter {
+  aborted = false
+}
+
+/** Aborted ('abort') when the client's connection closes before its answer was sent. */
+function abortWhenClientGoes(reply: FastifyReply): ClientGone {
+  const signal = new ClientGone()
   const res = reply.raw
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort()
+    if (res.writableFinished) return
+    signal.aborted = true
+    signal.emit('abort')
   })
-  return controller.signal
+  return signal
 }

@@ -30,6 +30,11 @@ function run(args: string[], cwd: string, timeoutMs: number): Promise<{ code: nu
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    // Not started at all (e.g. a virtualenv whose Python has moved): fail now, not at the timeout.
+    child.on('error', (error) => {
+      clearTimeout(timer)
+      done({ code: null, output: `schemathesis did not start: ${error.message} (bash .ci/run rebuilds the virtualenv)` })
+    })
     child.on('exit', (code) => {
       clearTimeout(timer)
       done({ code, output })
