@@ -13,9 +13,12 @@
 //
 //   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
+//   BENCH_WARMUP_S (15)    saturation per target before the measured runs
 //   BENCH_ONLY=proxy,bare  a subset of the rows               BENCH_REDIS=0   in-process counters
 //   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
 //   BENCH_SHADOW=1         adds "shadow": a second proxy with shadow comparison at 100 % on the movies route
+//   BENCH_BASELINE=dir     adds "baseline": the proxy of another checkout (with its node_modules), same settings
+//   BENCH_BASELINE_ENV='RATE_LIMIT_MAX=0'  variables set for the baseline only (BENCH_BASELINE=. : what one feature costs)
 //
 // Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -31,9 +34,13 @@ const REPS = Number(process.env.BENCH_REPS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
+const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 15)
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
 const SHADOW = process.env.BENCH_SHADOW === '1'
+const BASELINE = process.env.BENCH_BASELINE
+/** E.g. `RATE_LIMIT_MAX=0 LOG_LEVEL=warn`: what a feature costs (BENCH_BASELINE=. for this checkout). */
+const BASELINE_ENV = Object.fromEntries((process.env.BENCH_BASELINE_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2))) as Record<string, string>
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 
@@ -50,14 +57,14 @@ const work = mkdtempSync(join(tmpdir(), 'proxy-bench-'))
 const children: ChildProcess[] = []
 let nginxPid: number | undefined
 
-function start(command: string, args: string[], env: Record<string, string>, logFile: string): ChildProcess {
+function start(command: string, args: string[], env: Record<string, string>, logFile: string, cwd = REPO_ROOT): ChildProcess {
   const out = openSync(logFile, 'a')
   const [cmd, argv] = pinned(1, command, args)
-  const child = spawn(cmd, argv, { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] })
+  const child = spawn(cmd, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] })
   children.push(child)
   return child
 }
-const startNode = (args: string[], env: Record<string, string>, logFile: string) => start(process.execPath, args, env, logFile)
+const startNode = (args: string[], env: Record<string, string>, logFile: string, cwd?: string) => start(process.execPath, args, env, logFile, cwd)
 
 async function stopAll(): Promise<void> {
   const exits = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r)))
@@ -243,7 +250,7 @@ async function main(): Promise<void> {
     writeFileSync(flagsFile, JSON.stringify(flags))
     accessLog = join(work, 'proxy-access.log')
     const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
-    const startProxy = (proxyPort: number, extra: Record<string, string>, log: string) =>
+    const startProxy = (proxyPort: number, extra: Record<string, string>, log: string, cwd?: string) =>
       startNode(
       [...profile, '--import', 'tsx', 'proxy/server.ts'],
       {
@@ -261,10 +268,18 @@ async function main(): Promise<void> {
         ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
       },
       log,
+      cwd,
     )
     const proxy = startProxy(proxyPort, {}, accessLog)
     await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
     targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
+    if (BASELINE) {
+      // The same proxy from another checkout (e.g. `git worktree add /tmp/base HEAD~3 && (cd /tmp/base && npm ci)`), in the same run.
+      const basePort = await port()
+      const base = startProxy(basePort, BASELINE_ENV, join(work, 'baseline-access.log'), BASELINE)
+      await waitForHttp(`http://127.0.0.1:${basePort}/ready`)
+      targets.push({ name: 'baseline', url: `http://127.0.0.1:${basePort}`, pid: base.pid! })
+    }
     if (SHADOW) {
       // The shipped route map with the movies route shadowed at 100 %; the two bench stubs differ
       // only in the "upstream" field they name, declared noise, so the copies compare as matches.
@@ -284,7 +299,9 @@ async function main(): Promise<void> {
       `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by autocannon; ${pinning}; ` +
       `proxy rate-limit counters ${REDIS ? 'in Redis' : 'in process'}`,
   )
-  for (const t of targets) saturate(t.url, 2) // warm-up (JIT, keep-alive pools)
+  // Warm-up: a Node server keeps getting faster for many seconds of load (JIT tiers, heap sizing);
+  // a short warm-up left the first repetition up to 30 % slower than the last.
+  for (const t of targets) saturate(t.url, WARMUP)
 
   const sat: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
   const fixed: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
@@ -315,7 +332,8 @@ async function main(): Promise<void> {
   const ratio = (a: string, b: string) => {
     if (!sat[a] || !sat[b]) return undefined
     const rs = sat[a]!.map((r, i) => r.rps / sat[b]![i]!.rps)
-    return `${median(rs).toFixed(2)}x (${rs.map((r) => r.toFixed(2)).join(', ')})`
+    const cpus = sat[a]!.every((r) => r.cpuUs !== undefined) && sat[b]!.every((r) => r.cpuUs !== undefined) ? sat[a]!.map((r, i) => r.cpuUs! / sat[b]![i]!.cpuUs!) : undefined
+    return `${median(rs).toFixed(2)}x (${rs.map((r) => r.toFixed(2)).join(', ')})${cpus ? `; cpu per request ${median(cpus).toFixed(2)}x` : ''}`
   }
   console.log('\nrequests/s ratios (median of paired repetitions):')
   for (const [a, b, goal] of [
@@ -323,6 +341,7 @@ async function main(): Promise<void> {
     ['proxy', 'fastify', ' goal >= 1.5'],
     ['proxy', 'nginx', ''],
     ['shadow', 'proxy', ' (shadow comparison at 100 % on the movies route)'],
+    ['proxy', 'baseline', ' (this checkout against BENCH_BASELINE)'],
     ['bare', 'nginx', ''],
     ['fastify', 'nginx', ''],
   ] as const) {

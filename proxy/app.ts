@@ -126,7 +126,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
-  await registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
+  registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
 
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })

@@ -1,5 +1,5 @@
-// Shared rate-limit counters in Redis: a store for @fastify/rate-limit (its documented custom
-// store interface: incr, child, read). Fixed windows: the first request of a window creates the
+// The rate limit's counters (rate-limit.ts): in Redis, shared by the replicas, or in process.
+// Redis: fixed windows: the first request of a window creates the
 // counter with the window as its expiry, every request adds one, in one Lua script (atomic, so
 // replicas never race). The requests of one client are counted in batches: those that arrive in
 // the same event-loop turn, or while the client's previous batch is still on its way to Redis
@@ -9,7 +9,6 @@
 // write. A Redis error never becomes the outage: the requests pass (fail open) and `onError` is
 // told, so it can be counted and logged.
 import { createHash } from 'node:crypto'
-import type { FastifyRateLimitOptions, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import type { Redis } from '../lib/redis.ts'
 
 // KEYS[1] the counter, ARGV[1] the window in ms, ARGV[2] requests to count: start the window on
@@ -27,28 +26,31 @@ export interface RedisRateLimitStoreOptions {
   onError: (error: Error) => void
 }
 
+/** `current`: the requests of the window so far, this one included; `ttl`: what is left of the window, ms. */
 export type RateLimitResult = { current: number; ttl: number }
 type Callback = (error: Error | null, result?: RateLimitResult) => void
+
+export interface RateLimitStore {
+  /** Counts one request of `key` in its window of `timeWindow` ms; never fails (a store that cannot count answers current 0). */
+  incr(key: string, callback: Callback, timeWindow: number): void
+}
 
 interface Batch {
   timeWindow: number
   waiting: Callback[]
 }
 
-export class RedisRateLimitStore {
+export class RedisRateLimitStore implements RateLimitStore {
   /** Requests not yet sent, per counter and window (one batch each). */
   private readonly batches = new Map<string, Batch>()
   /** Counters and windows with a batch on its way to Redis: the next one waits for its answer. */
   private readonly inFlight = new Set<string>()
 
-  constructor(
-    private readonly options: RedisRateLimitStoreOptions,
-    private readonly keyPrefix = options.keyPrefix,
-  ) {}
+  constructor(private readonly options: RedisRateLimitStoreOptions) {}
 
   /** Counts one request of `key` in its window; `ttl` is what is left of the window in ms. */
   incr(key: string, callback: Callback, timeWindow: number): void {
-    const counter = this.keyPrefix + key
+    const counter = this.options.keyPrefix + key
     const slot = `${timeWindow}:${counter}`
     const open = this.batches.get(slot)
     if (open) return void open.waiting.push(callback)
@@ -82,27 +84,6 @@ export class RedisRateLimitStore {
     })
   }
 
-  /** The state of `key` without counting a request (`{increment: false}` in the plugin). */
-  read(key: string, callback: Callback, timeWindow: number): void {
-    const counter = this.keyPrefix + key
-    const replies = this.options.redis
-      .multi()
-      .get(counter)
-      .pttl(counter)
-      .exec()
-      .then((results) => {
-        const failed = results?.find(([error]) => error)?.[0]
-        if (!results || failed) throw failed ?? new Error('rate-limit transaction aborted')
-        return results.map(([, value]) => value)
-      })
-    this.run(replies, ([current, ttl]) => [{ current: Number(current ?? 0), ttl: Number(ttl) > 0 ? Number(ttl) : 0 }], [callback], timeWindow)
-  }
-
-  /** A store for a route with its own limit: its counters live under the route's own prefix. */
-  child(routeOptions: { routeInfo: { method: string; url: string } }): RedisRateLimitStore {
-    return new RedisRateLimitStore(this.options, `${this.keyPrefix}${routeOptions.routeInfo.method}${routeOptions.routeInfo.url}-`)
-  }
-
   /** Awaits one round trip's replies and answers each request; a failure of any kind lets them all pass. */
   private run(replies: Promise<unknown[]>, results: (replies: unknown[]) => RateLimitResult[], callbacks: Callback[], timeWindow: number): Promise<void> {
     return replies
@@ -117,11 +98,32 @@ export class RedisRateLimitStore {
   }
 }
 
-/** The store as the plugin's `store` option wants it: a class it instantiates with its options. */
-export function redisRateLimitStore(options: RedisRateLimitStoreOptions): FastifyRateLimitStoreCtor {
-  return class extends RedisRateLimitStore {
-    constructor(_pluginOptions: FastifyRateLimitOptions) {
-      super(options)
+/** Counters of this process alone (no REDIS_URL), for at most `maxKeys` clients at a time. */
+export class LocalRateLimitStore implements RateLimitStore {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>()
+
+  constructor(private readonly maxKeys = 100_000) {}
+
+  incr(key: string, callback: Callback, timeWindow: number): void {
+    const now = Date.now()
+    let window = this.windows.get(key)
+    if (!window || window.resetAt <= now) {
+      if (!window) this.makeRoom(now)
+      window = { count: 0, resetAt: now + timeWindow }
+      this.windows.set(key, window)
     }
-  } as unknown as FastifyRateLimitStoreCtor
+    window.count++
+    callback(null, { current: window.count, ttl: window.resetAt - now })
+  }
+
+  /** Bounded memory: ended windows go first, then the oldest tenth of the clients. */
+  private makeRoom(now: number): void {
+    if (this.windows.size < this.maxKeys) return
+    for (const [key, window] of this.windows) if (window.resetAt <= now) this.windows.delete(key)
+    let excess = this.windows.size - Math.floor(this.maxKeys * 0.9)
+    for (const key of this.windows.keys()) {
+      if (excess-- <= 0) break
+      this.windows.delete(key)
+    }
+  }
 }

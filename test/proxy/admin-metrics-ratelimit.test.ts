@@ -138,10 +138,17 @@ describe('rate limiting', () => {
   it('answers 429 JSON with Retry-After past the limit, never on /health, /ready, /metrics', async () => {
     const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
     try {
-      for (let i = 0; i < 3; i++) expect((await proxy.app.inject('/api/users')).statusCode).toBe(200)
+      for (let i = 0; i < 3; i++) {
+        const answer = await proxy.app.inject('/api/users')
+        expect(answer.statusCode).toBe(200)
+        // Forwarded answers carry the limit's state too.
+        expect(answer.headers).toMatchObject({ 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': String(2 - i), 'x-ratelimit-reset': expect.stringMatching(/^(5\d|60)$/) })
+      }
       const limited = await proxy.app.inject('/api/users')
       expect(limited.statusCode).toBe(429)
-      expect(limited.headers['retry-after']).toMatch(/^\d+$/)
+      expect(limited.headers).toMatchObject({ 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': expect.stringMatching(/^\d+$/) })
+      expect(limited.headers['retry-after']).toBe(limited.headers['x-ratelimit-reset'])
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
       expect(limited.json()).toEqual({ error: expect.stringMatching(/^rate limit exceeded: 3 requests per 60 s; retry in \d+ s$/) })
       for (const path of ['/health', '/ready', '/metrics', '/health']) expect((await proxy.app.inject(path)).statusCode).toBe(200)
       expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limited_total')).toBe(1)

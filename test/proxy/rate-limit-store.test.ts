@@ -1,10 +1,10 @@
-// The proxy's own Redis store for @fastify/rate-limit, against the real Redis: fixed windows,
-// a read that does not count, per-route children, and failing open when Redis is gone.
+// The rate limit's counter stores (proxy/rate-limit-store.ts): Redis (against the real Redis) and in-process: fixed windows,
+// batches counted exactly, bounded memory, and failing open when Redis is gone.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedis, type Redis } from '../../lib/redis.ts'
-import { RedisRateLimitStore, type RateLimitResult } from '../../proxy/rate-limit-store.ts'
+import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitResult } from '../../proxy/rate-limit-store.ts'
 import { freePort } from '../helpers/processes.ts'
 import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
@@ -97,28 +97,13 @@ describe('RedisRateLimitStore on the real Redis', () => {
     expect(errors).toEqual([])
   })
 
-  it('reads a counter without counting', async () => {
-    await call((cb) => store.incr('reader', cb, 60_000))
-    expect((await call((cb) => store.read('reader', cb, 60_000))).current).toBe(1)
-    expect((await call((cb) => store.read('reader', cb, 60_000))).current).toBe(1)
-    expect(await call((cb) => store.read('nobody', cb, 60_000))).toEqual({ current: 0, ttl: 0 })
-  })
-
-  it('keeps a child route store apart from the global counters', async () => {
-    const child = store.child({ routeInfo: { method: 'GET', url: '/api/movies' } })
-    await call((cb) => child.incr('10.0.0.9', cb, 60_000))
-    expect(await redis.get(`${prefix}GET/api/movies-10.0.0.9`)).toBe('1')
-    expect(await redis.exists(`${prefix}10.0.0.9`)).toBe(0)
-    expect(errors).toEqual([])
-  })
-
   it('lets the request pass and reports the error when Redis is unreachable', async () => {
     const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, captureLogs().logger, { commandTimeoutMs: 200 })
     const failures: Error[] = []
     const failing = new RedisRateLimitStore({ redis: dead, keyPrefix: prefix, onError: (e) => failures.push(e) })
     try {
       expect(await call((cb) => failing.incr('x', cb, 1_000))).toEqual({ current: 0, ttl: 1_000 })
-      expect((await call((cb) => failing.read('x', cb, 1_000))).current).toBe(0)
+      expect(await call((cb) => failing.incr('x', cb, 1_000))).toEqual({ current: 0, ttl: 1_000 })
       expect(failures).toHaveLength(2)
     } finally {
       dead.disconnect()
@@ -136,5 +121,30 @@ describe('RedisRateLimitStore on the real Redis', () => {
     } finally {
       dead.disconnect()
     }
+  })
+})
+
+describe('LocalRateLimitStore (no REDIS_URL)', () => {
+  it('counts requests of one key in a window, then starts a new one', async () => {
+    const store = new LocalRateLimitStore()
+    expect((await call((cb) => store.incr('a', cb, 80))).current).toBe(1)
+    const second = await call((cb) => store.incr('a', cb, 80))
+    expect(second.current).toBe(2)
+    expect(second.ttl).toBeGreaterThan(0)
+    expect(second.ttl).toBeLessThanOrEqual(80)
+    expect((await call((cb) => store.incr('b', cb, 80))).current).toBe(1)
+    await new Promise((r) => setTimeout(r, 120))
+    expect((await call((cb) => store.incr('a', cb, 80))).current).toBe(1)
+  })
+
+  it('holds at most maxKeys clients: ended windows go first, then the oldest', async () => {
+    const store = new LocalRateLimitStore(10)
+    for (let i = 0; i < 10; i++) await call((cb) => store.incr(`short-${i}`, cb, 20))
+    await new Promise((r) => setTimeout(r, 40))
+    await call((cb) => store.incr('kept', cb, 60_000))
+    for (let i = 0; i < 30; i++) await call((cb) => store.incr(`long-${i}`, cb, 60_000))
+    // 'kept' was among the oldest and is gone (a fresh window), the newest are still counted.
+    expect((await call((cb) => store.incr('long-29', cb, 60_000))).current).toBe(2)
+    expect((await call((cb) => store.incr('kept', cb, 60_000))).current).toBe(1)
   })
 })
