@@ -255,7 +255,6 @@ async function main(): Promise<void> {
       [...profile, '--import', 'tsx', 'proxy/server.ts'],
       {
         ...env,
-        ...extra,
         PORT: String(proxyPort),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
@@ -266,6 +265,7 @@ async function main(): Promise<void> {
         ADMIN_TOKEN,
         RATE_LIMIT_MAX: '1000000000',
         ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
+        ...extra,
       },
       log,
       cwd,
