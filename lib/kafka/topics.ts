@@ -6,28 +6,45 @@ import { eventTopics } from '../events/events.ts'
 import type { Logger } from '../logger.ts'
 
 /**
- * Creates topics and resolves once every partition has a leader. kafkajs's own waitForLeaders
- * gives up when the broker answers UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker does for a
- * moment after the creation; here every retriable metadata error is retried until `timeoutMs`.
- * Resolves to what createTopics said: false when they all existed already.
+ * Creates topics and resolves once every partition has a leader that serves it. kafkajs's own
+ * waitForLeaders gives up when the broker answers UNKNOWN_TOPIC_OR_PARTITION, which a KRaft
+ * broker does for a moment after the creation; and a leader named in the metadata may still
+ * answer NOT_LEADER_OR_FOLLOWER for a while (a produce then fails). So: every retriable
+ * metadata error is retried, then the partitions' offsets are asked of their leaders (served
+ * only by an active leader), until `timeoutMs`. Resolves to what createTopics said: false when
+ * they all existed already.
  */
 export async function createTopicsWithLeaders(admin: Admin, topics: ITopicConfig[], timeoutMs = 30_000): Promise<boolean> {
   const created = await admin.createTopics({ topics, waitForLeaders: false, timeout: timeoutMs })
   const names = topics.map((t) => t.topic)
   const deadline = Date.now() + timeoutMs
+  let lastError: Error | undefined
   for (;;) {
     try {
       const { topics: found } = await admin.fetchTopicMetadata({ topics: names })
-      const ready = topics.every((want) => {
+      const named = topics.every((want) => {
         const partitions = found.find((t) => t.name === want.topic)?.partitions ?? []
         return partitions.length >= (want.numPartitions ?? 1) && partitions.every((p) => p.leader >= 0)
       })
-      if (ready) return created
+      if (named && (await leadersServe(admin, names))) return created
     } catch (error) {
       if (!(error as { retriable?: boolean }).retriable) throw error
+      lastError = error as Error
     }
-    if (Date.now() > deadline) throw new Error(`kafka topics ${names.join(', ')} have no leader after ${timeoutMs} ms`)
+    if (Date.now() > deadline) throw new Error(`kafka topics ${names.join(', ')} have no serving leader after ${timeoutMs} ms${lastError ? ` (${lastError.message})` : ''}`)
     await sleep(100)
+  }
+}
+
+/** Whether every partition's leader answers for it (ListOffsets); a refusal means not yet. */
+async function leadersServe(admin: Admin, names: string[]): Promise<boolean> {
+  try {
+    for (const name of names) await admin.fetchTopicOffsets(name)
+    return true
+  } catch {
+    // kafkajs wraps NOT_LEADER_OR_FOLLOWER in its non-retriable "retries exceeded" after its own
+    // retries: the caller's loop (bounded by its deadline) asks again.
+    return false
   }
 }
 
