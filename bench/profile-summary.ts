@@ -16,7 +16,7 @@ const profile = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: P
 const windowUs = Number(process.argv[3] ?? 8) * 1e6
 
 const FEATURES: Array<[string, RegExp]> = [
-  ['rate limit (rate-limit.ts, Redis store, ioredis)', /@fastify\/rate-limit|ioredis|redis-parser|standard-as-callback|proxy\/rate-limit/],
+  ['rate limit (rate-limit.ts, Redis store, ioredis)', /ioredis|redis-parser|standard-as-callback|proxy\/rate-limit/],
   ['breaker (opossum, breakers.ts)', /opossum|proxy\/breakers\.ts/],
   ['flags and sticky decision (unleash-client, routing.ts)', /unleash-client|murmurhash|proxy\/routing\.ts|flag-source|flag-evaluator/],
   ['metrics (prom-client, metrics.ts)', /prom-client|proxy\/metrics\.ts/],

@@ -28,7 +28,7 @@ export interface RedisRateLimitStoreOptions {
 
 /** `current`: the requests of the window so far, this one included; `ttl`: what is left of the window, ms. */
 export type RateLimitResult = { current: number; ttl: number }
-type Callback = (error: Error | null, result?: RateLimitResult) => void
+type Callback = (result: RateLimitResult) => void
 
 export interface RateLimitStore {
   /** Counts one request of `key` in its window of `timeWindow` ms; never fails (a store that cannot count answers current 0). */
@@ -72,29 +72,20 @@ export class RedisRateLimitStore implements RateLimitStore {
     // EVALSHA, and the script itself the first time this Redis has not seen it (NOSCRIPT).
     const replies = redis
       .evalsha(INCR_SHA, 1, counter, timeWindow, n)
-      .catch((error: Error) => (error.message.startsWith('NOSCRIPT') ? redis.eval(INCR_SCRIPT, 1, counter, timeWindow, n) : Promise.reject(error)))
-    this.run(
-      replies as Promise<unknown[]>,
-      ([current, ttl]) => waiting.map((_, i) => ({ current: Number(current) - n + 1 + i, ttl: Number(ttl) > 0 ? Number(ttl) : timeWindow })),
-      waiting,
-      timeWindow,
-    ).finally(() => {
-      this.inFlight.delete(slot)
-      if (this.batches.has(slot)) setImmediate(() => this.send(slot, counter))
-    })
-  }
-
-  /** Awaits one round trip's replies and answers each request; a failure of any kind lets them all pass. */
-  private run(replies: Promise<unknown[]>, results: (replies: unknown[]) => RateLimitResult[], callbacks: Callback[], timeWindow: number): Promise<void> {
-    return replies
-      .then(results)
+      .catch((error: Error) => (error.message.startsWith('NOSCRIPT') ? redis.eval(INCR_SCRIPT, 1, counter, timeWindow, n) : Promise.reject(error))) as Promise<unknown[]>
+    void replies
       .then(
-        (each) => callbacks.forEach((callback, i) => callback(null, each[i])),
+        ([current, ttl]) => waiting.forEach((callback, i) => callback({ current: Number(current) - n + 1 + i, ttl: Number(ttl) > 0 ? Number(ttl) : timeWindow })),
+        // A failure of any kind lets the whole batch pass.
         (error: Error) => {
           this.options.onError(error)
-          for (const callback of callbacks) callback(null, { current: 0, ttl: timeWindow })
+          for (const callback of waiting) callback({ current: 0, ttl: timeWindow })
         },
       )
+      .finally(() => {
+        this.inFlight.delete(slot)
+        if (this.batches.has(slot)) setImmediate(() => this.send(slot, counter))
+      })
   }
 }
 
@@ -113,7 +104,7 @@ export class LocalRateLimitStore implements RateLimitStore {
       this.windows.set(key, window)
     }
     window.count++
-    callback(null, { current: window.count, ttl: window.resetAt - now })
+    callback({ current: window.count, ttl: window.resetAt - now })
   }
 
   /** Bounded memory: ended windows go first, then the oldest tenth of the clients. */

@@ -51,8 +51,7 @@ export function registerRateLimit(app: FastifyInstance, options: RateLimitOption
     // The client address as Fastify sees it under TRUST_PROXY (trust-proxy.ts): the same one sent upstream.
     store.incr(
       request.ip,
-      (_error, result) => {
-        const { current, ttl } = result!
+      ({ current, ttl }) => {
         const resetSeconds = Math.ceil(ttl / 1000)
         reply.header('x-ratelimit-limit', max)
         if (current <= max) {

@@ -10,8 +10,7 @@ import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { startTcpForwarder } from '../helpers/tcp-forwarder.ts'
 
-const call = (fn: (cb: (err: Error | null, res?: RateLimitResult) => void) => void) =>
-  new Promise<RateLimitResult>((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))))
+const call = (fn: (cb: (res: RateLimitResult) => void) => void) => new Promise<RateLimitResult>((resolve) => fn(resolve))
 
 describe('RedisRateLimitStore on the real Redis', () => {
   let redis: Redis
