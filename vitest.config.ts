@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    // The last line says 'tests: N passed, N failed' plainly, for whoever reads the CI log.
+    reporters: ['default', './test/reporters/closing-line.ts'],
     pool: 'forks',
     // Two cores on CI: more workers only add contention on PostgreSQL and Kafka.
     maxWorkers: 2,
