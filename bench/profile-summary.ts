@@ -23,7 +23,7 @@ const FEATURES: Array<[string, RegExp]> = [
   ['access log (pino, sonic-boom)', /node_modules\/pino\/|sonic-boom|fast-redact/],
   ['upstream call (undici)', /node_modules\/undici\//],
   ['Fastify lifecycle (fastify, find-my-way, light hooks)', /node_modules\/fastify\/|find-my-way|lib\/http\/create-app\.ts/],
-  ['the proxy\'s own forwarding code (proxy-routes.ts, upstream-client.ts, trust-proxy.ts, request-body.ts)', /proxy\/(proxy-routes|upstream-client|trust-proxy|request-body|edge-guards)\.ts/],
+  ['the proxy\'s own forwarding code (proxy-routes.ts, upstream-client.ts, trust-proxy.ts, request-body.ts; lean-proxy.ts)', /proxy\/(proxy-routes|upstream-client|trust-proxy|request-body|edge-guards)\.ts|peers\/lean-proxy\.ts/],
 ]
 const CORE = 'Node core (HTTP parser and server, sockets, streams, timers, GC)'
 
@@ -46,7 +46,7 @@ profile.samples.forEach((id, i) => {
   t += profile.timeDeltas[i] ?? 0
   const frames = [...stack(id)]
   if (start === undefined) {
-    if (frames.some((f) => /proxy-routes\.ts/.test(f.callFrame.url))) start = t
+    if (frames.some((f) => /proxy-routes\.ts|lean-proxy\.ts/.test(f.callFrame.url))) start = t
     else return
   }
   if (t > start + windowUs) return

@@ -5,6 +5,9 @@
 //   fastify  Fastify + @fastify/http-proxy, random split, logs off (the naive proxy)
 //   proxy    this proxy: flags (file), sticky split, breakers, metrics, rate limit with real
 //            counters (Redis when redis-server is installed), access log to a file, admin on
+//   lean     the proxy's own components (config, flags, routing, breakers, metrics, Redis
+//            counters, access log) on a raw node:http listener, GETs only: what the features
+//            cost without Fastify (bench/peers/lean-proxy.ts)
 // All answer GET /api/movies (a ~1 KB JSON) from two stub upstreams, 30 % to the target.
 // With taskset the load generator runs on core 0 and everything else on core 1 (2-core
 // machine); wrk drives saturation when installed (autocannon otherwise), and autocannon
@@ -19,6 +22,7 @@
 //   BENCH_SHADOW=1         adds "shadow": a second proxy with shadow comparison at 100 % on the movies route
 //   BENCH_BASELINE=dir     adds "baseline": the proxy of another checkout (with its node_modules), same settings
 //   BENCH_BASELINE_ENV='RATE_LIMIT_MAX=0'  variables set for the baseline only (BENCH_BASELINE=. : what one feature costs)
+//   BENCH_LEAN_ENV='LOG_LEVEL=warn'        variables set for the lean row only
 //
 // Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -40,10 +44,15 @@ const ROLLOUT = 30
 const SHADOW = process.env.BENCH_SHADOW === '1'
 const BASELINE = process.env.BENCH_BASELINE
 /** E.g. `RATE_LIMIT_MAX=0 LOG_LEVEL=warn`: what a feature costs (BENCH_BASELINE=. for this checkout). */
-const BASELINE_ENV = Object.fromEntries((process.env.BENCH_BASELINE_ENV ?? '').split(/\s+/).filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2))) as Record<string, string>
+const BASELINE_ENV = envPairs(process.env.BENCH_BASELINE_ENV)
+/** Variables set for the lean row only, e.g. `RATE_LIMIT_MAX=0 LOG_LEVEL=warn`: what those features cost it. */
+const LEAN_ENV = envPairs(process.env.BENCH_LEAN_ENV)
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 
+function envPairs(text: string | undefined): Record<string, string> {
+  return Object.fromEntries((text ?? '').split(/\s+/).filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
+}
 const which = (name: string, dirs = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin']) => dirs.map((d) => join(d, name)).find((p) => existsSync(p))
 const NGINX = which('nginx')
 const WRK = which('wrk')
@@ -231,8 +240,7 @@ async function main(): Promise<void> {
 
   let accessLog: string | undefined
   let shadowPort: number | undefined
-  if (wanted('proxy')) {
-    const proxyPort = await port()
+  if (wanted('proxy') || wanted('lean')) {
     const env: Record<string, string> = {}
     if (REDIS) {
       const redisPort = await port()
@@ -250,29 +258,34 @@ async function main(): Promise<void> {
     writeFileSync(flagsFile, JSON.stringify(flags))
     accessLog = join(work, 'proxy-access.log')
     const profile = PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : []
+    const proxyEnv = (proxyPort: number): Record<string, string> => ({
+      ...env,
+      PORT: String(proxyPort),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      MONOLITH_URL: monolith,
+      MOVIES_SERVICE_URL: movies,
+      EVENTS_SERVICE_URL: monolith,
+      FLAGS_FILE: flagsFile,
+      ADMIN_TOKEN,
+      RATE_LIMIT_MAX: '1000000000',
+      ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
+    })
     const startProxy = (proxyPort: number, extra: Record<string, string>, log: string, cwd?: string) =>
-      startNode(
-      [...profile, '--import', 'tsx', 'proxy/server.ts'],
-      {
-        ...env,
-        PORT: String(proxyPort),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        MONOLITH_URL: monolith,
-        MOVIES_SERVICE_URL: movies,
-        EVENTS_SERVICE_URL: monolith,
-        FLAGS_FILE: flagsFile,
-        ADMIN_TOKEN,
-        RATE_LIMIT_MAX: '1000000000',
-        ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
-        ...extra,
-      },
-      log,
-      cwd,
-    )
-    const proxy = startProxy(proxyPort, {}, accessLog)
-    await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
-    targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
+      startNode([...profile, '--import', 'tsx', 'proxy/server.ts'], { ...proxyEnv(proxyPort), ...extra }, log, cwd)
+    if (wanted('proxy')) {
+      const proxyPort = await port()
+      const proxy = startProxy(proxyPort, {}, accessLog)
+      await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
+      targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
+    }
+    if (wanted('lean')) {
+      // The same components and settings on a raw node:http listener (bench/peers/lean-proxy.ts).
+      const leanPort = await port()
+      const lean = startNode([...profile, '--import', 'tsx', 'bench/peers/lean-proxy.ts'], { ...proxyEnv(leanPort), RATE_LIMIT_KEY_PREFIX: 'bench-lean:', ...LEAN_ENV }, join(work, 'lean-access.log'))
+      await waitForHttp(`http://127.0.0.1:${leanPort}/api/movies`)
+      targets.push({ name: 'lean', url: `http://127.0.0.1:${leanPort}`, pid: lean.pid! })
+    }
     if (BASELINE) {
       // The same proxy from another checkout (e.g. `git worktree add /tmp/base HEAD~3 && (cd /tmp/base && npm ci)`), in the same run.
       const basePort = await port()
@@ -340,6 +353,8 @@ async function main(): Promise<void> {
     ['proxy', 'bare', ' goal >= 0.9'],
     ['proxy', 'fastify', ' goal >= 1.5'],
     ['proxy', 'nginx', ''],
+    ['lean', 'bare', ' (the proxy\'s components without Fastify: the floor of a raw node:http path)'],
+    ['proxy', 'lean', ''],
     ['shadow', 'proxy', ' (shadow comparison at 100 % on the movies route)'],
     ['proxy', 'baseline', ' (this checkout against BENCH_BASELINE)'],
     ['bare', 'nginx', ''],
@@ -348,7 +363,9 @@ async function main(): Promise<void> {
     const r = ratio(a, b)
     if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
   }
-  if (accessLog) console.log(`\nproxy access log: ${statSync(accessLog).size} bytes written during the runs`)
+  for (const [row, file] of [['proxy', accessLog], ['lean', join(work, 'lean-access.log')]] as const) {
+    if (file && existsSync(file)) console.log(`${row} access log: ${statSync(file).size} bytes written during the runs`)
+  }
   if (shadowPort) {
     const diffs = await fetch(`http://127.0.0.1:${shadowPort}/admin/routes/movies/diffs`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     const report = (await diffs.json()) as { counts: Record<string, number>; notCompared: Record<string, number> }
