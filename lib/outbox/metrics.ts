@@ -34,24 +34,35 @@ export function createOutboxMetrics({ registry, db, logger }: OutboxMetricsOptio
       .finally(() => setTimeout(() => (reading = undefined), 100).unref())
     return reading
   }
+  // A scrape whose read failed reports NaN, not the last value read: a stale 0 would say "nothing
+  // waiting" exactly while nobody can tell. outbox_pending_read_ok says which it is (alerted on).
+  const readOk = new Gauge({
+    name: 'outbox_pending_read_ok',
+    help: '1 when this scrape read the outbox table; 0 when it could not (the two outbox_*pending* gauges are NaN then). Alerted on',
+    registers: [registry],
+    async collect() {
+      this.set((await read()) ? 1 : 0)
+    },
+  })
   return {
     registry,
+    readOk,
     pending: new Gauge({
       name: 'outbox_pending_events',
-      help: 'Events in the outbox not yet published to Kafka (all services sharing the database)',
+      help: 'Events in the outbox not yet published to Kafka (all services sharing the database); NaN when the table could not be read',
       registers: [registry],
       async collect() {
         const row = await read()
-        if (row) this.set(row.pending)
+        if (db) this.set(row ? row.pending : Number.NaN)
       },
     }),
     oldestAge: new Gauge({
       name: 'outbox_oldest_pending_age_seconds',
-      help: 'Age of the oldest unpublished outbox event; 0 when none is pending. Alerted on',
+      help: 'Age of the oldest unpublished outbox event; 0 when none is pending, NaN when the table could not be read. Alerted on',
       registers: [registry],
       async collect() {
         const row = await read()
-        if (row) this.set(row.oldest_seconds)
+        if (db) this.set(row ? row.oldest_seconds : Number.NaN)
       },
     }),
     sent: new Counter({

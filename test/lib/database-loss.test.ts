@@ -5,6 +5,7 @@ import { monolithApp, openDb } from '../helpers/apps.ts'
 import { pgAdminUrl, testDatabase } from '../helpers/infra.ts'
 import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
+import { metric } from '../helpers/metrics.ts'
 
 let database: TestDatabase
 let forwarder: TcpForwarder
@@ -26,6 +27,10 @@ it('answers 503 while the database is gone and 200 again once it is back', async
   const app = monolithApp(db)
 
   expect((await app.inject('/api/users')).statusCode).toBe(200)
+  const scrape = async () => (await app.inject('/metrics')).body
+  const before = await scrape()
+  expect(metric(before, 'outbox_pending_read_ok')).toBe(1)
+  expect(metric(before, 'outbox_pending_events')).toBeGreaterThanOrEqual(0)
 
   await forwarder.cut()
   for (const path of ['/api/users', '/api/movies', '/api/payments?id=1', '/api/subscriptions']) {
@@ -39,10 +44,20 @@ it('answers 503 while the database is gone and 200 again once it is back', async
   expect((await app.inject('/ready')).statusCode).toBe(503)
   // Liveness does not depend on the database: restarting the process would not help.
   expect((await app.inject('/health')).statusCode).toBe(200)
+  // The outbox gauges say "unknown", not the last value read (a stale 0 would hide stuck events).
+  await new Promise((r) => setTimeout(r, 150)) // past the 100 ms the gauges share one read
+  const during = await scrape()
+  expect(metric(during, 'outbox_pending_read_ok')).toBe(0)
+  expect(metric(during, 'outbox_pending_events')).toBeNaN()
+  expect(metric(during, 'outbox_oldest_pending_age_seconds')).toBeNaN()
 
   await forwarder.restore()
   await expect.poll(async () => (await app.inject('/api/users')).statusCode, { timeout: 10_000, interval: 100 }).toBe(200)
   expect((await app.inject('/ready')).statusCode).toBe(200)
+  await new Promise((r) => setTimeout(r, 150))
+  const after = await scrape()
+  expect(metric(after, 'outbox_pending_read_ok')).toBe(1)
+  expect(metric(after, 'outbox_oldest_pending_age_seconds')).not.toBeNaN()
   expect((await app.inject('/api/users')).json().map((u: { username: string }) => u.username)).not.toContain('lost')
 
   await app.close()

@@ -180,7 +180,7 @@ describe('outbox relay', () => {
     // A relay with a 1 s retention publishes it, and deletes the sent rows a moment later.
     const relay = await monolith({ env: { OUTBOX_RETENTION_SECONDS: '1' } })
     await waitFor('outbox drained', async () => (await pendingCount(test.db)) === 0)
-    // The gauge is read at scrape time: the next scrape after the drain reads 0 (a scrape whose read failed keeps the last value).
+    // The gauge is read at scrape time: the next scrape after the drain reads 0 (a scrape whose read fails reports NaN).
     await waitFor('the oldest pending age back to 0', async () => (await metric(off.app, 'outbox_oldest_pending_age_seconds')) === 0)
     expect(await metric(relay.app, 'outbox_events_sent_total', { topic: topics.user })).toBe(1)
     // The relay deletes once per min(retention, 60 s): a second relay start runs it at once.
