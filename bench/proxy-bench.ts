@@ -353,7 +353,7 @@ async function main(): Promise<void> {
     ['proxy', 'bare', ' goal >= 0.9'],
     ['proxy', 'fastify', ' goal >= 1.5'],
     ['proxy', 'nginx', ''],
-    ['lean', 'bare', ' (the proxy\'s components without Fastify: the floor of a raw node:http path)'],
+    ['lean', 'bare', ' (the proxy\'s components without Fastify: the best a raw node:http path could do)'],
     ['proxy', 'lean', ''],
     ['shadow', 'proxy', ' (shadow comparison at 100 % on the movies route)'],
     ['proxy', 'baseline', ' (this checkout against BENCH_BASELINE)'],

@@ -1,5 +1,5 @@
-// What a proxy built from this proxy's own feature components, without Fastify, could reach:
-// the floor of issue 16's "raw node:http path". node:http + the proxy's configuration (the same
+// What a proxy built from this proxy's own feature components, without Fastify, could reach at best:
+// the ceiling of issue 16's "raw node:http path". node:http + the proxy's configuration (the same
 // env as proxy/server.ts), route map, flag source and sticky decision (routing.ts), opossum
 // breakers and undici pools (upstreams.ts), Prometheus metrics and the ramp recorder, the Redis
 // rate-limit store (rate-limit-store.ts, same headers), request ids, X-Forwarded-* and one pino
