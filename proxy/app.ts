@@ -27,7 +27,7 @@ import { createTrafficRecorder } from './ramp/traffic.ts'
 import { registerRateLimit } from './rate-limit.ts'
 import { createRolloutChanges } from './rollout-changes.ts'
 import { ShadowComparisons } from './shadow/shadow.ts'
-import { closeUpstreams, createUpstreams } from './upstreams.ts'
+import { closeUpstreams, createUpstreams, upstreamDefaults } from './upstreams.ts'
 import { createTrafficHistory } from './traffic-history.ts'
 
 export interface ProxyDeps {
@@ -45,26 +45,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const metrics = createMetrics()
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
-  const upstreams = createUpstreams(
-    config.routeMap.upstreams,
-    {
-      pool: {
-        connections: config.upstreamConnections,
-        connectTimeoutMs: config.upstreamConnectTimeoutMs,
-        responseTimeoutMs: config.upstreamResponseTimeoutMs,
-        streamIdleTimeoutMs: config.upstreamStreamIdleTimeoutMs,
-      },
-      breaker: {
-        volumeThreshold: config.breakerVolumeThreshold,
-        errorPercent: config.breakerErrorPercent,
-        resetTimeoutMs: config.breakerResetTimeoutMs,
-        consecutiveFailures: config.breakerConsecutiveFailures,
-        windowMs: config.breakerWindowMs,
-      },
-    },
-    metrics,
-    deps.logger,
-  )
+  const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, deps.logger)
 
   // Rollout gauges and flag-source health follow every change of the flags.
   const publishFlags = () => {

@@ -3,6 +3,7 @@
 // Built once per app, closed with it; the proxy routes, the tunnel, /ready and /admin read it.
 import type { Pool } from 'undici'
 import type { Logger } from '../lib/logger.ts'
+import type { ProxyConfig } from './config.ts'
 import { createBreaker, type BreakerOptions, type UpstreamBreaker } from './breakers.ts'
 import type { ProxyMetrics } from './metrics.ts'
 import type { Upstream } from './route-map.ts'
@@ -24,6 +25,25 @@ export interface UpstreamDefaults {
 }
 
 export type Upstreams = ReadonlyMap<string, UpstreamRuntime>
+
+/** The UPSTREAM_* and BREAKER_* settings, as every upstream gets them unless its route-map entry overrides. */
+export function upstreamDefaults(config: ProxyConfig): UpstreamDefaults {
+  return {
+    pool: {
+      connections: config.upstreamConnections,
+      connectTimeoutMs: config.upstreamConnectTimeoutMs,
+      responseTimeoutMs: config.upstreamResponseTimeoutMs,
+      streamIdleTimeoutMs: config.upstreamStreamIdleTimeoutMs,
+    },
+    breaker: {
+      volumeThreshold: config.breakerVolumeThreshold,
+      errorPercent: config.breakerErrorPercent,
+      resetTimeoutMs: config.breakerResetTimeoutMs,
+      consecutiveFailures: config.breakerConsecutiveFailures,
+      windowMs: config.breakerWindowMs,
+    },
+  }
+}
 
 export function createUpstreams(declared: readonly Upstream[], defaults: UpstreamDefaults, metrics: ProxyMetrics, logger: Logger): Upstreams {
   const runtimes = new Map<string, UpstreamRuntime>()

@@ -20,21 +20,13 @@ import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitStore } from '.
 import { decideRoute, requestFacts } from '../../proxy/routing.ts'
 import { clientOf, trustFunction, type ClientView } from '../../proxy/trust-proxy.ts'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../../proxy/upstream-client.ts'
-import { createUpstreams } from '../../proxy/upstreams.ts'
+import { createUpstreams, upstreamDefaults } from '../../proxy/upstreams.ts'
 
 const config = loadConfig()
 const logger = createLogger({ level: config.logLevel, name: 'lean-proxy' })
 const metrics = createMetrics()
 const flags = await createFlagSource(config, logger)
-const upstreams = createUpstreams(
-  config.routeMap.upstreams,
-  {
-    pool: { connections: config.upstreamConnections, connectTimeoutMs: config.upstreamConnectTimeoutMs, responseTimeoutMs: config.upstreamResponseTimeoutMs, streamIdleTimeoutMs: config.upstreamStreamIdleTimeoutMs },
-    breaker: { volumeThreshold: config.breakerVolumeThreshold, errorPercent: config.breakerErrorPercent, resetTimeoutMs: config.breakerResetTimeoutMs, consecutiveFailures: config.breakerConsecutiveFailures, windowMs: config.breakerWindowMs },
-  },
-  metrics,
-  logger,
-)
+const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, logger)
 const traffic = createTrafficRecorder(config.routeMap.routes)
 const trust = trustFunction(config.trustProxy)
 const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined

@@ -36,7 +36,7 @@ export function createOutboxMetrics({ registry, db, logger }: OutboxMetricsOptio
   }
   // A scrape whose read failed reports NaN, not the last value read: a stale 0 would say "nothing
   // waiting" exactly while nobody can tell. outbox_pending_read_ok says which it is (alerted on).
-  const readOk = new Gauge({
+  new Gauge({
     name: 'outbox_pending_read_ok',
     help: '1 when this scrape read the outbox table; 0 when it could not (the two outbox_*pending* gauges are NaN then). Alerted on',
     registers: [registry],
@@ -46,7 +46,6 @@ export function createOutboxMetrics({ registry, db, logger }: OutboxMetricsOptio
   })
   return {
     registry,
-    readOk,
     pending: new Gauge({
       name: 'outbox_pending_events',
       help: 'Events in the outbox not yet published to Kafka (all services sharing the database); NaN when the table could not be read',

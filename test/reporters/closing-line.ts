@@ -11,14 +11,15 @@ export default class ClosingLineReporter implements Reporter {
     let failed = 0
     let skipped = 0
     for (const module of testModules) {
+      const failedBefore = failed
       for (const test of module.children.allTests()) {
         const state = test.result().state
         if (state === 'passed') passed++
         else if (state === 'failed') failed++
         else skipped++
       }
-      // A file that failed to load has no tests to count, but the run did not pass.
-      if (module.state() === 'failed' && ![...module.children.allTests()].some((t) => t.result().state === 'failed')) failed++
+      // A file that failed without a failed test (it did not load, a hook threw): the run did not pass.
+      if (module.state() === 'failed' && failed === failedBefore) failed++
     }
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
   }
