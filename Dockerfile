@@ -2,12 +2,14 @@
 # One Dockerfile, one image per service: build a target, e.g.
 #   docker build --target proxy -t cinemaabyss-proxy:local .
 # Targets: monolith (8080), movies-service (8081), events-service (8082), proxy (8000).
-# The monolith image also carries the migrator: `node --import tsx lib/db/migrate-cli.ts`.
+# The monolith image also carries the migrator: `node lib/db/migrate-cli.ts`.
 #
-# TypeScript runs through tsx's loader (a production dependency): the build stage type-checks
-# the sources with tsc, the runtime stage holds only production node_modules and the sources.
+# Node 24 runs the TypeScript sources itself (type stripping: the code uses only erasable
+# syntax, tsconfig's erasableSyntaxOnly), no transpiler at run time: the build stage
+# type-checks the sources with tsc, the runtime stage holds only production node_modules and
+# the sources.
 
-# Node 24, the LTS line: .ci/run runs the suite on it too (and on Node 20, the dev machines').
+# Node 24, the LTS line and the project's baseline: .ci/run runs the suite on it.
 ARG NODE_IMAGE=node:24.22.3-alpine
 
 # --- all dependencies, for the type-check -------------------------------------------------
@@ -16,7 +18,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 
-# --- build: type-check the service sources (tsc --noEmit; nothing to emit, tsx runs them) --
+# --- build: type-check the service sources (tsc --noEmit; nothing to emit, node runs them) -
 FROM deps AS build
 COPY tsconfig.json ./
 COPY lib ./lib
@@ -33,7 +35,7 @@ WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# --- runtime: small, non-root, read-only friendly (tsx only writes its cache under /tmp) ---
+# --- runtime: small, non-root, read-only root filesystem (nothing is written, /tmp neither) -
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
@@ -55,19 +57,19 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 FROM runtime AS monolith
 ENV PORT=8080
 EXPOSE 8080
-CMD ["node", "--import", "tsx", "monolith/server.ts"]
+CMD ["node", "monolith/server.ts"]
 
 FROM runtime AS movies-service
 ENV PORT=8081
 EXPOSE 8081
-CMD ["node", "--import", "tsx", "movies-service/server.ts"]
+CMD ["node", "movies-service/server.ts"]
 
 FROM runtime AS events-service
 ENV PORT=8082
 EXPOSE 8082
-CMD ["node", "--import", "tsx", "events-service/server.ts"]
+CMD ["node", "events-service/server.ts"]
 
 FROM runtime AS proxy
 ENV PORT=8000
 EXPOSE 8000
-CMD ["node", "--import", "tsx", "proxy/server.ts"]
+CMD ["node", "proxy/server.ts"]

@@ -2,7 +2,7 @@
 //   1. how long after a kill -9 of the target, under load, its breaker opens — with the
 //      consecutive-failure rule (BREAKER_CONSECUTIVE_FAILURES=5) and without it (=0);
 //   2. the proxy's RSS while a 200 MB download goes to a slow client (~20 MB/s).
-// Usage: npx tsx bench/edge-hostile.ts. Everything on 127.0.0.1; every process is stopped by its handle.
+// Usage: node bench/edge-hostile.ts. Everything on 127.0.0.1; every process is stopped by its handle.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -16,7 +16,7 @@ const children: ChildProcess[] = []
 const work = mkdtempSync(join(tmpdir(), 'edge-hostile-'))
 
 function node(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: 'ignore' })
+  const child = spawn(process.execPath, [...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'error', ...env }, stdio: 'ignore' })
   children.push(child)
   return child
 }

@@ -1,6 +1,6 @@
 // One autocannon run in a process of its own (so it can be pinned to a core), for
 // bench/proxy-bench.ts: prints its result as one JSON line.
-// Usage: node --import tsx bench/load-autocannon.ts <url> <connections> <seconds> [requests-per-second]
+// Usage: node bench/load-autocannon.ts <url> <connections> <seconds> [requests-per-second]
 import autocannon from 'autocannon'
 
 const [url, connections, seconds, rate] = process.argv.slice(2)

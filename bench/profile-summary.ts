@@ -4,7 +4,7 @@
 // server, sockets, streams, GC). Idle samples and the start-up before the first forwarded
 // request are left out. Used for proxy/README.md's "where the time goes".
 //   npm run bench with BENCH_ONLY=proxy BENCH_PROFILE_DIR=/tmp/prof, then
-//   npx tsx bench/profile-summary.ts /tmp/prof/<largest>.cpuprofile [seconds, default 8]
+//   node bench/profile-summary.ts /tmp/prof/<largest>.cpuprofile [seconds, default 8]
 import { readFileSync } from 'node:fs'
 
 interface ProfileNode {

@@ -145,7 +145,7 @@ function saturate(url: string, seconds: number): Run {
 }
 
 function autocannonRun(url: string, seconds: number, rate?: number): Run {
-  const args = ['--import', 'tsx', 'bench/load-autocannon.ts', url, String(CONNECTIONS), String(seconds), ...(rate ? [String(rate)] : [])]
+  const args = ['bench/load-autocannon.ts', url, String(CONNECTIONS), String(seconds), ...(rate ? [String(rate)] : [])]
   return JSON.parse(run(process.execPath, args, (seconds + 60) * 1000).trim().split('\n').pop()!) as Run
 }
 
@@ -210,8 +210,8 @@ async function main(): Promise<void> {
   const [monolithPort, moviesPort] = [await port(), await port()]
   const monolith = `http://127.0.0.1:${monolithPort}`
   const movies = `http://127.0.0.1:${moviesPort}`
-  startNode(['--import', 'tsx', 'bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'))
-  startNode(['--import', 'tsx', 'bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'))
+  startNode(['bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'))
+  startNode(['bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'))
   await waitForHttp(`${monolith}/`)
   await waitForHttp(`${movies}/`)
 
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
   for (const [name, script] of [['bare', 'bench/peers/bare-proxy.ts'], ['fastify', 'bench/peers/fastify-proxy.ts']] as const) {
     if (!wanted(name)) continue
     const p = await port()
-    const peer = startNode(['--import', 'tsx', script, String(p), monolith, movies, String(ROLLOUT)], {}, join(work, `${name}.log`))
+    const peer = startNode([script, String(p), monolith, movies, String(ROLLOUT)], {}, join(work, `${name}.log`))
     await waitForHttp(`http://127.0.0.1:${p}/api/movies`)
     targets.push({ name, url: `http://127.0.0.1:${p}`, pid: peer.pid! })
   }
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
       ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
     })
     const startProxy = (proxyPort: number, extra: Record<string, string>, log: string, cwd?: string) =>
-      startNode([...profile, '--import', 'tsx', 'proxy/server.ts'], { ...proxyEnv(proxyPort), ...extra }, log, cwd)
+      startNode([...profile, 'proxy/server.ts'], { ...proxyEnv(proxyPort), ...extra }, log, cwd)
     if (wanted('proxy')) {
       const proxyPort = await port()
       const proxy = startProxy(proxyPort, {}, accessLog)
@@ -282,7 +282,7 @@ async function main(): Promise<void> {
     if (wanted('lean')) {
       // The same components and settings on a raw node:http listener (bench/peers/lean-proxy.ts).
       const leanPort = await port()
-      const lean = startNode([...profile, '--import', 'tsx', 'bench/peers/lean-proxy.ts'], { ...proxyEnv(leanPort), RATE_LIMIT_KEY_PREFIX: 'bench-lean:', ...LEAN_ENV }, join(work, 'lean-access.log'))
+      const lean = startNode([...profile, 'bench/peers/lean-proxy.ts'], { ...proxyEnv(leanPort), RATE_LIMIT_KEY_PREFIX: 'bench-lean:', ...LEAN_ENV }, join(work, 'lean-access.log'))
       await waitForHttp(`http://127.0.0.1:${leanPort}/api/movies`)
       targets.push({ name: 'lean', url: `http://127.0.0.1:${leanPort}`, pid: lean.pid! })
     }

@@ -1,5 +1,5 @@
 // A benchmark upstream: plain Node http answering every request with the same ~1 KB JSON.
-// Usage: node --import tsx bench/upstream-stub.ts <port> <name>
+// Usage: node bench/upstream-stub.ts <port> <name>
 import http from 'node:http'
 
 const port = Number(process.argv[2])

@@ -43,7 +43,10 @@ export interface EventConsumer {
 /** A bounded set of recently processed event ids, oldest evicted first. */
 class RecentIds {
   private readonly ids = new Set<string>()
-  constructor(private readonly max: number) {}
+  private readonly max: number
+  constructor(max: number) {
+    this.max = max
+  }
   has(id: string) {
     return this.ids.has(id)
   }

@@ -18,13 +18,13 @@ const UPSTREAM_FAILURE = 'CA_UPSTREAM_FAILURE'
 export class UpstreamFailure extends Error {
   override readonly name = 'UpstreamFailure'
   readonly code = UPSTREAM_FAILURE
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    /** For status_5xx: the response, still unread (send it on, or dump it). */
-    readonly response?: Dispatcher.ResponseData,
-  ) {
+  readonly kind: FailureKind
+  /** For status_5xx: the response, still unread (send it on, or dump it). */
+  readonly response?: Dispatcher.ResponseData
+  constructor(kind: FailureKind, message: string, response?: Dispatcher.ResponseData) {
     super(message)
+    this.kind = kind
+    this.response = response
   }
 }
 

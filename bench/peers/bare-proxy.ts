@@ -1,7 +1,7 @@
 // The Node ceiling for `npm run bench`: node:http + one undici Pool per upstream, a random
 // split, no features (no flags, breakers, metrics, limits or logs). Hop-by-hop headers are
 // dropped both ways, as any correct proxy must.
-// Usage: node --import tsx bench/peers/bare-proxy.ts <port> <legacy-url> <target-url> <target-percent>
+// Usage: node bench/peers/bare-proxy.ts <port> <legacy-url> <target-url> <target-percent>
 import http from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 

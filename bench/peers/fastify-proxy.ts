@@ -1,6 +1,6 @@
 // What a team writes first, for `npm run bench`: Fastify + @fastify/http-proxy, a random split,
 // logs off, no other feature.
-// Usage: node --import tsx bench/peers/fastify-proxy.ts <port> <legacy-url> <target-url> <target-percent>
+// Usage: node bench/peers/fastify-proxy.ts <port> <legacy-url> <target-url> <target-percent>
 import proxy from '@fastify/http-proxy'
 import Fastify from 'fastify'
 

@@ -6,7 +6,7 @@
 // access line per request (lib/logger.ts). It forwards GET requests without a body only and
 // answers 502 to any failure: no fallback to legacy, no 413/408, no edge guards, no admin API —
 // so it shows what the features cost at least, not a proxy to ship.
-// Usage: node --import tsx bench/peers/lean-proxy.ts   (PORT, HOST and the proxy's variables)
+// Usage: node bench/peers/lean-proxy.ts   (PORT, HOST and the proxy's variables)
 import http from 'node:http'
 import type { Dispatcher } from 'undici'
 import { requestIdOf } from '../../lib/http/create-app.ts'

@@ -17,14 +17,14 @@ import type { Topics } from './topics.ts'
 
 export class PublishError extends Error {
   override readonly name = 'PublishError'
-  constructor(
-    message: string,
-    /** timeout: the outcome is unknown (the event may still get stored); unavailable: it was not sent. */
-    readonly kind: 'timeout' | 'unavailable',
-    /** For a timeout: resolves true if the send was stored in the end, false if it failed. */
-    readonly lateOutcome?: Promise<boolean>,
-  ) {
+  /** timeout: the outcome is unknown (the event may still get stored); unavailable: it was not sent. */
+  readonly kind: 'timeout' | 'unavailable'
+  /** For a timeout: resolves true if the send was stored in the end, false if it failed. */
+  readonly lateOutcome?: Promise<boolean>
+  constructor(message: string, kind: 'timeout' | 'unavailable', lateOutcome?: Promise<boolean>) {
     super(message)
+    this.kind = kind
+    this.lateOutcome = lateOutcome
   }
 }
 

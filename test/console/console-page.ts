@@ -18,11 +18,14 @@ export class ConsolePage {
   /** The admin API calls the page made (fetch), in order: method, path and query, JSON body. */
   readonly calls: Array<{ method: string; url: string; body: unknown }> = []
 
-  private constructor(
-    readonly context: BrowserContext,
-    readonly page: Page,
-    readonly baseUrl: string,
-  ) {
+  readonly context: BrowserContext
+  readonly page: Page
+  readonly baseUrl: string
+
+  private constructor(context: BrowserContext, page: Page, baseUrl: string) {
+    this.context = context
+    this.page = page
+    this.baseUrl = baseUrl
     page.on('console', (msg) => {
       if (msg.type() === 'error' || msg.type() === 'warning') this.problems.push(`console.${msg.type()}: ${msg.text()} (${msg.location().url})`)
     })

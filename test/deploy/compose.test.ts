@@ -142,7 +142,7 @@ describe('docker-compose.yml', () => {
 
   it('migrate runs db:migrate once with the monolith image', () => {
     const migrate = compose.services.migrate!
-    expect(migrate.command).toEqual(['node', '--import', 'tsx', 'lib/db/migrate-cli.ts'])
+    expect(migrate.command).toEqual(['node', 'lib/db/migrate-cli.ts'])
     expect(migrate.image).toBe(compose.services.monolith!.image)
     expect(existsSync(join(REPO_ROOT, 'lib/db/migrate-cli.ts'))).toBe(true)
   })

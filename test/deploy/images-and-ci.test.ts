@@ -10,7 +10,21 @@ import { createMetrics as createEventsMetrics } from '../../events-service/metri
 import { createMetrics as createProxyMetrics } from '../../proxy/metrics.ts'
 import { createOutboxMetrics } from '../../lib/outbox/metrics.ts'
 import { Registry } from 'prom-client'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { freePort } from '../../dev/free-port.ts'
+import { waitForHttp } from '../../dev/wait-for-http.ts'
 import { CHART_DIR, REPO_ROOT, SERVICES, readRepoFile } from './support.ts'
+
+/** What each service needs to start and answer /health (its dependencies unreachable, on purpose). */
+const PLAIN_NODE_ENV = {
+  MONOLITH_URL: 'http://127.0.0.1:9',
+  MOVIES_SERVICE_URL: 'http://127.0.0.1:9',
+  EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
+  KAFKA_BROKERS: '127.0.0.1:9',
+  DB_CONNECTION_STRING: 'postgres://postgres:postgres@127.0.0.1:9/cinemaabyss',
+  ADMIN_TOKEN: 'plain-node-start-admin-token',
+}
 
 interface Stage {
   name: string
@@ -80,16 +94,49 @@ describe('Dockerfile', () => {
       const healthcheck = lines.find((l) => l.startsWith('HEALTHCHECK'))
       expect(healthcheck).toContain("process.env.PORT+'/health'")
       expect(svc.healthPaths).toContain('/health')
-      expect(lines.filter((l) => l.startsWith('CMD ')).at(-1)).toBe(`CMD ["node", "--import", "tsx", "${svc.entry}"]`)
+      // Plain node: Node 24 runs the TypeScript itself (type stripping), no loader, no transpiler.
+      expect(lines.filter((l) => l.startsWith('CMD ')).at(-1)).toBe(`CMD ["node", "${svc.entry}"]`)
       // The entry point and its sources are copied into the runtime stage.
       expect(stage('runtime').lines).toContain(`COPY --from=build --chown=root:root /app/${svc.entry.split('/')[0]} ./${svc.entry.split('/')[0]}`)
     })
   }
 
-  it('tsx is a production dependency (the runtime runs TypeScript through it)', () => {
+  it('no transpiler at run time: tsx is no dependency, the sources use erasable syntax only', () => {
     const pkg = JSON.parse(readRepoFile('package.json'))
-    expect(pkg.dependencies.tsx).toBeDefined()
+    expect(pkg.dependencies.tsx).toBeUndefined()
+    expect(pkg.devDependencies.tsx).toBeUndefined()
+    expect(readRepoFile('Dockerfile')).not.toMatch(/\btsx\b/)
+    const tsconfig = JSON.parse(readRepoFile('tsconfig.json'))
+    expect(tsconfig.compilerOptions).toMatchObject({ erasableSyntaxOnly: true, verbatimModuleSyntax: true })
+    for (const [name, script] of Object.entries(pkg.scripts as Record<string, string>)) expect(script, name).not.toMatch(/\btsx\b/)
   })
+
+  for (const svc of SERVICES) {
+    it(`target ${targetOf(svc.name)}: its CMD, run with plain node, starts ${svc.entry} (/health answers)`, async () => {
+      const cmd = JSON.parse(inherited(targetOf(svc.name)).filter((l) => l.startsWith('CMD ')).at(-1)!.slice(4)) as string[]
+      expect(cmd[0]).toBe('node')
+      const port = await freePort()
+      // This test's own Node binary, nothing in NODE_OPTIONS: what the image's node would run.
+      const child = spawn(process.execPath, cmd.slice(1), {
+        cwd: REPO_ROOT,
+        env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...PLAIN_NODE_ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let output = ''
+      child.stdout!.on('data', (d) => (output += d))
+      child.stderr!.on('data', (d) => (output += d))
+      const exited = once(child, 'exit')
+      try {
+        await waitForHttp(`http://127.0.0.1:${port}/health`, { timeoutMs: 60_000, isAlive: () => child.exitCode === null })
+      } catch (error) {
+        throw new Error(`${String(error)}\n${output}`, { cause: error })
+      } finally {
+        child.kill('SIGTERM')
+        await exited
+      }
+      expect(output).not.toMatch(/ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX|ExperimentalWarning/)
+    }, 90_000)
+  }
 
   it('the runtime stage has every package the service sources import (dependencies, not devDependencies)', () => {
     const pkg = JSON.parse(readRepoFile('package.json'))
@@ -127,19 +174,36 @@ describe('GitHub Actions workflow', () => {
     const ciRun = readRepoFile('.ci/run')
     const ciLines = ciRun.split('\n').map((l) => l.trim())
     expect(ciLines).toContain('npm test')
-    expect(ciLines).toContain('PATH="$node24:$PATH" npm test') // again on Node 24
-    expect(JSON.parse(readRepoFile('package.json')).engines.node).toBe('^20.19.0 || ^22.13.0 || >=24')
+    // Node 24 leads PATH before npm ci when the machine's is older: everything runs on the baseline.
+    expect(ciRun.indexOf('export PATH="$node24:$PATH"')).toBeGreaterThan(0)
+    expect(ciRun.indexOf('export PATH="$node24:$PATH"')).toBeLessThan(ciRun.indexOf('\nnpm ci --no-audit'))
+    expect(JSON.parse(readRepoFile('package.json')).engines.node).toBe('>=24')
     // npm test = types, lint, then the suite: a type error or a lint finding fails CI.
     const scripts = JSON.parse(readRepoFile('package.json')).scripts
     expect(scripts.test).toBe('npm run typecheck && npm run lint && vitest run')
     expect(scripts.typecheck).toBe('tsc -p tsconfig.json --noEmit')
     expect(scripts.lint).toBe('eslint .')
-    // Same machine as CI and the developers: Debian 12, root, Node 20 (and Node 24 from .ci/run), Go for Helm.
+    // Same machine as CI and the developers: Debian 12, root, Node 24, Go for Helm.
     expect(workflow.jobs.test.container.image).toMatch(/^debian:12\.\d+$/)
-    expect(steps.find((s) => s.uses?.startsWith('actions/setup-node@'))).toMatchObject({ with: { 'node-version': 20 } })
+    expect(steps.find((s) => s.uses?.startsWith('actions/setup-node@'))).toMatchObject({ with: { 'node-version': 24 } })
     expect(steps.some((s) => s.uses?.startsWith('actions/setup-go@'))).toBe(true)
     expect(workflow.on.push.branches).toEqual(['main'])
     expect(workflow.on).toHaveProperty('pull_request')
+  })
+
+  it('every action is at a major that runs on Node 24 (their Node 20 majors are deprecated)', () => {
+    // The first major of each whose action.yml says `using: node24`.
+    const node24Major: Record<string, number> = {
+      'actions/checkout': 5, 'actions/setup-node': 5, 'actions/setup-go': 6, 'actions/cache': 5,
+      'docker/setup-buildx-action': 4, 'docker/login-action': 4, 'docker/build-push-action': 7,
+    }
+    const uses = Object.values(workflow.jobs as Record<string, { steps: { uses?: string }[] }>).flatMap((job) => job.steps.flatMap((s) => (s.uses ? [s.uses] : [])))
+    expect(uses.length).toBeGreaterThan(5)
+    for (const use of uses) {
+      const [action, version] = use.split('@') as [string, string]
+      expect(node24Major[action], `${action} is known`).toBeDefined()
+      expect(Number(/^v(\d+)/.exec(version)?.[1]), use).toBeGreaterThanOrEqual(node24Major[action]!)
+    }
   })
 
   it('on main only, pushes the four images the chart deploys to ghcr.io', () => {

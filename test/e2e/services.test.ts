@@ -70,7 +70,7 @@ describe('monolith and movies-service processes', () => {
 
 describe('start-up failures and migrations', () => {
   it('a bad variable stops the service at start with a message naming it', async () => {
-    const failure = await run(process.execPath, ['--import', 'tsx', 'monolith/server.ts'], {
+    const failure = await run(process.execPath, ['monolith/server.ts'], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH, PORT: 'http', DB_CONNECTION_STRING: 'nope' },
     }).then(

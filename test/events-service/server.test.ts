@@ -60,7 +60,7 @@ it('publishes and consumes over the network, then shuts down gracefully on SIGTE
 })
 
 it('refuses to start with a bad variable, naming it', () => {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'events-service/server.ts'], {
+  const result = spawnSync(process.execPath, ['events-service/server.ts'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', KAFKA_SEND_TIMEOUT_MS: 'soon', KAFKA_TOPIC_PARTITIONS: '0' },
     encoding: 'utf8',

@@ -1,4 +1,4 @@
-// Starts a service as a real child process (`tsx <entry>`), for end-to-end tests that go
+// Starts a service as a real child process (`node <entry>`, Node runs the TypeScript itself), for end-to-end tests that go
 // through the network like a client. Every process started here is stopped by its handle;
 // the test keeps the handle (never kill by name).
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -35,7 +35,7 @@ export async function startService(
 ): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort()
   let output = ''
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [entry], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -87,7 +87,7 @@ it('the JVM dies with its Node parent, even on SIGKILL', { timeout: 90_000 }, as
     const kafka = await startKafka()
     console.log(JSON.stringify({ pid: kafka.pid, port: kafka.port, dataDir: kafka.dataDir }))
     setInterval(() => {}, 60_000)`
-  const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const parent = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   try {
     const started = await new Promise<{ pid: number; port: number; dataDir: string }>((ok, fail) => {
       let out = ''

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 /** Runs `script` (with createLogger imported) in a process of its own; resolves with its stdout lines and their arrival times. */
 function runLogging(script: string, stopWhen?: (line: string) => boolean): Promise<Array<{ line: string; at: number }>> {
   const code = `import { createLogger } from ${JSON.stringify(new URL('../../lib/logger.ts', import.meta.url).pathname)}\n${script}`
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: Array<{ line: string; at: number }> = []
   let rest = ''
   child.stdout.setEncoding('utf8').on('data', (text: string) => {

@@ -30,7 +30,7 @@ describe('PROXY_WORKERS=2', () => {
     proxy = await startService(
       'proxy/server.ts',
       { PROXY_WORKERS: '2', LOG_LEVEL: 'info', MONOLITH_URL: monolith.url, MOVIES_SERVICE_URL: movies.url, EVENTS_SERVICE_URL: monolith.url, RATE_LIMIT_MAX: '0' },
-      { readyPath: '/ready', timeoutMs: 120_000 }, // three cold tsx starts on a loaded machine
+      { readyPath: '/ready', timeoutMs: 120_000 }, // three cold starts on a loaded machine
     )
     // /ready is answered as soon as one worker listens; the test needs both.
     await eventually('both workers listening', () => proxy.output().includes('all proxy workers listening'), 120_000)

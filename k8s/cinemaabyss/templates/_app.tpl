@@ -94,24 +94,19 @@ spec:
             {{- toYaml $svc.resources | nindent 12 }}
           securityContext:
             {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          {{- /* Node runs the TypeScript sources itself: nothing is written, /tmp included. */}}
+          {{- with .files }}
           volumeMounts:
-            # tsx keeps its transform cache in /tmp; the root filesystem is read-only.
-            - name: tmp
-              mountPath: /tmp
-            {{- with .files }}
             - name: files
               mountPath: {{ .mountPath }}
               readOnly: true
-            {{- end }}
+          {{- end }}
+      {{- with .files }}
       volumes:
-        - name: tmp
-          emptyDir:
-            sizeLimit: 64Mi
-        {{- with .files }}
         - name: files
           configMap:
             name: {{ .configMap }}
-        {{- end }}
+      {{- end }}
 ---
 apiVersion: v1
 kind: Service
