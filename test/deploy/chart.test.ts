@@ -185,6 +185,8 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
       const ingress = find(objects, 'Ingress', 'cinemaabyss')
       expect(ingress.spec.rules[0].host).toBe('cinemaabyss.example.com')
       expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: 'proxy-service', port: { number: 8000 } })
+      // The client API only: /metrics, /documentation, /health, /ready and /admin stay inside the cluster.
+      expect(ingress.spec.rules.flatMap((r: K8sObject) => r.http.paths.map((p: K8sObject) => `${p.pathType} ${p.path}`))).toEqual(['Prefix /api'])
       const hpa = find(objects, 'HorizontalPodAutoscaler', 'proxy-service')
       expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'proxy-service' })
       expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2)
@@ -192,6 +194,26 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
       expect(find(objects, 'Deployment', 'proxy-service').spec.replicas).toBeUndefined()
       const pdb = find(objects, 'PodDisruptionBudget', 'proxy-service')
       expect(pdb.spec.selector.matchLabels).toEqual(find(objects, 'Deployment', 'proxy-service').spec.selector.matchLabels)
+    })
+
+    it('the operational endpoints reach the Ingress only through the documented switch ingress.exposeOperational', () => {
+      const paths = (objs: K8sObject[]) => find(objs, 'Ingress', 'cinemaabyss').spec.rules[0].http.paths.map((p: K8sObject) => p.path)
+      expect(paths(objects)).toEqual(['/api'])
+      expect(paths(renderChart(['--set', 'ingress.exposeOperational=true']))).toEqual(['/'])
+      expect(readRepoFile('k8s/cinemaabyss/values.yaml')).toMatch(/exposeOperational: false/)
+      expect(readRepoFile('k8s/README.md')).toContain('ingress.exposeOperational')
+    })
+
+    it('Redis keeps the ledger, ramps and fencing counters: append-only file on a persistent volume, volatile-lru', () => {
+      const redis = find(objects, 'StatefulSet', 'redis')
+      const c = podSpec(redis).containers[0]
+      const arg = (name: string) => c.args[c.args.indexOf(`--${name}`) + 1]
+      expect(arg('appendonly')).toBe('yes')
+      expect(arg('maxmemory-policy')).toBe('volatile-lru')
+      expect(c.volumeMounts).toContainEqual({ name: 'data', mountPath: '/data' })
+      expect(podSpec(redis).volumes ?? []).toEqual([]) // no emptyDir: the claim below
+      expect(redis.spec.volumeClaimTemplates[0].metadata.name).toBe('data')
+      expect(redis.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('1Gi')
     })
 
     it('PostgreSQL and Kafka (KRaft) keep their data on volumes; Kafka has no ZooKeeper', () => {
