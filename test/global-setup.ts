@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startKafka } from '../dev/kafka/launcher.ts'
 import { createTemplateDatabase } from '../dev/pg-admin.ts'
+import { checkPrerequisites } from './helpers/prerequisites.ts'
 import { startPrivatePostgres, startPrivateRedis, type PrivateServer } from './helpers/private-servers.ts'
 
 declare module 'vitest' {
@@ -21,6 +22,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  checkPrerequisites() // before anything starts: each missing one named with its install command
   const started: PrivateServer[] = []
   const stopStarted = () => Promise.all(started.splice(0).map((s) => s.stop()))
   const given = (url: string | undefined, start: () => Promise<PrivateServer>) =>

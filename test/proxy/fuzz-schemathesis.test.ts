@@ -8,12 +8,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REPO_ROOT } from '../helpers/processes.ts'
+import { SCHEMATHESIS } from '../helpers/prerequisites.ts'
 import { legacySpecFile } from '../helpers/shared-reference.ts'
 import { flagsFileAt } from './proxy-harness.ts'
 import { startRealStack, type RealStack } from './real-stack.ts'
 
-const SCHEMATHESIS = join(REPO_ROOT, '.cache/schemathesis-venv/bin/schemathesis')
 const MAX_EXAMPLES = process.env.FUZZ_MAX_EXAMPLES ?? '25'
 
 let stack: RealStack
