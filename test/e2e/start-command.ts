@@ -18,7 +18,9 @@ export interface StartedSystem {
 
 export async function runStartCommand(env: Record<string, string | undefined>, timeoutMs: number): Promise<StartedSystem> {
   const [bin, ...args] = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.start as string).split(' ')
-  const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', bin), args, {
+  // `node dev/start/main.ts`: this Node (npm would run the one first on PATH); a package's bin otherwise.
+  const command = bin === 'node' ? process.execPath : join(REPO_ROOT, 'node_modules', '.bin', bin!)
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     // Only what a shell has, plus what the test sets.
     env: { PATH: process.env.PATH, HOME: process.env.HOME, JAVA_HOME: process.env.JAVA_HOME, ...env },
