@@ -1,0 +1,256 @@
+// This store's consumer of the movie-state topic: every change written on the other side is
+// applied here (lib/movies/movie-replica.ts), then its offset committed (at-least-once delivery,
+// applied once: the version check makes a re-delivery a no-op).
+//
+// The consumer group is this store's own, named once in the store itself (replication_state):
+// a new store, or one rebuilt from nothing, has no group yet, so it reads the compacted topic
+// from the beginning — the latest state of every movie — and then follows it, with no gap.
+//
+// A message that can never be applied (unreadable, invalid, refused by a constraint) is parked
+// in replication_parked and counted, and the stream goes on. A database that is down is not the
+// message's fault: the message is retried (with a backoff) until the database is back.
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Admin, Consumer, EachMessagePayload, Kafka } from 'kafkajs'
+import { sqlState, type Database } from '../db/database.ts'
+import type { Topics } from '../kafka/topics.ts'
+import type { Logger } from '../logger.ts'
+import { applyMovieState } from '../movies/movie-replica.ts'
+import { parseMovieState, PoisonMessageError, type StoreSide } from '../movies/movie-state.ts'
+import type { ReplicaMetrics } from './metrics.ts'
+
+export interface ReplicaConsumerOptions {
+  kafka: Kafka
+  /** Ensures the topic exists (the outbox's topics, movie-state among them). */
+  topics: Topics
+  /** movie-state with KAFKA_TOPIC_PREFIX. */
+  topic: string
+  db: Database
+  self: StoreSide
+  logger: Logger
+  metrics: ReplicaMetrics
+  /** Called after a change was applied (the movies service drops its cached reads). */
+  onApplied?: (movieId: number) => Promise<void>
+  sessionTimeoutMs?: number
+  /** How often the distance to the topic's end is checked. */
+  behindCheckMs?: number
+}
+
+export interface ReplicaStatus {
+  groupId?: string
+  connected: boolean
+  /** Messages on the topic not consumed yet; undefined when Kafka could not be asked. */
+  behindMessages?: number
+  /** 0 when caught up; else for how long this store has been behind. */
+  behindSeconds?: number
+  lastAppliedAt?: string
+}
+
+export interface ReplicaConsumer {
+  start(): void
+  stop(): Promise<void>
+  status(): ReplicaStatus
+}
+
+const GROUP_STATE = 'movie_state_consumer_group'
+
+/** This store's consumer group, created at its first start (a rebuilt store gets a new one). */
+async function consumerGroup(db: Database, self: StoreSide): Promise<string> {
+  await db.query('INSERT INTO replication_state (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
+    GROUP_STATE,
+    `movie-replica-${self}-${randomUUID().slice(0, 8)}`,
+  ])
+  const { rows } = await db.query<{ value: string }>('SELECT value FROM replication_state WHERE name = $1', [GROUP_STATE])
+  return rows[0].value
+}
+
+/** A constraint or data error: this message will never apply (class 22 data exception, 23 integrity). */
+const refusedByDatabase = (err: unknown) => /^2[23]/.test(sqlState(err) ?? '')
+
+export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaConsumer {
+  const { kafka, db, metrics, self, topic } = options
+  const logger = options.logger.child({ component: 'movie-replica', topic })
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000
+  let stopping = false
+  let loop: Promise<void> | undefined
+  let consumer: Consumer | undefined
+  let crashed: (() => void) | undefined
+  let groupId: string | undefined
+  let connected = false
+  let behindMessages: number | undefined
+  let behindSince: number | undefined
+  let lastAppliedAt: string | undefined
+  let checker: NodeJS.Timeout | undefined
+
+  async function park(payload: EachMessagePayload, error: string): Promise<void> {
+    const { partition, message } = payload
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        await db.query(
+          `INSERT INTO replication_parked (topic, partition, message_offset, message_key, message_value, error) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (topic, partition, message_offset) DO NOTHING`,
+          [payload.topic, partition, message.offset, message.key?.toString('utf8') ?? null, message.value?.toString('utf8').replace(/\0/g, '\uFFFD') ?? null, error],
+        )
+        break
+      } catch (err) {
+        logger.warn({ err: (err as Error).message, attempt }, 'cannot park a poison message yet, retrying')
+        await retryPause(payload, attempt)
+      }
+    }
+    metrics.events.inc({ origin: 'unknown', result: 'parked' })
+    logger.error({ partition, offset: message.offset, key: message.key?.toString('utf8'), err: error }, 'movie-state message parked (replication_parked)')
+  }
+
+  async function retryPause(payload: EachMessagePayload, attempt: number): Promise<void> {
+    await sleep(Math.min(200 * 2 ** attempt, 5_000))
+    // Long retries must not cost this member its partitions.
+    await payload.heartbeat().catch(() => {})
+  }
+
+  async function eachMessage(payload: EachMessagePayload): Promise<void> {
+    const { partition, message } = payload
+    let envelope
+    try {
+      envelope = parseMovieState(message.key, message.value)
+    } catch (err) {
+      await park(payload, (err as Error).message)
+    }
+    for (let attempt = 1; envelope && !stopping; attempt++) {
+      const state = envelope.payload
+      try {
+        const outcome = await applyMovieState(db, state, envelope.id, self)
+        metrics.events.inc({ origin: state.origin, result: outcome })
+        if (outcome === 'applied') {
+          lastAppliedAt = new Date().toISOString()
+          metrics.lag.observe({ origin: state.origin }, Math.max(0, Date.now() - Date.parse(state.changed_at)) / 1000)
+          await options.onApplied?.(state.movie.id)
+          logger.debug({ movie: state.movie.id, version: state.version, origin: state.origin }, 'movie change applied')
+        }
+        break
+      } catch (err) {
+        if (err instanceof PoisonMessageError || refusedByDatabase(err)) {
+          await park(payload, `refused by the database: ${(err as Error).message}`)
+          break
+        }
+        logger.warn({ err: (err as Error).message, partition, offset: message.offset, attempt }, 'cannot apply a movie change yet, retrying')
+        await retryPause(payload, attempt)
+      }
+    }
+    if (stopping) return // not committed: delivered again after the restart
+    await consumer!.commitOffsets([{ topic: payload.topic, partition, offset: (BigInt(message.offset) + 1n).toString() }])
+  }
+
+  async function checkBehind(admin: Admin): Promise<void> {
+    if (!groupId) return
+    try {
+      const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })])
+      const done = new Map(committed[0]?.partitions.map((p) => [p.partition, Number(p.offset)]) ?? [])
+      behindMessages = ends.reduce((sum, p) => {
+        const position = done.get(p.partition) ?? -1
+        return sum + Math.max(0, Number(p.high) - (position >= 0 ? position : Number(p.low)))
+      }, 0)
+      if (behindMessages === 0) behindSince = undefined
+      else behindSince ??= Date.now()
+    } catch (err) {
+      behindMessages = undefined
+      logger.debug({ err: (err as Error).message }, 'cannot read the movie-state offsets')
+    }
+    metrics.behindMessages.set(behindMessages ?? Number.NaN)
+    metrics.behindSeconds.set(behindSince === undefined ? (behindMessages === undefined ? Number.NaN : 0) : (Date.now() - behindSince) / 1000)
+  }
+
+  function startChecking(): void {
+    const admin = kafka.admin()
+    let connecting: Promise<void> | undefined
+    const tick = async () => {
+      try {
+        connecting ??= admin.connect()
+        await connecting
+        await checkBehind(admin)
+      } catch {
+        connecting = undefined
+        behindMessages = undefined
+        metrics.behindMessages.set(Number.NaN)
+      }
+      if (!stopping) checker = setTimeout(() => void tick(), options.behindCheckMs ?? 2_000)
+    }
+    void tick()
+    stopChecking = async () => {
+      clearTimeout(checker)
+      await admin.disconnect().catch(() => {})
+    }
+  }
+  let stopChecking = async () => {}
+
+  async function runOnce(): Promise<void> {
+    groupId ??= await consumerGroup(db, self)
+    await options.topics.ensure()
+    if (stopping) return
+    const c = kafka.consumer({
+      groupId,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 500,
+      sessionTimeout: sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
+    })
+    consumer = c
+    const ended = new Promise<void>((resolve) => {
+      crashed = resolve
+      c.on(c.events.CRASH, ({ payload }) => {
+        if (!payload.restart) {
+          logger.error({ err: payload.error.message }, 'movie-state consumer crashed, recreating it')
+          resolve()
+        } else logger.info({ err: payload.error.message }, 'movie-state consumer restarting after an error')
+      })
+    })
+    try {
+      await c.connect()
+      await c.subscribe({ topics: [topic], fromBeginning: true })
+      await c.run({ autoCommit: false, eachMessage })
+      connected = true
+      metrics.consumerConnected.set(1)
+      logger.info({ groupId }, 'movie-state consumer running')
+      await ended
+    } finally {
+      connected = false
+      metrics.consumerConnected.set(0)
+      await Promise.race([c.disconnect().catch(() => {}), sleep(sessionTimeoutMs)])
+    }
+  }
+
+  async function run(): Promise<void> {
+    let backoffMs = 500
+    while (!stopping) {
+      try {
+        await runOnce()
+        backoffMs = 500
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'movie-state consumer cannot run yet, retrying')
+      }
+      if (stopping) break
+      await sleep(backoffMs)
+      backoffMs = Math.min(backoffMs * 2, 10_000)
+    }
+  }
+
+  return {
+    start() {
+      if (loop || stopping) return
+      loop = run()
+      startChecking()
+    },
+    async stop() {
+      stopping = true
+      crashed?.()
+      await loop
+      await stopChecking()
+    },
+    status: () => ({
+      groupId,
+      connected,
+      behindMessages,
+      behindSeconds: behindSince === undefined ? (behindMessages === undefined ? undefined : 0) : (Date.now() - behindSince) / 1000,
+      lastAppliedAt,
+    }),
+  }
+}
