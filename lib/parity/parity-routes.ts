@@ -19,7 +19,8 @@ export interface ParityRoutesOptions {
 }
 
 export async function parityRoutes(app: FastifyInstance, opts: ParityRoutesOptions): Promise<void> {
-  app.get<{ Querystring: { buckets?: number; bucket?: number; ids?: string } }>(
+  // Numbers as digits (the services' query strings are not coerced), checked below.
+  app.get<{ Querystring: { buckets?: string; bucket?: string; ids?: string } }>(
     PARITY_PATH,
     {
       schema: {
@@ -27,15 +28,18 @@ export async function parityRoutes(app: FastifyInstance, opts: ParityRoutesOptio
           type: 'object',
           additionalProperties: false,
           properties: {
-            buckets: { type: 'integer', minimum: 1, maximum: MAX_BUCKETS },
-            bucket: { type: 'integer', minimum: 0, maximum: MAX_BUCKETS - 1 },
+            buckets: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+            bucket: { type: 'string', pattern: '^(0|[1-9][0-9]{0,3})$' },
             ids: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}(,[A-Za-z0-9._:-]{1,64})*$', maxLength: 6600 },
           },
         },
       },
     },
     async (request) => {
-      const { buckets = DEFAULT_BUCKETS, bucket, ids } = request.query
+      const { ids } = request.query
+      const buckets = request.query.buckets === undefined ? DEFAULT_BUCKETS : Number(request.query.buckets)
+      const bucket = request.query.bucket === undefined ? undefined : Number(request.query.bucket)
+      if (buckets > MAX_BUCKETS) throw new errors.INVALID_VALUE(`buckets must be at most ${MAX_BUCKETS}`)
       if (bucket !== undefined && bucket >= buckets) throw new errors.INVALID_VALUE(`bucket must be below buckets (${buckets})`)
       const records = await opts.records()
       if (ids !== undefined) {
