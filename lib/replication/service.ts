@@ -62,23 +62,30 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
 
   let stopped = false
   let backfill: Promise<void> | undefined
-  /** This store's movies from before replication, published once; retried while the database is away. */
-  async function publishExisting(): Promise<void> {
-    for (let attempt = 1; !stopped; attempt++) {
-      try {
-        const published = await publishUnpublishedMovies(db, self)
-        if (published > 0) logger.info({ published }, 'published the movies this store held before replication (movie-state)')
-        return
-      } catch (err) {
-        logger.warn({ err: (err as Error).message, attempt }, 'cannot publish this store\'s existing movies yet, retrying')
-        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)))
-      }
+  /** One attempt at publishing this store's movies from before replication; true when done. */
+  async function publishExisting(attempt: number): Promise<boolean> {
+    try {
+      const published = await publishUnpublishedMovies(db, self)
+      if (published > 0) logger.info({ published }, 'published the movies this store held before replication (movie-state)')
+      return true
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, attempt }, 'cannot publish this store\'s existing movies yet, retrying')
+      return false
+    }
+  }
+  async function keepTrying(): Promise<void> {
+    for (let attempt = 2; !stopped && !(await publishExisting(attempt)); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)))
     }
   }
 
   app.addHook('onReady', async () => {
-    backfill = publishExisting()
-    consumer?.start()
+    // Only where replication runs (Kafka configured): the movies from before it are published
+    // once, before the service takes requests when the database answers (so they precede
+    // anything written after), else in the background until it does.
+    if (!consumer) return
+    if (!(await publishExisting(1))) backfill = keepTrying()
+    consumer.start()
   })
   app.addHook('onClose', async () => {
     stopped = true
