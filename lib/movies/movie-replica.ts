@@ -22,30 +22,57 @@ const RAISE_SEQUENCE = `
     FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS used FROM movies_id_seq) s
    WHERE s.used < $1`
 
+export interface IncomingState {
+  state: MovieState
+  eventId: string
+}
+
+/** Applies one change; see applyMovieStates. */
 export async function applyMovieState(db: Database, state: MovieState, eventId: string, self: StoreSide): Promise<ApplyOutcome> {
-  const { movie } = state
+  return (await applyMovieStates(db, [{ state, eventId }], self))[0]
+}
+
+/**
+ * Applies changes in the order given, in one transaction (all or none: a refused one rolls the
+ * others back, and the caller applies them one by one to find it); one outcome per change.
+ */
+export async function applyMovieStates(db: Database, changes: readonly IncomingState[], self: StoreSide): Promise<ApplyOutcome[]> {
+  if (changes.length === 0) return []
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [APPLY_LOCK_KEY])
-    const { rows } = await tx.query<{ version: string }>('SELECT version::text AS version FROM movie_versions WHERE movie_id = $1 FOR UPDATE', [movie.id])
-    const local = rows[0] ? Number(rows[0].version) : 0
-    if (local >= state.version) return state.origin === self ? 'echo' : local === state.version ? 'duplicate' : 'stale'
-    await tx.query(
-      `INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
-         rating = EXCLUDED.rating, updated_at = CURRENT_TIMESTAMP`,
-      [movie.id, movie.title, movie.description, movie.rating],
-    )
-    await tx.query('DELETE FROM movie_genres WHERE movie_id = $1', [movie.id])
-    if (movie.genres.length > 0) await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [movie.id, movie.genres])
-    await tx.query(
-      `INSERT INTO movie_versions (movie_id, version, origin, changed_at, event_id, applied_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
-       ON CONFLICT (movie_id) DO UPDATE SET version = EXCLUDED.version, origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,
-         event_id = EXCLUDED.event_id, applied_at = EXCLUDED.applied_at`,
-      [movie.id, state.version, state.origin, state.changed_at, eventId],
-    )
-    await tx.query(RAISE_SEQUENCE, [movie.id])
-    return 'applied'
+    const outcomes: ApplyOutcome[] = []
+    let highestId = 0
+    for (const { state, eventId } of changes) {
+      const outcome = await applyIn(tx, state, eventId, self)
+      if (outcome === 'applied') highestId = Math.max(highestId, state.movie.id)
+      outcomes.push(outcome)
+    }
+    if (highestId > 0) await tx.query(RAISE_SEQUENCE, [highestId])
+    return outcomes
   })
+}
+
+async function applyIn(tx: Queryable, state: MovieState, eventId: string, self: StoreSide): Promise<ApplyOutcome> {
+  const { movie } = state
+  const { rows } = await tx.query<{ version: string }>('SELECT version::text AS version FROM movie_versions WHERE movie_id = $1 FOR UPDATE', [movie.id])
+  const local = rows[0] ? Number(rows[0].version) : 0
+  if (local >= state.version) return state.origin === self ? 'echo' : local === state.version ? 'duplicate' : 'stale'
+  await tx.query(
+    `INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
+       rating = EXCLUDED.rating, updated_at = CURRENT_TIMESTAMP`,
+    [movie.id, movie.title, movie.description, movie.rating],
+  )
+  // The genres as the state has them: those it lacks removed, the new ones added.
+  await tx.query('DELETE FROM movie_genres WHERE movie_id = $1 AND NOT (genre = ANY($2::text[]))', [movie.id, movie.genres])
+  if (movie.genres.length > 0) await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [movie.id, movie.genres])
+  await tx.query(
+    `INSERT INTO movie_versions (movie_id, version, origin, changed_at, event_id, applied_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
+     ON CONFLICT (movie_id) DO UPDATE SET version = EXCLUDED.version, origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,
+       event_id = EXCLUDED.event_id, applied_at = EXCLUDED.applied_at`,
+    [movie.id, state.version, state.origin, state.changed_at, eventId],
+  )
+  return 'applied'
 }
 
 /**

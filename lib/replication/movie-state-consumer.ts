@@ -1,6 +1,7 @@
 // This store's consumer of the movie-state topic: every change written on the other side is
-// applied here (lib/movies/movie-replica.ts), then its offset committed (at-least-once delivery,
-// applied once: the version check makes a re-delivery a no-op).
+// applied here (lib/movies/movie-replica.ts), up to 100 per transaction in partition order, then
+// their offset committed (at-least-once delivery, applied once: the version check makes a
+// re-delivery a no-op).
 //
 // The consumer group is this store's own, named once in the store itself (replication_state):
 // a new store, or one rebuilt from nothing, has no group yet, so it reads the compacted topic
@@ -11,12 +12,12 @@
 // message's fault: the message is retried (with a backoff) until the database is back.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Admin, Consumer, EachMessagePayload, Kafka } from 'kafkajs'
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import { sqlState, type Database } from '../db/database.ts'
 import type { Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
-import { applyMovieState } from '../movies/movie-replica.ts'
-import { parseMovieState, PoisonMessageError, type StoreSide } from '../movies/movie-state.ts'
+import { applyMovieStates, type ApplyOutcome, type IncomingState } from '../movies/movie-replica.ts'
+import { parseMovieState, type StoreSide } from '../movies/movie-state.ts'
 import type { ReplicaMetrics } from './metrics.ts'
 
 export interface ReplicaConsumerOptions {
@@ -53,6 +54,8 @@ export interface ReplicaConsumer {
 }
 
 const GROUP_STATE = 'movie_state_consumer_group'
+/** Changes applied per transaction (and per offset commit). */
+const APPLY_CHUNK = 100
 
 /** This store's consumer group, created at its first start (a rebuilt store gets a new one). */
 async function consumerGroup(db: Database, self: StoreSide): Promise<string> {
@@ -82,62 +85,96 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   let lastAppliedAt: string | undefined
   let checker: NodeJS.Timeout | undefined
 
-  async function park(payload: EachMessagePayload, error: string): Promise<void> {
-    const { partition, message } = payload
+  /** Keeps a message that can never be applied in replication_parked (retried while the database is away). */
+  async function park(topicName: string, partition: number, message: KafkaMessage, error: string, heartbeat: () => Promise<void>): Promise<void> {
     for (let attempt = 1; !stopping; attempt++) {
       try {
         await db.query(
           `INSERT INTO replication_parked (topic, partition, message_offset, message_key, message_value, error) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (topic, partition, message_offset) DO NOTHING`,
-          [payload.topic, partition, message.offset, message.key?.toString('utf8') ?? null, message.value?.toString('utf8').replace(/\0/g, '\uFFFD') ?? null, error],
+          [topicName, partition, message.offset, message.key?.toString('utf8') ?? null, message.value?.toString('utf8').replace(/\0/g, '\uFFFD') ?? null, error],
         )
         break
       } catch (err) {
         logger.warn({ err: (err as Error).message, attempt }, 'cannot park a poison message yet, retrying')
-        await retryPause(payload, attempt)
+        await retryPause(attempt, heartbeat)
       }
     }
     metrics.events.inc({ origin: 'unknown', result: 'parked' })
     logger.error({ partition, offset: message.offset, key: message.key?.toString('utf8'), err: error }, 'movie-state message parked (replication_parked)')
   }
 
-  async function retryPause(payload: EachMessagePayload, attempt: number): Promise<void> {
+  async function retryPause(attempt: number, heartbeat: () => Promise<void>): Promise<void> {
     await sleep(Math.min(200 * 2 ** attempt, 5_000))
     // Long retries must not cost this member its partitions.
-    await payload.heartbeat().catch(() => {})
+    await heartbeat().catch(() => {})
   }
 
-  async function eachMessage(payload: EachMessagePayload): Promise<void> {
-    const { partition, message } = payload
-    let envelope
-    try {
-      envelope = parseMovieState(message.key, message.value)
-    } catch (err) {
-      await park(payload, (err as Error).message)
-    }
-    for (let attempt = 1; envelope && !stopping; attempt++) {
-      const state = envelope.payload
+  function counted(changes: readonly IncomingState[], outcomes: readonly ApplyOutcome[]): number[] {
+    const applied: number[] = []
+    outcomes.forEach((outcome, i) => {
+      const { state } = changes[i]
+      metrics.events.inc({ origin: state.origin, result: outcome })
+      if (outcome !== 'applied') return
+      applied.push(state.movie.id)
+      metrics.lag.observe({ origin: state.origin }, Math.max(0, Date.now() - Date.parse(state.changed_at)) / 1000)
+    })
+    if (applied.length > 0) lastAppliedAt = new Date().toISOString()
+    return applied
+  }
+
+  /**
+   * Applies `changes` (in partition order) in one transaction; if the database refuses one,
+   * one by one, parking the refused ones. A database that is away is waited for. Returns the
+   * ids applied, or undefined when stopping before they were.
+   */
+  async function applyAll(changes: Array<IncomingState & { message: KafkaMessage }>, topicName: string, partition: number, heartbeat: () => Promise<void>): Promise<number[] | undefined> {
+    for (let attempt = 1; !stopping; attempt++) {
       try {
-        const outcome = await applyMovieState(db, state, envelope.id, self)
-        metrics.events.inc({ origin: state.origin, result: outcome })
-        if (outcome === 'applied') {
-          lastAppliedAt = new Date().toISOString()
-          metrics.lag.observe({ origin: state.origin }, Math.max(0, Date.now() - Date.parse(state.changed_at)) / 1000)
-          await options.onApplied?.(state.movie.id)
-          logger.debug({ movie: state.movie.id, version: state.version, origin: state.origin }, 'movie change applied')
-        }
-        break
+        return counted(changes, await applyMovieStates(db, changes, self))
       } catch (err) {
-        if (err instanceof PoisonMessageError || refusedByDatabase(err)) {
-          await park(payload, `refused by the database: ${(err as Error).message}`)
-          break
+        if (refusedByDatabase(err) && changes.length > 1) {
+          const applied: number[] = []
+          for (const change of changes) {
+            const ids = await applyAll([change], topicName, partition, heartbeat)
+            if (!ids) return undefined
+            applied.push(...ids)
+          }
+          return applied
         }
-        logger.warn({ err: (err as Error).message, partition, offset: message.offset, attempt }, 'cannot apply a movie change yet, retrying')
-        await retryPause(payload, attempt)
+        if (refusedByDatabase(err)) {
+          await park(topicName, partition, changes[0].message, `refused by the database: ${(err as Error).message}`, heartbeat)
+          return []
+        }
+        logger.warn({ err: (err as Error).message, partition, attempt }, 'cannot apply movie changes yet, retrying')
+        await retryPause(attempt, heartbeat)
       }
     }
-    if (stopping) return // not committed: delivered again after the restart
-    await consumer!.commitOffsets([{ topic: payload.topic, partition, offset: (BigInt(message.offset) + 1n).toString() }])
+    return undefined
+  }
+
+  // One partition's batch: applied in chunks, each in one transaction, its offset committed after.
+  async function eachBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
+    for (let i = 0; i < batch.messages.length; i += APPLY_CHUNK) {
+      if (!isRunning() || isStale() || stopping) return
+      const chunk = batch.messages.slice(i, i + APPLY_CHUNK)
+      const changes: Array<IncomingState & { message: KafkaMessage }> = []
+      for (const message of chunk) {
+        try {
+          const envelope = parseMovieState(message.key, message.value)
+          changes.push({ state: envelope.payload, eventId: envelope.id, message })
+        } catch (err) {
+          await park(batch.topic, batch.partition, message, (err as Error).message, heartbeat)
+        }
+      }
+      const applied = await applyAll(changes, batch.topic, batch.partition, heartbeat)
+      if (applied === undefined) return // stopping: not committed, delivered again after the restart
+      for (const id of applied) await options.onApplied?.(id)
+      const next = (BigInt(chunk[chunk.length - 1].offset) + 1n).toString()
+      await consumer!.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
+      resolveOffset(chunk[chunk.length - 1].offset)
+      await heartbeat()
+    }
   }
 
   async function checkBehind(admin: Admin): Promise<void> {
@@ -206,7 +243,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     try {
       await c.connect()
       await c.subscribe({ topics: [topic], fromBeginning: true })
-      await c.run({ autoCommit: false, eachMessage })
+      await c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch })
       connected = true
       metrics.consumerConnected.set(1)
       logger.info({ groupId }, 'movie-state consumer running')

@@ -118,6 +118,9 @@ describe('the replica consumer', () => {
         { key: '7001', value: 'not json at all' },
         { key: '7002', value: envelope({ ...state(7002, 1), movie: { ...state(7002, 1).movie, genres: ['x'.repeat(60)] } }) },
         { key: '7003', value: envelope(state(7003, 1)) },
+        // Valid JSON the database refuses (a NUL character in text): its batch is applied one by one.
+        { key: '7004', value: envelope(state(7004, 1, 'nul \u0000 inside')) },
+        { key: '7005', value: envelope(state(7005, 1)) },
       ],
     })
     await producer.disconnect()
@@ -128,15 +131,18 @@ describe('the replica consumer', () => {
     })
     consumer.start()
     try {
-      await eventually('the valid movie applied after the poison ones', async () => (await title(7003)) === 'Movie 7003 v1', 60_000)
+      await eventually('the valid movies applied around the poison ones', async () => (await title(7005)) === 'Movie 7005 v1', 60_000)
+      expect(await title(7003)).toBe('Movie 7003 v1')
+      expect(await title(7004)).toBeUndefined()
       const parked = await db.query<{ message_key: string; error: string }>('SELECT message_key, error FROM replication_parked WHERE topic = $1 ORDER BY message_offset', [topic])
-      expect(parked.rows.map((r) => r.message_key)).toEqual(['7001', '7002'])
+      expect(parked.rows.map((r) => r.message_key)).toEqual(['7001', '7002', '7004'])
       expect(parked.rows[0].error).toMatch(/not JSON/)
       expect(parked.rows[1].error).toMatch(/genres/)
+      expect(parked.rows[2].error).toMatch(/refused by the database/)
       const text = await registry.metrics()
-      expect(metric(text, 'movie_replication_events_total{result="parked"}')).toBe(2)
-      expect(metric(text, 'movie_replication_events_total{origin="legacy",result="applied"}')).toBe(1)
-      expect(applied).toEqual([7003])
+      expect(metric(text, 'movie_replication_events_total{result="parked"}')).toBe(3)
+      expect(metric(text, 'movie_replication_events_total{origin="legacy",result="applied"}')).toBe(2)
+      expect(applied).toEqual([7003, 7005])
       await eventually('caught up with the topic', () => consumer.status().behindMessages === 0, 20_000)
     } finally {
       await consumer.stop()
