@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import { sqlState, type Database } from '../db/database.ts'
+import { untilCrash } from '../kafka/consumer-crash.ts'
 import type { Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { applyMovieStates, type ApplyOutcome, type IncomingState } from '../movies/movie-replica.ts'
@@ -231,15 +232,8 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
     })
     consumer = c
-    const ended = new Promise<void>((resolve) => {
-      crashed = resolve
-      c.on(c.events.CRASH, ({ payload }) => {
-        if (!payload.restart) {
-          logger.error({ err: payload.error.message }, 'movie-state consumer crashed, recreating it')
-          resolve()
-        } else logger.info({ err: payload.error.message }, 'movie-state consumer restarting after an error')
-      })
-    })
+    const { ended, end } = untilCrash(c, logger, 'movie-state consumer')
+    crashed = end
     try {
       await c.connect()
       await c.subscribe({ topics: [topic], fromBeginning: true })

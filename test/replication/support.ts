@@ -2,7 +2,7 @@
 // owned by a login role of its own that cannot connect to the other's (as in compose and the
 // chart), migrated with its own schema.
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
+import { admin } from '../../dev/pg-admin.ts'
 import { loadMigrationSet, migrate, type MigrationSet } from '../../lib/db/migrate.ts'
 import { createPgDatabase } from '../../lib/db/pg-database.ts'
 
@@ -14,23 +14,13 @@ export interface OwnedDatabase {
   drop(): Promise<void>
 }
 
-async function asAdmin<T>(adminUrl: string, work: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 5_000 })
-  await client.connect()
-  try {
-    return await work(client)
-  } finally {
-    await client.end()
-  }
-}
-
 /** A new database owned by a new role, closed to every other role (PUBLIC's CONNECT revoked), migrated with `set`. */
 export async function ownedDatabase(adminUrl: string, set: MigrationSet): Promise<OwnedDatabase> {
   const suffix = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
   const name = `${set}_db_${suffix}`
   const role = `${set}_user_${suffix}`
   const password = randomBytes(12).toString('hex')
-  await asAdmin(adminUrl, async (c) => {
+  await admin(adminUrl, async (c) => {
     await c.query(`CREATE ROLE "${role}" LOGIN PASSWORD '${password}'`)
     await c.query(`CREATE DATABASE "${name}" OWNER "${role}"`)
     await c.query(`REVOKE ALL ON DATABASE "${name}" FROM PUBLIC`)
@@ -50,7 +40,7 @@ export async function ownedDatabase(adminUrl: string, set: MigrationSet): Promis
     role,
     url: url.toString(),
     drop: () =>
-      asAdmin(adminUrl, async (c) => {
+      admin(adminUrl, async (c) => {
         await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
         await c.query(`DROP ROLE IF EXISTS "${role}"`)
       }),
