@@ -19,6 +19,7 @@ import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
 import { createLedger } from './ledger.ts'
 import { createMetrics } from './metrics.ts'
+import { reserveInternalNamespace } from './parity/internal-namespace.ts'
 import { createParityMonitor } from './parity/parity-monitor.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
@@ -116,6 +117,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
+  reserveInternalNamespace(app)
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())

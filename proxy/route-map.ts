@@ -122,7 +122,7 @@ export interface RouteMap {
 type Env = Record<string, string | undefined>
 
 /** Paths the proxy answers itself; a route may not claim them. */
-export const RESERVED_PATHS = ['/health', '/ready', '/metrics', '/admin']
+export const RESERVED_PATHS = ['/health', '/ready', '/metrics', '/admin', '/internal']
 
 export function readRouteFile(file: string): unknown {
   try {

@@ -103,6 +103,13 @@ describe('GET /admin/routes/:name/parity', () => {
     expect((await parity('nope')).status).toBe(404)
   })
 
+  it('the services\' /internal endpoints are never reachable through the proxy', async () => {
+    for (const url of ['/internal/parity', '/internal', '/internal/parity?buckets=4']) {
+      const res = await proxy.app.inject({ method: 'GET', url })
+      expect(res.statusCode, url).toBe(404)
+    }
+  })
+
   it('needs the admin token', async () => {
     const res = await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity' })
     expect(res.statusCode).toBe(401)
