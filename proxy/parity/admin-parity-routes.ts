@@ -13,13 +13,14 @@ export interface AdminParityOptions {
 }
 
 export async function adminParityRoutes(app: FastifyInstance, opts: AdminParityOptions): Promise<void> {
-  app.get<{ Params: { name: string }; Querystring: { cached?: boolean } }>(
+  app.get<{ Params: { name: string }; Querystring: { cached?: 'true' | 'false' } }>(
     '/admin/routes/:name/parity',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { cached: { type: 'boolean' } } } } },
+    // As text: the admin API's query strings are not coerced.
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { cached: { type: 'string', enum: ['true', 'false'] } } } } },
     async (request) => {
       const route = opts.routes.find((r) => r.name === request.params.name)
       if (!route) throw new errors.ROUTE_NOT_FOUND(request.params.name, opts.routes.map((r) => r.name).join(', '))
-      if (request.query.cached) return opts.parity.last(route.name) ?? (await opts.parity.check(route))
+      if (request.query.cached === 'true') return opts.parity.last(route.name) ?? (await opts.parity.check(route))
       return opts.parity.check(route)
     },
   )

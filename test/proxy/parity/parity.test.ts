@@ -58,6 +58,10 @@ describe('GET /admin/routes/:name/parity', () => {
     expect(body).toMatchObject({ missingOnLegacy: [], missingOnTarget: [], differing: [], lagSeconds: 2 })
     expect(await gauge('migration_data_drift')).toBe(0)
     expect(await gauge('migration_replication_lag_seconds')).toBe(2)
+    // ?cached=true answers the last check without comparing again.
+    const cached = await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=true', headers: admin })
+    expect([cached.statusCode, cached.json().checkedAt]).toEqual([200, body.checkedAt])
+    expect((await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=yes', headers: admin })).statusCode).toBe(400)
     expect(await gauge('migration_parity_check_ok')).toBe(1)
   })
 
