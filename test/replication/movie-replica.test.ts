@@ -149,3 +149,26 @@ describe('the replica consumer', () => {
     }
   })
 })
+
+describe('npm run replication:republish', () => {
+  it('queues every movie this store wrote again, same versions, and refuses a bad store name', { timeout: 60_000 }, async () => {
+    const { execFile } = await import('node:child_process')
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', 'lib/replication/republish-cli.ts'], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        )
+      })
+    const own = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM movie_versions WHERE origin = 'catalog'")).rows[0].n
+    const before = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE topic = 'movie-state'")).rows[0].n
+    const done = await run({ DB_CONNECTION_STRING: database.url, REPLICATION_STORE: 'catalog' })
+    expect(done.code, done.out).toBe(0)
+    expect(done.out).toContain(`catalog: ${own} movies written here queued for movie-state again`)
+    const after = await db.query<{ payload: { payload: MovieState } }>("SELECT payload FROM outbox WHERE topic = 'movie-state' ORDER BY position OFFSET $1", [before])
+    expect(after.rows).toHaveLength(own)
+    expect(after.rows.every((r) => r.payload.payload.origin === 'catalog')).toBe(true)
+    const bad = await run({ DB_CONNECTION_STRING: database.url, REPLICATION_STORE: 'both' })
+    expect(bad.code).toBe(1)
+    expect(bad.out).toMatch(/REPLICATION_STORE/)
+  })
+})
