@@ -6,7 +6,7 @@ import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../lib/logger.ts'
 import { eventKey, parseEvent, type EventEnvelope } from '../lib/events/events.ts'
-import { COORDINATOR_STARTING } from '../lib/kafka/kafka-client.ts'
+import { untilCrash } from '../lib/kafka/consumer-crash.ts'
 import type { EventsMetrics } from './metrics.ts'
 import type { Topics } from '../lib/kafka/topics.ts'
 
@@ -131,20 +131,9 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
     })
     consumer = c
-    const crashed = new Promise<void>((resolve) => {
-      wake = resolve
-      c.on(c.events.CRASH, ({ payload }) => {
-        // kafkajs restarts itself after retriable errors; anything else ends this round.
-        if (!payload.restart) {
-          logger.error({ err: payload.error.message }, 'kafka consumer crashed, recreating it')
-          resolve()
-        } else {
-          // Retried at once; at start-up (a fresh broker's coordinator) not worth a warning.
-          const level = COORDINATOR_STARTING.test(payload.error.message) ? 'info' : 'warn'
-          logger[level]({ err: payload.error.message }, 'kafka consumer restarting after an error')
-        }
-      })
-    })
+    // kafkajs restarts itself after retriable errors; anything else ends this round.
+    const { ended: crashed, end } = untilCrash(c, logger)
+    wake = end
     try {
       await c.connect()
       await c.subscribe({ topics: topics.names, fromBeginning: true })

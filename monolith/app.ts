@@ -13,6 +13,7 @@ import type { Logger } from '../lib/logger.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
 import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
+import { MOVIE_STATE_TOPICS, registerMovieReplication } from '../lib/replication/service.ts'
 import type { MonolithConfig } from './config.ts'
 import { paymentRoutes } from './payments/payment-routes.ts'
 import { subscriptionRoutes } from './subscriptions/subscription-routes.ts'
@@ -31,10 +32,12 @@ export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforc
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })
   app.register(httpMetrics, { registry })
-  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', ...deps.outbox })
+  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', extraTopics: MOVIE_STATE_TOPICS, ...deps.outbox })
+  // legacy-db's movies and the movies service's catalog-db kept in step through movie-state.
+  registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db, rules })
-  app.register(movieRoutes, { movies: createMovieRepository(deps.db), rules })
+  app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy'), rules })
   app.register(paymentRoutes, { db: deps.db, rules })
   app.register(subscriptionRoutes, { db: deps.db, rules })
   return app

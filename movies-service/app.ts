@@ -11,14 +11,16 @@ import { createHttpApp } from '../lib/http/create-app.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
-import { withMovieCache } from '../lib/movies/movie-cache.ts'
+import { invalidateMovies, withMovieCache } from '../lib/movies/movie-cache.ts'
 import { createMovieRepository } from '../lib/movies/movie-repository.ts'
 import { movieRoutes } from '../lib/movies/movie-routes.ts'
 import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
+import { MOVIE_STATE_TOPICS, registerMovieReplication } from '../lib/replication/service.ts'
 import type { Redis } from '../lib/redis.ts'
 import type { MoviesServiceConfig } from './config.ts'
 
 export interface MoviesServiceDeps {
+  /** catalog-db: the service's own store (lib/db/catalog-migrations). */
   db: Database
   logger: Logger
   /** Optional read cache; absent = every read goes to the database. */
@@ -35,10 +37,21 @@ export function buildApp(
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })
-  const repository = createMovieRepository(deps.db)
+  const repository = createMovieRepository(deps.db, 'catalog')
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics, { registry })
-  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', ...deps.outbox })
+  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', extraTopics: MOVIE_STATE_TOPICS, ...deps.outbox })
+  // catalog-db is kept in step with legacy-db through movie-state; an applied change drops the cached reads.
+  const redis = deps.redis
+  registerMovieReplication(app, {
+    db: deps.db,
+    logger: deps.logger,
+    registry,
+    self: 'catalog',
+    kafka,
+    topicPrefix: config.topicPrefix,
+    onApplied: redis ? (id) => invalidateMovies(redis, deps.logger, [id]) : undefined,
+  })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies, rules })
   return app

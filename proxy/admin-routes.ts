@@ -18,6 +18,8 @@ import { matchRoute, type Route } from './route-map.ts'
 import { decideRoute } from './routing.ts'
 import { adminTrafficRoutes } from './admin-traffic-routes.ts'
 import type { TrafficHistory } from './traffic-history.ts'
+import { adminParityRoutes } from './parity/admin-parity-routes.ts'
+import type { ParityMonitor } from './parity/parity-monitor.ts'
 
 export interface AdminRoutesOptions {
   /** Each token's name is the actor of what its holder changes. */
@@ -32,6 +34,8 @@ export interface AdminRoutesOptions {
   ramps: AdminRampRoutesOptions
   /** Serves GET /admin/traffic and /admin/history (the console's rates and charts). */
   history: TrafficHistory
+  /** Serves GET /admin/routes/:name/parity. */
+  parity: ParityMonitor
 }
 
 declare module 'fastify' {
@@ -97,6 +101,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
   await app.register(adminRampRoutes, opts.ramps)
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
+  await app.register(adminParityRoutes, { routes, parity: opts.parity })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),

@@ -19,6 +19,8 @@ import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
 import { createLedger } from './ledger.ts'
 import { createMetrics } from './metrics.ts'
+import { reserveInternalNamespace } from './parity/internal-namespace.ts'
+import { createParityMonitor } from './parity/parity-monitor.ts'
 import { opsRoutes } from './ops-routes.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { localCoordination, redisCoordination } from './ramp/coordination.ts'
@@ -98,6 +100,9 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     tickMs: config.rampTickMs,
   })
 
+  // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
+  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
+
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -112,10 +117,11 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
+  reserveInternalNamespace(app)
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, parity })
     await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
@@ -138,6 +144,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
 
   app.addHook('onClose', async () => {
+    parity.stop()
     await ramps.close()
     shadow.close()
     await closeUpstreams(upstreams)

@@ -44,6 +44,16 @@ const GuardEntry = Type.Object(
   { additionalProperties: false },
 )
 
+/** The parity endpoint both sides of a split route serve (lib/parity/parity-routes.ts), compared by proxy/parity/. */
+const ParityEntry = Type.Object(
+  {
+    path: Path,
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86_400 })),
+    buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  },
+  { additionalProperties: false },
+)
+
 const RouteEntry = Type.Object(
   {
     name: Name,
@@ -54,6 +64,7 @@ const RouteEntry = Type.Object(
     /** Shadow comparison (proxy/shadow/): a share of requests is also sent to the side the flag did not pick, and the answers compared. */
     shadow: Type.Optional(ShadowEntry),
     guard: Type.Optional(GuardEntry),
+    parity: Type.Optional(ParityEntry),
   },
   { additionalProperties: false },
 )
@@ -91,6 +102,8 @@ export interface Route {
   shadow?: ShadowEntry
   /** Opt-in: with no ramp running, a breach of these limits sends the rollout back to 0 %. */
   guard?: StandingGuard
+  /** Data parity of the two sides' stores (proxy/parity/). */
+  parity?: { path: string; intervalSeconds: number; buckets: number }
 }
 
 export interface StandingGuard {
@@ -109,7 +122,7 @@ export interface RouteMap {
 type Env = Record<string, string | undefined>
 
 /** Paths the proxy answers itself; a route may not claim them. */
-export const RESERVED_PATHS = ['/health', '/ready', '/metrics', '/admin']
+export const RESERVED_PATHS = ['/health', '/ready', '/metrics', '/admin', '/internal']
 
 export function readRouteFile(file: string): unknown {
   try {
@@ -178,6 +191,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
     if (entry.shadow && entry.target === undefined) problems.push(`${at}/shadow: a route without a target has nothing to compare with`)
     if (entry.shadow) problems.push(...shadowProblems(entry.shadow, `${at}/shadow`))
     if (entry.guard && entry.target === undefined) problems.push(`${at}/guard: only a split route (with "target" and "flag") can be guarded`)
+    if (entry.parity && entry.target === undefined) problems.push(`${at}/parity: only a split route has two stores to compare`)
     used.add(entry.legacy)
     if (entry.target) used.add(entry.target)
     return {
@@ -188,6 +202,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       flag: entry.flag,
       ...(entry.shadow ? { shadow: entry.shadow } : {}),
       ...(entry.guard ? { guard: standingGuard(entry.guard) } : {}),
+      ...(entry.parity ? { parity: { intervalSeconds: 60, buckets: 64, ...entry.parity } } : {}),
     }
   })
   known.forEach((name, i) => {

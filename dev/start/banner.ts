@@ -6,7 +6,7 @@ export function printBanner(o: {
   config: StartConfig
   adminToken: string
   flagsFile: string
-  pieces: Record<'db' | 'kafka' | 'redis', Piece<unknown>>
+  pieces: Record<'db' | 'catalogDb' | 'kafka' | 'redis', Piece<unknown>>
 }): void {
   const { ports, host, unleashUrl } = o.config
   const shown = host === '0.0.0.0' ? 'localhost' : host
@@ -27,7 +27,8 @@ CinemaAbyss edge is running.
   movies-service      ${url(ports.movies)}
   events-service      ${url(ports.events)}
 
-  PostgreSQL          ${kind(o.pieces.db)}: ${o.pieces.db.description}
+  PostgreSQL          ${kind(o.pieces.db)}: ${o.pieces.db.description}  (legacy-db: the monolith's)
+  catalog-db          ${kind(o.pieces.catalogDb)}: ${o.pieces.catalogDb.description}  (the movies service's own)
   Kafka               ${kind(o.pieces.kafka)}: ${o.pieces.kafka.description}
   Redis               ${kind(o.pieces.redis)}: ${o.pieces.redis.description}
   Flags               ${unleashUrl ? `real Unleash: ${unleashUrl}` : `local file: ${o.flagsFile}`}

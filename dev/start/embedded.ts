@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Database } from '../../lib/db/database.ts'
-import { migrate } from '../../lib/db/migrate.ts'
+import { loadMigrationSet, migrate, type MigrationSet } from '../../lib/db/migrate.ts'
 import { createPgDatabase } from '../../lib/db/pg-database.ts'
 import { createPgliteDatabase } from '../../lib/db/pglite-database.ts'
 import type { Logger } from '../../lib/logger.ts'
@@ -23,21 +23,30 @@ export interface Piece<T> {
 
 const redact = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@')
 
-export async function openDatabase(config: StartConfig, progress: Progress): Promise<Piece<Database>> {
-  if (config.databaseUrl) {
-    const description = `real PostgreSQL (${redact(config.databaseUrl)})`
-    progress(`PostgreSQL: migrating ${description}…`)
-    const db = createPgDatabase({ connectionString: config.databaseUrl })
-    await migrate(db)
-    progress('PostgreSQL: ready and migrated')
+/**
+ * One of the two stores: legacy-db (the monolith's; DB_CONNECTION_STRING, else PGlite) or
+ * catalog-db (the movies service's own; CATALOG_DB_CONNECTION_STRING, else a second PGlite),
+ * migrated with its own schema. `label` prefixes the progress lines.
+ */
+export async function openDatabase(config: StartConfig, progress: Progress, set: MigrationSet = 'legacy'): Promise<Piece<Database>> {
+  const label = set === 'legacy' ? 'PostgreSQL' : 'catalog-db'
+  const url = set === 'legacy' ? config.databaseUrl : config.catalogDatabaseUrl
+  const migrations = await loadMigrationSet(set)
+  if (url) {
+    const description = `real PostgreSQL (${redact(url)})`
+    progress(`${label}: migrating ${description}…`)
+    const db = createPgDatabase({ connectionString: url })
+    await migrate(db, migrations)
+    progress(`${label}: ready and migrated`)
     return { value: db, embedded: false, description, stop: () => db.close() }
   }
-  const where = config.pgliteDataDir ? `in ${config.pgliteDataDir}` : 'in memory'
+  const dataDir = config.pgliteDataDir && (set === 'legacy' ? config.pgliteDataDir : `${config.pgliteDataDir}-catalog`)
+  const where = dataDir ? `in ${dataDir}` : 'in memory'
   const description = `embedded PGlite (${where})`
-  progress(`PostgreSQL: starting ${description} and migrating…`)
-  const db = await createPgliteDatabase({ dataDir: config.pgliteDataDir })
-  await migrate(db)
-  progress('PostgreSQL: ready and migrated')
+  progress(`${label}: starting ${description} and migrating…`)
+  const db = await createPgliteDatabase({ dataDir })
+  await migrate(db, migrations)
+  progress(`${label}: ready and migrated`)
   return { value: db, embedded: true, description, stop: () => db.close() }
 }
 

@@ -81,25 +81,33 @@ try {
   // Kafka (a JVM) starts while the database is migrated and the HTTP services come up.
   const kafkaStarting = openKafka(config, log, progress)
   kafkaStarting.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
-  const db = await openDatabase(config, progress)
+  // Two stores, as in production: legacy-db for the monolith, catalog-db for the movies service
+  // (kept in step through Kafka's movie-state topic).
+  const db = await openDatabase(config, progress, 'legacy')
   pieces.push(db)
+  const catalogDb = await openDatabase(config, progress, 'catalog')
+  pieces.push(catalogDb)
 
   // The outbox relays of the monolith and the movies service publish to the same Kafka; they
   // start before it is up (the outbox keeps the events meanwhile). PGlite has no LISTEN
   // across its callers here, so its relays poll often; real PostgreSQL wakes them by NOTIFY.
   const outboxEnv = {
     KAFKA_BROKERS: config.kafkaBrokers ?? `127.0.0.1:${ports.kafka}`,
-    OUTBOX_POLL_INTERVAL_MS: process.env.OUTBOX_POLL_INTERVAL_MS ?? (config.databaseUrl ? undefined : '200'),
   }
-  const outboxFor = (name: string, service: { databaseUrl: string; dbConnectTimeoutMs: number; dbStatementTimeoutMs: number }) =>
-    config.databaseUrl ? pgRelayDeps({ ...service, databaseUrl: config.databaseUrl }, loggerFor(name)) : {}
-  const monolith = monolithConfig(serviceEnv(ports.monolith, outboxEnv))
-  await listen('monolith', buildMonolith(monolith, { db: db.value, logger: loggerFor('monolith'), outbox: outboxFor('monolith', monolith) }), ports.monolith)
-  const movies = moviesConfig(serviceEnv(ports.movies, outboxEnv))
+  const pollFor = (url: string | undefined) => process.env.OUTBOX_POLL_INTERVAL_MS ?? (url ? undefined : '200')
+  const outboxFor = (name: string, url: string | undefined, service: { dbConnectTimeoutMs: number; dbStatementTimeoutMs: number }) =>
+    url ? pgRelayDeps({ ...service, databaseUrl: url }, loggerFor(name)) : {}
+  const monolith = monolithConfig(serviceEnv(ports.monolith, { ...outboxEnv, OUTBOX_POLL_INTERVAL_MS: pollFor(config.databaseUrl) }))
+  await listen(
+    'monolith',
+    buildMonolith(monolith, { db: db.value, logger: loggerFor('monolith'), outbox: outboxFor('monolith', config.databaseUrl, monolith) }),
+    ports.monolith,
+  )
+  const movies = moviesConfig(serviceEnv(ports.movies, { ...outboxEnv, OUTBOX_POLL_INTERVAL_MS: pollFor(config.catalogDatabaseUrl) }))
   const moviesCache = redis.value({ keyPrefix: movies.cacheKeyPrefix, commandTimeoutMs: movies.cacheTimeoutMs })
   await listen(
     'movies-service',
-    buildMovies(movies, { db: db.value, logger: loggerFor('movies-service'), redis: moviesCache, outbox: outboxFor('movies-service', movies) }),
+    buildMovies(movies, { db: catalogDb.value, logger: loggerFor('movies-service'), redis: moviesCache, outbox: outboxFor('movies-service', config.catalogDatabaseUrl, movies) }),
     ports.movies,
   )
   const adminToken = config.adminToken ?? randomBytes(16).toString('hex')
@@ -118,7 +126,7 @@ try {
   pieces.push(kafka)
   await listen('events-service', buildEvents(eventsConfig(serviceEnv(ports.events, { KAFKA_BROKERS: kafka.value.join(',') })), { logger: loggerFor('events-service') }), ports.events)
 
-  printBanner({ config, adminToken, flagsFile: flags.value, pieces: { db, kafka, redis } })
+  printBanner({ config, adminToken, flagsFile: flags.value, pieces: { db, catalogDb, kafka, redis } })
 } catch (error) {
   console.error(`\nnpm start failed: ${(error as Error).message}`)
   await stopAll()

@@ -2,9 +2,13 @@
 // inside a transaction together with its row in schema_migrations. Running it again is a no-op.
 import { readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { databaseEnv, env } from '../config.ts'
 import type { Database } from './database.ts'
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url))
+const CATALOG_MIGRATIONS_DIR = fileURLToPath(new URL('./catalog-migrations/', import.meta.url))
+/** The legacy files catalog-db takes as they are: one outbox and one replication schema for both stores. */
+const SHARED_WITH_CATALOG = ['003_outbox', '004_movie_replication']
 // Any constant: serialises concurrent migrators (several replicas starting at once).
 const MIGRATION_LOCK_KEY = 7_316_2025
 
@@ -16,6 +20,27 @@ export interface Migration {
 export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()
   return Promise.all(files.map(async (f) => ({ version: f.replace(/\.sql$/, ''), sql: await readFile(dir + f, 'utf8') })))
+}
+
+/**
+ * The two databases' schemas: `legacy` (legacy-db: the monolith's every table and seed) and
+ * `catalog` (catalog-db: the movies service's movies, genres, outbox and replication
+ * bookkeeping, no seed).
+ */
+export const MIGRATION_SETS = ['legacy', 'catalog'] as const
+export type MigrationSet = (typeof MIGRATION_SETS)[number]
+
+/** What `npm run db:migrate` (migrate-cli.ts) reads. */
+export const migrateEnv = {
+  ...databaseEnv,
+  migrations: env.oneOf('DB_MIGRATIONS', MIGRATION_SETS, 'legacy', 'which schema: legacy (legacy-db, the monolith) or catalog (catalog-db, the movies service)'),
+}
+
+export async function loadMigrationSet(set: MigrationSet): Promise<Migration[]> {
+  const legacy = await loadMigrations()
+  if (set === 'legacy') return legacy
+  const own = await loadMigrations(CATALOG_MIGRATIONS_DIR)
+  return [...own, ...legacy.filter((m) => SHARED_WITH_CATALOG.includes(m.version))].sort((a, b) => a.version.localeCompare(b.version))
 }
 
 /** Applies the pending migrations; returns the versions it applied. */

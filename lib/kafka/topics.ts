@@ -54,6 +54,8 @@ export interface TopicSettings {
   /** -1 = the broker's default.replication.factor. */
   replicationFactor: number
   timeoutMs: number
+  /** Topic-level settings of some topics, e.g. cleanup.policy=compact. */
+  configEntries?: Record<string, Array<{ name: string; value: string }>>
 }
 
 export interface Topics {
@@ -75,7 +77,12 @@ export function createTopics(kafka: Kafka, settings: TopicSettings, logger: Logg
       if (missing.length > 0) {
         await createTopicsWithLeaders(
           admin,
-          missing.map((topic) => ({ topic, numPartitions: settings.partitions, replicationFactor: settings.replicationFactor })),
+          missing.map((topic) => ({
+            topic,
+            numPartitions: settings.partitions,
+            replicationFactor: settings.replicationFactor,
+            ...(settings.configEntries?.[topic] ? { configEntries: settings.configEntries[topic] } : {}),
+          })),
           settings.timeoutMs,
         )
         logger.info({ topics: missing, partitions: settings.partitions }, 'created kafka topics')
@@ -96,19 +103,26 @@ export function createTopics(kafka: Kafka, settings: TopicSettings, logger: Logg
   }
 }
 
+type TopicConfig = { topicPrefix?: string; topicPartitions: number; topicReplicationFactor: number; sendTimeoutMs: number }
+
 /** The event topics (every kind, KAFKA_TOPIC_PREFIX applied) from a service's kafkaEnv settings. */
-export function eventTopicsFromConfig(
-  kafka: Kafka,
-  config: { topicPrefix?: string; topicPartitions: number; topicReplicationFactor: number; sendTimeoutMs: number },
-  logger: Logger,
-): Topics {
+export function eventTopicsFromConfig(kafka: Kafka, config: TopicConfig, logger: Logger): Topics {
+  return topicsFromConfig(kafka, config, logger, eventTopics(config.topicPrefix ?? ''))
+}
+
+/**
+ * Topics (names with KAFKA_TOPIC_PREFIX applied) created with the service's kafkaEnv settings;
+ * `compacted` ones keep the latest message of each key (cleanup.policy=compact).
+ */
+export function topicsFromConfig(kafka: Kafka, config: TopicConfig, logger: Logger, names: string[], compacted: string[] = []): Topics {
   return createTopics(
     kafka,
     {
-      names: eventTopics(config.topicPrefix ?? ''),
+      names,
       partitions: config.topicPartitions,
       replicationFactor: config.topicReplicationFactor,
       timeoutMs: Math.max(config.sendTimeoutMs, 5_000),
+      configEntries: Object.fromEntries(compacted.map((t) => [t, [{ name: 'cleanup.policy', value: 'compact' }]])),
     },
     logger,
   )

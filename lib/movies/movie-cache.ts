@@ -7,6 +7,15 @@ import type { Movie, MovieRepository } from './movie-repository.ts'
 const LIST_KEY = 'movies:list'
 const movieKey = (id: number) => `movies:id:${id}`
 
+/** Drops the cached list and these movies (after a write or a replicated change committed). */
+export async function invalidateMovies(redis: Redis, logger: Logger, ids: number[]): Promise<void> {
+  try {
+    await redis.del(LIST_KEY, ...ids.map(movieKey))
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'movie cache invalidation failed')
+  }
+}
+
 export function withMovieCache(repo: MovieRepository, redis: Redis, logger: Logger, ttlSeconds: number): MovieRepository {
   async function cached<T>(key: string, load: () => Promise<T | undefined>): Promise<T | undefined> {
     try {
@@ -30,11 +39,7 @@ export function withMovieCache(repo: MovieRepository, redis: Redis, logger: Logg
     async create(input) {
       const movie = await repo.create(input)
       // Invalidate after the commit so the next list read sees the new movie.
-      try {
-        await redis.del(LIST_KEY, movieKey(movie.id))
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'movie cache invalidation failed')
-      }
+      await invalidateMovies(redis, logger, [movie.id])
       return movie
     },
   }

@@ -1,6 +1,7 @@
 // Movie data access shared by the monolith and the movies service (one copy, two services).
 import type { Database } from '../db/database.ts'
 import { recordEvent } from '../outbox/outbox.ts'
+import { recordMovieState, type StoreSide } from './movie-state.ts'
 
 export interface Movie {
   id: number
@@ -20,7 +21,7 @@ export interface MovieInput {
 // One statement for the whole list (the Go code ran one more query per movie for its genres).
 // DECIMAL comes back from PostgreSQL as a string: cast to float8 so clients get a JSON number.
 // Columns in the legacy JSON's field order.
-const SELECT_MOVIES = `
+export const SELECT_MOVIES = `
   SELECT m.id, m.title, COALESCE(m.description, '') AS description,
          COALESCE(array_agg(g.genre ORDER BY g.genre) FILTER (WHERE g.genre IS NOT NULL), '{}') AS genres,
          COALESCE(m.rating, 0)::float8 AS rating
@@ -33,7 +34,8 @@ export interface MovieRepository {
   create(input: MovieInput): Promise<Movie>
 }
 
-export function createMovieRepository(db: Database): MovieRepository {
+/** `side`: the store this repository writes to; its creates are published to the other side as its writes. */
+export function createMovieRepository(db: Database, side: StoreSide): MovieRepository {
   return {
     async list() {
       const { rows } = await db.query<Movie>(`${SELECT_MOVIES} GROUP BY m.id ORDER BY m.id`)
@@ -70,6 +72,8 @@ export function createMovieRepository(db: Database): MovieRepository {
           genres: created.genres,
           description: created.description,
         })
+        // Its full state for the other store (replication, lib/movies/movie-replica.ts): version 1 of a new movie.
+        await recordMovieState(tx, created, side, 1)
         return created
       })
     },

@@ -7,16 +7,33 @@ import { buildEvent, EVENT_KINDS, eventKey, type EventEnvelope, type EventType }
 /** The LISTEN/NOTIFY channel the outbox trigger notifies on commit (003_outbox.sql). */
 export const OUTBOX_CHANNEL = 'outbox_events'
 
+/** One message for the relay: the envelope is published as the value, `key` as the message key. */
+export interface OutboxMessage {
+  /** The envelope's id (a UUID): the row's id and the `event-id` header. */
+  id: string
+  /** The envelope's type: the `event-type` header. */
+  aggregateType: string
+  key: string
+  /** Topic without KAFKA_TOPIC_PREFIX. */
+  topic: string
+  envelope: { id: string; type: string; timestamp: string; payload: unknown }
+}
+
+/** Inserts `message` in `tx`'s transaction: the relay publishes it once that commits. */
+export async function recordOutboxMessage(tx: Queryable, message: OutboxMessage): Promise<void> {
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
+    message.id,
+    message.aggregateType,
+    message.key,
+    message.topic,
+    JSON.stringify(message.envelope),
+  ])
+}
+
 /** Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id. */
 export async function recordEvent(tx: Queryable, type: EventType, payload: Record<string, unknown>): Promise<EventEnvelope> {
   const event = buildEvent(type, payload, randomUUID())
-  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
-    event.id,
-    type,
-    eventKey(event),
-    EVENT_KINDS[type].topic,
-    JSON.stringify(event),
-  ])
+  await recordOutboxMessage(tx, { id: event.id, aggregateType: type, key: eventKey(event), topic: EVENT_KINDS[type].topic, envelope: event })
   return event
 }
 

@@ -10,7 +10,8 @@ import type { Database } from '../db/database.ts'
 import { kafkaEnv } from '../kafka/config.ts'
 import { kafkaClientFromConfig } from '../kafka/kafka-client.ts'
 import { createPublisher } from '../kafka/publisher.ts'
-import { eventTopicsFromConfig } from '../kafka/topics.ts'
+import { eventTopics } from '../events/events.ts'
+import { topicsFromConfig, type Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { createOutboxMetrics } from './metrics.ts'
 import { createRelay, type RelayOptions, type WakeupSource } from './relay.ts'
@@ -46,10 +47,18 @@ export interface OutboxDeps {
   relayDb?: Database
   /** Relay overrides for tests (lease, backoff, fault injection). */
   relay?: Partial<Pick<RelayOptions, 'leaseMs' | 'backoff' | 'beforeMark'>>
+  /** Topics besides the event topics that this service's outbox rows name (without KAFKA_TOPIC_PREFIX), e.g. movie-state. */
+  extraTopics?: { names: string[]; compacted?: boolean }
+}
+
+/** The Kafka client and topics of the relay, for other Kafka users of the service (its replica consumer); absent when Kafka is off. */
+export interface OutboxKafka {
+  kafka: Kafka
+  topics: Topics
 }
 
 /** Registers the outbox's metrics and, when Kafka is configured, its relay, on `app`. */
-export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps: OutboxDeps): void {
+export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps: OutboxDeps): OutboxKafka | undefined {
   const { db, logger } = deps
   const metrics = createOutboxMetrics({ registry: deps.registry, db, logger })
   if (config.kafkaBrokers.length === 0 && !deps.kafka) {
@@ -57,10 +66,12 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
       logger.warn('KAFKA_BROKERS is not set: the outbox relay is off; created users, movies, payments and subscriptions wait in the outbox table until a relay runs')
     })
     app.addHook('onClose', async () => deps.relayDb?.close())
-    return
+    return undefined
   }
   const kafka = deps.kafka ?? kafkaClientFromConfig(config, deps.clientId, logger)
-  const topics = eventTopicsFromConfig(kafka, config, logger)
+  const prefix = config.topicPrefix ?? ''
+  const extra = (deps.extraTopics?.names ?? []).map((t) => prefix + t)
+  const topics = topicsFromConfig(kafka, config, logger, [...eventTopics(prefix), ...extra], deps.extraTopics?.compacted ? extra : [])
   const publisher = createPublisher({ kafka, topics, logger, metrics, sendTimeoutMs: config.sendTimeoutMs })
   const relay = createRelay({
     db: deps.relayDb ?? db,
@@ -83,4 +94,5 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
     await publisher.close()
     await deps.relayDb?.close()
   })
+  return { kafka, topics }
 }

@@ -5,6 +5,7 @@ import { api, routePath, token, Unauthorized } from './api.js'
 import { renderChart } from './chart.js'
 import { $, h } from './dom.js'
 import { RAMP_TEMPLATES, loadDiffs, loadLedger, loadRamp, rampRequest, shadowRequest } from './panels.js'
+import { loadParity } from './parity.js'
 import { renderRoutes } from './routes-table.js'
 
 const POLL_MS = 2000
@@ -65,7 +66,7 @@ async function refreshDetail() {
   const history = await api(`/admin/history?route=${encodeURIComponent(open)}`)
   if (history.ok) renderChart($('#chart'), open, history.body)
   else $('#chart').replaceChildren(h('p', { class: 'error' }, history.error))
-  if (route.target) await Promise.all([loadRamp($('#ramp-state'), open), loadDiffs($('#diffs-summary'), $('#diffs-list'), open)])
+  if (route.target) await Promise.all([loadRamp($('#ramp-state'), open), loadDiffs($('#diffs-summary'), $('#diffs-list'), open), loadParity($('#parity-state'), open)])
 }
 
 function loop(mine) {
@@ -85,6 +86,8 @@ function openRoute(name, focus) {
   $('#ramp-state').textContent = route?.target ? '' : 'This route has no target: nothing to move.'
   $('#diffs-summary').textContent = ''
   $('#diffs-list').replaceChildren()
+  $('#parity-state').textContent = route?.target ? '' : 'This route has one store: nothing to compare.'
+  $('#parity-check').hidden = !route?.target
   if (route?.percent !== undefined && route.percent !== null) $('#rollout-percent').value = String(route.percent)
   guarded(refreshDetail)
   const target = focus === 'diffs' ? $('#diffs-title') : $('#detail-title')
@@ -143,6 +146,7 @@ function wire() {
     const action = event.submitter?.value ?? 'start'
     steer($('#ramp-result'), rampRequest(open, action, templates.value, $('#ramp-reason').value.trim()))
   })
+  $('#parity-check').addEventListener('click', () => guarded(() => loadParity($('#parity-state'), open, { now: true })))
   $('#shadow-form').addEventListener('submit', (event) => {
     event.preventDefault()
     steer($('#shadow-result'), shadowRequest(open, Number($('#shadow-percent').value), $('#shadow-ignore').value))

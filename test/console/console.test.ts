@@ -237,6 +237,18 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
     await ctx.page.screenshot('ledger')
   })
 
+  it('shows the data parity of a split route: unknown (with the reason) when a side serves no parity digest, never 0', async () => {
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    await ctx.page.openRoute('movies')
+    // The stubs answer {"upstream": ...} to every path: not a parity summary.
+    await ctx.page.page.locator('#parity-check').click()
+    await expect.poll(() => ctx.page!.page.locator('#parity-state').textContent(), { timeout: 10_000 }).toMatch(/^Data parity: unknown — monolith: the parity summary is not/)
+    await ctx.page.openRoute('events')
+    await expect.poll(() => ctx.page!.page.locator('#parity-state').textContent()).toBe('This route has one store: nothing to compare.')
+    expect(await ctx.page.page.locator('#parity-check').isVisible()).toBe(false)
+  })
+
   it('shows a ramp over a mismatching target rolled back by the guard, with the reason, and the diffs', async () => {
     ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)

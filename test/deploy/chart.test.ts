@@ -131,7 +131,7 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
 
     it('the hook Jobs run as non-root with resources, outside the mesh', () => {
       const jobs = byKind(objects, 'Job')
-      expect(jobs.map((j) => j.metadata.name).sort()).toEqual(['cinemaabyss-kafka-topics', 'cinemaabyss-migrate'])
+      expect(jobs.map((j) => j.metadata.name).sort()).toEqual(['cinemaabyss-kafka-topics', 'cinemaabyss-migrate', 'cinemaabyss-migrate-catalog'])
       for (const job of jobs) {
         expect(job.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade')
         expect(job.spec.template.metadata.annotations['sidecar.istio.io/inject']).toBe('false')
@@ -216,8 +216,8 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
       expect(redis.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('1Gi')
     })
 
-    it('PostgreSQL and Kafka (KRaft) keep their data on volumes; Kafka has no ZooKeeper', () => {
-      for (const name of ['postgres', 'kafka']) {
+    it('PostgreSQL (legacy-db and catalog-db) and Kafka (KRaft) keep their data on volumes; Kafka has no ZooKeeper', () => {
+      for (const name of ['postgres', 'catalog-db', 'kafka']) {
         const sts = find(objects, 'StatefulSet', name)
         expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe('data')
         expect(podSpec(sts).containers[0].volumeMounts).toContainEqual(expect.objectContaining({ name: 'data' }))

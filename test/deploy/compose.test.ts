@@ -12,7 +12,7 @@ import { REPO_ROOT, SERVICES, composeEnv, loadCompose, readRepoFile, type Compos
 const require = createRequire(import.meta.url)
 const compose = loadCompose()
 const services = Object.entries(compose.services)
-const ONE_SHOT = ['migrate', 'kafka-init']
+const ONE_SHOT = ['migrate', 'migrate-catalog', 'kafka-init']
 
 function dependsOn(service: ComposeService): Record<string, string> {
   const d = service.depends_on ?? {}
@@ -55,10 +55,10 @@ describe('docker-compose.yml', () => {
     expect(validate({ services: { x: { image: 'a:1', ports: ['80:http'] } } })).toBe(false)
   })
 
-  it('runs the four services, PostgreSQL, Kafka, Kafka UI, Redis, Unleash, Prometheus and Grafana', () => {
+  it('runs the four services, PostgreSQL (legacy-db and catalog-db), Kafka, Kafka UI, Redis, Unleash, Prometheus and Grafana', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
       [
-        'events-service', 'grafana', 'kafka', 'kafka-init', 'kafka-ui', 'migrate', 'monolith', 'movies-service',
+        'catalog-db', 'events-service', 'grafana', 'kafka', 'kafka-init', 'kafka-ui', 'migrate', 'migrate-catalog', 'monolith', 'movies-service',
         'postgres', 'prometheus', 'proxy-service', 'redis', 'unleash',
       ].sort(),
     )
@@ -111,7 +111,7 @@ describe('docker-compose.yml', () => {
       expect(condition, `${name} -> ${dep}`).toBe(ONE_SHOT.includes(dep) ? 'service_completed_successfully' : 'service_healthy')
     }
     expect(dependsOn(compose.services.monolith!)).toMatchObject({ postgres: 'service_healthy', migrate: 'service_completed_successfully' })
-    expect(dependsOn(compose.services['movies-service']!)).toMatchObject({ migrate: 'service_completed_successfully', redis: 'service_healthy' })
+    expect(dependsOn(compose.services['movies-service']!)).toMatchObject({ 'catalog-db': 'service_healthy', 'migrate-catalog': 'service_completed_successfully', redis: 'service_healthy' })
     expect(dependsOn(compose.services['events-service']!)).toMatchObject({ 'kafka-init': 'service_completed_successfully' })
     expect(dependsOn(compose.services['proxy-service']!)).toMatchObject({
       monolith: 'service_healthy', 'movies-service': 'service_healthy', 'events-service': 'service_healthy', unleash: 'service_healthy',
@@ -174,7 +174,7 @@ describe('docker-compose.yml', () => {
   })
 
   it('the app services are built from the Dockerfile target of the same service', () => {
-    const targets: Record<string, string> = { monolith: 'monolith', 'movies-service': 'movies-service', 'events-service': 'events-service', 'proxy-service': 'proxy', migrate: 'monolith' }
+    const targets: Record<string, string> = { monolith: 'monolith', 'movies-service': 'movies-service', 'events-service': 'events-service', 'proxy-service': 'proxy', migrate: 'monolith', 'migrate-catalog': 'monolith' }
     // Named like the chart's images (<service>.imageName), so `kind load docker-image` of a
     // compose build works with --set image.registry= --set image.tag=local.
     const values = parse(readRepoFile('k8s/cinemaabyss/values.yaml'))

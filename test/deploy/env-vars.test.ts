@@ -8,7 +8,10 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { ensureHelm } from '../../dev/helm/helm.ts'
 import { readRouteFile, routeMapEnvVars } from '../../proxy/route-map.ts'
 import {
+  CATALOG_MIGRATOR,
   MIGRATOR,
+  databaseOf,
+  podSpec,
   REPO_ROOT,
   RENDER_VARIANTS,
   SERVICES,
@@ -33,7 +36,7 @@ beforeAll(() => {
 }, 20 * 60_000)
 
 /** Where an infrastructure service listens, in compose and in the chart. */
-const INFRA_PORTS: Record<string, number> = { postgres: 5432, redis: 6379, kafka: 9092, unleash: 4242 }
+const INFRA_PORTS: Record<string, number> = { postgres: 5432, 'catalog-db': 5432, redis: 6379, kafka: 9092, unleash: 4242 }
 
 describe('docker-compose.yml', () => {
   const compose = loadCompose()
@@ -48,12 +51,24 @@ describe('docker-compose.yml', () => {
 
   it('the migrate service gets exactly the database variables of db:migrate', () => {
     expect(envProblems({ ...MIGRATOR, name: 'db:migrate' }, composeEnv(compose.services.migrate!))).toEqual([])
+    expect(envProblems({ ...CATALOG_MIGRATOR, name: 'db:migrate (catalog)' }, composeEnv(compose.services['migrate-catalog']!))).toEqual([])
+  })
+
+  it('the monolith and the movies service never point at the same database; each migrator migrates its service\'s', () => {
+    const url = (name: string) => composeEnv(compose.services[name]!).DB_CONNECTION_STRING!
+    expect(databaseOf(url('movies-service'))).not.toBe(databaseOf(url('monolith')))
+    expect(databaseOf(url('movies-service'))).toBe('catalog-db:5432/catalog')
+    expect(databaseOf(url('migrate'))).toBe(databaseOf(url('monolith')))
+    expect(databaseOf(url('migrate-catalog'))).toBe(databaseOf(url('movies-service')))
+    expect(composeEnv(compose.services['migrate-catalog']!).DB_MIGRATIONS).toBe('catalog')
+    // Own credentials: the user of one is not the user of the other.
+    expect(new URL(url('movies-service')).username).not.toBe(new URL(url('monolith')).username)
   })
 
   it('every address points at a compose service on the port it listens on', () => {
     const appPorts = Object.fromEntries(SERVICES.map((s) => [s.name, Number(composeEnv(compose.services[s.name]!).PORT)]))
     const wrong: string[] = []
-    for (const name of [...SERVICES.map((s) => s.name), 'migrate']) {
+    for (const name of [...SERVICES.map((s) => s.name), 'migrate', 'migrate-catalog']) {
       for (const [variable, value] of Object.entries(composeEnv(compose.services[name]!))) {
         for (const { host, port } of addresses(value)) {
           const expected = appPorts[host] ?? INFRA_PORTS[host]
@@ -93,16 +108,32 @@ describe('Helm chart', () => {
         })
       }
 
-      it('the migrate Job gets exactly the database variables of db:migrate', () => {
+      it('the migrate Jobs get exactly the database variables of db:migrate', () => {
         const objects = renderChart(args)
         expect(envProblems({ ...MIGRATOR, name: 'db:migrate' }, chartEnv(objects, find(objects, 'Job', 'cinemaabyss-migrate')))).toEqual([])
+        expect(envProblems({ ...CATALOG_MIGRATOR, name: 'db:migrate (catalog)' }, chartEnv(objects, find(objects, 'Job', 'cinemaabyss-migrate-catalog')))).toEqual([])
+      })
+
+      it('the monolith and the movies service never point at the same database, nor with the same credentials', () => {
+        const objects = renderChart(args)
+        const url = (kind: string, name: string) => chartEnv(objects, find(objects, kind, name)).DB_CONNECTION_STRING!
+        const [legacy, catalog] = [url('Deployment', 'monolith'), url('Deployment', 'movies-service')]
+        expect(databaseOf(catalog)).not.toBe(databaseOf(legacy))
+        expect(databaseOf(catalog)).toBe('catalog-db:5432/catalog')
+        expect(new URL(catalog).username).not.toBe(new URL(legacy).username)
+        expect(new URL(catalog).password).not.toBe(new URL(legacy).password)
+        expect(databaseOf(url('Job', 'cinemaabyss-migrate'))).toBe(databaseOf(legacy))
+        expect(databaseOf(url('Job', 'cinemaabyss-migrate-catalog'))).toBe(databaseOf(catalog))
+        // Each server gets its own password from the Secret.
+        const passwordKey = (name: string) => podSpec(find(objects, 'StatefulSet', name)).containers[0].env.find((e: any) => e.name === 'POSTGRES_PASSWORD').valueFrom.secretKeyRef.key
+        expect([passwordKey('postgres'), passwordKey('catalog-db')]).toEqual(['POSTGRES_PASSWORD', 'CATALOG_DB_PASSWORD'])
       })
 
       it('every address points at a rendered Service and one of its ports', () => {
         const objects = renderChart(args)
         const services = new Map(byKind(objects, 'Service').map((s) => [s.metadata.name, s.spec.ports.map((p: any) => p.port)]))
         const wrong: string[] = []
-        const workloads = [...SERVICES.map((s) => find(objects, 'Deployment', s.name)), find(objects, 'Job', 'cinemaabyss-migrate')]
+        const workloads = [...SERVICES.map((s) => find(objects, 'Deployment', s.name)), find(objects, 'Job', 'cinemaabyss-migrate'), find(objects, 'Job', 'cinemaabyss-migrate-catalog')]
         let seen = 0
         for (const workload of workloads) {
           for (const [variable, value] of Object.entries(chartEnv(objects, workload))) {

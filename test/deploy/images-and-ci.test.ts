@@ -14,6 +14,9 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { freePort } from '../../dev/free-port.ts'
 import { waitForHttp } from '../../dev/wait-for-http.ts'
+import { createLogger } from '../../lib/logger.ts'
+import { createReplicaMetrics } from '../../lib/replication/metrics.ts'
+import { createParityMonitor } from '../../proxy/parity/parity-monitor.ts'
 import { CHART_DIR, REPO_ROOT, SERVICES, readRepoFile } from './support.ts'
 
 /** What each service needs to start and answer /health (its dependencies unreachable, on purpose). */
@@ -225,7 +228,10 @@ describe('GitHub Actions workflow', () => {
 
 describe('dashboard and alerts query metrics the services export', () => {
   const exported = new Set<string>()
-  for (const metrics of [createProxyMetrics(), createEventsMetrics(), createOutboxMetrics({ registry: new Registry() })]) {
+  const migration = new Registry()
+  createParityMonitor({ routes: [], registry: migration, logger: createLogger({ level: 'silent', name: 'test' }) })
+  createReplicaMetrics(migration)
+  for (const metrics of [createProxyMetrics(), createEventsMetrics(), createOutboxMetrics({ registry: new Registry() }), { registry: migration }]) {
     for (const m of metrics.registry.getMetricsAsArray()) {
       const name = (m as unknown as { name: string }).name
       const type = (m as unknown as { type?: string }).type
@@ -233,8 +239,8 @@ describe('dashboard and alerts query metrics the services export', () => {
       if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(name + suffix)
     }
   }
-  /** Metric names of our services in a PromQL expression (proxy_*, events_*, outbox_*). */
-  const used = (expr: string) => [...expr.matchAll(/\b((?:proxy|events|outbox)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)
+  /** Metric names of our services in a PromQL expression (proxy_*, events_*, outbox_*, migration_*, movie_replication_*). */
+  const used = (expr: string) => [...expr.matchAll(/\b((?:proxy|events|outbox|migration|movie_replication)_[a-z0-9_]+)\b/g)].map((m) => m[1]!)
 
   it('every Grafana panel query', () => {
     const dashboard = JSON.parse(readRepoFile(`${CHART_DIR}/files/grafana-dashboard.json`))

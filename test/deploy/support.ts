@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parse, parseAllDocuments } from 'yaml'
 import { runHelm } from '../../dev/helm/helm.ts'
-import { databaseEnv, envVarNames, parseEnv } from '../../lib/config.ts'
+import { envVarNames, parseEnv } from '../../lib/config.ts'
+import { migrateEnv } from '../../lib/db/migrate.ts'
 import * as eventsConfig from '../../events-service/config.ts'
 import * as monolithConfig from '../../monolith/config.ts'
 import * as moviesConfig from '../../movies-service/config.ts'
@@ -82,9 +83,18 @@ export const SERVICES: readonly ServiceUnderTest[] = [
 
 /** The schema migrator (`npm run db:migrate`, the compose `migrate` service, the chart's hook Job). */
 export const MIGRATOR = {
-  ENV_VARS: envVarNames(databaseEnv),
-  loadConfig: (source: Record<string, string | undefined>) => parseEnv(databaseEnv, source),
+  ENV_VARS: envVarNames(migrateEnv),
+  loadConfig: (source: Record<string, string | undefined>) => parseEnv(migrateEnv, source),
   mustProvide: ['DB_CONNECTION_STRING'],
+}
+
+/** The catalog-db migrator: the same command with DB_MIGRATIONS=catalog. */
+export const CATALOG_MIGRATOR = { ...MIGRATOR, mustProvide: ['DB_CONNECTION_STRING', 'DB_MIGRATIONS'] }
+
+/** The database a PostgreSQL URL opens: server, port and database name (credentials aside). */
+export function databaseOf(url: string): string {
+  const u = new URL(url)
+  return `${u.hostname.replace(/\.[a-z0-9-]+\.svc\.cluster\.local$/, '')}:${u.port || '5432'}${u.pathname}`
 }
 
 /** Later names of a variable that has an original one: deployments set the original. */

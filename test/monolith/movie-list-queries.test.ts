@@ -15,7 +15,7 @@ it('GET /api/movies runs exactly one SQL statement for 5 movies and for 105', as
   expect(before.json()).toHaveLength(5)
   expect(counted.statements).toHaveLength(1)
 
-  const repo = createMovieRepository(testDb.db)
+  const repo = createMovieRepository(testDb.db, 'legacy')
   for (let i = 0; i < 100; i++) await repo.create({ title: `Movie ${i}`, description: 'd', genres: ['A', 'B'], rating: 5 })
 
   counted.statements.length = 0
@@ -28,7 +28,7 @@ it('GET /api/movies runs exactly one SQL statement for 5 movies and for 105', as
 })
 
 it('writes a movie and its genres in one transaction: a failing genre insert leaves no movie', async () => {
-  const repo = createMovieRepository(testDb.db)
+  const repo = createMovieRepository(testDb.db, 'legacy')
   const count = async () => Number((await testDb.db.query<{ n: string }>('SELECT count(*) AS n FROM movies')).rows[0].n)
   const before = await count()
   // 51 characters: movie_genres.genre is VARCHAR(50), so the second statement fails after the first succeeded.

@@ -1,7 +1,8 @@
 {{/*
 One application service: Deployment + Service.
 (dict "root" $ "name" "movies-service" "svc" .Values.moviesService "config" "movies-service-config"
-      "secretEnv" (list "DB_CONNECTION_STRING") "livePath" "/health" "component" "catalogue")
+      "secretEnv" (list "DB_CONNECTION_STRING:CATALOG_DB_CONNECTION_STRING") "livePath" "/health" "component" "catalogue")
+secretEnv entries: "NAME" (from the Secret key NAME) or "NAME:KEY" (from the Secret key KEY).
 Optional "files" (dict "configMap" "proxy-routes" "mountPath" "/etc/cinemaabyss/proxy"): a
 ConfigMap mounted read-only as files.
 */}}
@@ -70,11 +71,13 @@ spec:
           {{- with .secretEnv }}
           env:
             {{- range . }}
-            - name: {{ . }}
+            {{- /* "NAME" (the Secret key of that name) or "NAME:KEY" */}}
+            {{- $parts := splitList ":" . }}
+            - name: {{ first $parts }}
               valueFrom:
                 secretKeyRef:
                   name: {{ include "cinemaabyss.secretName" $root }}
-                  key: {{ . }}
+                  key: {{ last $parts }}
             {{- end }}
           {{- end }}
           startupProbe:

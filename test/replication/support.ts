@@ -1,0 +1,57 @@
+// Two stores of their own for the replication tests: legacy-db and catalog-db, each a database
+// owned by a login role of its own that cannot connect to the other's (as in compose and the
+// chart), migrated with its own schema.
+import { randomBytes } from 'node:crypto'
+import { admin } from '../../dev/pg-admin.ts'
+import { loadMigrationSet, migrate, type MigrationSet } from '../../lib/db/migrate.ts'
+import { createPgDatabase } from '../../lib/db/pg-database.ts'
+
+export interface OwnedDatabase {
+  name: string
+  role: string
+  /** Connects as the owner role. */
+  url: string
+  drop(): Promise<void>
+}
+
+/** A new database owned by a new role, closed to every other role (PUBLIC's CONNECT revoked), migrated with `set`. */
+export async function ownedDatabase(adminUrl: string, set: MigrationSet): Promise<OwnedDatabase> {
+  const suffix = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
+  const name = `${set}_db_${suffix}`
+  const role = `${set}_user_${suffix}`
+  const password = randomBytes(12).toString('hex')
+  await admin(adminUrl, async (c) => {
+    await c.query(`CREATE ROLE "${role}" LOGIN PASSWORD '${password}'`)
+    await c.query(`CREATE DATABASE "${name}" OWNER "${role}"`)
+    await c.query(`REVOKE ALL ON DATABASE "${name}" FROM PUBLIC`)
+  })
+  const url = new URL(adminUrl)
+  url.username = role
+  url.password = password
+  url.pathname = `/${name}`
+  const db = createPgDatabase({ connectionString: url.toString(), max: 1 })
+  try {
+    await migrate(db, await loadMigrationSet(set))
+  } finally {
+    await db.close()
+  }
+  return {
+    name,
+    role,
+    url: url.toString(),
+    drop: () =>
+      admin(adminUrl, async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+        await c.query(`DROP ROLE IF EXISTS "${role}"`)
+      }),
+  }
+}
+
+/** The URL of `target` with the credentials of `other`: what must never open it. */
+export function withCredentialsOf(target: OwnedDatabase, other: OwnedDatabase): string {
+  const url = new URL(target.url)
+  const theirs = new URL(other.url)
+  url.username = theirs.username
+  url.password = theirs.password
+  return url.toString()
+}
