@@ -66,6 +66,7 @@ export const errors = {
   UPSTREAM_TIMEOUT: define<[failure: string]>('UPSTREAM_TIMEOUT', 504, '%s'),
   UPSTREAM_UNAVAILABLE: define<[failure: string]>('UPSTREAM_UNAVAILABLE', 503, '%s, retry later'),
   CIRCUIT_OPEN: define<[upstream: string]>('CIRCUIT_OPEN', 503, '%s is unavailable (circuit open), retry later'),
+  UPSTREAM_BROKEN_ANSWER: define<[upstream: string]>('UPSTREAM_BROKEN_ANSWER', 502, '%s broke off its answer before the first byte of the body'),
   WRITE_NOT_RETRIED: define<[failure: string]>('WRITE_NOT_RETRIED', 503, '%s; the request was not retried'),
 
   // Edge proxy: admin API

@@ -101,6 +101,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    errorCodes: true,
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
     server: { ...clientLimits(config), trustProxy: trust },

@@ -46,7 +46,7 @@ export function createMetrics() {
   })
   const upstreamFailures = new Counter({
     name: 'proxy_upstream_failures_total',
-    help: 'Failed upstream calls by kind: connect, timeout, reset, status_5xx, other',
+    help: 'Failed upstream calls by kind: connect, timeout, reset, status_5xx, slow (the client left after BREAKER_SLOW_CALL_MS), other',
     labelNames: ['upstream', 'kind'] as const,
     registers: [registry],
   })

@@ -3,7 +3,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { FlagSource } from './flag-source.ts'
 import type { UpstreamRuntime } from './upstreams.ts'
-import { FAILURE_TEXT, failureKind } from './upstream-client.ts'
 
 export interface OpsRoutesOptions {
   flags: FlagSource
@@ -22,15 +21,14 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
   let probe: { at: number; result: Promise<string | undefined> } | undefined
   const probeLegacy = (): Promise<string | undefined> => {
     if (probe && Date.now() - probe.at < 1_000) return probe.result
-    const result = legacy.pool
-      .request({ path: `${legacy.basePath}${legacy.upstream.healthPath}`, method: 'GET', headersTimeout: opts.probeTimeoutMs, bodyTimeout: opts.probeTimeoutMs })
-      .then(async (res) => {
-        await res.body.dump()
-        return res.statusCode < 500 ? undefined : `${legacy.upstream.name} ${legacy.upstream.healthPath} answered ${res.statusCode}`
-      })
-      .catch((err: Error) => {
-        logger.warn({ upstream: legacy.upstream.name, err: err.message }, 'readiness probe failed')
-        return `${legacy.upstream.name} ${FAILURE_TEXT[failureKind(err)]}`
+    // The one upstream call, uncounted: a probe judges the upstream without moving its breaker.
+    const result = legacy
+      .call({ method: 'GET', url: legacy.upstream.healthPath, headers: {}, uncountedTimeoutMs: opts.probeTimeoutMs, log: logger })
+      .then((outcome) => {
+        if (outcome.kind === 'answer') return void outcome.answer.discard()
+        if (outcome.kind === 'client-gone') return `${legacy.upstream.name} probe abandoned`
+        outcome.answer?.discard()
+        return outcome.failure === 'status_5xx' ? `${legacy.upstream.name} ${legacy.upstream.healthPath} answered ${outcome.answer?.statusCode ?? '5xx'}` : outcome.message
       })
     probe = { at: Date.now(), result }
     return result

@@ -5,12 +5,13 @@
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
 import type { IncomingHttpHeaders } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
-import { Pool, type Dispatcher } from 'undici'
+import { Pool } from 'undici'
 import { errors, type CatalogueError } from '../lib/errors.ts'
 import { checkOptions } from './options.ts'
 import type { ClientView } from './trust-proxy.ts'
 
-export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'other'
+/** Why a call failed; `slow`: its client left after BREAKER_SLOW_CALL_MS without an answer (upstreams.ts). */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'status_5xx' | 'slow' | 'other'
 
 const UPSTREAM_FAILURE = 'CA_UPSTREAM_FAILURE'
 
@@ -18,13 +19,10 @@ const UPSTREAM_FAILURE = 'CA_UPSTREAM_FAILURE'
 export class UpstreamFailure extends Error {
   override readonly name = 'UpstreamFailure'
   readonly code = UPSTREAM_FAILURE
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    /** For status_5xx: the response, still unread (send it on, or dump it). */
-    readonly response?: Dispatcher.ResponseData,
-  ) {
+  readonly kind: FailureKind
+  constructor(kind: FailureKind, message: string) {
     super(message)
+    this.kind = kind
   }
 }
 
@@ -34,8 +32,8 @@ export function isUpstreamFailure(error: unknown): error is UpstreamFailure {
 }
 
 /** What the client hears when no upstream answered: 504 for a timeout, else 503. */
-export function upstreamFailed(failure: UpstreamFailure): CatalogueError {
-  return failure.kind === 'timeout' ? new errors.UPSTREAM_TIMEOUT(failure.message) : new errors.UPSTREAM_UNAVAILABLE(failure.message)
+export function upstreamFailed(failure: { kind: FailureKind; message: string }): CatalogueError {
+  return failure.kind === 'timeout' || failure.kind === 'slow' ? new errors.UPSTREAM_TIMEOUT(failure.message) : new errors.UPSTREAM_UNAVAILABLE(failure.message)
 }
 
 // Hop-by-hop headers (RFC 9110 7.6.1), plus Host (the upstream's own is sent) and Expect
@@ -87,6 +85,7 @@ export const FAILURE_TEXT: Record<FailureKind, string> = {
   timeout: 'did not answer in time',
   reset: 'dropped the connection',
   status_5xx: 'failed',
+  slow: 'did not answer in time',
   other: 'failed',
 }
 

@@ -10,7 +10,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import type { Dispatcher } from 'undici'
 import type { Logger } from '../../lib/logger.ts'
 import type { ProxyMetrics } from '../metrics.ts'
 import { checkOptions } from '../options.ts'
@@ -18,7 +17,7 @@ import type { Route } from '../route-map.ts'
 import { SAFE_METHODS, type RouteDecision, type Side } from '../routing.ts'
 import { clientOf, type TrustFn } from '../trust-proxy.ts'
 import { upstreamRequestHeaders } from '../upstream-client.ts'
-import type { UpstreamRuntime, Upstreams } from '../upstreams.ts'
+import type { ClientSignal, UpstreamRuntime, Upstreams } from '../upstreams.ts'
 import { compareAnswers, type Answer, type Difference } from './compare.ts'
 import { generalise, parsePathRule, type PathRule } from './json-path.ts'
 import { Ring, credentialsOf, redactedUrl, reportDifferences, type ReportedDifference } from './report.ts'
@@ -293,15 +292,11 @@ export class ShadowComparisons {
     const timer = setTimeout(() => call.abort(new ShadowError(`no complete answer within ${ms} ms`)), ms)
     this.calls.add(call)
     try {
-      const response = await rt.pool.request({
-        path: rt.basePath + tap.url,
-        method: tap.method as Dispatcher.HttpMethod,
-        headers: tap.headers,
-        body: tap.body,
-        signal: call.signal,
-        headersTimeout: ms,
-        bodyTimeout: ms,
-      })
+      // The one upstream call, uncounted: a copy never moves the breakers.
+      const result = await rt.call({ method: tap.method, url: tap.url, headers: tap.headers ?? {}, body: tap.body, client: abortedBy(call.signal), uncountedTimeoutMs: ms, log: this.deps.logger })
+      if (result.kind === 'client-gone') throw call.signal.reason instanceof ShadowError ? call.signal.reason : new ShadowError('shadow comparisons closed')
+      if (result.kind === 'failure' && !result.answer) throw new ShadowError(result.cause ?? result.message)
+      const response = result.kind === 'answer' ? result.answer : result.answer!
       const chunks: Buffer[] = []
       let size = 0
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
@@ -416,3 +411,14 @@ class Tap implements ShadowTap {
   }
 }
 
+
+/** An AbortSignal as the upstream call's client signal. */
+function abortedBy(signal: AbortSignal): ClientSignal {
+  return {
+    get aborted() {
+      return signal.aborted
+    },
+    once: (_event, listener) => signal.addEventListener('abort', listener, { once: true }),
+    off: (_event, listener) => signal.removeEventListener('abort', listener),
+  }
+}
