@@ -14,7 +14,7 @@ import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './client-limits.ts'
 import { edgeGuards } from './edge-guards.ts'
 import { trustFunction } from './trust-proxy.ts'
-import { tunnelUpgrades } from './websocket-tunnel.ts'
+import { routeUpgrades } from './websocket.ts'
 import type { FlagSource } from './flag-source.ts'
 import { createFlagSource } from './flag-sources.ts'
 import { createLedger } from './ledger.ts'
@@ -109,6 +109,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
   registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
+  const upgrades = routeUpgrades(app)
 
   const catchAll = routes.find((r) => r.prefix === '/')!
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
@@ -129,13 +130,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     trust,
     shadow,
     traffic,
-  })
-
-  const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
-  // Before the server waits for its connections to end: open tunnels would keep it waiting.
-  app.addHook('preClose', (done) => {
-    closeTunnels()
-    done()
+    upgrades,
   })
 
   app.addHook('onClose', async () => {

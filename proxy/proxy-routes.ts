@@ -12,6 +12,7 @@ import type { TrafficRecorder } from './ramp/traffic.ts'
 import type { Route } from './route-map.ts'
 import type { ShadowComparisons, ShadowTap } from './shadow/shadow.ts'
 import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './upstreams.ts'
+import type { Upgrades } from './websocket.ts'
 import { FORWARDED_METHODS } from './edge-guards.ts'
 import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
@@ -46,6 +47,8 @@ export interface ProxyRoutesOptions {
   shadow?: ShadowComparisons
   /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
   traffic?: TrafficRecorder
+  /** WebSocket upgrades routed through the app (websocket.ts); absent = none arrive. */
+  upgrades?: Upgrades
 }
 
 declare module 'fastify' {
@@ -81,14 +84,11 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
 
   /** The request as the upstream gets it (hop-by-hop headers out, X-Forwarded-* and X-Request-Id in). */
   function upstreamRequest(request: FastifyRequest, client: ClientGone): UpstreamRequest {
-    return {
-      method: request.method,
-      url: request.url,
-      headers: upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id),
-      body: request.body as Buffer | undefined,
-      client,
-      log: request.log,
-    }
+    const headers = upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id)
+    const upgrade = opts.upgrades?.of(request.raw) !== undefined
+    // The one hop-by-hop list dropped Connection and Upgrade; a handshake asks for the same protocol again.
+    if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: request.headers.upgrade! })
+    return { method: request.method, url: request.url, headers, body: request.body as Buffer | undefined, client, log: request.log, upgrade }
   }
 
   /**
@@ -101,6 +101,10 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const request = reply.request
     request.proxyUpstream = upstream
     request.proxyReason = reason
+    if (response.upgraded) {
+      reply.header('x-upstream', upstream).header('x-route-reason', reason)
+      return opts.upgrades!.join(reply, response, upstreams.get(upstream)!.poolOptions.streamIdleTimeoutMs)
+    }
     // [shadow seam 2/3] the tap sees the answer's status and headers, then each chunk on its way to the client.
     const tap = request.shadowTap
     tap?.primaryResponse(upstream, response.statusCode, response.headers)
@@ -202,7 +206,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
     const decision = decideRoute(route, facts, flags)
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/shadow/).
-    request.shadowTap = opts.shadow?.select(route, decision, request) ?? null
+    request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 

@@ -5,6 +5,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
 import { flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
@@ -105,5 +106,89 @@ describe('an upstream that breaks off its answer before the first body byte', ()
     stubs.monolith.mode = 'fail'
     const down = await proxy.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-backend': 'target' }, payload: {} })
     expect(down.json()).toMatchObject({ code: 'CA_ERR_WRITE_NOT_RETRIED' })
+  })
+})
+
+describe('WebSocket handshakes go through the same pipeline as every request', () => {
+  /** A WebSocket upstream naming itself, whose handshake answer carries hop-by-hop headers and an id of its own. */
+  async function wsUpstream(name: string): Promise<{ url: string; close(): Promise<void> }> {
+    const server = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: name })))
+    const wss = new WebSocketServer({ server })
+    wss.on('headers', (headers) => headers.push('Keep-Alive: timeout=5', 'X-Request-Id: upstream-own-id', 'X-Served-By: ' + name))
+    wss.on('connection', (ws) => ws.send(`hello from ${name}`))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: async () => {
+        for (const c of wss.clients) c.terminate()
+        wss.close()
+        server.closeAllConnections()
+        await new Promise((r) => server.close(r))
+      },
+    }
+  }
+
+  function handshake(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; first?: string; body?: string }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { handshakeTimeout: 5_000 })
+      ws.once('upgrade', (res) => ws.once('message', (d) => {
+        resolve({ status: 101, headers: res.headers, first: d.toString() })
+        ws.close()
+      }))
+      ws.once('unexpected-response', (_req, res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => (body += c))
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+      })
+      ws.once('error', reject)
+    })
+  }
+
+  let monolithWs: Awaited<ReturnType<typeof wsUpstream>>
+  let moviesWs: Awaited<ReturnType<typeof wsUpstream>>
+  beforeAll(async () => {
+    ;[monolithWs, moviesWs] = await Promise.all([wsUpstream('monolith'), wsUpstream('movies-service')])
+  })
+  afterAll(async () => {
+    await Promise.all([monolithWs.close(), moviesWs.close()])
+  })
+  const env = () => ({ MONOLITH_URL: monolithWs.url, MOVIES_SERVICE_URL: moviesWs.url, FLAGS_FILE: flagsFileAt(100) })
+
+  it('are rate limited like any request: 5 of 9 pass a limit of 5', async () => {
+    const { port } = await listening({ ...env(), RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' })
+    const answers = []
+    for (let i = 0; i < 9; i++) answers.push(await handshake(port, '/api/movies/live'))
+    expect(answers.map((a) => a.status)).toEqual([101, 101, 101, 101, 101, 429, 429, 429, 429])
+    expect(answers[0]!.headers['x-ratelimit-limit']).toBe('5')
+    expect(JSON.parse(answers[5]!.body!)).toMatchObject({ code: 'CA_ERR_RATE_LIMITED' })
+  })
+
+  it('route an encoded path exactly as a GET of the same path does', async () => {
+    const { proxy, port } = await listening(env())
+    for (const path of ['/api/m%6Fvies', '/api/movies', '/api/movies/%2e%2e/users', '/api/moviesX', '/api/users']) {
+      const get = await proxy.app.inject({ method: 'GET', url: path })
+      const ws = await handshake(port, path)
+      expect([path, ws.headers['x-upstream']]).toEqual([path, get.headers['x-upstream']])
+      expect(ws.first).toBe(`hello from ${get.headers['x-upstream']}`)
+    }
+  })
+
+  it('carry one x-request-id, no upstream hop-by-hop header, and leave the same access line and metrics', async () => {
+    const { proxy, port } = await listening(env())
+    const ws = await handshake(port, '/api/movies/live')
+    expect(ws.status).toBe(101)
+    expect(ws.headers['keep-alive']).toBeUndefined()
+    expect(ws.headers['x-request-id']).not.toBe('upstream-own-id')
+    expect(ws.headers['x-served-by']).toBe('movies-service')
+    const line = proxy.logs.lines.find((l) => l.msg === 'request' && l.url === '/api/movies/live')
+    expect(line).toMatchObject({ method: 'GET', status: 101, route: 'movies', upstream: 'movies-service', reason: 'flag' })
+    const metrics = (await proxy.app.inject('/metrics')).body
+    expect(metrics).toMatch(/proxy_requests_total\{[^}]*route="movies"[^}]*upstream="movies-service"[^}]*\} 1/)
+  })
+
+  it('are refused on the proxy\'s own paths and when not a bodiless GET, never reaching an upstream', async () => {
+    const { port } = await listening(env())
+    expect((await handshake(port, '/admin/routes')).status).toBe(404)
+    expect((await handshake(port, '/health')).status).toBe(404)
   })
 })
