@@ -1,6 +1,6 @@
 // The shadow comparison's admin endpoints, registered inside the admin plugin (admin-routes.ts)
 // so they sit behind the same token check:
-//   PUT /admin/routes/:name/shadow  {"percent": 0-100, "ignore"?, "ignoreHeaders"?, "detectNoise"?}
+//   PUT /admin/routes/:name/shadow  {"percent": 0-100, "ignore"?, "ignoreHeaders"?, "compareHeaders"?, "detectNoise"?}
 //   GET /admin/routes/:name/diffs   counts per outcome, learned noise, the latest mismatches and errors
 // A run-time change lives in this process until the next start; the route map is the lasting setting.
 import type { FastifyInstance } from 'fastify'

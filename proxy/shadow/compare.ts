@@ -1,7 +1,9 @@
-// The comparison of two answers to the same request, pure: status, the response headers that
-// describe the content, and the body — JSON structurally (key order ignored, numbers by value,
-// arrays in order), anything else byte for byte. Differences are named by JSON path; the route's
-// ignore rules drop the paths and headers it declares noise.
+// The comparison of two answers to the same request, pure: what clients read — the status, the
+// body (JSON structurally: key order ignored, numbers by value, arrays in order; anything else
+// byte for byte) and the headers that describe the content (CONTENT_HEADERS); other headers
+// (an upstream's private `x-served-by`, `via`, timings) only when the route lists them
+// (`compareHeaders`). Differences are named by JSON path; the route's ignore rules drop the
+// paths and headers it declares noise.
 import { createHash } from 'node:crypto'
 import { coveredByAny, formatPath, type PathRule, type Step } from './json-path.ts'
 
@@ -16,6 +18,8 @@ export interface CompareRules {
   ignore: readonly PathRule[]
   /** Lower-case header names not compared (on top of NOISY_HEADERS). */
   ignoreHeaders: ReadonlySet<string>
+  /** Lower-case header names compared on top of CONTENT_HEADERS (the route's `compareHeaders`). */
+  compareHeaders?: ReadonlySet<string>
 }
 
 export interface Difference {
@@ -37,6 +41,22 @@ export const NOISY_HEADERS: ReadonlySet<string> = new Set([
   'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after', 'alt-svc',
 ])
 
+/**
+ * The headers clients read, compared by default: what the content is (type, encoding, language,
+ * disposition), how it may be cached, where it points, what the client must do (authenticate,
+ * which methods), and every CORS header (`access-control-*`).
+ */
+export const CONTENT_HEADERS: ReadonlySet<string> = new Set([
+  'content-type', 'content-encoding', 'content-language', 'content-disposition', 'cache-control', 'location', 'www-authenticate', 'allow',
+])
+
+const compared = (name: string, extra: ReadonlySet<string> | undefined) => CONTENT_HEADERS.has(name) || name.startsWith('access-control-') || extra?.has(name) === true
+
+/** True when every difference is a header's: the status and the body agree. */
+export function headersOnly(differences: readonly Difference[]): boolean {
+  return differences.length > 0 && differences.every((d) => d.path.startsWith('header:'))
+}
+
 /** Stops a huge body from producing a huge report. */
 export const MAX_DIFFERENCES = 20
 
@@ -46,7 +66,7 @@ const ABSENT = Symbol('absent')
 export function compareAnswers(legacy: Answer, target: Answer, rules: CompareRules): Difference[] {
   const out: Difference[] = []
   if (legacy.status !== target.status) out.push({ path: 'status', legacy: legacy.status, target: target.status })
-  compareHeaders(legacy.headers, target.headers, rules.ignoreHeaders, out)
+  compareHeaders(legacy.headers, target.headers, rules, out)
   compareBodies(legacy, target, rules.ignore, out)
   return out
 }
@@ -62,10 +82,10 @@ export function normaliseContentType(value: string | undefined): string | undefi
   return [type, ...params.filter(Boolean).sort()].join('; ')
 }
 
-function compareHeaders(a: Answer['headers'], b: Answer['headers'], ignored: ReadonlySet<string>, out: Difference[]): void {
+function compareHeaders(a: Answer['headers'], b: Answer['headers'], rules: CompareRules, out: Difference[]): void {
   const names = new Set([...Object.keys(a), ...Object.keys(b)].map((n) => n.toLowerCase()))
   for (const name of [...names].sort()) {
-    if (NOISY_HEADERS.has(name) || ignored.has(name)) continue
+    if (!compared(name, rules.compareHeaders) || NOISY_HEADERS.has(name) || rules.ignoreHeaders.has(name)) continue
     let [x, y] = [headerValue(a[name]), headerValue(b[name])]
     if (name === 'content-type') [x, y] = [normaliseContentType(x), normaliseContentType(y)]
     if (x !== y) out.push({ path: `header:${name}`, legacy: x ?? null, target: y ?? null })

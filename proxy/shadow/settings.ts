@@ -16,6 +16,8 @@ export const ShadowEntry = Type.Object(
     ignore: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 200 }), { maxItems: 100 })),
     /** Response headers not compared (date, etag, content-length... never are). */
     ignoreHeaders: Type.Optional(Type.Array(HeaderName, { maxItems: 50 })),
+    /** Response headers compared on top of those describing the content (content-type, cache-control, location, CORS...). */
+    compareHeaders: Type.Optional(Type.Array(HeaderName, { maxItems: 50 })),
     /** Methods copied; default GET and HEAD. A method that changes data is copied only when listed here. */
     methods: Type.Optional(Type.Array(Type.Union(HTTP_METHODS.map((m) => Type.Literal(m))), { minItems: 1, uniqueItems: true })),
     /** Diffy-style: on a mismatch, ask legacy a second time; paths where the two legacy answers differ are learned as noise. */

@@ -18,7 +18,7 @@ import { SAFE_METHODS, type RouteDecision, type Side } from '../routing.ts'
 import { clientOf, type TrustFn } from '../trust-proxy.ts'
 import { upstreamRequestHeaders } from '../upstream-client.ts'
 import type { ClientSignal, UpstreamRuntime, Upstreams } from '../upstreams.ts'
-import { compareAnswers, type Answer, type Difference } from './compare.ts'
+import { compareAnswers, headersOnly, type Answer, type Difference } from './compare.ts'
 import { generalise, parsePathRule, type PathRule } from './json-path.ts'
 import { Ring, credentialsOf, redactedUrl, reportDifferences, type ReportedDifference } from './report.ts'
 import { shadowProblems, type ShadowEntry } from './settings.ts'
@@ -54,6 +54,7 @@ interface Settings {
   percent: number
   ignore: PathRule[]
   ignoreHeaders: Set<string>
+  compareHeaders: Set<string>
   methods: Set<string>
   detectNoise: boolean
 }
@@ -67,6 +68,8 @@ export interface Mismatch {
   primary: Side
   legacy: { upstream: string; status: number }
   target: { upstream: string; status: number }
+  /** `headers`: the status and body agree, only compared headers differ (reported apart). */
+  kind: 'body' | 'headers'
   differences: ReportedDifference[]
 }
 
@@ -74,6 +77,8 @@ interface RouteShadow {
   route: Route
   settings: Settings
   counts: Record<ShadowOutcome, number>
+  /** Of the mismatches, those where only compared headers differed. */
+  headerOnly: number
   notCompared: Record<NotCompared, number>
   mismatches: Ring<Mismatch>
   errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string }>
@@ -87,13 +92,14 @@ function compile(entry: ShadowEntry): Settings {
     percent: entry.percent,
     ignore: (entry.ignore ?? []).map(parsePathRule),
     ignoreHeaders: new Set((entry.ignoreHeaders ?? []).map((h) => h.toLowerCase())),
+    compareHeaders: new Set((entry.compareHeaders ?? []).map((h) => h.toLowerCase())),
     methods: new Set(entry.methods ?? SAFE_METHODS),
     detectNoise: entry.detectNoise ?? false,
   }
 }
 
 function describeSettings(s: Settings) {
-  return { percent: s.percent, ignore: s.ignore.map((r) => r.source), ignoreHeaders: [...s.ignoreHeaders], methods: [...s.methods], detectNoise: s.detectNoise }
+  return { percent: s.percent, ignore: s.ignore.map((r) => r.source), ignoreHeaders: [...s.ignoreHeaders], compareHeaders: [...s.compareHeaders], methods: [...s.methods], detectNoise: s.detectNoise }
 }
 
 /** What the forwarding code (proxy-routes.ts, send) reports about the answer the client gets. */
@@ -134,6 +140,7 @@ export class ShadowComparisons {
         route,
         settings: compile(route.shadow ?? { percent: 0 }),
         counts: { match: 0, mismatch: 0, error: 0, dropped: 0 },
+        headerOnly: 0,
         notCompared: { too_large: 0, primary_failed: 0, client_gone: 0, event_stream: 0 },
         mismatches: new Ring(RING_SIZE),
         errors: new Ring(ERROR_RING_SIZE),
@@ -188,6 +195,7 @@ export class ShadowComparisons {
       target: state.route.target!.name,
       shadow: describeSettings(state.settings),
       counts: { ...state.counts },
+      headerOnlyMismatches: state.headerOnly,
       notCompared: { ...state.notCompared },
       inFlight: this.inFlight,
       capturedBytes: this.captured,
@@ -237,7 +245,10 @@ export class ShadowComparisons {
       }
       if (!differences.length) return this.count(state, 'match')
       this.count(state, 'mismatch')
+      const kind = headersOnly(differences) ? 'headers' : 'body'
+      if (kind === 'headers') state.headerOnly++
       state.mismatches.push({
+        kind,
         at: new Date().toISOString(),
         method: tap.method,
         path,
@@ -263,7 +274,7 @@ export class ShadowComparisons {
     const { settings } = state
     const ignore = state.learnedPaths.size ? [...settings.ignore, ...state.learnedPaths.values()] : settings.ignore
     const ignoreHeaders = state.learnedHeaders.size ? new Set([...settings.ignoreHeaders, ...state.learnedHeaders]) : settings.ignoreHeaders
-    return compareAnswers(legacy, target, { ignore, ignoreHeaders })
+    return compareAnswers(legacy, target, { ignore, ignoreHeaders, compareHeaders: settings.compareHeaders })
   }
 
   /** Paths (and headers) on which legacy disagrees with itself are noise from now on; true when something new was learned. */
