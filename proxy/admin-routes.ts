@@ -14,8 +14,8 @@ import type { ChangeRollout } from './rollout-changes.ts'
 import type { Upstreams } from './upstreams.ts'
 import { adminShadowRoutes } from './admin-shadow-routes.ts'
 import type { ShadowComparisons } from './shadow/shadow.ts'
-import { matchRoute, type Route } from './route-map.ts'
-import { decideRoute } from './routing.ts'
+import type { Route } from './route-map.ts'
+import { EXPLAIN_HEADER, type ExplainedDecision } from './proxy-routes.ts'
 import { adminTrafficRoutes } from './admin-traffic-routes.ts'
 import type { TrafficHistory } from './traffic-history.ts'
 
@@ -32,6 +32,8 @@ export interface AdminRoutesOptions {
   ramps: AdminRampRoutesOptions
   /** Serves GET /admin/traffic and /admin/history (the console's rates and charts). */
   history: TrafficHistory
+  /** The proxy routes' explain secret (proxy-routes.ts, EXPLAIN_HEADER). */
+  explainToken: string
 }
 
 declare module 'fastify' {
@@ -129,29 +131,21 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
   )
 
+  // The path goes through the app itself, as a request would: the router (path decoding, the
+  // proxy's own paths), the edge guards and the proxied route's decision are the request path's.
   app.get<{ Querystring: { path?: string; user_id?: string; method?: string } }>('/admin/explain', async (request) => {
     const { path, user_id: userId, method = 'GET' } = request.query
     if (typeof path !== 'string' || !path.startsWith('/')) throw new errors.EXPLAIN_PATH_REQUIRED()
-    const route = matchRoute(routes, path.split('?')[0])
-    const flag = route.flag ? flags.state(route.flag) : undefined
+    const headers: Record<string, string> = { [EXPLAIN_HEADER]: opts.explainToken }
+    if (typeof userId === 'string' && userId !== '') headers['x-user-id'] = userId
+    const answer = await app.inject({ method: method.toUpperCase() as 'GET', url: path, headers })
+    const decided = answer.headers[EXPLAIN_HEADER] === 'decision'
+    const explained: ExplainedDecision = decided
+      ? answer.json()
+      : { route: null as unknown as string, upstream: 'proxy', why: `the proxy answers ${method.toUpperCase()} ${path.split('?')[0]} itself (${answer.statusCode})` }
+    const route = routes.find((r) => r.name === explained.route)
+    const flag = route?.flag ? flags.state(route.flag) : undefined
     const rollout = flag ? { rollout: { flag: flag.flag, percent: flag.percent ?? null, source: flag.source } } : {}
-    if (route.target && (typeof userId !== 'string' || userId === '')) {
-      return { route: route.name, upstream: null, ...rollout, why: 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity' }
-    }
-    const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
-    const decision = decideRoute(route, { method: method.toUpperCase(), identity: userId }, flags, breakers)
-    const { expected } = decision
-    const chose = !route.target ? `route "${route.name}" always goes to ${route.legacy.name}` : `${route.flag} sends this identity to ${decision.side === 'target' ? 'the target' : 'legacy'}`
-    const targetOpen = decision.side === 'target' && breakers.target === 'open'
-    const needsLegacy = decision.side === 'legacy' || (targetOpen && decision.fallback === 'legacy')
-    const why =
-      needsLegacy && breakers.legacy === 'open'
-        ? `${route.legacy.name} circuit is open: 503 with Retry-After`
-        : !targetOpen
-          ? chose
-          : decision.fallback === 'legacy'
-            ? `${route.target!.name} circuit is open: ${method} falls back to ${route.legacy.name}`
-            : `${route.target!.name} circuit is open: ${method} is not replayed on legacy`
-    return { route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback: decision.fallback, ...rollout, why }
+    return { ...explained, ...(decided ? {} : { status: answer.statusCode }), ...rollout }
   })
 }

@@ -1,6 +1,7 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
@@ -112,12 +113,14 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const upgrades = routeUpgrades(app)
 
   const catchAll = routes.find((r) => r.prefix === '/')!
+  // /admin/explain asks the proxied routes themselves; this secret tells them it is explain asking.
+  const explainToken = randomBytes(24).toString('base64url')
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken })
     await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
@@ -131,6 +134,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     shadow,
     traffic,
     upgrades,
+    explainToken,
   })
 
   app.addHook('onClose', async () => {

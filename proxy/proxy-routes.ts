@@ -49,6 +49,25 @@ export interface ProxyRoutesOptions {
   traffic?: TrafficRecorder
   /** WebSocket upgrades routed through the app (websocket.ts); absent = none arrive. */
   upgrades?: Upgrades
+  /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
+  explainToken?: string
+}
+
+/**
+ * /admin/explain sends the path it is asked about through the app itself (app.inject) with this
+ * header: the router, the edge guards and the decision are those of a real request; the proxied
+ * route answers the decision instead of calling an upstream. Answers carry it back as `decision`.
+ */
+export const EXPLAIN_HEADER = 'x-proxy-explain'
+
+/** What an explain request learns from a proxied route. */
+export interface ExplainedDecision {
+  route: string
+  upstream: string | null
+  status?: 503
+  reason?: RouteReason
+  fallback?: RouteDecision['fallback']
+  why: string
 }
 
 declare module 'fastify' {
@@ -198,10 +217,23 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     return reply.code(499).send(errorBody(new errors.CLIENT_GONE(), true))
   }
 
+  /** The decision this request would meet, breakers included, without calling anything (/admin/explain). */
+  function explain(route: Route, facts: ReturnType<typeof requestFacts>, reply: FastifyReply) {
+    reply.header(EXPLAIN_HEADER, 'decision')
+    if (route.target && facts.setCookie) {
+      const why = 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity'
+      return reply.send({ route: route.name, upstream: null, why } satisfies ExplainedDecision)
+    }
+    const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
+    const { expected, fallback } = decideRoute(route, facts, flags, breakers)
+    return reply.send({ route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback, why: expected.why ?? '' } satisfies ExplainedDecision)
+  }
+
   async function forward(route: Route, request: FastifyRequest, reply: FastifyReply) {
+    const facts = requestFacts(route, request, settings)
+    if (opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken) return explain(route, facts, reply)
     request.proxyRoute = route.name
     const signal = abortWhenClientGoes(reply)
-    const facts = requestFacts(route, request, settings)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
     const decision = decideRoute(route, facts, flags)

@@ -1,6 +1,7 @@
 // The routing decision, in one place: which upstream a request on a route goes to, why, what
 // happens when that upstream fails, and what breaker states make of it. The hot path
-// (proxy-routes.ts), the WebSocket tunnel and /admin/explain all call decideRoute.
+// (proxy-routes.ts, WebSocket handshakes included) calls decideRoute, and /admin/explain asks
+// the hot path itself (proxy-routes.ts, EXPLAIN_HEADER).
 // The identity is X-User-Id, else the user_id query parameter, else the proxy's own cookie (set
 // for anonymous clients), so the same person keeps landing on the same side while the
 // percentage is unchanged. The flag is a sticky rollout evaluated by unleash-client: raising it
@@ -90,7 +91,8 @@ export interface RouteDecision {
   upstream: string
   reason: RouteReason
   fallback: 'legacy' | 'none'
-  expected: { upstream: string; reason: RouteReason; status?: 503 }
+  /** `why`: the decision in words (always set by decideRoute; /admin/explain shows it). */
+  expected: { upstream: string; reason: RouteReason; status?: 503; why?: string }
 }
 
 /** The routing decision: pure, for the hot path, the tunnel and /admin/explain alike. */
@@ -112,11 +114,20 @@ export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, 
   const fallback = side === 'target' && SAFE_METHODS.has(facts.method) ? 'legacy' : 'none'
   const legacyOpen = breakers.legacy === 'open'
   const upstream = side === 'target' ? route.target!.name : route.legacy.name
+  const legacyDown = `${route.legacy.name} circuit is open: 503 with Retry-After`
+  const chose = !route.target
+    ? `route "${route.name}" always goes to ${route.legacy.name}`
+    : reason === 'override'
+      ? `X-Backend sends it to ${side}`
+      : `${route.flag} sends this identity to ${side === 'target' ? 'the target' : 'legacy'}`
   let expected: RouteDecision['expected']
-  if (side === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason, status: 503 } : { upstream, reason }
-  else if (breakers.target !== 'open') expected = { upstream, reason }
-  else if (fallback === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason: 'fallback', status: 503 } : { upstream: route.legacy.name, reason: 'fallback' }
-  else expected = { upstream: 'proxy', reason, status: 503 }
+  if (side === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason, status: 503, why: legacyDown } : { upstream, reason, why: chose }
+  else if (breakers.target !== 'open') expected = { upstream, reason, why: chose }
+  else if (fallback === 'legacy') {
+    expected = legacyOpen
+      ? { upstream: 'proxy', reason: 'fallback', status: 503, why: legacyDown }
+      : { upstream: route.legacy.name, reason: 'fallback', why: `${route.target!.name} circuit is open: ${facts.method} falls back to ${route.legacy.name}` }
+  } else expected = { upstream: 'proxy', reason, status: 503, why: `${route.target!.name} circuit is open: ${facts.method} is not replayed on legacy` }
   return { side, upstream, reason, fallback, expected }
 }
 
