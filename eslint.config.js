@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // The migration console's ES modules run in the browser.
-    files: ['proxy/console/**/*.js'],
+    files: ['proxy/admin/console/**/*.js'],
     languageOptions: { globals: globals.browser },
   },
   {

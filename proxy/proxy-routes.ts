@@ -6,21 +6,21 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FlagSource } from './flag-source.ts'
-import type { ProxyMetrics } from './metrics.ts'
-import type { TrafficRecorder } from './ramp/traffic.ts'
-import type { Route } from './route-map.ts'
-import type { ShadowComparisons, ShadowTap } from './shadow/shadow.ts'
-import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './upstreams.ts'
-import type { Upgrades } from './websocket.ts'
-import { FORWARDED_METHODS } from './edge-guards.ts'
+import type { FlagSource } from './flags/flag-source.ts'
+import type { ProxyMetrics } from './observability/metrics.ts'
+import type { TrafficRecorder } from './rollout/ramp/traffic.ts'
+import type { Route } from './model/route-map.ts'
+import type { ShadowComparisons, ShadowTap } from './rollout/shadow/shadow.ts'
+import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './forward/upstreams.ts'
+import type { Upgrades } from './forward/websocket.ts'
+import { FORWARDED_METHODS } from './edge/edge-guards.ts'
 import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
-import { bufferRequestBodies } from './request-body.ts'
-import { checkOptions } from './options.ts'
-import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
-import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './upstream-client.ts'
+import { bufferRequestBodies } from './forward/request-body.ts'
+import { checkOptions } from './model/options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
+import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -43,9 +43,9 @@ export interface ProxyRoutesOptions {
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */
   trust: TrustFn | undefined
-  /** Shadow comparison (proxy/shadow/); absent = off. */
+  /** Shadow comparison (proxy/rollout/shadow/); absent = off. */
   shadow?: ShadowComparisons
-  /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
+  /** The ramp guard's per-route traffic (proxy/rollout/ramp/traffic.ts). */
   traffic?: TrafficRecorder
   /** WebSocket upgrades routed through the app (websocket.ts); absent = none arrive. */
   upgrades?: Upgrades
@@ -96,7 +96,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
       metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
-      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/ramp/traffic.ts)
+      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/rollout/ramp/traffic.ts)
     }
     done()
   })
@@ -237,7 +237,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
     const decision = decideRoute(route, facts, flags)
-    // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/shadow/).
+    // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
     request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }

@@ -1,9 +1,9 @@
 // The comparison and its JSON paths, table-driven: what counts as the same answer, what is named
 // as a difference, and what the ignore rules drop.
 import { describe, expect, it } from 'vitest'
-import { compareAnswers, headersOnly, MAX_DIFFERENCES, type Answer } from '../../../proxy/shadow/compare.ts'
-import { coveredByAny, formatPath, generalise, parsePathRule } from '../../../proxy/shadow/json-path.ts'
-import { credentialsOf, keptValue, redactedUrl } from '../../../proxy/shadow/report.ts'
+import { compareAnswers, headersOnly, MAX_DIFFERENCES, type Answer } from '../../../proxy/rollout/shadow/compare.ts'
+import { coveredByAny, formatPath, generalise, parsePathRule } from '../../../proxy/model/json-path.ts'
+import { credentialsOf, keptValue, redactedUrl } from '../../../proxy/rollout/shadow/report.ts'
 
 const json = (value: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
   status,

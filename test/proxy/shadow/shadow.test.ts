@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../../helpers/processes.ts'
 import { eventually } from '../../helpers/poll.ts'
 import { metric } from '../../helpers/metrics.ts'
 import { ConfigError } from '../../../lib/config.ts'
-import { parseRouteMap } from '../../../proxy/route-map.ts'
+import { parseRouteMap } from '../../../proxy/model/route-map.ts'
 import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from '../proxy-harness.ts'
 
 /** An upstream answering with `answer(request)`; `hold` keeps requests unanswered until released. */
