@@ -13,6 +13,7 @@ import type { Route } from './model/route-map.ts'
 import type { ShadowComparisons, ShadowTap } from './rollout/shadow/shadow.ts'
 import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './forward/upstreams.ts'
 import type { Upgrades } from './forward/websocket.ts'
+import { EXPLAIN_HEADER, type ExplainedDecision } from './routing/explain.ts'
 import { FORWARDED_METHODS } from './edge/edge-guards.ts'
 import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
@@ -53,22 +54,6 @@ export interface ProxyRoutesOptions {
   explainToken?: string
 }
 
-/**
- * /admin/explain sends the path it is asked about through the app itself (app.inject) with this
- * header: the router, the edge guards and the decision are those of a real request; the proxied
- * route answers the decision instead of calling an upstream. Answers carry it back as `decision`.
- */
-export const EXPLAIN_HEADER = 'x-proxy-explain'
-
-/** What an explain request learns from a proxied route. */
-export interface ExplainedDecision {
-  route: string
-  upstream: string | null
-  status?: 503
-  reason?: RouteReason
-  fallback?: RouteDecision['fallback']
-  why: string
-}
 
 declare module 'fastify' {
   interface FastifyRequest {

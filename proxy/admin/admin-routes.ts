@@ -15,7 +15,7 @@ import type { Upstreams } from '../forward/upstreams.ts'
 import { adminShadowRoutes } from './admin-shadow-routes.ts'
 import type { ShadowComparisons } from '../rollout/shadow/shadow.ts'
 import type { Route } from '../model/route-map.ts'
-import { EXPLAIN_HEADER, type ExplainedDecision } from '../proxy-routes.ts'
+import { EXPLAIN_HEADER, type ExplainedDecision } from '../routing/explain.ts'
 import { adminTrafficRoutes } from './admin-traffic-routes.ts'
 import type { TrafficHistory } from './traffic-history.ts'
 
@@ -142,7 +142,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     const decided = answer.headers[EXPLAIN_HEADER] === 'decision'
     const explained: ExplainedDecision = decided
       ? answer.json()
-      : { route: null as unknown as string, upstream: 'proxy', why: `the proxy answers ${method.toUpperCase()} ${path.split('?')[0]} itself (${answer.statusCode})` }
+      : { route: null, upstream: 'proxy', why: `the proxy answers ${method.toUpperCase()} ${path.split('?')[0]} itself (${answer.statusCode})` }
     const route = routes.find((r) => r.name === explained.route)
     const flag = route?.flag ? flags.state(route.flag) : undefined
     const rollout = flag ? { rollout: { flag: flag.flag, percent: flag.percent ?? null, source: flag.source } } : {}

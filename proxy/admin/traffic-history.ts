@@ -7,7 +7,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { Counter } from 'prom-client'
 import type { Logger } from '../../lib/logger.ts'
-import type { BreakerStateName } from '../forward/breakers.ts'
+import type { BreakerStateName } from '../model/upstream-options.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import { checkOptions } from '../model/options.ts'

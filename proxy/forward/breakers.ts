@@ -8,38 +8,17 @@
 // their client after that long: upstreams.ts counts them as `slow` failures), it opens, so a
 // target that accepts connections and hangs is cut off even when every client gives up early.
 // Half-open, the first good trial closes it.
-import { Type, type Static } from '@sinclair/typebox'
 import CircuitBreaker from 'opossum'
 import type { Logger } from '../../lib/logger.ts'
 import { BREAKER_STATE, type BreakerEvent, type ProxyMetrics } from '../observability/metrics.ts'
 import { checkOptions } from '../model/options.ts'
+import { BreakerOptions, type BreakerStateName } from '../model/upstream-options.ts'
 import { isUpstreamFailure } from './upstream-client.ts'
 
-export const BreakerOptions = Type.Object(
-  {
-    /** Calls in the window before the percentage rule may open it. */
-    volumeThreshold: Type.Integer({ minimum: 1 }),
-    /** Failure percentage over the window that opens it. */
-    errorPercent: Type.Integer({ minimum: 1, maximum: 100 }),
-    /** Open time before one trial call is let through. */
-    resetTimeoutMs: Type.Integer({ minimum: 1 }),
-    /** Failures in a row that open it whatever the window says; 0 = off. */
-    consecutiveFailures: Type.Integer({ minimum: 0 }),
-    /** Rolling window of the statistics. */
-    windowMs: Type.Integer({ minimum: 100 }),
-    /** A call answering (headers) after this long is slow; a client leaving after it makes the call a `slow` failure. */
-    slowCallMs: Type.Optional(Type.Integer({ minimum: 1 })),
-    /** Share of slow calls over the window (at least volumeThreshold calls) that opens it. */
-    slowCallPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
-  },
-  { additionalProperties: false },
-)
-export type BreakerOptions = Static<typeof BreakerOptions>
 
 /** Work run through a breaker: resolves with the upstream's answer, rejects with UpstreamFailure. */
 export type Call<T> = () => Promise<T>
 
-export type BreakerStateName = keyof typeof BREAKER_STATE
 
 export interface UpstreamBreaker {
   readonly upstream: string

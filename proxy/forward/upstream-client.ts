@@ -4,10 +4,10 @@
 // @fastify/reply-from: the proxy must see the upstream status before anything is sent (to
 // fall back to legacy on a 5xx) and nothing may be retried behind the breaker's back.
 import type { IncomingHttpHeaders } from 'node:http'
-import { Type, type Static } from '@sinclair/typebox'
 import { Pool } from 'undici'
 import { errors, type CatalogueError } from '../../lib/errors.ts'
 import { checkOptions } from '../model/options.ts'
+import { PoolOptions } from '../model/upstream-options.ts'
 import type { ClientView } from '../edge/trust-proxy.ts'
 
 /** Why a call failed; `slow`: its client left after BREAKER_SLOW_CALL_MS without an answer (upstreams.ts). */
@@ -97,19 +97,6 @@ export function failureKind(error: unknown): FailureKind {
   return 'other'
 }
 
-export const PoolOptions = Type.Object(
-  {
-    /** Keep-alive connections to the upstream. */
-    connections: Type.Integer({ minimum: 1 }),
-    connectTimeoutMs: Type.Integer({ minimum: 1 }),
-    /** Wait for the response headers. */
-    responseTimeoutMs: Type.Integer({ minimum: 1 }),
-    /** Longest quiet gap inside a streamed response body (SSE, long poll, download). */
-    streamIdleTimeoutMs: Type.Integer({ minimum: 1 }),
-  },
-  { additionalProperties: false },
-)
-export type PoolOptions = Static<typeof PoolOptions>
 
 export function createPool(url: string, options: PoolOptions): Pool {
   const o = checkOptions(PoolOptions, options, `pool of ${url}`)

@@ -9,10 +9,11 @@ import type { Duplex, Readable } from 'node:stream'
 import type { Dispatcher, Pool } from 'undici'
 import type { Logger } from '../../lib/logger.ts'
 import type { ProxyConfig } from '../config.ts'
-import { createBreaker, isBreakerOpenError, type BreakerOptions, type UpstreamBreaker } from './breakers.ts'
+import type { BreakerOptions, PoolOptions } from '../model/upstream-options.ts'
+import { createBreaker, isBreakerOpenError, type UpstreamBreaker } from './breakers.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import type { Upstream } from '../model/route-map.ts'
-import { FAILURE_TEXT, UpstreamFailure, createPool, failureKind, isUpstreamFailure, type FailureKind, type PoolOptions } from './upstream-client.ts'
+import { FAILURE_TEXT, UpstreamFailure, createPool, failureKind, isUpstreamFailure, type FailureKind } from './upstream-client.ts'
 
 /** The client side of a call: emits 'abort' (and has `aborted` set) when the client goes away. Undici takes it as a signal. */
 export interface ClientSignal {

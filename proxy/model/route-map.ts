@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { ConfigError, env } from '../../lib/config.ts'
-import { BreakerOptions } from '../forward/breakers.ts'
-import { DEFAULT_LIMITS, GuardLimits } from '../rollout/ramp/guard.ts'
-import { PoolOptions } from '../forward/upstream-client.ts'
+import { DEFAULT_LIMITS, GuardLimits } from './guard.ts'
+import { BreakerOptions, PoolOptions } from './upstream-options.ts'
 import { ShadowEntry, shadowProblems } from './shadow-settings.ts'
 
 const Name = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' })

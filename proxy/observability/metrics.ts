@@ -4,10 +4,10 @@
 // workers' samples are summed (proxy/workers.ts); the gauges say how instead (`aggregator`):
 // a breaker open in any worker reads open, a flag source down in any worker reads down.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { WindowSignals } from '../rollout/ramp/guard.ts'
-import { RAMP_STATES, type RampStateName } from '../rollout/ramp/state.ts'
+import { RAMP_STATES, type RampStateName, type WindowSignals } from '../model/guard.ts'
+import type { BreakerStateName } from '../model/upstream-options.ts'
 
-export const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const
+export const BREAKER_STATE: Readonly<Record<BreakerStateName, number>> = { closed: 0, halfOpen: 1, open: 2 }
 export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' | 'failure' | 'success' | 'fallback'
 
 export type ProxyMetrics = ReturnType<typeof createMetrics>

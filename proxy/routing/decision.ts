@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import { errors } from '../../lib/errors.ts'
-import type { BreakerStateName } from '../forward/breakers.ts'
+import type { BreakerStateName } from '../model/upstream-options.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 

@@ -1,6 +1,7 @@
 // The guard, the traffic windows and the ramp state machine, pure: no proxy, no timers.
 import { describe, expect, it } from 'vitest'
-import { judge, signalsOf, type GuardLimits, type WindowSignals } from '../../proxy/rollout/ramp/guard.ts'
+import type { GuardLimits, WindowSignals } from '../../proxy/model/guard.ts'
+import { judge, signalsOf } from '../../proxy/rollout/ramp/guard.ts'
 import { guardRollback, pauseRamp, planOf, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp } from '../../proxy/rollout/ramp/state.ts'
 import { createTrafficRecorder, sideWindow } from '../../proxy/rollout/ramp/traffic.ts'
 import { parseRouteMap } from '../../proxy/model/route-map.ts'

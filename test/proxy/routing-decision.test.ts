@@ -3,7 +3,7 @@
 // answerer out. The hot path, the WebSocket tunnel and /admin/explain all use this function;
 // admin-metrics-ratelimit.test.ts checks that explain and real requests agree.
 import { describe, expect, it } from 'vitest'
-import type { BreakerStateName } from '../../proxy/forward/breakers.ts'
+import type { BreakerStateName } from '../../proxy/model/upstream-options.ts'
 import type { Route, Upstream } from '../../proxy/model/route-map.ts'
 import { decideRoute, type FlagView, type RequestFacts } from '../../proxy/routing/decision.ts'
 

@@ -2,50 +2,15 @@
 // signals, each with its limit: the target's 5xx rate, the shadow mismatch rate, the target's
 // p99 latency against legacy's, and the target's breaker. A signal with too few samples is "no
 // data" (never a breach); an open breaker is a breach whatever the counts.
-import { Type, type Static } from '@sinclair/typebox'
-import type { SideWindow } from './traffic.ts'
+import type { GuardLimits, ShadowTotals, WindowSignals } from '../../model/guard.ts'
 
 /** Below this a p99 is not compared: a ratio of two tiny latencies is noise. */
 export const LATENCY_FLOOR_MS = 10
 
-export const GuardLimits = Type.Object(
-  {
-    /** Largest share of target answers that may be 5xx (or fail over to legacy), in percent. */
-    maxErrorRatePercent: Type.Number({ minimum: 0, maximum: 100 }),
-    /** Largest share of shadow comparisons that may differ, in percent. */
-    maxMismatchRatePercent: Type.Number({ minimum: 0, maximum: 100 }),
-    /** Largest target p99 / legacy p99. */
-    maxLatencyRatio: Type.Number({ minimum: 1 }),
-    /** Target requests (and shadow comparisons, legacy requests for the latency ratio) a window needs before it is judged. */
-    minRequests: Type.Integer({ minimum: 1 }),
-  },
-  { additionalProperties: false },
-)
-export type GuardLimits = Static<typeof GuardLimits>
 
-export const DEFAULT_LIMITS: GuardLimits = { maxErrorRatePercent: 1, maxMismatchRatePercent: 0.5, maxLatencyRatio: 1.5, minRequests: 100 }
-
-/** Cumulative shadow comparison counts of a route (the shadow-comparison component). */
-export interface ShadowTotals {
-  comparisons: number
-  mismatches: number
-}
 export type ShadowTotalsFn = (route: string) => ShadowTotals
 export const noShadowData: ShadowTotalsFn = () => ({ comparisons: 0, mismatches: 0 })
 
-export interface WindowSignals {
-  startedAt: string
-  seconds: number
-  target: SideWindow
-  legacy: SideWindow
-  shadow: ShadowTotals
-  /** The target's breaker (breakers.ts BreakerStateName). */
-  breaker: 'closed' | 'halfOpen' | 'open'
-  /** null = not enough samples to say. */
-  errorRatePercent: number | null
-  mismatchRatePercent: number | null
-  latencyRatio: number | null
-}
 
 export type Signal = 'error_rate' | 'mismatch_rate' | 'latency_ratio' | 'breaker'
 

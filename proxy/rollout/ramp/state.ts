@@ -4,10 +4,9 @@
 // ramp. Times are epoch milliseconds given by the caller (the scheduler's clock).
 import { Type, type Static } from '@sinclair/typebox'
 import { errors } from '../../../lib/errors.ts'
-import { DEFAULT_LIMITS, GuardLimits, describeBreach, type Breach, type Verdict, type WindowSignals } from './guard.ts'
+import { DEFAULT_LIMITS, GuardLimits, type RampStateName, type WindowSignals } from '../../model/guard.ts'
+import { describeBreach, type Breach, type Verdict } from './guard.ts'
 
-export const RAMP_STATES = ['running', 'paused', 'completed', 'rolled_back'] as const
-export type RampStateName = (typeof RAMP_STATES)[number]
 
 export const MAX_INTERVAL_SECONDS = 86_400
 

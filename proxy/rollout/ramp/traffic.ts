@@ -2,6 +2,7 @@
 // request and 5xx counts and a fixed latency histogram, fed once per answered request. Memory
 // is bounded by the route map (two sides per split route, a fixed number of bins): a window is
 // the difference of two snapshots (as with Prometheus counters), never a list of requests.
+import type { SideWindow } from '../../model/guard.ts'
 
 /** Upper bounds of the latency bins in ms; the last bin is everything slower. */
 export const LATENCY_BOUNDS_MS = [1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 7_500, 10_000, 15_000, 30_000, 60_000]
@@ -68,13 +69,6 @@ export function createTrafficRecorder(routes: readonly SplitView[]): TrafficReco
 }
 
 /** What happened between two snapshots of one side. */
-export interface SideWindow {
-  requests: number
-  errors: number
-  /** Upper bound of the bin holding the 99th percentile; null without requests. */
-  p99Ms: number | null
-}
-
 export function sideWindow(now: SideTotals, base: SideTotals): SideWindow {
   const requests = now.requests - base.requests
   const bins = now.bins.map((n, i) => n - (base.bins[i] ?? 0))
