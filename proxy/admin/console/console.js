@@ -60,12 +60,16 @@ async function refresh() {
 }
 
 async function refreshDetail() {
-  const route = knownRoutes.find((r) => r.name === open)
+  // The route asked for, kept: the user may open another one while these answers are on their way.
+  const name = open
+  const route = knownRoutes.find((r) => r.name === name)
   if (!route) return
-  const history = await api(`/admin/history?route=${encodeURIComponent(open)}`)
-  if (history.ok) renderChart($('#chart'), open, history.body)
-  else $('#chart').replaceChildren(h('p', { class: 'error' }, history.error))
-  if (route.target) await Promise.all([loadRamp($('#ramp-state'), open), loadDiffs($('#diffs-summary'), $('#diffs-list'), open)])
+  const current = () => open === name
+  const history = await api(`/admin/history?route=${encodeURIComponent(name)}`)
+  if (!current()) return
+  if (history.ok && history.body?.route === name) renderChart($('#chart'), name, history.body)
+  else $('#chart').replaceChildren(h('p', { class: 'error' }, history.ok ? `history of another route than ${name}` : history.error))
+  if (route.target) await Promise.all([loadRamp($('#ramp-state'), name, current), loadDiffs($('#diffs-summary'), $('#diffs-list'), name, current)])
 }
 
 function loop(mine) {

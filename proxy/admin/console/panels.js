@@ -4,7 +4,7 @@
 // panel says "not available" (api.js: `missing`). Field names follow the issue's text; the
 // few alternatives read below are the only guesses.
 import { api, routePath } from './api.js'
-import { h } from './dom.js'
+import { h, updateRows } from './dom.js'
 
 export const NOT_AVAILABLE = 'not available on this proxy'
 
@@ -29,10 +29,11 @@ const reasonText = (reason) =>
 const timeText = (t) => (t ? new Date(t).toLocaleTimeString() : '')
 
 /** GET .../ramp → { state, percent, step, nextStepAt, reason, window }. */
-export async function loadRamp(el, route) {
+export async function loadRamp(el, route, current = () => true) {
   const res = await api(routePath(route, 'ramp'))
+  if (!current()) return // another route was opened meanwhile: this answer is not for the panel any more
   if (res.missing) return el.replaceChildren(h('span', { class: 'muted' }, `Ramps: ${NOT_AVAILABLE}`))
-  if (res.status === 404) return el.replaceChildren('No ramp on this route.')
+  if (res.code === 'CA_ERR_NO_RAMP') return el.replaceChildren('No ramp on this route.')
   if (!res.ok) return el.replaceChildren(h('span', { class: 'error' }, res.error))
   const r = res.body
   el.replaceChildren(
@@ -45,8 +46,9 @@ export async function loadRamp(el, route) {
 }
 
 /** GET .../diffs → counts and the latest mismatches: method, path, both statuses, differing JSON paths with both values. */
-export async function loadDiffs(el, list, route) {
+export async function loadDiffs(el, list, route, current = () => true) {
   const res = await api(routePath(route, 'diffs'))
+  if (!current()) return
   if (res.missing) {
     el.replaceChildren(h('span', { class: 'muted' }, `Shadow comparison: ${NOT_AVAILABLE}`))
     return list.replaceChildren()
@@ -89,11 +91,12 @@ export async function loadLedger(state, tbody, route) {
   if (!res.ok) return state.replaceChildren(h('span', { class: 'error' }, res.error))
   const entries = res.body?.entries ?? []
   state.replaceChildren(entries.length ? '' : 'No entries yet.')
-  tbody.replaceChildren(
-    ...entries.map((e) =>
+  updateRows(
+    tbody,
+    entries.map((e) =>
       h(
         'tr',
-        { 'data-route': e.route },
+        { 'data-route': e.route, 'data-key': `${e.at} ${e.route} ${e.flag} ${e.to}` },
         h('td', { 'data-label': 'Time' }, new Date(e.at).toLocaleString()),
         h('td', { 'data-label': 'Route' }, e.route),
         h('td', { 'data-label': 'Change' }, `${e.source} ${e.from ?? 'custom'} % → ${e.to ?? 'custom'} %`),

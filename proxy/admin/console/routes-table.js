@@ -1,6 +1,6 @@
 // The routes table: one row per route from GET /admin/state, with its rates from GET
 // /admin/traffic. Every cell has a data-col (the tests and the phone layout read it).
-import { h, num, pct } from './dom.js'
+import { h, num, pct, updateRows } from './dom.js'
 
 const BREAKER_TEXT = { closed: 'closed', halfOpen: 'half-open', open: 'open' }
 
@@ -21,14 +21,16 @@ function failures(traffic, upstreams) {
 
 export function renderRoutes(tbody, state, traffic, onOpen) {
   const rates = new Map((traffic?.routes ?? []).map((r) => [r.name, r]))
-  tbody.replaceChildren(
-    ...state.routes.map((route) => {
+  // Updated in place (dom.js updateRows): a keyboard user's focus on a button, and the scroll, survive the 2 s refresh.
+  updateRows(
+    tbody,
+    state.routes.map((route) => {
       const r = rates.get(route.name)
       const split = Boolean(route.target)
       const shadow = r?.shadow
       return h(
         'tr',
-        { 'data-route': route.name },
+        { 'data-route': route.name, 'data-key': route.name },
         h('th', { scope: 'row', 'data-col': 'route', 'data-label': 'Route' }, h('span', { class: 'name' }, route.name), h('code', {}, route.prefix)),
         cell('sides', 'Legacy → target', split ? `${route.legacy.name} → ${route.target.name}` : route.legacy.name),
         cell(
