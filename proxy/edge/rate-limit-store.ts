@@ -46,7 +46,11 @@ export class RedisRateLimitStore implements RateLimitStore {
   /** Counters and windows with a batch on its way to Redis: the next one waits for its answer. */
   private readonly inFlight = new Set<string>()
 
-  constructor(private readonly options: RedisRateLimitStoreOptions) {}
+  private readonly options: RedisRateLimitStoreOptions
+
+  constructor(options: RedisRateLimitStoreOptions) {
+    this.options = options
+  }
 
   /** Counts one request of `key` in its window; `ttl` is what is left of the window in ms. */
   incr(key: string, callback: Callback, timeWindow: number): void {
@@ -93,7 +97,11 @@ export class RedisRateLimitStore implements RateLimitStore {
 export class LocalRateLimitStore implements RateLimitStore {
   private readonly windows = new Map<string, { count: number; resetAt: number }>()
 
-  constructor(private readonly maxKeys = 100_000) {}
+  private readonly maxKeys: number
+
+  constructor(maxKeys = 100_000) {
+    this.maxKeys = maxKeys
+  }
 
   incr(key: string, callback: Callback, timeWindow: number): void {
     const now = Date.now()

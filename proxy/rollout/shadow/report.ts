@@ -56,7 +56,10 @@ export const reportDifferences = (differences: readonly Difference[], credential
 /** A fixed-size list of the latest entries, oldest dropped first. */
 export class Ring<T> {
   private readonly items: T[] = []
-  constructor(private readonly size: number) {}
+  private readonly size: number
+  constructor(size: number) {
+    this.size = size
+  }
   push(item: T): void {
     this.items.push(item)
     if (this.items.length > this.size) this.items.shift()

@@ -129,10 +129,10 @@ export class ShadowComparisons {
   /** Bytes of primary answers held by taps (capture while streaming, then until compared). */
   private captured = 0
 
-  constructor(
-    options: ShadowOptions,
-    /** @internal */ readonly deps: ShadowDeps,
-  ) {
+  /** @internal */ readonly deps: ShadowDeps
+
+  constructor(options: ShadowOptions, deps: ShadowDeps) {
+    this.deps = deps
     this.options = checkOptions(ShadowOptions, options, 'shadow comparison')
     for (const route of deps.routes) {
       if (!route.target) continue
@@ -359,12 +359,14 @@ class Tap implements ShadowTap {
   private reserved = 0
   private done = false
 
-  constructor(
-    private readonly owner: ShadowComparisons,
-    private readonly state: RouteShadow,
-    readonly primarySide: Side,
-    request: FastifyRequest,
-  ) {
+  private readonly owner: ShadowComparisons
+  private readonly state: RouteShadow
+  readonly primarySide: Side
+
+  constructor(owner: ShadowComparisons, state: RouteShadow, primarySide: Side, request: FastifyRequest) {
+    this.owner = owner
+    this.state = state
+    this.primarySide = primarySide
     this.method = request.method
     this.url = request.url
     this.headers = { ...upstreamRequestHeaders(request.headers, clientOf(request.raw, owner.deps.trust), request.id), 'x-shadow': 'true' }
