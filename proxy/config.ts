@@ -94,7 +94,7 @@ const spec = {
   breakerResetTimeoutMs: env.int('BREAKER_RESET_TIMEOUT_MS', 10_000, { min: 1, description: 'open time before a breaker lets one trial call through' }),
   breakerConsecutiveFailures: env.int('BREAKER_CONSECUTIVE_FAILURES', 5, { min: 0, description: 'consecutive failures that open a breaker whatever the window says; 0 = off' }),
   breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
-  breakerSlowCallMs: env.int('BREAKER_SLOW_CALL_MS', 2_000, { min: 1, description: 'a call answering after this long is slow; a client leaving after it counts the call as a slow failure' }),
+  breakerSlowCallMs: env.int('BREAKER_SLOW_CALL_MS', 1_000, { min: 1, description: 'a call answering after this long is slow; a client leaving after it counts the call as a slow failure' }),
   breakerSlowCallPercent: env.int('BREAKER_SLOW_CALL_PERCENT', 50, { min: 1, max: 100, description: 'share of slow calls in the window that opens a breaker' }),
   retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
 
