@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config'
-import { isStrayUnleashFetchRejection } from './proxy/unleash-stray-rejections.ts'
+import { isStrayUnleashFetchRejection } from './proxy/flags/unleash-stray-rejections.ts'
 
 export default defineConfig({
   test: {

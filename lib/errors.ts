@@ -60,12 +60,16 @@ export const errors = {
   BODY_TIMEOUT: define<[ms: number]>('BODY_TIMEOUT', 408, 'request body not received: nothing arrived for %d ms', CLOSE),
   /** Nobody reads this answer (499 is nginx's "client closed request", for logs and metrics). */
   CLIENT_GONE: define<[]>('CLIENT_GONE', 499, 'client closed the request'),
+  METHOD_NOT_SERVED: define<[method: string]>('METHOD_NOT_SERVED', 405, 'method %s is not served by this proxy'),
+  NOT_A_PATH: define<[]>('NOT_A_PATH', 400, 'the request target must be a path such as /api/movies (asterisk, absolute and authority forms are not served)', CLOSE),
+  UPGRADE_NOT_GET: define<[]>('UPGRADE_NOT_GET', 400, 'upgrade requests must be GET without a body', CLOSE),
   RATE_LIMITED: define<[max: number, windowSeconds: number, retryInSeconds: number]>('RATE_LIMITED', 429, 'rate limit exceeded: %d requests per %d s; retry in %d s'),
 
   // Edge proxy: upstreams (Retry-After comes from the proxy's settings)
   UPSTREAM_TIMEOUT: define<[failure: string]>('UPSTREAM_TIMEOUT', 504, '%s'),
   UPSTREAM_UNAVAILABLE: define<[failure: string]>('UPSTREAM_UNAVAILABLE', 503, '%s, retry later'),
   CIRCUIT_OPEN: define<[upstream: string]>('CIRCUIT_OPEN', 503, '%s is unavailable (circuit open), retry later'),
+  UPSTREAM_BROKEN_ANSWER: define<[upstream: string]>('UPSTREAM_BROKEN_ANSWER', 502, '%s broke off its answer before the first byte of the body'),
   WRITE_NOT_RETRIED: define<[failure: string]>('WRITE_NOT_RETRIED', 503, '%s; the request was not retried'),
 
   // Edge proxy: admin API

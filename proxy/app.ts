@@ -1,6 +1,7 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
 // legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
@@ -8,29 +9,29 @@ import { createHttpApp } from '../lib/http/create-app.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin-routes.ts'
-import { consoleRoutes } from './console-routes.ts'
+import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin/admin-routes.ts'
+import { consoleRoutes } from './admin/console-routes.ts'
 import type { ProxyConfig } from './config.ts'
-import { clientLimits } from './client-limits.ts'
-import { edgeGuards } from './edge-guards.ts'
-import { trustFunction } from './trust-proxy.ts'
-import { tunnelUpgrades } from './websocket-tunnel.ts'
-import type { FlagSource } from './flag-source.ts'
-import { createFlagSource } from './flag-sources.ts'
-import { createLedger } from './ledger.ts'
-import { createMetrics } from './metrics.ts'
-import { reserveInternalNamespace } from './parity/internal-namespace.ts'
-import { createParityMonitor } from './parity/parity-monitor.ts'
-import { opsRoutes } from './ops-routes.ts'
+import { clientLimits } from './edge/client-limits.ts'
+import { edgeGuards } from './edge/edge-guards.ts'
+import { trustFunction } from './edge/trust-proxy.ts'
+import { routeUpgrades } from './forward/websocket.ts'
+import type { FlagSource } from './flags/flag-source.ts'
+import { createFlagSource } from './flags/flag-sources.ts'
+import { createLedger } from './rollout/ledger.ts'
+import { createMetrics } from './observability/metrics.ts'
+import { opsRoutes } from './admin/ops-routes.ts'
+import { reserveInternalNamespace } from './edge/internal-namespace.ts'
+import { createParityMonitor } from './rollout/parity/parity-monitor.ts'
 import { proxyRoutes } from './proxy-routes.ts'
-import { localCoordination, redisCoordination } from './ramp/coordination.ts'
-import { createRampController } from './ramp/controller.ts'
-import { createTrafficRecorder } from './ramp/traffic.ts'
-import { registerRateLimit } from './rate-limit.ts'
-import { createRolloutChanges } from './rollout-changes.ts'
-import { ShadowComparisons } from './shadow/shadow.ts'
-import { closeUpstreams, createUpstreams, upstreamDefaults } from './upstreams.ts'
-import { createTrafficHistory } from './traffic-history.ts'
+import { localCoordination, redisCoordination } from './rollout/ramp/coordination.ts'
+import { createRampController } from './rollout/ramp/controller.ts'
+import { createTrafficRecorder } from './rollout/ramp/traffic.ts'
+import { registerRateLimit } from './edge/rate-limit.ts'
+import { createRolloutChanges } from './rollout/rollout-changes.ts'
+import { ShadowComparisons } from './rollout/shadow/shadow.ts'
+import { closeUpstreams, createUpstreams, upstreamDefaults } from './forward/upstreams.ts'
+import { createTrafficHistory } from './admin/traffic-history.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -106,6 +107,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const app = createHttpApp({
     logger: deps.logger,
     bodyLimitBytes: config.bodyLimitBytes,
+    errorCodes: true,
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
     server: { ...clientLimits(config), trustProxy: trust },
@@ -113,15 +115,18 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
   registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
+  const upgrades = routeUpgrades(app)
 
   const catchAll = routes.find((r) => r.prefix === '/')!
+  // /admin/explain asks the proxied routes themselves; this secret tells them it is explain asking.
+  const explainToken = randomBytes(24).toString('base64url')
   await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
   await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
   reserveInternalNamespace(app)
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, parity })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity })
     await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
@@ -134,13 +139,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     trust,
     shadow,
     traffic,
-  })
-
-  const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })
-  // Before the server waits for its connections to end: open tunnels would keep it waiting.
-  app.addHook('preClose', (done) => {
-    closeTunnels()
-    done()
+    upgrades,
+    explainToken,
   })
 
   app.addHook('onClose', async () => {

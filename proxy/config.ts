@@ -4,8 +4,8 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
-import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './route-map.ts'
-import { trustProxyEnv } from './trust-proxy.ts'
+import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './model/route-map.ts'
+import { trustProxyEnv } from './edge/trust-proxy.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 const SHIPPED_ROUTES = repoFile('proxy/routes.json')
@@ -94,9 +94,11 @@ const spec = {
   breakerResetTimeoutMs: env.int('BREAKER_RESET_TIMEOUT_MS', 10_000, { min: 1, description: 'open time before a breaker lets one trial call through' }),
   breakerConsecutiveFailures: env.int('BREAKER_CONSECUTIVE_FAILURES', 5, { min: 0, description: 'consecutive failures that open a breaker whatever the window says; 0 = off' }),
   breakerWindowMs: env.int('BREAKER_WINDOW_MS', 10_000, { min: 100, description: 'rolling window of the failure statistics' }),
+  breakerSlowCallMs: env.int('BREAKER_SLOW_CALL_MS', 1_000, { min: 1, description: 'a call answering after this long is slow; a client leaving after it counts the call as a slow failure' }),
+  breakerSlowCallPercent: env.int('BREAKER_SLOW_CALL_PERCENT', 50, { min: 1, max: 100, description: 'share of slow calls in the window that opens a breaker' }),
   retryAfterSeconds: env.int('RETRY_AFTER_SECONDS', 5, { min: 1, description: 'Retry-After sent with 503 when an upstream is unavailable' }),
 
-  // Shadow comparison (proxy/shadow/; per-route settings in the route map).
+  // Shadow comparison (proxy/rollout/shadow/; per-route settings in the route map).
   shadowMaxInFlight: env.int('SHADOW_MAX_IN_FLIGHT', 32, { min: 1, description: 'shadow copies in flight at once; beyond it a copy is dropped and counted' }),
   shadowTimeoutMs: env.int('SHADOW_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each shadow copy' }),
   shadowMaxBodyBytes: env.int('SHADOW_MAX_BODY_BYTES', 262_144, { min: 0, description: 'largest answer body compared; larger ones are counted as not compared' }),
@@ -119,12 +121,12 @@ const spec = {
   adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (actor "admin" in the ledger) and the console at /admin/'),
   namedAdminTokens,
 
-  // The rollout ledger (proxy/ledger.ts): a Redis stream when REDIS_URL is set, else a JSON-lines file.
+  // The rollout ledger (proxy/rollout/ledger.ts): a Redis stream when REDIS_URL is set, else a JSON-lines file.
   ledgerFile: env.optionalString('LEDGER_FILE', 'the ledger file without Redis; default rollout-ledger.jsonl beside FLAGS_FILE'),
   ledgerMaxEntries: env.int('LEDGER_MAX_ENTRIES', 10_000, { min: 10, max: 1_000_000, description: 'entries the ledger keeps (stream MAXLEN ~; the file rotates once at this size)' }),
   ledgerRedisKey: env.string('LEDGER_REDIS_KEY', 'cinemaabyss:ledger', 'Redis stream of the ledger'),
 
-  // Guarded ramps (proxy/ramp): with REDIS_URL a lease per route and the ramp state live in Redis.
+  // Guarded ramps (proxy/rollout/ramp): with REDIS_URL a lease per route and the ramp state live in Redis.
   rampKeyPrefix: env.string('RAMP_KEY_PREFIX', 'cinemaabyss:ramp:', 'prefix of the ramp leases and state in Redis'),
   rampLeaseTtlMs: env.int('RAMP_LEASE_TTL_MS', 15_000, { min: 1_000, description: "a ramp lease's expiry: a replica that stops without giving it up is taken over after this" }),
   rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),

@@ -5,22 +5,23 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import type { Dispatcher } from 'undici'
 import { Type, type Static } from '@sinclair/typebox'
-import { isBreakerOpenError } from './breakers.ts'
-import type { FlagSource } from './flag-source.ts'
-import type { ProxyMetrics } from './metrics.ts'
-import type { TrafficRecorder } from './ramp/traffic.ts'
-import type { Route } from './route-map.ts'
-import type { ShadowComparisons, ShadowTap } from './shadow/shadow.ts'
-import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
-import { FORWARDED_METHODS } from './edge-guards.ts'
-import { errors, type CatalogueError } from '../lib/errors.ts'
-import { bufferRequestBodies } from './request-body.ts'
-import { checkOptions } from './options.ts'
-import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
-import { clientOf, type TrustFn } from './trust-proxy.ts'
-import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
+import type { FlagSource } from './flags/flag-source.ts'
+import type { ProxyMetrics } from './observability/metrics.ts'
+import type { TrafficRecorder } from './rollout/ramp/traffic.ts'
+import type { Route } from './model/route-map.ts'
+import type { ShadowComparisons, ShadowTap } from './rollout/shadow/shadow.ts'
+import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './forward/upstreams.ts'
+import type { Upgrades } from './forward/websocket.ts'
+import { EXPLAIN_HEADER, type ExplainedDecision } from './routing/explain.ts'
+import { FORWARDED_METHODS } from './edge/edge-guards.ts'
+import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
+import { errorBody } from '../lib/http/errors.ts'
+import { bufferRequestBodies } from './forward/request-body.ts'
+import { checkOptions } from './model/options.ts'
+import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
+import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -43,11 +44,16 @@ export interface ProxyRoutesOptions {
   metrics: ProxyMetrics
   /** TRUST_PROXY's trust function (undefined = no peer trusted). */
   trust: TrustFn | undefined
-  /** Shadow comparison (proxy/shadow/); absent = off. */
+  /** Shadow comparison (proxy/rollout/shadow/); absent = off. */
   shadow?: ShadowComparisons
-  /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
+  /** The ramp guard's per-route traffic (proxy/rollout/ramp/traffic.ts). */
   traffic?: TrafficRecorder
+  /** WebSocket upgrades routed through the app (websocket.ts); absent = none arrive. */
+  upgrades?: Upgrades
+  /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
+  explainToken?: string
 }
+
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -75,40 +81,18 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
       metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
-      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/ramp/traffic.ts)
+      opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/rollout/ramp/traffic.ts)
     }
     done()
   })
 
-  /**
-   * One upstream call through its breaker; resolves with a < 500 answer, rejects otherwise.
-   * The body is complete (buffered) before the call starts; a client that goes away aborts the
-   * call at once, which is not the upstream's failure.
-   */
-  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: ClientGone): Promise<Dispatcher.ResponseData> {
-    return rt.breaker.fire(async () => {
-      let response: Dispatcher.ResponseData
-      try {
-        response = await rt.pool.request({
-          path: rt.basePath + request.url,
-          method: request.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id),
-          body: request.body as Buffer | undefined,
-          signal,
-        })
-      } catch (error) {
-        if (signal.aborted) throw new errors.CLIENT_GONE()
-        const kind = failureKind(error)
-        metrics.upstreamFailures.labels(rt.upstream.name, kind).inc()
-        request.log.warn({ upstream: rt.upstream.name, kind, err: (error as Error).message }, 'upstream call failed')
-        throw new UpstreamFailure(kind, `${rt.upstream.name} ${FAILURE_TEXT[kind]}`)
-      }
-      if (response.statusCode >= 500) {
-        metrics.upstreamFailures.labels(rt.upstream.name, 'status_5xx').inc()
-        throw new UpstreamFailure('status_5xx', `${rt.upstream.name} answered ${response.statusCode}`, response)
-      }
-      return response
-    })
+  /** The request as the upstream gets it (hop-by-hop headers out, X-Forwarded-* and X-Request-Id in). */
+  function upstreamRequest(request: FastifyRequest, client: ClientGone): UpstreamRequest {
+    const headers = upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id)
+    const upgrade = opts.upgrades?.of(request.raw) !== undefined
+    // The one hop-by-hop list dropped Connection and Upgrade; a handshake asks for the same protocol again.
+    if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: request.headers.upgrade! })
+    return { method: request.method, url: request.url, headers, body: request.body as Buffer | undefined, client, log: request.log, upgrade }
   }
 
   /**
@@ -117,10 +101,14 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
    * backpressure, straight onto the socket (the reply is hijacked: no stream wrapper, no onSend
    * hooks). The onResponse hooks still run when it finishes (access log, metrics).
    */
-  function send(reply: FastifyReply, response: Dispatcher.ResponseData, upstream: string, reason: RouteReason): void {
+  function send(reply: FastifyReply, response: UpstreamAnswer, upstream: string, reason: RouteReason): void {
     const request = reply.request
     request.proxyUpstream = upstream
     request.proxyReason = reason
+    if (response.upgraded) {
+      reply.header('x-upstream', upstream).header('x-route-reason', reason)
+      return opts.upgrades!.join(reply, response, upstreams.get(upstream)!.poolOptions.streamIdleTimeoutMs)
+    }
     // [shadow seam 2/3] the tap sees the answer's status and headers, then each chunk on its way to the client.
     const tap = request.shadowTap
     tap?.primaryResponse(upstream, response.statusCode, response.headers)
@@ -138,7 +126,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     res.setHeader('x-upstream', upstream)
     res.setHeader('x-route-reason', reason)
     res.statusCode = response.statusCode
-    // Headers go out with the first chunk (or the end), so an upstream that fails before its first byte still gets a clean 500.
+    // Headers go out with the first chunk (or the end), so an upstream that fails before its first
+    // byte still gets a clean 502 of the catalogue, without any of the upstream's headers.
     const body = response.body
     const onDrain = () => body.resume()
     body.on('data', (chunk: Buffer) => {
@@ -157,8 +146,12 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
         request.log.warn({ err: error }, 'response terminated with an error with headers already sent')
         return void res.destroy()
       }
-      request.log.error({ err: error }, 'request failed')
-      writeJson(res, 500, { error: 'internal server error' })
+      metrics.upstreamFailures.labels(upstream, 'reset').inc()
+      request.log.warn({ upstream, err: error.message }, 'upstream broke off its answer before the first body byte')
+      for (const name of res.getHeaderNames()) if (!(name in own)) res.removeHeader(name)
+      res.setHeader('x-upstream', upstream)
+      res.setHeader('x-route-reason', reason)
+      writeError(res, new errors.UPSTREAM_BROKEN_ANSWER(upstream))
     })
     res.on('drain', onDrain)
     res.once('close', () => {
@@ -172,51 +165,65 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
     if (error.statusCode === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
-    return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: error.message })
+    return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send(errorBody(error, true))
   }
 
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
-  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: ClientGone) {
+  async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, client: ClientGone) {
     const rt = upstreams.get(route.legacy.name)!
-    try {
-      return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
-    } catch (error) {
-      if (isUpstreamFailure(error) && error.response) return send(reply, error.response, rt.upstream.name, reason)
-      if (isBreakerOpenError(error)) return unavailable(reply, reason, new errors.CIRCUIT_OPEN(rt.upstream.name))
-      if (isUpstreamFailure(error)) return unavailable(reply, reason, upstreamFailed(error))
-      throw error
-    }
+    const result = await rt.call(upstreamRequest(request, client))
+    if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, reason)
+    if (result.kind === 'answer') return send(reply, result.answer, rt.upstream.name, reason)
+    if (result.answer) return send(reply, result.answer, rt.upstream.name, reason)
+    return unavailable(reply, reason, failureAnswer(result, rt.upstream.name))
   }
 
-  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, signal: ClientGone) {
+  async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, client: ClientGone) {
     const { reason } = decision
     const rt = upstreams.get(route.target!.name)!
-    try {
-      return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
-    } catch (error) {
-      if (!isUpstreamFailure(error) && !isBreakerOpenError(error)) throw error
-      if (isUpstreamFailure(error)) error.response?.body.dump().catch(() => {})
-      const what = isBreakerOpenError(error) ? `${rt.upstream.name} is unavailable (circuit open)` : (error as UpstreamFailure).message
-      if (decision.fallback === 'none') {
-        // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
-        return unavailable(reply, reason, new errors.WRITE_NOT_RETRIED(what))
-      }
-      rt.breaker.countFallback()
-      metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()
-      request.log.warn({ route: route.name, from: rt.upstream.name, to: route.legacy.name, cause: what }, 'fallback to legacy')
-      return viaLegacy(route, request, reply, 'fallback', signal)
+    const result = await rt.call(upstreamRequest(request, client))
+    if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, reason)
+    if (result.kind === 'answer') return send(reply, result.answer, rt.upstream.name, reason)
+    result.answer?.discard()
+    if (decision.fallback === 'none') {
+      // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
+      return unavailable(reply, reason, new errors.WRITE_NOT_RETRIED(result.message))
     }
+    rt.breaker.countFallback()
+    metrics.fallbacks.labels(route.name, rt.upstream.name, route.legacy.name).inc()
+    request.log.warn({ route: route.name, from: rt.upstream.name, to: route.legacy.name, cause: result.message }, 'fallback to legacy')
+    return viaLegacy(route, request, reply, 'fallback', client)
+  }
+
+  /** Nobody reads this answer: 499 for the access line and the metrics. */
+  function clientGone(reply: FastifyReply, upstream: string, reason: RouteReason) {
+    reply.request.proxyUpstream = upstream
+    reply.request.proxyReason = reason
+    return reply.code(499).send(errorBody(new errors.CLIENT_GONE(), true))
+  }
+
+  /** The decision this request would meet, breakers included, without calling anything (/admin/explain). */
+  function explain(route: Route, facts: ReturnType<typeof requestFacts>, reply: FastifyReply) {
+    reply.header(EXPLAIN_HEADER, 'decision')
+    if (route.target && facts.setCookie) {
+      const why = 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity'
+      return reply.send({ route: route.name, upstream: null, why } satisfies ExplainedDecision)
+    }
+    const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
+    const { expected, fallback } = decideRoute(route, facts, flags, breakers)
+    return reply.send({ route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback, why: expected.why ?? '' } satisfies ExplainedDecision)
   }
 
   async function forward(route: Route, request: FastifyRequest, reply: FastifyReply) {
+    const facts = requestFacts(route, request, settings)
+    if (opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken) return explain(route, facts, reply)
     request.proxyRoute = route.name
     const signal = abortWhenClientGoes(reply)
-    const facts = requestFacts(route, request, settings)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
     const decision = decideRoute(route, facts, flags)
-    // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/shadow/).
-    request.shadowTap = opts.shadow?.select(route, decision, request) ?? null
+    // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
+    request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 
@@ -239,11 +246,16 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 }
 
-/** A JSON answer written on a hijacked reply (the shape of lib/http/errors.ts). */
-function writeJson(res: ServerResponse, status: number, body: object): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+/** An error of the catalogue written on a hijacked reply (the shape of lib/http/errors.ts). */
+function writeError(res: ServerResponse, error: CatalogueError): void {
+  const text = JSON.stringify(errorBody(error, true))
+  res.writeHead(error.statusCode, { ...errorHeaders(error), 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
   res.end(text)
+}
+
+/** What the client hears when an upstream was not called or gave no answer. */
+export function failureAnswer(result: { failure: FailureKind | 'circuit_open'; message: string }, upstream: string): CatalogueError {
+  return result.failure === 'circuit_open' ? new errors.CIRCUIT_OPEN(upstream) : upstreamFailed({ kind: result.failure, message: result.message })
 }
 
 /**

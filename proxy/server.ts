@@ -4,7 +4,7 @@ import { createRedis } from '../lib/redis.ts'
 import { runService } from '../lib/server.ts'
 import { buildApp } from './app.ts'
 import { loadConfig } from './config.ts'
-import { isStrayUnleashFetchRejection } from './unleash-stray-rejections.ts'
+import { isStrayUnleashFetchRejection } from './flags/unleash-stray-rejections.ts'
 import { clusterMetrics, runPrimary } from './workers.ts'
 
 // Any other unhandled rejection still ends the process, as Node's default does.

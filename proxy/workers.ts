@@ -3,7 +3,7 @@
 // workers round-robin; each worker is a whole proxy (its own pools, breakers, flag source and
 // rate-limit client). GET /metrics, whichever worker answers it, is the sum over all workers
 // (prom-client's AggregatorRegistry, gathered by the primary), so counters still add up;
-// gauges aggregate as proxy/metrics.ts says. SIGTERM/SIGINT to the primary stops every worker
+// gauges aggregate as proxy/observability/metrics.ts says. SIGTERM/SIGINT to the primary stops every worker
 // gracefully (each finishes its in-flight requests) and then the primary.
 import cluster, { type Worker } from 'node:cluster'
 import { AggregatorRegistry, type Registry } from 'prom-client'

@@ -23,6 +23,8 @@ export interface HttpAppOptions {
   api?: { title: string; description?: string }
   /** Turn errors of the service's libraries into the catalogue's (e.g. lib/db/http-errors.ts). */
   errorMappers?: readonly ErrorMapper[]
+  /** Error bodies carry the error's stable `code` next to `error` (default: the specification's `{error}` only). */
+  errorCodes?: boolean
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -74,7 +76,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
     done()
   })
-  registerErrorHandlers(app, options.errorMappers)
+  registerErrorHandlers(app, options.errorMappers, options.errorCodes ?? false)
   // Registered before any route, so that its onRoute hook sees them all.
   app.register(fastifySwagger, {
     openapi: { openapi: '3.0.3', info: { title: 'CinemaAbyss edge', ...options.api, version: API_VERSION } },

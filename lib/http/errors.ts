@@ -1,6 +1,8 @@
-// One JSON error shape for every service: {"error": "..."} (the specification's Error schema).
-// Errors of the catalogue (lib/errors.ts) answer with their status and message; a service's error
-// mappers (e.g. lib/db/http-errors.ts) may first turn a library's error into one of them.
+// One JSON error shape for every service: {"error": "..."} (the specification's Error schema),
+// plus the error's stable `code` where the service asks for it (the edge proxy: its console and
+// clients decide on codes, never on texts). Errors of the catalogue (lib/errors.ts) answer with
+// their status and message; a service's error mappers (e.g. lib/db/http-errors.ts) may first turn
+// a library's error into one of them.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errorHeaders, errors, isCatalogueError, type ErrorMapper } from '../errors.ts'
 
@@ -10,7 +12,12 @@ function statusOf(error: FastifyError): number {
   return status >= 400 && status < 600 ? status : 500
 }
 
-export function registerErrorHandlers(app: FastifyInstance, mappers: readonly ErrorMapper[] = []): void {
+/** The body of an error answer: the message, and the code when the service sends codes. */
+export function errorBody(error: { message: string; code?: string }, withCode: boolean): { error: string; code?: string } {
+  return withCode && error.code ? { error: error.message, code: error.code } : { error: error.message }
+}
+
+export function registerErrorHandlers(app: FastifyInstance, mappers: readonly ErrorMapper[] = [], withCode = false): void {
   const known = (error: unknown) => {
     if (isCatalogueError(error)) return error
     for (const map of mappers) {
@@ -23,15 +30,15 @@ export function registerErrorHandlers(app: FastifyInstance, mappers: readonly Er
     const answer = known(error)
     if (answer) {
       if (answer !== error && answer.statusCode >= 500) request.log.warn({ err: error, code: answer.code }, answer.message)
-      return reply.code(answer.statusCode).headers(errorHeaders(answer)).send({ error: answer.message })
+      return reply.code(answer.statusCode).headers(errorHeaders(answer)).send(errorBody(answer, withCode))
     }
     const status = statusOf(error)
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed')
-      return reply.code(status).send({ error: new errors.INTERNAL().message })
+      return reply.code(status).send(errorBody(new errors.INTERNAL(), withCode))
     }
     // Fastify's own 4xx (FST_ERR_*: validation, bad JSON, 413 body too large, 415 media type) carry useful text.
-    return reply.code(status).send({ error: error.message })
+    return reply.code(status).send(errorBody(error, withCode))
   })
 
   app.setNotFoundHandler(async (request) => {

@@ -1,5 +1,5 @@
 // GET /internal/parity: this store's parity digest for the proxy's comparison
-// (proxy/parity/), in three forms:
+// (proxy/rollout/parity/), in three forms:
 //   ?buckets=N              {count, buckets, hashes[N], replication?}  (default 64 buckets)
 //   ?buckets=N&bucket=k     {bucket, buckets, items: {id: hash}}
 //   ?ids=1,2,3              {documents: {id: the API's answer}}        (at most 100 ids)

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { ensureHelm } from '../../dev/helm/helm.ts'
-import { readRouteFile, routeMapEnvVars } from '../../proxy/route-map.ts'
+import { readRouteFile, routeMapEnvVars } from '../../proxy/model/route-map.ts'
 import {
   CATALOG_MIGRATOR,
   MIGRATOR,

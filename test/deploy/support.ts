@@ -12,7 +12,7 @@ import * as eventsConfig from '../../events-service/config.ts'
 import * as monolithConfig from '../../monolith/config.ts'
 import * as moviesConfig from '../../movies-service/config.ts'
 import * as proxyConfig from '../../proxy/config.ts'
-import { readRouteFile, routeMapEnvVars } from '../../proxy/route-map.ts'
+import { readRouteFile, routeMapEnvVars } from '../../proxy/model/route-map.ts'
 import { REPO_ROOT } from '../helpers/processes.ts'
 
 export { REPO_ROOT }

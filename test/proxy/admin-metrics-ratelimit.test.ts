@@ -149,7 +149,7 @@ describe('rate limiting', () => {
       expect(limited.headers).toMatchObject({ 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': expect.stringMatching(/^\d+$/) })
       expect(limited.headers['retry-after']).toBe(limited.headers['x-ratelimit-reset'])
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
-      expect(limited.json()).toEqual({ error: expect.stringMatching(/^rate limit exceeded: 3 requests per 60 s; retry in \d+ s$/) })
+      expect(limited.json()).toEqual({ code: 'CA_ERR_RATE_LIMITED', error: expect.stringMatching(/^rate limit exceeded: 3 requests per 60 s; retry in \d+ s$/) })
       for (const path of ['/health', '/ready', '/metrics', '/health']) expect((await proxy.app.inject(path)).statusCode).toBe(200)
       expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limited_total')).toBe(1)
     } finally {

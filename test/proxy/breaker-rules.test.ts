@@ -3,9 +3,9 @@
 // for a flapping upstream; half-open, the first good trial closes it; a client's own error
 // (anything but an UpstreamFailure) never counts.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createBreaker, type UpstreamBreaker } from '../../proxy/breakers.ts'
-import { createMetrics } from '../../proxy/metrics.ts'
-import { UpstreamFailure } from '../../proxy/upstream-client.ts'
+import { createBreaker, type UpstreamBreaker } from '../../proxy/forward/breakers.ts'
+import { createMetrics } from '../../proxy/observability/metrics.ts'
+import { UpstreamFailure } from '../../proxy/forward/upstream-client.ts'
 import { captureLogs } from '../helpers/logs.ts'
 
 const settings = {

@@ -1,9 +1,10 @@
 // The guard, the traffic windows and the ramp state machine, pure: no proxy, no timers.
 import { describe, expect, it } from 'vitest'
-import { judge, signalsOf, type GuardLimits, type WindowSignals } from '../../proxy/ramp/guard.ts'
-import { guardRollback, pauseRamp, planOf, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp } from '../../proxy/ramp/state.ts'
-import { createTrafficRecorder, sideWindow } from '../../proxy/ramp/traffic.ts'
-import { parseRouteMap } from '../../proxy/route-map.ts'
+import type { GuardLimits, WindowSignals } from '../../proxy/model/guard.ts'
+import { judge, signalsOf } from '../../proxy/rollout/ramp/guard.ts'
+import { guardRollback, pauseRamp, planOf, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp } from '../../proxy/rollout/ramp/state.ts'
+import { createTrafficRecorder, sideWindow } from '../../proxy/rollout/ramp/traffic.ts'
+import { parseRouteMap } from '../../proxy/model/route-map.ts'
 
 const limits: GuardLimits = { maxErrorRatePercent: 1, maxMismatchRatePercent: 0.5, maxLatencyRatio: 1.5, minRequests: 100 }
 const side = (requests: number, errors = 0, p99Ms: number | null = requests ? 20 : null) => ({ requests, errors, p99Ms })

@@ -1,10 +1,10 @@
-// The rate limit's counter stores (proxy/rate-limit-store.ts): Redis (against the real Redis) and in-process: fixed windows,
+// The rate limit's counter stores (proxy/edge/rate-limit-store.ts): Redis (against the real Redis) and in-process: fixed windows,
 // batches counted exactly, bounded memory, and failing open when Redis is gone.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedis, type Redis } from '../../lib/redis.ts'
-import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitResult } from '../../proxy/rate-limit-store.ts'
+import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitResult } from '../../proxy/edge/rate-limit-store.ts'
 import { freePort } from '../helpers/processes.ts'
 import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'

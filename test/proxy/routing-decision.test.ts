@@ -1,11 +1,11 @@
-// The routing decision (proxy/routing.ts decideRoute) as a table: route, request facts, flag
+// The routing decision (proxy/routing/decision.ts decideRoute) as a table: route, request facts, flag
 // state and breaker states in; side, upstream, reason, fallback policy and the expected
 // answerer out. The hot path, the WebSocket tunnel and /admin/explain all use this function;
 // admin-metrics-ratelimit.test.ts checks that explain and real requests agree.
 import { describe, expect, it } from 'vitest'
-import type { BreakerStateName } from '../../proxy/breakers.ts'
-import type { Route, Upstream } from '../../proxy/route-map.ts'
-import { decideRoute, type FlagView, type RequestFacts } from '../../proxy/routing.ts'
+import type { BreakerStateName } from '../../proxy/model/upstream-options.ts'
+import type { Route, Upstream } from '../../proxy/model/route-map.ts'
+import { decideRoute, type FlagView, type RequestFacts } from '../../proxy/routing/decision.ts'
 
 const upstream = (name: string): Upstream => ({ name, url: `http://${name}:1`, healthPath: '/health', pool: {}, breaker: {} })
 const split: Route = { name: 'users', prefix: '/api/users', legacy: upstream('monolith'), target: upstream('users-service'), flag: 'users-migration' }

@@ -1,6 +1,6 @@
-// The one kind of unhandled rejection the proxy ignores (proxy/unleash-stray-rejections.ts).
+// The one kind of unhandled rejection the proxy ignores (proxy/flags/unleash-stray-rejections.ts).
 import { describe, expect, it } from 'vitest'
-import { isStrayUnleashFetchRejection } from '../../proxy/unleash-stray-rejections.ts'
+import { isStrayUnleashFetchRejection } from '../../proxy/flags/unleash-stray-rejections.ts'
 
 const fetchError = (message: string) => Object.assign(new Error(message), { name: 'FetchError' })
 

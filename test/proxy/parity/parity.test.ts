@@ -1,4 +1,4 @@
-// The proxy's parity check of a split route (proxy/parity/) against two real HTTP sides serving
+// The proxy's parity check of a split route (proxy/rollout/parity/) against two real HTTP sides serving
 // the parity contract (lib/parity/parity-routes.ts) over records held in memory: counts,
 // missing ids on either side, differing ids with their JSON paths, the gauges, and a route
 // without a parity endpoint that says so instead of answering 0.

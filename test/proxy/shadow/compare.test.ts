@@ -1,9 +1,9 @@
 // The comparison and its JSON paths, table-driven: what counts as the same answer, what is named
 // as a difference, and what the ignore rules drop.
 import { describe, expect, it } from 'vitest'
-import { compareAnswers, MAX_DIFFERENCES, type Answer } from '../../../proxy/shadow/compare.ts'
-import { coveredByAny, formatPath, generalise, parsePathRule } from '../../../proxy/shadow/json-path.ts'
-import { credentialsOf, keptValue, redactedUrl } from '../../../proxy/shadow/report.ts'
+import { compareAnswers, headersOnly, MAX_DIFFERENCES, type Answer } from '../../../proxy/rollout/shadow/compare.ts'
+import { coveredByAny, formatPath, generalise, parsePathRule } from '../../../proxy/model/json-path.ts'
+import { credentialsOf, keptValue, redactedUrl } from '../../../proxy/rollout/shadow/report.ts'
 
 const json = (value: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
   status,
@@ -57,9 +57,20 @@ describe('compareAnswers', () => {
   })
 
   it('ignoreHeaders drops a header from the comparison', () => {
-    const [a, b] = [json({}, 200, { 'x-served-by': 'a' }), json({}, 200, { 'x-served-by': 'b' })]
-    expect(paths(a, b)).toEqual(['header:x-served-by'])
-    expect(paths(a, b, [], ['x-served-by'])).toEqual([])
+    const [a, b] = [json({}, 200, { 'cache-control': 'no-cache' }), json({}, 200, { 'cache-control': 'max-age=60' })]
+    expect(paths(a, b)).toEqual(['header:cache-control'])
+    expect(paths(a, b, [], ['cache-control'])).toEqual([])
+  })
+
+  it('compares only the headers that describe the content, others when the route lists them (compareHeaders)', () => {
+    const served = (by: string, extra: Record<string, string> = {}) => json({ a: 1 }, 200, { 'x-served-by': by, via: `1.1 ${by}`, 'x-envoy-upstream-service-time': by.length.toString(), ...extra })
+    expect(paths(served('legacy'), served('target-service'))).toEqual([])
+    const withServedBy = { ...rules(), compareHeaders: new Set(['x-served-by']) }
+    expect(compareAnswers(served('legacy'), served('target'), withServedBy).map((d) => d.path)).toEqual(['header:x-served-by'])
+    const cors = paths(served('a', { 'access-control-allow-origin': '*', location: '/a' }), served('a', { 'access-control-allow-origin': 'https://x', location: '/b' }))
+    expect(cors).toEqual(['header:access-control-allow-origin', 'header:location'])
+    expect(headersOnly(compareAnswers(served('a', { allow: 'GET' }), served('a', { allow: 'GET, POST' }), rules()))).toBe(true)
+    expect(headersOnly(compareAnswers(json({ a: 1 }, 200, { allow: 'GET' }), json({ a: 2 }, 200, { allow: 'POST' }), rules()))).toBe(false)
   })
 
   it('reports both values, and at most MAX_DIFFERENCES differences', () => {

@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../../helpers/processes.ts'
 import { eventually } from '../../helpers/poll.ts'
 import { metric } from '../../helpers/metrics.ts'
 import { ConfigError } from '../../../lib/config.ts'
-import { parseRouteMap } from '../../../proxy/route-map.ts'
+import { parseRouteMap } from '../../../proxy/model/route-map.ts'
 import { admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from '../proxy-harness.ts'
 
 /** An upstream answering with `answer(request)`; `hold` keeps requests unanswered until released. */
@@ -167,19 +167,37 @@ describe('shadow comparison', () => {
 
   it('never counts an ignored path, from the route map or set at run time; headers likewise', async () => {
     target.answer = (req) => ({ body: movie(nOf(req)), headers: { 'x-served-by': 'movies' } })
-    const p = await start({ shadow: { percent: 100, ignore: ['$.items[*].updated_at'], ignoreHeaders: ['X-Served-By'] } })
+    const p = await start({ shadow: { percent: 100, ignore: ['$.items[*].updated_at'], ignoreHeaders: ['X-Served-By'], compareHeaders: ['x-served-by'] } })
     for (let n = 1; n <= 10; n++) await get(p, `/api/movies?n=${n}`)
     await settled(p, 10)
     expect((await diffs(p)).counts).toMatchObject({ match: 10, mismatch: 0 })
 
     // Without the rules, the same answers mismatch on exactly those two.
-    const change = await putShadow(p, { percent: 100, ignore: [], ignoreHeaders: [] })
+    const change = await putShadow(p, { percent: 100, ignore: [], ignoreHeaders: [], compareHeaders: ['x-served-by'] })
     expect(change.statusCode).toBe(200)
-    expect(change.json()).toEqual({ route: 'movies', shadow: { percent: 100, ignore: [], ignoreHeaders: [], methods: ['GET', 'HEAD'], detectNoise: false } })
+    expect(change.json()).toEqual({ route: 'movies', shadow: { percent: 100, ignore: [], ignoreHeaders: [], compareHeaders: ['x-served-by'], methods: ['GET', 'HEAD'], detectNoise: false } })
     await get(p, '/api/movies?n=11')
     await settled(p, 11)
     const [last] = (await diffs(p)).mismatches
     expect(last.differences.map((d: { path: string }) => d.path)).toEqual(['header:x-served-by', '$.items[0].updated_at'])
+  })
+
+  it('matches a target that differs only by headers clients do not read (x-served-by, via); header-only differences are reported apart', async () => {
+    target.answer = (req) => ({ body: movie(nOf(req)), headers: { 'x-served-by': 'movies-service', via: '1.1 envoy' } })
+    const p = await start({ shadow: { percent: 100, ignore: ['$.items[*].updated_at'] } })
+    for (let n = 1; n <= 5; n++) await get(p, `/api/movies?n=${n}`)
+    await settled(p, 5)
+    expect((await diffs(p)).counts).toMatchObject({ match: 5, mismatch: 0 })
+    expect((await diffs(p)).headerOnlyMismatches).toBe(0)
+
+    // A header the route compares (cache-control describes the content) differs: a mismatch, of the header-only kind.
+    target.answer = (req) => ({ body: movie(nOf(req)), headers: { 'cache-control': 'max-age=600' } })
+    await get(p, '/api/movies?n=6')
+    await settled(p, 6)
+    const report = await diffs(p)
+    expect(report.counts).toMatchObject({ match: 5, mismatch: 1 })
+    expect(report.headerOnlyMismatches).toBe(1)
+    expect(report.mismatches[0]).toMatchObject({ kind: 'headers', differences: [{ path: 'header:cache-control' }] })
   })
 
   it('learns noise the Diffy way: a field on which legacy disagrees with itself stops counting, a real difference still counts', async () => {

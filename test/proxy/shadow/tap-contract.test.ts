@@ -7,11 +7,11 @@ import type { FastifyRequest } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually } from '../../helpers/poll.ts'
 import { captureLogs } from '../../helpers/logs.ts'
-import { createMetrics } from '../../../proxy/metrics.ts'
-import { parseRouteMap, type Route } from '../../../proxy/route-map.ts'
-import type { RouteDecision } from '../../../proxy/routing.ts'
-import { ShadowComparisons } from '../../../proxy/shadow/shadow.ts'
-import { closeUpstreams, createUpstreams, type Upstreams } from '../../../proxy/upstreams.ts'
+import { createMetrics } from '../../../proxy/observability/metrics.ts'
+import { parseRouteMap, type Route } from '../../../proxy/model/route-map.ts'
+import type { RouteDecision } from '../../../proxy/routing/decision.ts'
+import { ShadowComparisons } from '../../../proxy/rollout/shadow/shadow.ts'
+import { closeUpstreams, createUpstreams, type Upstreams } from '../../../proxy/forward/upstreams.ts'
 
 let server: http.Server
 let upstreams: Upstreams

@@ -1,0 +1,48 @@
+// The proxy's own endpoints: /health (liveness, the specification's text) and /ready (flags
+// loaded and the legacy upstream reachable). /metrics is lib/http/metrics.ts, registered in app.ts.
+import type { FastifyInstance } from 'fastify'
+import type { FlagSource } from '../flags/flag-source.ts'
+import type { UpstreamRuntime } from '../forward/upstreams.ts'
+
+export interface OpsRoutesOptions {
+  flags: FlagSource
+  /** The upstream behind the catch-all route: without it the proxy cannot serve anything. */
+  legacy: UpstreamRuntime
+  probeTimeoutMs: number
+}
+
+export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): Promise<void> {
+  const { flags, legacy } = opts
+  const logger = app.log
+
+  app.get('/health', async (_request, reply) => reply.type('text/plain; charset=utf-8').send('Strangler Fig Proxy is healthy'))
+
+  // Probes are shared and cached briefly, so a burst of readiness checks costs one upstream call.
+  let probe: { at: number; result: Promise<string | undefined> } | undefined
+  const probeLegacy = (): Promise<string | undefined> => {
+    if (probe && Date.now() - probe.at < 1_000) return probe.result
+    // The one upstream call, uncounted: a probe judges the upstream without moving its breaker.
+    const result = legacy
+      .call({ method: 'GET', url: legacy.upstream.healthPath, headers: {}, uncountedTimeoutMs: opts.probeTimeoutMs, log: logger })
+      .then((outcome) => {
+        if (outcome.kind === 'answer') return void outcome.answer.discard()
+        if (outcome.kind === 'client-gone') return `${legacy.upstream.name} probe abandoned`
+        outcome.answer?.discard()
+        return outcome.failure === 'status_5xx' ? `${legacy.upstream.name} ${legacy.upstream.healthPath} answered ${outcome.answer?.statusCode ?? '5xx'}` : outcome.message
+      })
+    probe = { at: Date.now(), result }
+    return result
+  }
+
+  app.get('/ready', async (_request, reply) => {
+    const flagStatus = flags.status()
+    const legacyProblem = await probeLegacy()
+    const problems = [
+      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}${flagStatus.lastError ? `: ${flagStatus.lastError}` : ''}`]),
+      ...(legacyProblem ? [legacyProblem] : []),
+    ]
+    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags still route correctly.
+    const body = { status: problems.length === 0, ...(problems.length ? { error: problems.join('; ') } : {}), flags: flagStatus, legacy: legacy.breaker.state() }
+    return reply.code(problems.length ? 503 : 200).send(body)
+  })
+}

@@ -1,0 +1,199 @@
+// Prometheus metrics of the proxy. Names are a contract with the SREs' alerts (listed in
+// proxy/README.md): change them only together with the dashboards. Label children are cached
+// so the per-request cost is two map lookups, not label hashing. With PROXY_WORKERS > 1 the
+// workers' samples are summed (proxy/workers.ts); the gauges say how instead (`aggregator`):
+// a breaker open in any worker reads open, a flag source down in any worker reads down.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { RAMP_STATES, type RampStateName, type WindowSignals } from '../model/guard.ts'
+import type { BreakerStateName } from '../model/upstream-options.ts'
+
+export const BREAKER_STATE: Readonly<Record<BreakerStateName, number>> = { closed: 0, halfOpen: 1, open: 2 }
+export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' | 'failure' | 'success' | 'fallback'
+
+export type ProxyMetrics = ReturnType<typeof createMetrics>
+
+const GUARD_SIGNALS = ['target_requests', 'legacy_requests', 'error_rate_percent', 'mismatch_rate_percent', 'latency_ratio', 'target_p99_seconds', 'legacy_p99_seconds'] as const
+
+export function createMetrics() {
+  // Process metrics and GET /metrics come from lib/http/metrics.ts (registered in app.ts).
+  const registry = new Registry()
+
+  const requests = new Counter({
+    name: 'proxy_requests_total',
+    help: 'Proxied requests by route, answering upstream ("proxy" = answered by the proxy itself), status class and route reason',
+    labelNames: ['route', 'upstream', 'status_class', 'reason'] as const,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'proxy_request_duration_seconds',
+    help: 'Time from request to the end of the response, by route and answering upstream',
+    labelNames: ['route', 'upstream'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  })
+  const breakerState = new Gauge({
+    name: 'proxy_breaker_state',
+    help: 'Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open',
+    labelNames: ['upstream'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+  const breakerEvents = new Counter({
+    name: 'proxy_breaker_events_total',
+    help: 'Circuit breaker events per upstream: open, close, halfOpen, reject, timeout, failure, success, fallback',
+    labelNames: ['upstream', 'event'] as const,
+    registers: [registry],
+  })
+  const upstreamFailures = new Counter({
+    name: 'proxy_upstream_failures_total',
+    help: 'Failed upstream calls by kind: connect, timeout, reset, status_5xx, slow (the client left after BREAKER_SLOW_CALL_MS), other',
+    labelNames: ['upstream', 'kind'] as const,
+    registers: [registry],
+  })
+  const fallbacks = new Counter({
+    name: 'proxy_legacy_fallbacks_total',
+    help: 'Requests meant for the target upstream that the legacy upstream answered because the target failed or its breaker was open',
+    labelNames: ['route', 'target', 'legacy'] as const,
+    registers: [registry],
+  })
+  const rollout = new Gauge({
+    name: 'proxy_rollout_percent',
+    help: 'Current share (0-100) of identities a split route sends to its target, with the flag and the source it came from (unleash, file, env); -1 = not a plain rollout',
+    labelNames: ['route', 'flag', 'source'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+  const flagSourceUp = new Gauge({
+    name: 'proxy_flag_source_up',
+    help: '1 when the last read or fetch of the flag source succeeded, 0 when the proxy runs on the last known flags',
+    labelNames: ['source'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  })
+  const flagsLoaded = new Gauge({
+    name: 'proxy_flags_loaded',
+    help: '1 once flag definitions are loaded (until then every split route goes to legacy and /ready answers 503)',
+    aggregator: 'min',
+    registers: [registry],
+  })
+  const flagSourceLastSuccess = new Gauge({
+    name: 'proxy_flag_source_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful read or fetch of the flag source',
+    labelNames: ['source'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  })
+  const rateLimited = new Counter({
+    name: 'proxy_rate_limited_total',
+    help: 'Requests answered 429 by the rate limiter',
+    registers: [registry],
+  })
+  const rateLimitStoreErrors = new Counter({
+    name: 'proxy_rate_limit_store_errors_total',
+    help: 'Rate-limit counter updates that failed (Redis down or slow); those requests were let through',
+    registers: [registry],
+  })
+  const shadowComparisons = new Counter({
+    name: 'proxy_shadow_comparisons_total',
+    help: 'Shadow comparisons per route by outcome: match, mismatch, error (the copy failed or timed out), dropped (the in-flight budget was full)',
+    labelNames: ['route', 'outcome'] as const,
+    registers: [registry],
+  })
+
+  const ledgerStoreErrors = new Counter({
+    name: 'proxy_ledger_store_errors_total',
+    help: 'Rollout ledger entries the store (Redis or the ledger file) did not take; each is still in the proxy log',
+    registers: [registry],
+  })
+
+  // Guarded ramps (proxy/rollout/ramp): the guard's window is published by the replica holding the route's lease.
+  const rampState = new Gauge({
+    name: 'proxy_ramp_state',
+    help: "A route's ramp state as stored (every replica reports it), one series per state: 1 for the current one (running, paused, completed, rolled_back)",
+    labelNames: ['route', 'state'] as const,
+    registers: [registry],
+  })
+  const rampRollbacks = new Counter({
+    name: 'proxy_ramp_rollbacks_total',
+    help: 'Rollouts sent back to 0 %, by who (guard: a breach during a ramp or by the standing guard; admin: POST .../rollback) and the breached signal (error_rate, mismatch_rate, latency_ratio, breaker; admin)',
+    labelNames: ['route', 'source', 'signal'] as const,
+    registers: [registry],
+  })
+  const rampLeaseHeld = new Gauge({
+    name: 'proxy_ramp_lease_held',
+    help: "1 when this replica holds the route's ramp lease (drives its ramp and standing guard)",
+    labelNames: ['route'] as const,
+    registers: [registry],
+  })
+  const guardSignal = new Gauge({
+    name: 'proxy_guard_signal',
+    help: "The guard's window of a route, by signal: target_requests, legacy_requests, error_rate_percent, mismatch_rate_percent, latency_ratio, target_p99_seconds, legacy_p99_seconds (absent = not enough samples)",
+    labelNames: ['route', 'signal'] as const,
+    registers: [registry],
+  })
+
+  const requestChildren = new Map<string, ReturnType<typeof requests.labels>>()
+  const durationChildren = new Map<string, ReturnType<typeof duration.labels>>()
+  const shadowChildren = new Map<string, ReturnType<typeof shadowComparisons.labels>>()
+  const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
+
+  return {
+    registry,
+    /** Read by the admin traffic history (traffic-history.ts); the hot path counts through observe(). */
+    requests,
+    breakerState,
+    breakerEvents,
+    upstreamFailures,
+    fallbacks,
+    rollout,
+    flagSourceUp,
+    flagsLoaded,
+    flagSourceLastSuccess,
+    rateLimited,
+    rateLimitStoreErrors,
+    ledgerStoreErrors,
+    rampRollbacks,
+    rampLeaseHeld,
+    shadowComparisons,
+    publishRampState(route: string, state: RampStateName): void {
+      for (const s of RAMP_STATES) rampState.labels(route, s).set(s === state ? 1 : 0)
+    },
+    clearGuardSignals(route: string): void {
+      for (const signal of GUARD_SIGNALS) guardSignal.remove(route, signal)
+    },
+    publishGuardSignals(route: string, w: WindowSignals): void {
+      const values: Record<(typeof GUARD_SIGNALS)[number], number | null> = {
+        target_requests: w.target.requests,
+        legacy_requests: w.legacy.requests,
+        error_rate_percent: w.errorRatePercent,
+        mismatch_rate_percent: w.mismatchRatePercent,
+        latency_ratio: w.latencyRatio,
+        target_p99_seconds: w.target.p99Ms === null ? null : w.target.p99Ms / 1000,
+        legacy_p99_seconds: w.legacy.p99Ms === null ? null : w.legacy.p99Ms / 1000,
+      }
+      for (const [signal, value] of Object.entries(values)) {
+        if (value === null) guardSignal.remove(route, signal)
+        else guardSignal.labels(route, signal).set(value)
+      }
+    },
+    /** Hot path: one request done. */
+    observe(route: string, upstream: string, status: number, reason: string, seconds: number): void {
+      const cls = CLASSES[(status / 100) | 0] ?? 'other'
+      const key = `${route}\u0000${upstream}\u0000${cls}\u0000${reason}`
+      let counter = requestChildren.get(key)
+      if (!counter) requestChildren.set(key, (counter = requests.labels(route, upstream, cls, reason)))
+      counter.inc()
+      const dkey = `${route}\u0000${upstream}`
+      let histogram = durationChildren.get(dkey)
+      if (!histogram) durationChildren.set(dkey, (histogram = duration.labels(route, upstream)))
+      histogram.observe(seconds)
+    },
+    /** One shadow comparison's outcome (proxy/rollout/shadow/). */
+    shadowComparison(route: string, outcome: 'match' | 'mismatch' | 'error' | 'dropped'): void {
+      const key = `${route}\u0000${outcome}`
+      let counter = shadowChildren.get(key)
+      if (!counter) shadowChildren.set(key, (counter = shadowComparisons.labels(route, outcome)))
+      counter.inc()
+    },
+  }
+}

@@ -1,0 +1,198 @@
+// The rollout ledger: who moved which route from what to what, when and why. Entries go to a
+// capped Redis stream (XADD MAXLEN ~) when the proxy has Redis — shared by every replica — else
+// to a JSON-lines file beside the flags file that rotates once it holds `maxEntries`. Every
+// entry is also one structured log line, so a ledger store that fails loses nothing that the
+// logs do not keep: append never throws, it logs and counts the failure.
+import { appendFile, readFile, rename } from 'node:fs/promises'
+import type { Logger } from '../../lib/logger.ts'
+import type { Redis } from '../../lib/redis.ts'
+
+/** Who changed a rollout: the proxy itself (admin API, ramp, guard) or someone it saw change the flag. */
+export type LedgerSource = 'admin' | 'ramp' | 'guard' | 'flags-file' | 'unleash'
+
+export interface LedgerEntry {
+  /** ISO time the proxy made or noticed the change. */
+  at: string
+  route: string
+  flag: string
+  /** Rollout percent before and after; null = not a plain rollout (several strategies, constraints). */
+  from: number | null
+  to: number | null
+  /** An admin token's name, "ramp", "guard", "flags-file" or "unleash". */
+  actor: string
+  reason: string
+  source: LedgerSource
+}
+
+export interface LedgerQuery {
+  route?: string
+  limit: number
+}
+
+export interface Ledger {
+  readonly kind: 'redis' | 'file'
+  /** Where entries are kept (stream key or file path), for the admin API and logs. */
+  readonly location: string
+  /** Records one entry; never throws (a failing store is logged with the entry and counted). */
+  append(entry: Omit<LedgerEntry, 'at'> & { at?: string }): Promise<void>
+  /** Newest first. Throws when the store cannot be read. */
+  list(query: LedgerQuery): Promise<LedgerEntry[]>
+  /**
+   * True for the first replica to claim `id` within `claimTtlMs` (Redis SET NX), so a change
+   * every replica notices — or one replica made — is recorded once. Always true without Redis
+   * (one process per file) and when Redis fails (a duplicate beats a lost entry).
+   */
+  claim(id: string): Promise<boolean>
+  /** Gives a claim back (the change it was for failed). */
+  unclaim(id: string): Promise<void>
+}
+
+export interface LedgerOptions {
+  maxEntries: number
+  /** The stream key, with Redis. */
+  redisKey: string
+  /** The JSON-lines file, without Redis. */
+  file: string
+  /** How long a claimed change stays claimed: longer than every replica takes to notice it. */
+  claimTtlMs: number
+}
+
+export interface LedgerDeps {
+  logger: Logger
+  redis?: Redis
+  /** Called once per entry the store did not take. */
+  onStoreError(): void
+}
+
+interface Store {
+  kind: Ledger['kind']
+  location: string
+  add(entry: LedgerEntry): Promise<void>
+  read(query: LedgerQuery): Promise<LedgerEntry[]>
+  claim(id: string): Promise<boolean>
+  unclaim(id: string): Promise<void>
+}
+
+export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
+  const store = deps.redis ? redisStore(deps.redis, opts) : fileStore(opts)
+  return {
+    kind: store.kind,
+    location: store.location,
+    async append(given) {
+      const entry: LedgerEntry = { at: given.at ?? new Date().toISOString(), route: given.route, flag: given.flag, from: given.from, to: given.to, actor: given.actor, reason: given.reason, source: given.source }
+      deps.logger.info({ ledger: entry }, `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'} by ${entry.actor} (${entry.source})`)
+      try {
+        await store.add(entry)
+      } catch (error) {
+        deps.onStoreError()
+        deps.logger.error({ ledger: entry, store: store.kind, err: (error as Error).message }, 'ledger entry not stored (kept in this log line only)')
+      }
+    },
+    list: (query) => store.read(query),
+    async claim(id) {
+      try {
+        return await store.claim(id)
+      } catch (error) {
+        deps.logger.warn({ id, err: (error as Error).message }, 'ledger claim failed; the change may be recorded by several replicas')
+        return true
+      }
+    },
+    async unclaim(id) {
+      await store.unclaim(id).catch(() => {}) // expires by itself
+    },
+  }
+}
+
+const matches = (query: LedgerQuery) => (e: LedgerEntry) => query.route === undefined || e.route === query.route
+
+/** Stream entries read per call while looking for one route's entries. */
+const ROUTE_PAGE = 100
+
+function redisStore(redis: Redis, opts: LedgerOptions): Store {
+  const key = opts.redisKey
+  return {
+    kind: 'redis',
+    location: key,
+    async add(entry) {
+      await redis.xadd(key, 'MAXLEN', '~', opts.maxEntries, '*', 'entry', JSON.stringify(entry))
+    },
+    async read(query) {
+      // Newest first, in pages, until enough entries of the route are found or the stream ends.
+      const out: LedgerEntry[] = []
+      let end = '+'
+      for (;;) {
+        const page = await redis.xrevrange(key, end, '-', 'COUNT', query.route === undefined ? query.limit : ROUTE_PAGE)
+        for (const [, fields] of page) {
+          const entry = parseEntry(fields[fields.indexOf('entry') + 1])
+          if (entry && matches(query)(entry)) out.push(entry)
+          if (out.length === query.limit) return out
+        }
+        if (page.length === 0 || query.route === undefined) return out
+        end = `(${page[page.length - 1]![0]}`
+      }
+    },
+    async claim(id) {
+      return (await redis.set(`${key}:claim:${id}`, '1', 'PX', opts.claimTtlMs, 'NX')) === 'OK'
+    },
+    async unclaim(id) {
+      await redis.del(`${key}:claim:${id}`)
+    },
+  }
+}
+
+function fileStore(opts: LedgerOptions): Store {
+  const file = opts.file
+  const previous = `${file}.1`
+  let lines: number | undefined
+  // Appends are serialised, so the line count and the rotation stay exact.
+  let queue: Promise<unknown> = Promise.resolve()
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work, work)
+    queue = run.catch(() => {})
+    return run
+  }
+  const readLines = async (path: string) => {
+    try {
+      return (await readFile(path, 'utf8')).split('\n').filter(Boolean)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw error
+    }
+  }
+  return {
+    kind: 'file',
+    location: file,
+    add: (entry) =>
+      serial(async () => {
+        lines ??= (await readLines(file)).length
+        if (lines >= opts.maxEntries) {
+          await rename(file, previous)
+          lines = 0
+        }
+        await appendFile(file, `${JSON.stringify(entry)}\n`)
+        lines++
+      }),
+    read: (query) =>
+      serial(async () => {
+        const all = [...(await readLines(previous)), ...(await readLines(file))]
+        const out: LedgerEntry[] = []
+        for (let i = all.length - 1; i >= 0 && out.length < query.limit; i--) {
+          const entry = parseEntry(all[i])
+          if (entry && matches(query)(entry)) out.push(entry)
+        }
+        return out
+      }),
+    claim: async () => true,
+    unclaim: async () => {},
+  }
+}
+
+function parseEntry(text: string | undefined): LedgerEntry | undefined {
+  if (!text) return undefined
+  try {
+    const entry = JSON.parse(text) as LedgerEntry
+    return typeof entry === 'object' && entry !== null && typeof entry.route === 'string' ? entry : undefined
+  } catch {
+    return undefined // a torn last line (crash mid-append) is skipped, not fatal
+  }
+}
