@@ -8,6 +8,7 @@ import type { Database } from '../lib/db/database.ts'
 import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
 import { databaseErrors } from '../lib/db/http-errors.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -19,6 +20,8 @@ import type { Redis } from '../lib/redis.ts'
 import type { MoviesServiceConfig } from './config.ts'
 
 export interface MoviesServiceDeps {
+  /** Tracing on (lib/tracing/): request spans, and the outbox's or consumer's spans. */
+  tracing?: Tracing
   db: Database
   logger: Logger
   /** Optional read cache; absent = every read goes to the database. */
@@ -31,14 +34,14 @@ export function buildApp(
   config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig>,
   deps: MoviesServiceDeps,
 ): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
+  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })
   const repository = createMovieRepository(deps.db)
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics, { registry })
-  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', ...deps.outbox })
+  registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', tracer: deps.tracing?.tracer, ...deps.outbox })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies, rules })
   return app

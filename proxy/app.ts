@@ -29,6 +29,8 @@ import { createRolloutChanges } from './rollout-changes.ts'
 import { ShadowComparisons } from './shadow/shadow.ts'
 import { closeUpstreams, createUpstreams, upstreamDefaults } from './upstreams.ts'
 import { createTrafficHistory } from './traffic-history.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
+import { createProxyTracing } from './tracing.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -38,6 +40,8 @@ export interface ProxyDeps {
   flags?: FlagSource
   /** What GET /metrics answers (default: this process's registry); proxy/workers.ts sums the workers'. */
   renderMetrics?: (registry: Registry) => () => Promise<string>
+  /** Tracing on (lib/tracing/, proxy/tracing.ts). */
+  tracing?: Tracing
 }
 
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -73,11 +77,12 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
   const { changeRollout } = rolloutChanges
 
+  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags }) // TRACING
   const trust = trustFunction(config.trustProxy)
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
     { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
-    { routes, upstreams, metrics, trust, logger: deps.logger },
+    { routes, upstreams, metrics, trust, logger: deps.logger, tracing },
   )
 
   // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.
@@ -100,6 +105,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
 
   const app = createHttpApp({
     logger: deps.logger,
+    tracing: deps.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
@@ -128,6 +134,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     trust,
     shadow,
     traffic,
+    tracing,
   })
 
   const closeTunnels = tunnelUpgrades(app.server, { settings: { ...side, retryAfterSeconds: config.retryAfterSeconds }, routes, upstreams, flags, metrics, trust, logger: deps.logger })

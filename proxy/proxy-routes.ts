@@ -21,6 +21,7 @@ import { checkOptions } from './options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing.ts'
 import { clientOf, type TrustFn } from './trust-proxy.ts'
 import { FAILURE_TEXT, UpstreamFailure, clientResponseHeaders, failureKind, isUpstreamFailure, upstreamFailed, upstreamRequestHeaders } from './upstream-client.ts'
+import type { ProxyTracing } from './tracing.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -47,6 +48,8 @@ export interface ProxyRoutesOptions {
   shadow?: ShadowComparisons
   /** The ramp guard's per-route traffic (proxy/ramp/traffic.ts). */
   traffic?: TrafficRecorder
+  /** Tracing on (proxy/tracing.ts): the decision on the request's span, a span per upstream attempt. */
+  tracing?: ProxyTracing
 }
 
 declare module 'fastify' {
@@ -63,7 +66,7 @@ declare module 'fastify' {
 }
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
-  const { flags, metrics, upstreams } = opts
+  const { flags, metrics, upstreams, tracing } = opts
   const settings = checkOptions(ProxyRoutesSettings, opts.settings, 'proxy routes')
   bufferRequestBodies(app, { limit: settings.bodyLimitBytes, idleTimeoutMs: settings.bodyIdleTimeoutMs })
 
@@ -85,14 +88,21 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
    * The body is complete (buffered) before the call starts; a client that goes away aborts the
    * call at once, which is not the upstream's failure.
    */
-  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: ClientGone): Promise<Dispatcher.ResponseData> {
+  function call(rt: UpstreamRuntime, request: FastifyRequest, signal: ClientGone, attempt: 'primary' | 'fallback' = 'primary'): Promise<Dispatcher.ResponseData> {
+    // TRACING: each attempt in its own span (a fallback shows both).
+    return tracing ? tracing.upstreamAttempt(request, rt, attempt, () => fire(rt, request, signal)) : fire(rt, request, signal)
+  }
+
+  function fire(rt: UpstreamRuntime, request: FastifyRequest, signal: ClientGone): Promise<Dispatcher.ResponseData> {
     return rt.breaker.fire(async () => {
       let response: Dispatcher.ResponseData
+      const headers = upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id)
+      tracing?.dropIncomingContext(headers) // TRACING: undici's client span sends the proxy's traceparent
       try {
         response = await rt.pool.request({
           path: rt.basePath + request.url,
           method: request.method as Dispatcher.HttpMethod,
-          headers: upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id),
+          headers,
           body: request.body as Buffer | undefined,
           signal,
         })
@@ -121,6 +131,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const request = reply.request
     request.proxyUpstream = upstream
     request.proxyReason = reason
+    tracing?.annotateAnswer(request, upstream, reason) // TRACING
     // [shadow seam 2/3] the tap sees the answer's status and headers, then each chunk on its way to the client.
     const tap = request.shadowTap
     tap?.primaryResponse(upstream, response.statusCode, response.headers)
@@ -171,6 +182,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   function unavailable(reply: FastifyReply, reason: RouteReason, error: CatalogueError): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
+    tracing?.annotateAnswer(reply.request, 'proxy', reason) // TRACING
     if (error.statusCode === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
     return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send({ error: error.message })
   }
@@ -179,7 +191,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, signal: ClientGone) {
     const rt = upstreams.get(route.legacy.name)!
     try {
-      return send(reply, await call(rt, request, signal), rt.upstream.name, reason)
+      return send(reply, await call(rt, request, signal, reason === 'fallback' ? 'fallback' : 'primary'), rt.upstream.name, reason)
     } catch (error) {
       if (isUpstreamFailure(error) && error.response) return send(reply, error.response, rt.upstream.name, reason)
       if (isBreakerOpenError(error)) return unavailable(reply, reason, new errors.CIRCUIT_OPEN(rt.upstream.name))
@@ -217,6 +229,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const decision = decideRoute(route, facts, flags)
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/shadow/).
     request.shadowTap = opts.shadow?.select(route, decision, request) ?? null
+    tracing?.annotateDecision(request, route, decision, request.shadowTap !== null) // TRACING
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 

@@ -8,6 +8,7 @@ import fastifySwagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { ErrorMapper } from '../errors.ts'
 import type { Logger } from '../logger.ts'
+import type { Tracing } from '../tracing/tracing.ts'
 import { registerErrorHandlers } from './errors.ts'
 
 export interface HttpAppOptions {
@@ -23,6 +24,8 @@ export interface HttpAppOptions {
   api?: { title: string; description?: string }
   /** Turn errors of the service's libraries into the catalogue's (e.g. lib/db/http-errors.ts). */
   errorMappers?: readonly ErrorMapper[]
+  /** Tracing on (lib/tracing/): a SERVER span per request (@fastify/otel), continuing an incoming traceparent. */
+  tracing?: Tracing
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -61,6 +64,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     ...options.server,
   })
 
+  // First plugin: its onRoute hook must see the routes registered after it.
+  if (options.tracing) app.register(options.tracing.fastifyPlugin)
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain')
   // Callback-style hooks: no promise per request (they run on every request of every service).

@@ -44,6 +44,8 @@ export interface OutgoingEvent {
   topic: string
   key: string
   event: EventEnvelope
+  /** Extra message headers, e.g. the trace context (traceparent) of the event's publish. */
+  headers?: Record<string, string>
 }
 
 export interface PublisherOptions {
@@ -163,7 +165,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       timeout: options.sendTimeoutMs,
       topicMessages: [...byTopic].map(([topic, list]) => ({
         topic,
-        messages: list.map(({ key, event }) => ({ key, value: JSON.stringify(event), headers: { 'event-id': event.id, 'event-type': event.type } })),
+        messages: list.map(({ key, event, headers }) => ({ key, value: JSON.stringify(event), headers: { ...headers, 'event-id': event.id, 'event-type': event.type } })),
       })),
     })
     slot.inFlight.add(sending)

@@ -3,19 +3,25 @@
 import { randomUUID } from 'node:crypto'
 import type { Queryable } from '../db/database.ts'
 import { buildEvent, EVENT_KINDS, eventKey, type EventEnvelope, type EventType } from '../events/events.ts'
+import { captureTraceContext } from '../tracing/messaging.ts'
 
 /** The LISTEN/NOTIFY channel the outbox trigger notifies on commit (003_outbox.sql). */
 export const OUTBOX_CHANNEL = 'outbox_events'
 
-/** Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id. */
+/**
+ * Records the event in `tx`'s transaction; the envelope id is a fresh UUID, the outbox row's id.
+ * The row keeps the active trace context (the request's), which the relay's publish continues.
+ */
 export async function recordEvent(tx: Queryable, type: EventType, payload: Record<string, unknown>): Promise<EventEnvelope> {
   const event = buildEvent(type, payload, randomUUID())
-  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
+  const traceContext = captureTraceContext()
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload, trace_context) VALUES ($1, $2, $3, $4, $5::json, $6::jsonb)', [
     event.id,
     type,
     eventKey(event),
     EVENT_KINDS[type].topic,
     JSON.stringify(event),
+    traceContext && JSON.stringify(traceContext),
   ])
   return event
 }

@@ -13,6 +13,7 @@ import { createPublisher } from '../kafka/publisher.ts'
 import { eventTopicsFromConfig } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { createOutboxMetrics } from './metrics.ts'
+import type { Tracer } from '@opentelemetry/api'
 import { createRelay, type RelayOptions, type WakeupSource } from './relay.ts'
 
 export const outboxEnv = {
@@ -44,6 +45,8 @@ export interface OutboxDeps {
    * not queue behind request traffic when the service's pool is busy; default: `db`.
    */
   relayDb?: Database
+  /** Tracing on (lib/tracing/): the relay's publishes continue the rows' traces. */
+  tracer?: Tracer
   /** Relay overrides for tests (lease, backoff, fault injection). */
   relay?: Partial<Pick<RelayOptions, 'leaseMs' | 'backoff' | 'beforeMark'>>
 }
@@ -74,6 +77,7 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
     leaseMs: Math.max(10_000, config.sendTimeoutMs * 3),
     retentionMs: config.outboxRetentionSeconds * 1000,
     wakeups: deps.wakeups,
+    tracer: deps.tracer,
     ...deps.relay,
   })
   // The relay runs in the background: Kafka being down never delays start, writes or /ready.

@@ -23,6 +23,8 @@ import { compareAnswers, type Answer, type Difference } from './compare.ts'
 import { generalise, parsePathRule, type PathRule } from './json-path.ts'
 import { Ring, credentialsOf, redactedUrl, reportDifferences, type ReportedDifference } from './report.ts'
 import { shadowProblems, type ShadowEntry } from './settings.ts'
+import type { Link } from '@opentelemetry/api'
+import type { ProxyTracing } from '../tracing.ts'
 
 export const ShadowOptions = Type.Object({
   /** Copies in flight at once (all routes); a copy beyond it is dropped and counted. */
@@ -48,6 +50,8 @@ export interface ShadowDeps {
   metrics: ProxyMetrics
   trust: TrustFn | undefined
   logger: Logger
+  /** Tracing on (proxy/tracing.ts): each copy is a span linked to its request's trace. */
+  tracing?: ProxyTracing
 }
 
 /** The settings in force for one route. */
@@ -69,6 +73,8 @@ export interface Mismatch {
   legacy: { upstream: string; status: number }
   target: { upstream: string; status: number }
   differences: ReportedDifference[]
+  /** Tracing on: the trace of the request that was copied. */
+  traceId?: string
 }
 
 interface RouteShadow {
@@ -77,7 +83,7 @@ interface RouteShadow {
   counts: Record<ShadowOutcome, number>
   notCompared: Record<NotCompared, number>
   mismatches: Ring<Mismatch>
-  errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string }>
+  errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string; traceId?: string }>
   /** Learned by the noise detector (generalised JSON paths, header names). */
   learnedPaths: Map<string, PathRule>
   learnedHeaders: Set<string>
@@ -228,7 +234,9 @@ export class ShadowComparisons {
     this.inFlight++
     try {
       if (shadowRt.breaker.state() === 'open') throw new ShadowError('circuit open: not called')
-      const copy = await this.fetch(shadowRt, tap)
+      // TRACING: the copy in a span of its own, linked to the request's trace.
+      const tracing = this.deps.tracing
+      const copy = tracing ? await tracing.shadowCopy(tap.link, route.name, shadowRt, () => this.fetch(shadowRt, tap)) : await this.fetch(shadowRt, tap)
       const [legacy, target] = shadowSide === 'target' ? [primary, copy] : [copy, primary]
       let differences = this.differences(state, legacy, target)
       if (differences.length && state.settings.detectNoise) {
@@ -246,13 +254,14 @@ export class ShadowComparisons {
         legacy: { upstream: route.legacy.name, status: legacy.status },
         target: { upstream: route.target!.name, status: target.status },
         differences: reportDifferences(differences, tap.credentials),
+        ...(tap.link && { traceId: tap.link.context.traceId }),
       })
     } catch (error) {
       if (error instanceof TooLarge) return this.notCompared(state, 'too_large')
       if (this.closed) return
       this.count(state, 'error')
       const message = error instanceof ShadowError ? error.message : `${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`
-      state.errors.push({ at: new Date().toISOString(), method: tap.method, path, upstream: shadowRt.upstream.name, error: message.slice(0, 200) })
+      state.errors.push({ at: new Date().toISOString(), method: tap.method, path, upstream: shadowRt.upstream.name, error: message.slice(0, 200), ...(tap.link && { traceId: tap.link.context.traceId }) })
       this.deps.logger.debug({ route: route.name, upstream: shadowRt.upstream.name, err: message }, 'shadow call failed')
     } finally {
       this.inFlight--
@@ -347,6 +356,8 @@ class Tap implements ShadowTap {
   headers: Record<string, string | string[]> | undefined
   body: Buffer | undefined
   credentials: string[]
+  /** Tracing on: the request's span, which the copy's span links to. */
+  readonly link: Link | undefined
   private head: { status: number; headers: IncomingHttpHeaders } | undefined
   private chunks: Buffer[] | undefined = []
   private size = 0
@@ -364,6 +375,8 @@ class Tap implements ShadowTap {
     this.headers = { ...upstreamRequestHeaders(request.headers, clientOf(request.raw, owner.deps.trust), request.id), 'x-shadow': 'true' }
     this.body = request.body as Buffer | undefined
     this.credentials = credentialsOf(request.headers)
+    this.link = owner.deps.tracing?.linkOf(request)
+    if (owner.deps.tracing) owner.deps.tracing.dropIncomingContext(this.headers)
   }
 
   primaryResponse(upstream: string, status: number, headers: IncomingHttpHeaders): void {
