@@ -5,9 +5,9 @@
 //   const helm = ensureHelm()                 // path of the binary, builds it the first time
 //   runHelm(['template', 'x', 'k8s/cinemaabyss'])
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ensureGoBinary, goBinaryPath, GoBuildError, type GoBinary } from '../go-binary.ts'
 import { REPO_ROOT } from '../paths.ts'
 
 /** A released Helm 3 that builds with the Go toolchain installed here (Go 1.26). */
@@ -17,49 +17,12 @@ export const HELM_VERSION = 'v3.21.4'
 const KUBE_MINOR = '36'
 
 const CACHE_DIR = join(REPO_ROOT, '.cache', 'helm')
-export const HELM_BIN = join(CACHE_DIR, HELM_VERSION, 'helm')
 
-export class HelmBuildError extends Error {
-  override readonly name = 'HelmBuildError'
-}
-
-const BUILD_TIMEOUT_MS = 20 * 60_000
-const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-
-/** Returns the path of the pinned helm binary, building it with `go install` if needed. */
-export function ensureHelm(): string {
-  if (existsSync(HELM_BIN)) return HELM_BIN
-  const go = spawnSync('go', ['version'], { encoding: 'utf8' })
-  if (go.status !== 0) throw new HelmBuildError('the Go toolchain is needed to build Helm (`go` was not found on PATH)')
-  mkdirSync(join(CACHE_DIR, HELM_VERSION), { recursive: true })
-  // One build at a time (test workers start together): mkdir is atomic. A lock older than
-  // the build timeout was left by a killed process.
-  const lock = join(CACHE_DIR, `${HELM_VERSION}.lock`)
-  const deadline = Date.now() + BUILD_TIMEOUT_MS
-  for (;;) {
-    try {
-      mkdirSync(lock)
-      break
-    } catch {
-      if (existsSync(HELM_BIN)) return HELM_BIN
-      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())
-      if (age > BUILD_TIMEOUT_MS) rmSync(lock, { recursive: true, force: true })
-      else if (Date.now() > deadline) throw new HelmBuildError(`timed out waiting for another build of Helm (lock ${lock})`)
-      else sleepSync(1_000)
-    }
-  }
-  try {
-    if (!existsSync(HELM_BIN)) build()
-  } finally {
-    rmSync(lock, { recursive: true, force: true })
-  }
-  return HELM_BIN
-}
-
-function build(): void {
-  // Build into a private folder, then rename: nobody ever sees a half-written binary.
-  const buildDir = mkdtempSync(join(CACHE_DIR, 'build-'))
-  try {
+const helm: GoBinary = {
+  name: 'helm',
+  version: HELM_VERSION,
+  cacheDir: CACHE_DIR,
+  build(outDir, timeoutMs) {
     const ldflags = [
       '-s -w',
       `-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}`,
@@ -69,17 +32,28 @@ function build(): void {
       ]),
     ].join(' ')
     const result = spawnSync('go', ['install', '-trimpath', `-ldflags=${ldflags}`, `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
-      env: { ...process.env, GOBIN: buildDir, CGO_ENABLED: '0' },
+      env: { ...process.env, GOBIN: outDir, CGO_ENABLED: '0' },
       encoding: 'utf8',
-      timeout: BUILD_TIMEOUT_MS,
+      timeout: timeoutMs,
     })
     if (result.status !== 0) {
       throw new HelmBuildError(`go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stderr}`)
     }
-    chmodSync(join(buildDir, 'helm'), 0o755)
-    renameSync(join(buildDir, 'helm'), HELM_BIN)
-  } finally {
-    rmSync(buildDir, { recursive: true, force: true })
+  },
+}
+export const HELM_BIN = goBinaryPath(helm)
+
+export class HelmBuildError extends GoBuildError {
+  override readonly name = 'HelmBuildError'
+}
+
+/** Returns the path of the pinned helm binary, building it with `go install` if needed. */
+export function ensureHelm(): string {
+  try {
+    return ensureGoBinary(helm)
+  } catch (error) {
+    if (error instanceof GoBuildError && !(error instanceof HelmBuildError)) throw new HelmBuildError(error.message)
+    throw error
   }
 }
 

@@ -1,0 +1,156 @@
+// One request, one trace, in a real Jaeger (built from its Go module, dev/jaeger): the proxy,
+// the monolith, the movies service and the events service as processes exporting OTLP to it,
+// on the run's PostgreSQL and Kafka. A POST /api/movies at 100 % makes one trace from the
+// proxy's decision through movies-service, its SQL and the outbox relay's publish to the
+// events service's processing; a read that falls back shows both upstream attempts; a
+// client's traceparent is continued; log lines inside the request carry its trace id.
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { startJaeger, type JaegerSpan, type JaegerTrace, type RunningJaeger } from '../../dev/jaeger/jaeger.ts'
+import type { TestDatabase } from '../../dev/pg-admin.ts'
+import { deleteTopics } from '../events-service/support.ts'
+import { testDatabase } from '../helpers/infra.ts'
+import { eventually } from '../helpers/poll.ts'
+import { startService, type ServiceProcess } from '../helpers/processes.ts'
+import { kafkaClient, topicsOf, uniqueName } from '../outbox/support.ts'
+import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
+
+const brokers = () => inject('kafkaBrokers')
+const prefix = `${uniqueName('e2e-trace')}.`
+let jaeger: RunningJaeger
+let database: TestDatabase
+let monolith: ServiceProcess
+let movies: ServiceProcess
+let events: ServiceProcess
+let proxy: ServiceProcess
+/** A second proxy whose movies-service is unreachable: reads fall back to the monolith. */
+let fallbackProxy: ServiceProcess
+
+beforeAll(async () => {
+  jaeger = await startJaeger()
+  database = await testDatabase()
+  // Short export delay: the spans reach Jaeger within the test's patience.
+  const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint, OTEL_BSP_SCHEDULE_DELAY: '200', LOG_LEVEL: 'info' }
+  const kafka = { KAFKA_BROKERS: brokers(), KAFKA_TOPIC_PREFIX: prefix, KAFKA_LOG_LEVEL: 'error' }
+  const env = { DB_CONNECTION_STRING: database.url, ...kafka, ...otel }
+  ;[monolith, movies, events] = await Promise.all([
+    startService('monolith/server.ts', env),
+    startService('movies-service/server.ts', env),
+    startService('events-service/server.ts', { ...kafka, ...otel, KAFKA_CONSUMER_GROUP: uniqueName('e2e-trace-events') }),
+  ])
+  const proxyEnv = { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, FLAGS_FILE: flagsFileAt(100), ADMIN_TOKEN, ...otel }
+  ;[proxy, fallbackProxy] = await Promise.all([
+    startService('proxy/server.ts', { ...proxyEnv, MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
+    startService('proxy/server.ts', { ...proxyEnv, MOVIES_SERVICE_URL: 'http://127.0.0.1:9' }, { readyPath: '/health' }),
+  ])
+}, 180_000)
+
+afterAll(async () => {
+  await Promise.all([proxy?.stop(), fallbackProxy?.stop()])
+  await Promise.all([monolith?.stop(), movies?.stop(), events?.stop()])
+  await deleteTopics(kafkaClient(brokers().split(','), 'e2e-trace-cleanup'), Object.values(topicsOf(prefix))).catch(() => {})
+  await database?.drop()
+  await jaeger?.stop()
+})
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex')
+const tag = (span: JaegerSpan, key: string) => span.tags.find((t) => t.key === key)?.value
+const serviceOf = (trace: JaegerTrace, span: JaegerSpan) => trace.processes[span.processID]?.serviceName
+const parentOf = (span: JaegerSpan) => span.references.find((r) => r.refType === 'CHILD_OF')?.spanID
+
+/** Polls Jaeger until the trace holds spans satisfying `complete`. */
+async function traceWith(traceId: string, what: string, complete: (trace: JaegerTrace) => boolean): Promise<JaegerTrace> {
+  let trace: JaegerTrace | undefined
+  await eventually(`trace ${traceId} in Jaeger: ${what}`, async () => {
+    trace = await jaeger.trace(traceId)
+    return trace !== undefined && complete(trace)
+  }, 60_000)
+  return trace!
+}
+
+describe('one request, one trace (real Jaeger)', () => {
+  it('POST /api/movies at 100 %: proxy server span with its decision, client span, movies-service, its SQL, the relay publish and the events consumer, all in the client\'s trace', { timeout: 120_000 }, async () => {
+    const traceId = hex(16)
+    const clientSpanId = hex(8)
+    const res = await fetch(`${proxy.url}/api/movies`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-user-id': 'tracer-1', traceparent: `00-${traceId}-${clientSpanId}-01` },
+      body: JSON.stringify({ title: 'Traced', description: 'One trace', rating: 7.5, genres: ['Drama'] }),
+    })
+    expect(res.status).toBe(201)
+    expect(res.headers.get('x-upstream')).toBe('movies-service')
+
+    const bySpan = (t: JaegerTrace, service: string, test: (s: JaegerSpan) => boolean) => t.spans.find((s) => serviceOf(t, s) === service && test(s))
+    const consumed = (t: JaegerTrace) => bySpan(t, 'events-service', (s) => s.operationName.startsWith('process ') && tag(s, 'span.kind') === 'consumer')
+    const trace = await traceWith(traceId, 'from the proxy to the events consumer', (t) => consumed(t) !== undefined)
+
+    // The proxy's SERVER span continues the client's traceparent (same trace, the client's span as parent).
+    const server = bySpan(trace, 'proxy', (s) => tag(s, 'span.kind') === 'server')!
+    expect(server).toBeDefined()
+    expect(parentOf(server)).toBe(clientSpanId)
+    expect(tag(server, 'proxy.route')).toBe('movies')
+    expect(tag(server, 'proxy.side')).toBe('target')
+    expect(['flag', 'sticky']).toContain(tag(server, 'proxy.reason'))
+    expect(tag(server, 'proxy.flag')).toBe('movies-migration')
+    expect(tag(server, 'proxy.flag.percent')).toBe(100)
+    expect(tag(server, 'proxy.upstream')).toBe('movies-service')
+    expect(tag(server, 'proxy.shadow.selected')).toBe(false)
+
+    // proxy SERVER -> upstream attempt -> undici CLIENT -> movies-service SERVER -> SQL
+    const attempt = bySpan(trace, 'proxy', (s) => s.operationName === 'upstream movies-service')!
+    expect(parentOf(attempt)).toBe(server.spanID)
+    expect(tag(attempt, 'proxy.breaker.state')).toBe('closed')
+    const client = bySpan(trace, 'proxy', (s) => tag(s, 'span.kind') === 'client' && parentOf(s) === attempt.spanID)!
+    expect(client).toBeDefined()
+    const moviesServer = bySpan(trace, 'movies-service', (s) => tag(s, 'span.kind') === 'server')!
+    expect(parentOf(moviesServer)).toBe(client.spanID)
+    // The request's SQL (the movie and its outbox row, one transaction) under movies-service's server span.
+    const byId = new Map(trace.spans.map((s) => [s.spanID, s]))
+    const under = (span: JaegerSpan, ancestor: JaegerSpan): boolean => {
+      for (let p = parentOf(span); p; p = parentOf(byId.get(p)!)) if (p === ancestor.spanID) return true
+      return false
+    }
+    const sql = trace.spans.filter((s) => serviceOf(trace, s) === 'movies-service' && (tag(s, 'db.system.name') ?? tag(s, 'db.system')) === 'postgresql' && under(s, moviesServer))
+    expect(sql.map((s) => String(tag(s, 'db.query.text') ?? tag(s, 'db.statement')))).toEqual(expect.arrayContaining([expect.stringContaining('INSERT INTO movies'), expect.stringContaining('INSERT INTO outbox')]))
+    if (process.env.TRACE_DUMP) console.log(trace.spans.map((s) => `${serviceOf(trace, s)} ${s.operationName} ${s.spanID} <- ${parentOf(s)}`).join('\n'))
+
+    // The outbox relay publishes in the trace of the transaction that wrote the row. The test's
+    // two services share one database, so either one's relay may claim the row.
+    const producer = trace.spans.find((s) => tag(s, 'span.kind') === 'producer')!
+    expect(['movies-service', 'monolith']).toContain(serviceOf(trace, producer))
+    expect(producer.operationName).toBe(`send ${prefix}movie-events`)
+    expect(under(producer, moviesServer)).toBe(true)
+    const consumer = consumed(trace)!
+    expect(parentOf(consumer)).toBe(producer.spanID)
+    expect(tag(consumer, 'messaging.destination.name')).toBe(`${prefix}movie-events`)
+
+    // Logs and traces meet: the proxy's access line and the consumer's line carry the trace id.
+    await eventually('the proxy access line with the trace id', () => proxy.output().includes(traceId))
+    const access = proxy.output().split('\n').filter((l) => l.includes(traceId)).map((l) => JSON.parse(l))
+    expect(access).toContainEqual(expect.objectContaining({ msg: 'request', url: '/api/movies', trace_id: traceId, span_id: expect.stringMatching(/^[0-9a-f]{16}$/) }))
+    await eventually('the events service logs the event in the trace', () => events.output().split('\n').some((l) => l.includes('"event processed"') && l.includes(traceId)))
+  })
+
+  it('a read that falls back shows both upstream attempts, each with its client span', { timeout: 120_000 }, async () => {
+    const traceId = hex(16)
+    const res = await fetch(`${fallbackProxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-2', traceparent: `00-${traceId}-${hex(8)}-01` } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-route-reason')).toBe('fallback')
+
+    const trace = await traceWith(traceId, 'both attempts and the monolith', (t) => t.spans.some((s) => serviceOf(t, s) === 'monolith'))
+    const server = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
+    expect(tag(server, 'proxy.side')).toBe('target')
+    expect(tag(server, 'proxy.reason')).toBe('fallback')
+    expect(tag(server, 'proxy.upstream')).toBe('monolith')
+    const attempts = trace.spans.filter((s) => s.operationName.startsWith('upstream ') && parentOf(s) === server.spanID)
+    expect(attempts.map((s) => [s.operationName, tag(s, 'proxy.attempt')]).sort()).toEqual([
+      ['upstream monolith', 'fallback'],
+      ['upstream movies-service', 'primary'],
+    ])
+    const failed = attempts.find((s) => s.operationName === 'upstream movies-service')!
+    expect(tag(failed, 'otel.status_code')).toBe('ERROR')
+    for (const attempt of attempts) {
+      expect(trace.spans.some((s) => tag(s, 'span.kind') === 'client' && parentOf(s) === attempt.spanID)).toBe(true)
+    }
+  })
+})
