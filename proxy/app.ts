@@ -49,6 +49,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const metrics = createMetrics()
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
+  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags }) // TRACING
   const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, deps.logger)
 
   // Rollout gauges and flag-source health follow every change of the flags.
@@ -72,12 +73,11 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const ledger = createLedger(
     // A claimed change stays claimed while every replica's Unleash fetch can still bring it in.
     { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
-    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
+    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc(), traceId: tracing?.activeTraceId },
   )
   const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
   const { changeRollout } = rolloutChanges
 
-  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags }) // TRACING
   const trust = trustFunction(config.trustProxy)
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(

@@ -26,6 +26,8 @@ export interface ProxyTracing {
   linkOf(request: FastifyRequest): Link | undefined
   /** Runs a shadow copy in its own span: a new trace, linked to the request's. */
   shadowCopy<T>(link: Link | undefined, route: string, rt: UpstreamRuntime, call: () => Promise<T>): Promise<T>
+  /** The active trace's id (ledger entries made by a request carry it). */
+  activeTraceId(): string | undefined
   /** The client's traceparent/tracestate are replaced by the proxy's own (undici's client span adds them). */
   dropIncomingContext(headers: Record<string, string | string[]>): void
 }
@@ -83,6 +85,9 @@ export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }
     shadowCopy(link, route, rt, call) {
       const attributes = { 'proxy.route': route, 'proxy.upstream': rt.upstream.name, 'proxy.shadow': true, 'proxy.breaker.state': rt.breaker.state() }
       return inSpan(tracer, `shadow ${rt.upstream.name}`, { kind: SpanKind.INTERNAL, attributes, links: link ? [link] : [], root: true }, ROOT_CONTEXT, call)
+    },
+    activeTraceId() {
+      return trace.getActiveSpan()?.spanContext().traceId
     },
     dropIncomingContext(headers) {
       delete headers.traceparent
