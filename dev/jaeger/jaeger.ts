@@ -70,6 +70,8 @@ export interface RunningJaeger {
   queryUrl: string
   /** The trace as stored so far; undefined when Jaeger has none with that id. */
   trace(traceId: string): Promise<JaegerTrace | undefined>
+  /** The latest traces of `service` holding an `operation` span (GET /api/traces?service=…). */
+  search(service: string, operation: string): Promise<JaegerTrace[]>
   output(): string
   stop(): Promise<void>
 }
@@ -155,6 +157,12 @@ export async function startJaeger(opts: { timeoutMs?: number } = {}): Promise<Ru
       if (!res.ok) throw new Error(`jaeger query answered ${res.status}: ${await res.text()}`)
       const body = (await res.json()) as { data?: JaegerTrace[] }
       return body.data?.[0]
+    },
+    async search(service, operation) {
+      const query = new URLSearchParams({ service, operation, lookback: '1h', limit: '100' })
+      const res = await fetch(`${queryUrl}/api/traces?${query}`, { signal: AbortSignal.timeout(5_000) })
+      if (!res.ok) throw new Error(`jaeger query answered ${res.status}: ${await res.text()}`)
+      return ((await res.json()) as { data?: JaegerTrace[] }).data ?? []
     },
     output: () => output,
     stop,

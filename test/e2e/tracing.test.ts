@@ -38,10 +38,10 @@ beforeAll(async () => {
     startService('movies-service/server.ts', env),
     startService('events-service/server.ts', { ...kafka, ...otel, KAFKA_CONSUMER_GROUP: uniqueName('e2e-trace-events') }),
   ])
-  const proxyEnv = { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, FLAGS_FILE: flagsFileAt(100), ADMIN_TOKEN, ...otel }
+  const proxyEnv = { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, ADMIN_TOKEN, ...otel }
   ;[proxy, fallbackProxy] = await Promise.all([
-    startService('proxy/server.ts', { ...proxyEnv, MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
-    startService('proxy/server.ts', { ...proxyEnv, MOVIES_SERVICE_URL: 'http://127.0.0.1:9' }, { readyPath: '/health' }),
+    startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
+    startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: 'http://127.0.0.1:9' }, { readyPath: '/health' }),
   ])
 }, 180_000)
 
@@ -152,5 +152,55 @@ describe('one request, one trace (real Jaeger)', () => {
     for (const attempt of attempts) {
       expect(trace.spans.some((s) => tag(s, 'span.kind') === 'client' && parentOf(s) === attempt.spanID)).toBe(true)
     }
+  })
+
+  it('a shadow copy is a span of its own, in a new trace LINKED to the request\'s (not its child)', { timeout: 120_000 }, async () => {
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
+    const on = await fetch(`${proxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 100 }) })
+    expect(on.status).toBe(200)
+    try {
+      const traceId = hex(16)
+      const res = await fetch(`${proxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-3', traceparent: `00-${traceId}-${hex(8)}-01` } })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+
+      const request = await traceWith(traceId, 'the shadowed request', (t) => t.spans.some((s) => s.operationName === 'upstream movies-service'))
+      const server = request.spans.find((s) => serviceOf(request, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
+      expect(tag(server, 'proxy.shadow.selected')).toBe(true)
+      expect(request.spans.some((s) => s.operationName.startsWith('shadow '))).toBe(false)
+
+      let copy: { trace: JaegerTrace; span: JaegerSpan } | undefined
+      await eventually('the shadow copy\'s trace in Jaeger', async () => {
+        for (const t of await jaeger.search('proxy', 'shadow monolith')) {
+          const span = t.spans.find((s) => s.operationName === 'shadow monolith' && s.references.some((r) => r.traceID === traceId))
+          if (span) copy = { trace: t, span }
+        }
+        return copy !== undefined
+      }, 60_000)
+      const { trace, span } = copy!
+      expect(span.traceID).not.toBe(traceId)
+      expect(span.references).toEqual([expect.objectContaining({ refType: 'FOLLOWS_FROM', traceID: traceId, spanID: server.spanID })])
+      expect(tag(span, 'proxy.route')).toBe('movies')
+      // The copy's own call upstream is its child, with its own traceparent.
+      await eventually('the copy\'s client span', async () => {
+        const full = await jaeger.trace(trace.traceID)
+        return Boolean(full?.spans.some((s) => tag(s, 'span.kind') === 'client' && parentOf(s) === span.spanID))
+      })
+    } finally {
+      await fetch(`${proxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 0 }) })
+    }
+  })
+
+  it('a rollout change made by a traced admin request is kept in the ledger with its trace id', async () => {
+    const traceId = hex(16)
+    const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
+    const change = await fetch(`${fallbackProxy.url}/admin/routes/movies/rollout`, {
+      method: 'PUT',
+      headers: { ...headers, traceparent: `00-${traceId}-${hex(8)}-01` },
+      body: JSON.stringify({ percent: 40, reason: 'tracing e2e' }),
+    })
+    expect(change.status).toBe(200)
+    const ledger = (await (await fetch(`${fallbackProxy.url}/admin/ledger?route=movies`, { headers })).json()) as { entries: { to: number; reason: string; traceId?: string }[] }
+    expect(ledger.entries).toContainEqual(expect.objectContaining({ to: 40, reason: 'tracing e2e', traceId }))
   })
 })
