@@ -2,6 +2,7 @@
 // loaded or created (the SDK's loader is never called). The spans themselves are checked
 // against a real Jaeger in test/e2e/tracing.test.ts.
 import { describe, expect, it, vi } from 'vitest'
+import { parseEnv, serverEnv } from '../../lib/config.ts'
 import { startTracing, tracingRequested, type SdkLoader } from '../../lib/tracing/tracing.ts'
 
 describe('tracing switch', () => {
@@ -19,5 +20,11 @@ describe('tracing switch', () => {
     expect(await startTracing('proxy', { OTEL_SERVICE_NAME: 'proxy' }, load)).toBeUndefined()
     expect(await startTracing('proxy', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }, load)).toBeUndefined()
     expect(load).not.toHaveBeenCalled()
+  })
+
+  it('a bad tracing variable stops every service at start, named (serverEnv)', () => {
+    expect(() => parseEnv(serverEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: 'jaeger:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/)
+    expect(() => parseEnv(serverEnv, { OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER must be one of/)
+    expect(parseEnv(serverEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio' })).toMatchObject({ otlpEndpoint: 'http://jaeger:4318' })
   })
 })
