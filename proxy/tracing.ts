@@ -55,7 +55,7 @@ export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }
   return {
     annotateDecision(request, route, decision, shadowSelected) {
       const span = requestSpanOf(request)?.span
-      if (!span) return
+      if (!span?.isRecording()) return // not sampled: nothing to say
       span.updateName(`${request.method} ${route.prefix}`)
       span.setAttributes({
         'proxy.route': route.name,
@@ -71,7 +71,8 @@ export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }
       }
     },
     annotateAnswer(request, upstream, reason) {
-      requestSpanOf(request)?.span.setAttributes({ 'proxy.upstream': upstream, 'proxy.reason': reason })
+      const span = requestSpanOf(request)?.span
+      if (span?.isRecording()) span.setAttributes({ 'proxy.upstream': upstream, 'proxy.reason': reason })
     },
     upstreamAttempt(request, rt, attempt, call) {
       const parent = requestSpanOf(request)?.context ?? context.active()

@@ -82,7 +82,8 @@ export async function startTracing(serviceName: string, env: Env = process.env, 
   const provider = new sdk.NodeTracerProvider({ resource, spanProcessors: [new sdk.BatchSpanProcessor(new exporter.OTLPTraceExporter())] })
   provider.register()
 
-  const fastify = new fastifyOtel.FastifyOtelInstrumentation({ instrumentHooks: false })
+  // One span per request: no span per hook or for the handler (the request's span is their parent anyway).
+  const fastify = new fastifyOtel.FastifyOtelInstrumentation({ instrumentHooks: false, instrumentHandler: false })
   instrumentation.registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
