@@ -53,7 +53,7 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
     check: () => (publisher.isConnected() ? Promise.resolve() : publisher.connect(config.sendTimeoutMs)),
   })
   app.register(httpMetrics, { registry: metrics.registry })
-  app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '' })
+  app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '', tracer: deps.tracing?.tracer })
 
   app.addHook('onReady', async () => {
     // Kafka being down at start is not fatal: /ready stays 503 and the next POST or /ready

@@ -7,8 +7,9 @@
 //
 // The proxy code calls these at marked call sites (`TRACING:`); with tracing off it holds no
 // ProxyTracing and calls nothing.
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link, type Tracer } from '@opentelemetry/api'
+import { context, ROOT_CONTEXT, SpanKind, trace, type Context, type Link } from '@opentelemetry/api'
 import type { FastifyRequest } from 'fastify'
+import { inSpan } from '../lib/tracing/spans.ts'
 import type { Tracing } from '../lib/tracing/tracing.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { Route } from './route-map.ts'
@@ -36,18 +37,6 @@ export interface ProxyTracing {
 function requestSpanOf(request: FastifyRequest): { context: Context; span: NonNullable<ReturnType<FastifyRequest['opentelemetry']>['span']> } | undefined {
   const otel = request.opentelemetry()
   return otel.span && otel.context ? { context: otel.context, span: otel.span } : undefined
-}
-
-async function inSpan<T>(tracer: Tracer, name: string, options: Parameters<Tracer['startSpan']>[1], parent: Context, call: () => Promise<T>): Promise<T> {
-  const span = tracer.startSpan(name, options, parent)
-  try {
-    return await context.with(trace.setSpan(parent, span), call)
-  } catch (error) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message })
-    throw error
-  } finally {
-    span.end()
-  }
 }
 
 export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }): ProxyTracing {

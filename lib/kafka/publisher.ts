@@ -67,7 +67,8 @@ interface ProducerSlot {
 }
 
 export interface Publisher {
-  publish(topic: string, key: string, event: EventEnvelope): Promise<PublishResult>
+  /** `headers`: extra message headers, e.g. the traceparent of the publish's PRODUCER span. */
+  publish(topic: string, key: string, event: EventEnvelope, headers?: Record<string, string>): Promise<PublishResult>
   /**
    * Sends several events in one request, all or nothing as far as the caller knows (on a throw,
    * some may still be stored). Events of one key keep their order.
@@ -227,9 +228,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   }
 
   return {
-    async publish(topic, key, event) {
+    async publish(topic, key, event, headers) {
       // One message: one topic-partition ack, carrying its offset.
-      const [ack] = await publishBatch([{ topic, key, event }])
+      const [ack] = await publishBatch([{ topic, key, event, headers }])
       return { partition: ack!.partition, offset: Number(ack!.baseOffset) }
     },
 

@@ -9,6 +9,7 @@
 // the API's no-op, so capturing the context stores nothing.
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type TextMapGetter, type Tracer } from '@opentelemetry/api'
 import type { IHeaders } from 'kafkajs'
+import { inSpan } from './spans.ts'
 
 /** What a row or a message carries: traceparent (and tracestate) as the propagator wrote them. */
 export type TraceCarrier = Record<string, string>
@@ -78,7 +79,8 @@ export interface ConsumedMessage {
 export async function withConsumerSpan<T>(tracer: Tracer | undefined, consumed: ConsumedMessage, process: () => Promise<T>): Promise<T> {
   if (!tracer) return process()
   const parent = propagation.extract(ROOT_CONTEXT, consumed.message.headers, headerGetter)
-  const span = tracer.startSpan(
+  return inSpan(
+    tracer,
     `process ${consumed.topic}`,
     {
       kind: SpanKind.CONSUMER,
@@ -92,13 +94,6 @@ export async function withConsumerSpan<T>(tracer: Tracer | undefined, consumed: 
       },
     },
     parent,
+    process,
   )
-  try {
-    return await context.with(trace.setSpan(parent, span), process)
-  } catch (error) {
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message })
-    throw error
-  } finally {
-    span.end()
-  }
 }

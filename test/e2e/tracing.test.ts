@@ -131,6 +131,22 @@ describe('one request, one trace (real Jaeger)', () => {
     await eventually('the events service logs the event in the trace', () => events.output().split('\n').some((l) => l.includes('"event processed"') && l.includes(traceId)))
   })
 
+  it('POST /api/events/movie: the events service publishes in the request\'s trace, and its consumer continues it', { timeout: 120_000 }, async () => {
+    const traceId = hex(16)
+    const res = await fetch(`${proxy.url}/api/events/movie`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${hex(8)}-01` },
+      body: JSON.stringify({ movie_id: 1, title: 'Inception', action: 'viewed', user_id: 1 }),
+    })
+    expect(res.status).toBe(201)
+    const trace = await traceWith(traceId, 'the consumer of the published event', (t) => t.spans.some((s) => tag(s, 'span.kind') === 'consumer'))
+    const server = trace.spans.find((s) => serviceOf(trace, s) === 'events-service' && tag(s, 'span.kind') === 'server')!
+    const producer = trace.spans.find((s) => serviceOf(trace, s) === 'events-service' && tag(s, 'span.kind') === 'producer')!
+    expect(parentOf(producer)).toBe(server.spanID)
+    const consumer = trace.spans.find((s) => tag(s, 'span.kind') === 'consumer')!
+    expect(parentOf(consumer)).toBe(producer.spanID)
+  })
+
   it('a read that falls back shows both upstream attempts, each with its client span', { timeout: 120_000 }, async () => {
     const traceId = hex(16)
     const res = await fetch(`${fallbackProxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-2', traceparent: `00-${traceId}-${hex(8)}-01` } })
