@@ -207,16 +207,30 @@ describe('one request, one trace (real Jaeger)', () => {
     }
   })
 
-  it('a rollout change made by a traced admin request is kept in the ledger with its trace id', async () => {
-    const traceId = hex(16)
+  it('a rollout change and a shadow error sample made by traced requests keep their trace ids (ledger, diffs)', { timeout: 60_000 }, async () => {
     const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
+    const changeTrace = hex(16)
     const change = await fetch(`${fallbackProxy.url}/admin/routes/movies/rollout`, {
       method: 'PUT',
-      headers: { ...headers, traceparent: `00-${traceId}-${hex(8)}-01` },
-      body: JSON.stringify({ percent: 40, reason: 'tracing e2e' }),
+      headers: { ...headers, traceparent: `00-${changeTrace}-${hex(8)}-01` },
+      body: JSON.stringify({ percent: 0, reason: 'tracing e2e' }),
     })
     expect(change.status).toBe(200)
     const ledger = (await (await fetch(`${fallbackProxy.url}/admin/ledger?route=movies`, { headers })).json()) as { entries: { to: number; reason: string; traceId?: string }[] }
-    expect(ledger.entries).toContainEqual(expect.objectContaining({ to: 40, reason: 'tracing e2e', traceId }))
+    expect(ledger.entries).toContainEqual(expect.objectContaining({ to: 0, reason: 'tracing e2e', traceId: changeTrace }))
+
+    // Legacy answers; the copy goes to this proxy's unreachable movies-service and fails.
+    const on = await fetch(`${fallbackProxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers, body: JSON.stringify({ percent: 100 }) })
+    expect(on.status).toBe(200)
+    const readTrace = hex(16)
+    const res = await fetch(`${fallbackProxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-4', traceparent: `00-${readTrace}-${hex(8)}-01` } })
+    expect(res.headers.get('x-upstream')).toBe('monolith')
+    await res.arrayBuffer()
+    let report: { errors: { upstream: string; traceId?: string }[] } | undefined
+    await eventually('the shadow error sample', async () => {
+      report = (await (await fetch(`${fallbackProxy.url}/admin/routes/movies/diffs`, { headers })).json()) as typeof report
+      return report!.errors.length > 0
+    })
+    expect(report!.errors).toContainEqual(expect.objectContaining({ upstream: 'movies-service', traceId: readTrace }))
   })
 })
