@@ -147,6 +147,25 @@ describe('one request, one trace (real Jaeger)', () => {
     expect(parentOf(consumer)).toBe(producer.spanID)
   })
 
+  it('a malformed traceparent starts a new trace at the proxy and is never forwarded', { timeout: 60_000 }, async () => {
+    const requestId = `bad-traceparent-${hex(4)}`
+    const res = await fetch(`${proxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-5', 'x-request-id': requestId, traceparent: '00-not-a-trace-01', tracestate: '=,,not valid==' } })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    let line: { trace_id?: string } | undefined
+    await eventually('the access line of the request', () => {
+      line = proxy.output().split('\n').filter((l) => l.includes(requestId) && l.includes('"msg":"request"')).map((l) => JSON.parse(l))[0]
+      return line !== undefined
+    })
+    expect(line!.trace_id).toMatch(/^[0-9a-f]{32}$/)
+    const trace = await traceWith(line!.trace_id!, 'the proxy and movies-service', (t) => t.spans.some((s) => serviceOf(t, s) === 'movies-service'))
+    const server = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
+    expect(server.references).toEqual([])
+    const client = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'client')!
+    const moviesServer = trace.spans.find((s) => serviceOf(trace, s) === 'movies-service' && tag(s, 'span.kind') === 'server')!
+    expect(parentOf(moviesServer)).toBe(client.spanID)
+  })
+
   it('a read that falls back shows both upstream attempts, each with its client span', { timeout: 120_000 }, async () => {
     const traceId = hex(16)
     const res = await fetch(`${fallbackProxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-2', traceparent: `00-${traceId}-${hex(8)}-01` } })
