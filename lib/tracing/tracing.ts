@@ -23,11 +23,14 @@ export interface Tracing {
   logMixin: () => Record<string, string>
   /** The request's context, for spans started outside its async chain (e.g. a shadow copy). */
   activeContext: () => Context
-  /** Flushes the spans still batched, then stops exporting. */
+  /** Flushes the spans still batched (at most FLUSH_TIMEOUT_MS: a receiver that hangs never holds up a shutdown), then stops exporting. */
   shutdown: () => Promise<void>
 }
 
 type Env = Record<string, string | undefined>
+
+/** The longest a shutdown waits for the last spans to reach the receiver. */
+export const FLUSH_TIMEOUT_MS = 2_000
 
 /** Whether the standard variables ask for tracing. */
 export function tracingRequested(env: Env): boolean {
@@ -106,6 +109,10 @@ export async function startTracing(serviceName: string, env: Env = process.env, 
       return { trace_id: traceId, span_id: spanId }
     },
     activeContext: () => api.context.active(),
-    shutdown: () => provider.shutdown(),
+    shutdown: async () => {
+      let timer: NodeJS.Timeout | undefined
+      const giveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_TIMEOUT_MS).unref()))
+      await Promise.race([provider.shutdown(), giveUp]).finally(() => clearTimeout(timer))
+    },
   }
 }

@@ -5,6 +5,7 @@
 // events service's processing; a read that falls back shows both upstream attempts; a
 // client's traceparent is continued; log lines inside the request carry its trace id.
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { startJaeger, type JaegerSpan, type JaegerTrace, type RunningJaeger } from '../../dev/jaeger/jaeger.ts'
 import type { TestDatabase } from '../../dev/pg-admin.ts'
@@ -251,5 +252,23 @@ describe('one request, one trace (real Jaeger)', () => {
       return report!.errors.length > 0
     })
     expect(report!.errors).toContainEqual(expect.objectContaining({ upstream: 'movies-service', traceId: readTrace }))
+  })
+
+  it('a receiver that accepts and never answers costs the service nothing visible: requests answer, SIGTERM exits 0 within its bound', { timeout: 60_000 }, async () => {
+    const sockets = new Set<Socket>()
+    const hanging = createServer((socket) => void sockets.add(socket)) // never reads, never answers
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve))
+    const { port } = hanging.address() as AddressInfo
+    const service = await startService('movies-service/server.ts', { DB_CONNECTION_STRING: database.url, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '50' })
+    try {
+      for (let i = 0; i < 20; i++) expect((await fetch(`${service.url}/api/movies`, { signal: AbortSignal.timeout(5_000) })).status).toBe(200)
+      await eventually('the exporter connected to the receiver', () => sockets.size > 0, 10_000)
+      const started = Date.now()
+      expect(await service.stop()).toBe(0)
+      expect(Date.now() - started).toBeLessThan(9_000) // stop() would SIGKILL at 10 s
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      hanging.close()
+    }
   })
 })
