@@ -49,8 +49,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const metrics = createMetrics()
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
-  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags }) // TRACING
   const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, deps.logger)
+  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags, upstreams }) // TRACING
 
   // Rollout gauges and flag-source health follow every change of the flags.
   const publishFlags = () => {

@@ -1,6 +1,6 @@
 // What the proxy's spans say (tracing on, lib/tracing/): the request's SERVER span (from
 // @fastify/otel) gets the routing decision — route, side, reason, flag and its percentage,
-// shadow selected — and the answer's upstream and final reason; every upstream attempt is an
+// the decided side's breaker state, shadow selected — and the answer's upstream and final reason; every upstream attempt is an
 // `upstream <name>` span (breaker state, side, attempt) whose child is undici's CLIENT span
 // carrying traceparent upstream, so a fallback shows both attempts; a shadow copy is a span of
 // its own in a new trace, LINKED to the request's (it runs after the answer).
@@ -14,7 +14,7 @@ import type { Tracing } from '../lib/tracing/tracing.ts'
 import type { FlagSource } from './flag-source.ts'
 import type { Route } from './route-map.ts'
 import type { RouteDecision, RouteReason } from './routing.ts'
-import type { UpstreamRuntime } from './upstreams.ts'
+import type { UpstreamRuntime, Upstreams } from './upstreams.ts'
 
 export interface ProxyTracing {
   /** The decision, on the request's span. */
@@ -39,7 +39,7 @@ function requestSpanOf(request: FastifyRequest): { context: Context; span: NonNu
   return otel.span && otel.context ? { context: otel.context, span: otel.span } : undefined
 }
 
-export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }): ProxyTracing {
+export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource; upstreams: Upstreams }): ProxyTracing {
   const { tracer } = tracing
   return {
     annotateDecision(request, route, decision, shadowSelected) {
@@ -52,6 +52,8 @@ export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource }
         'proxy.reason': decision.reason,
         'proxy.decision.upstream': decision.upstream,
         'proxy.shadow.selected': shadowSelected,
+        // The decided side's breaker as the request found it (each attempt's span has its own).
+        'proxy.breaker.state': deps.upstreams.get(decision.upstream)?.breaker.state() ?? 'none',
       })
       if (route.flag) {
         const state = deps.flags.state(route.flag)

@@ -59,6 +59,11 @@ const tag = (span: JaegerSpan, key: string) => span.tags.find((t) => t.key === k
 const serviceOf = (trace: JaegerTrace, span: JaegerSpan) => trace.processes[span.processID]?.serviceName
 const parentOf = (span: JaegerSpan) => span.references.find((r) => r.refType === 'CHILD_OF')?.spanID
 
+/** service:kind pairs present in the trace, e.g. 'proxy:server', 'movies-service:producer'. */
+const kinds = (trace: JaegerTrace) => trace.spans.map((s) => `${serviceOf(trace, s)}:${tag(s, 'span.kind') ?? 'internal'}`)
+/** Whether the trace holds a span of each service:kind (each process exports on its own schedule). */
+const holds = (...wanted: string[]) => (trace: JaegerTrace) => wanted.every((w) => kinds(trace).includes(w))
+
 /** Polls Jaeger until the trace holds spans satisfying `complete`. */
 async function traceWith(traceId: string, what: string, complete: (trace: JaegerTrace) => boolean): Promise<JaegerTrace> {
   let trace: JaegerTrace | undefined
@@ -83,7 +88,7 @@ describe('one request, one trace (real Jaeger)', () => {
 
     const bySpan = (t: JaegerTrace, service: string, test: (s: JaegerSpan) => boolean) => t.spans.find((s) => serviceOf(t, s) === service && test(s))
     const consumed = (t: JaegerTrace) => bySpan(t, 'events-service', (s) => s.operationName.startsWith('process ') && tag(s, 'span.kind') === 'consumer')
-    const trace = await traceWith(traceId, 'from the proxy to the events consumer', (t) => consumed(t) !== undefined)
+    const trace = await traceWith(traceId, 'from the proxy to the events consumer', (t) => consumed(t) !== undefined && holds('proxy:server', 'proxy:client', 'proxy:internal', 'movies-service:server', 'movies-service:client')(t) && kinds(t).some((k) => k.endsWith(':producer')))
 
     // The proxy's SERVER span continues the client's traceparent (same trace, the client's span as parent).
     const server = bySpan(trace, 'proxy', (s) => tag(s, 'span.kind') === 'server')!
@@ -96,6 +101,7 @@ describe('one request, one trace (real Jaeger)', () => {
     expect(tag(server, 'proxy.flag.percent')).toBe(100)
     expect(tag(server, 'proxy.upstream')).toBe('movies-service')
     expect(tag(server, 'proxy.shadow.selected')).toBe(false)
+    expect(tag(server, 'proxy.breaker.state')).toBe('closed')
 
     // proxy SERVER -> upstream attempt -> undici CLIENT -> movies-service SERVER -> SQL
     const attempt = bySpan(trace, 'proxy', (s) => s.operationName === 'upstream movies-service')!
@@ -140,7 +146,7 @@ describe('one request, one trace (real Jaeger)', () => {
       body: JSON.stringify({ movie_id: 1, title: 'Inception', action: 'viewed', user_id: 1 }),
     })
     expect(res.status).toBe(201)
-    const trace = await traceWith(traceId, 'the consumer of the published event', (t) => t.spans.some((s) => tag(s, 'span.kind') === 'consumer'))
+    const trace = await traceWith(traceId, 'the consumer of the published event', holds('proxy:server', 'events-service:server', 'events-service:producer', 'events-service:consumer'))
     const server = trace.spans.find((s) => serviceOf(trace, s) === 'events-service' && tag(s, 'span.kind') === 'server')!
     const producer = trace.spans.find((s) => serviceOf(trace, s) === 'events-service' && tag(s, 'span.kind') === 'producer')!
     expect(parentOf(producer)).toBe(server.spanID)
@@ -159,7 +165,7 @@ describe('one request, one trace (real Jaeger)', () => {
       return line !== undefined
     })
     expect(line!.trace_id).toMatch(/^[0-9a-f]{32}$/)
-    const trace = await traceWith(line!.trace_id!, 'the proxy and movies-service', (t) => t.spans.some((s) => serviceOf(t, s) === 'movies-service'))
+    const trace = await traceWith(line!.trace_id!, 'the proxy and movies-service', holds('proxy:server', 'proxy:client', 'movies-service:server'))
     const server = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
     expect(server.references).toEqual([])
     const client = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'client')!
@@ -173,7 +179,7 @@ describe('one request, one trace (real Jaeger)', () => {
     expect(res.status).toBe(200)
     expect(res.headers.get('x-route-reason')).toBe('fallback')
 
-    const trace = await traceWith(traceId, 'both attempts and the monolith', (t) => t.spans.some((s) => serviceOf(t, s) === 'monolith'))
+    const trace = await traceWith(traceId, 'both attempts and the monolith', (t) => holds('proxy:server', 'monolith:server')(t) && kinds(t).filter((k) => k === 'proxy:client').length === 2 && t.spans.filter((s) => s.operationName.startsWith('upstream ')).length === 2)
     const server = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
     expect(tag(server, 'proxy.side')).toBe('target')
     expect(tag(server, 'proxy.reason')).toBe('fallback')
@@ -200,7 +206,7 @@ describe('one request, one trace (real Jaeger)', () => {
       expect(res.status).toBe(200)
       await res.arrayBuffer()
 
-      const request = await traceWith(traceId, 'the shadowed request', (t) => t.spans.some((s) => s.operationName === 'upstream movies-service'))
+      const request = await traceWith(traceId, 'the shadowed request', (t) => holds('proxy:server', 'movies-service:server')(t) && t.spans.some((s) => s.operationName === 'upstream movies-service'))
       const server = request.spans.find((s) => serviceOf(request, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
       expect(tag(server, 'proxy.shadow.selected')).toBe(true)
       expect(request.spans.some((s) => s.operationName.startsWith('shadow '))).toBe(false)
