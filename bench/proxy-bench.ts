@@ -5,6 +5,9 @@
 //   fastify  Fastify + @fastify/http-proxy, random split, logs off (the naive proxy)
 //   proxy    this proxy: flags (file), sticky split, breakers, metrics, rate limit with real
 //            counters (Redis when redis-server is installed), access log to a file, admin on
+//   traced10 this proxy with tracing on (lib/tracing/), 1 request in 10 sampled
+//            (parentbased_traceidratio 0.1), spans exported to a real Jaeger (dev/jaeger)
+//   traced1  the same, every request sampled (always_on)
 //   lean     the proxy's own components (config, flags, routing, breakers, metrics, Redis
 //            counters, access log) on a raw node:http listener, GETs only: what the features
 //            cost without Fastify (bench/peers/lean-proxy.ts)
@@ -30,6 +33,7 @@ import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../dev/free-port.ts'
+import { startJaeger } from '../dev/jaeger/jaeger.ts'
 import { REPO_ROOT } from '../dev/paths.ts'
 import { waitForHttp } from '../dev/wait-for-http.ts'
 
@@ -74,6 +78,8 @@ function start(command: string, args: string[], env: Record<string, string>, log
   return child
 }
 const startNode = (args: string[], env: Record<string, string>, logFile: string, cwd?: string) => start(process.execPath, args, env, logFile, cwd)
+/** Stopped after the proxies (which flush their last spans on the way out): the trace receiver. */
+const stopLast: Array<() => Promise<void>> = []
 
 async function stopAll(): Promise<void> {
   const exits = children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((r) => c.once('exit', r)))
@@ -240,7 +246,7 @@ async function main(): Promise<void> {
 
   let accessLog: string | undefined
   let shadowPort: number | undefined
-  if (wanted('proxy') || wanted('lean')) {
+  if (wanted('proxy') || wanted('lean') || wanted('traced10') || wanted('traced1')) {
     const env: Record<string, string> = {}
     if (REDIS) {
       const redisPort = await port()
@@ -278,6 +284,19 @@ async function main(): Promise<void> {
       const proxy = startProxy(proxyPort, {}, accessLog)
       await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
       targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
+    }
+    // Tracing on, exporting to a real Jaeger on this machine (its CPU shares core 1 with the servers).
+    const tracedRows = ([['traced10', 'parentbased_traceidratio', '0.1'], ['traced1', 'always_on', '1']] as const).filter(([name]) => wanted(name))
+    if (tracedRows.length) {
+      const jaeger = await startJaeger()
+      stopLast.push(() => jaeger.stop())
+      for (const [name, sampler, ratio] of tracedRows) {
+        const tracedPort = await port()
+        const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint, OTEL_TRACES_SAMPLER: sampler, OTEL_TRACES_SAMPLER_ARG: ratio, OTEL_SERVICE_NAME: `proxy-${name}`, RATE_LIMIT_KEY_PREFIX: `bench-${name}:` }
+        const traced = startProxy(tracedPort, otel, join(work, `${name}-access.log`))
+        await waitForHttp(`http://127.0.0.1:${tracedPort}/ready`)
+        targets.push({ name, url: `http://127.0.0.1:${tracedPort}`, pid: traced.pid! })
+      }
     }
     if (wanted('lean')) {
       // The same components and settings on a raw node:http listener (bench/peers/lean-proxy.ts).
@@ -353,6 +372,8 @@ async function main(): Promise<void> {
     ['proxy', 'bare', ' goal >= 0.9'],
     ['proxy', 'fastify', ' goal >= 1.5'],
     ['proxy', 'nginx', ''],
+    ['traced10', 'proxy', ' (tracing on, 1 in 10 requests sampled, exported to Jaeger)'],
+    ['traced1', 'proxy', ' (tracing on, every request sampled)'],
     ['lean', 'bare', ' (the proxy\'s components without Fastify: the best a raw node:http path could do)'],
     ['proxy', 'lean', ''],
     ['shadow', 'proxy', ' (shadow comparison at 100 % on the movies route)'],
@@ -377,5 +398,6 @@ try {
   await main()
 } finally {
   await stopAll()
+  for (const stop of stopLast) await stop()
   rmSync(work, { recursive: true, force: true })
 }

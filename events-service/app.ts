@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Kafka } from 'kafkajs'
 import { createHttpApp } from '../lib/http/create-app.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -16,6 +17,8 @@ import { eventRoutes } from './routes.ts'
 import { eventTopicsFromConfig } from '../lib/kafka/topics.ts'
 
 export interface EventsServiceDeps {
+  /** Tracing on (lib/tracing/): request spans, and the outbox's or consumer's spans. */
+  tracing?: Tracing
   logger: Logger
   /** A ready kafkajs client; default: one built from config.kafkaBrokers. */
   kafka?: Kafka
@@ -25,7 +28,7 @@ export interface EventsServiceDeps {
 
 export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): FastifyInstance {
   const { logger } = deps
-  const app = createHttpApp({ logger, bodyLimitBytes: config.bodyLimitBytes, api: { title: 'CinemaAbyss events-service', description: 'Movie, user and payment events published to Kafka.' } })
+  const app = createHttpApp({ logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, api: { title: 'CinemaAbyss events-service', description: 'Movie, user and payment events published to Kafka.' } })
   const kafka = deps.kafka ?? kafkaClientFromConfig(config, config.kafkaClientId, logger)
   const metrics = createMetrics()
   const topics = eventTopicsFromConfig(kafka, config, logger)
@@ -39,6 +42,7 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
         metrics,
         handler: deps.onEvent,
         handlerAttempts: config.handlerAttempts,
+        tracer: deps.tracing?.tracer,
         sessionTimeoutMs: config.sessionTimeoutMs,
       })
     : undefined
@@ -49,7 +53,7 @@ export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): 
     check: () => (publisher.isConnected() ? Promise.resolve() : publisher.connect(config.sendTimeoutMs)),
   })
   app.register(httpMetrics, { registry: metrics.registry })
-  app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '' })
+  app.register(eventRoutes, { publisher, metrics, topicPrefix: config.topicPrefix ?? '', tracer: deps.tracing?.tracer })
 
   app.addHook('onReady', async () => {
     // Kafka being down at start is not fatal: /ready stays 503 and the next POST or /ready

@@ -9,6 +9,8 @@ import { eventKey, parseEvent, type EventEnvelope } from '../lib/events/events.t
 import { untilCrash } from '../lib/kafka/consumer-crash.ts'
 import type { EventsMetrics } from './metrics.ts'
 import type { Topics } from '../lib/kafka/topics.ts'
+import type { Tracer } from '@opentelemetry/api'
+import { withConsumerSpan } from '../lib/tracing/messaging.ts'
 
 export interface EventMeta {
   topic: string
@@ -27,6 +29,8 @@ export interface EventConsumerOptions {
   metrics: EventsMetrics
   handler?: EventHandler
   handlerAttempts: number
+  /** Tracing on (lib/tracing/): each message is processed in a CONSUMER span continuing its headers' trace. */
+  tracer?: Tracer
   /** Group session timeout; also bounds how long stop() waits for the group to be left. */
   sessionTimeoutMs: number
   /** Ids remembered to notice re-deliveries (after a rebalance or a failed commit). */
@@ -80,7 +84,10 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
     return lastError
   }
 
-  async function eachMessage({ topic, partition, message }: EachMessagePayload): Promise<void> {
+  // TRACING: the processing (its log lines too) belongs to the trace the message carries.
+  const eachMessage = (payload: EachMessagePayload) => withConsumerSpan(options.tracer, payload, () => processMessage(payload))
+
+  async function processMessage({ topic, partition, message }: EachMessagePayload): Promise<void> {
     const meta: EventMeta = { topic, partition, offset: Number(message.offset) }
     let event: EventEnvelope | undefined
     try {

@@ -164,6 +164,17 @@ export const serverEnv = {
   logLevel: env.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
   bodyLimitBytes: env.int('BODY_LIMIT_BYTES', 1_048_576, { min: 1, description: 'largest accepted request body; larger answers 413' }),
   shutdownTimeoutMs: env.int('SHUTDOWN_TIMEOUT_MS', 10_000, { min: 0, description: 'how long in-flight requests may take to finish on SIGTERM' }),
+  // Tracing (lib/tracing/): the OpenTelemetry SDK reads these itself; declared here so that a
+  // bad value stops the service at start, named, and the deployment checks know them.
+  otlpEndpoint: env.optionalUrl('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP/HTTP receiver, e.g. http://jaeger:4318: tracing is on when set', ['http', 'https']),
+  otelServiceName: env.optionalString('OTEL_SERVICE_NAME', "service name on the spans (default: the service's own)"),
+  otelTracesSampler: env.oneOf(
+    'OTEL_TRACES_SAMPLER',
+    ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'],
+    'parentbased_always_on',
+    'which requests are traced; parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.1 traces 1 in 10 (and follows the caller)',
+  ),
+  otelTracesSamplerArg: env.optionalString('OTEL_TRACES_SAMPLER_ARG', 'the ratio of the *traceidratio samplers, 0 to 1'),
 }
 
 /** Variables of a service that owns a PostgreSQL connection pool. */

@@ -15,8 +15,10 @@ const MAX_PENDING_BYTES = 16 * 1024 * 1024
  * late: a write per access line cost the proxy a tenth of its throughput (proxy/README.md,
  * Performance). pino flushes what is pending on exit.
  */
-export function createLogger(options: { level?: string; name?: string }, destination?: DestinationStream): Logger {
+export function createLogger(options: { level?: string; name?: string; mixin?: () => Record<string, unknown> }, destination?: DestinationStream): Logger {
   const settings: LoggerOptions = { level: options.level ?? 'info', name: options.name, base: { service: options.name } }
+  // Tracing on (lib/tracing/): trace_id and span_id of the active span on every line.
+  if (options.mixin) settings.mixin = options.mixin
   if (destination) return pino(settings, destination)
   const stdout = pino.destination({ dest: 1, sync: false, minLength: WRITE_AT_BYTES, maxLength: MAX_PENDING_BYTES })
   let pending = false

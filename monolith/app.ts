@@ -7,6 +7,7 @@ import type { Database } from '../lib/db/database.ts'
 import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
 import { databaseErrors } from '../lib/db/http-errors.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -20,6 +21,8 @@ import { subscriptionRoutes } from './subscriptions/subscription-routes.ts'
 import { userRoutes } from './users/user-routes.ts'
 
 export interface MonolithDeps {
+  /** Tracing on (lib/tracing/): request spans, and the outbox's or consumer's spans. */
+  tracing?: Tracing
   db: Database
   logger: Logger
   /** Outbox relay wiring: LISTEN/NOTIFY wake-ups, a Kafka client, test overrides. */
@@ -27,14 +30,15 @@ export interface MonolithDeps {
 }
 
 export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig>, deps: MonolithDeps): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
+  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })
   app.register(httpMetrics, { registry })
-  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', extraTopics: MOVIE_STATE_TOPICS, ...deps.outbox })
+  const tracer = deps.tracing?.tracer
+  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', extraTopics: MOVIE_STATE_TOPICS, tracer, ...deps.outbox })
   // legacy-db's movies and the movies service's catalog-db kept in step through movie-state.
-  registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix })
+  registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix, tracer })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db, rules })
   app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy'), rules })

@@ -8,6 +8,7 @@ import type { Database } from '../lib/db/database.ts'
 import { parseAnyContentTypeAsJson } from '../lib/http/any-content-type-json.ts'
 import { databaseErrors } from '../lib/db/http-errors.ts'
 import { createHttpApp } from '../lib/http/create-app.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
 import { healthRoutes } from '../lib/http/health.ts'
 import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -20,6 +21,8 @@ import type { Redis } from '../lib/redis.ts'
 import type { MoviesServiceConfig } from './config.ts'
 
 export interface MoviesServiceDeps {
+  /** Tracing on (lib/tracing/): request spans, and the outbox's or consumer's spans. */
+  tracing?: Tracing
   /** catalog-db: the service's own store (lib/db/catalog-migrations). */
   db: Database
   logger: Logger
@@ -33,14 +36,15 @@ export function buildApp(
   config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig>,
   deps: MoviesServiceDeps,
 ): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
+  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })
   const repository = createMovieRepository(deps.db, 'catalog')
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics, { registry })
-  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', extraTopics: MOVIE_STATE_TOPICS, ...deps.outbox })
+  const tracer = deps.tracing?.tracer
+  const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', extraTopics: MOVIE_STATE_TOPICS, tracer, ...deps.outbox })
   // catalog-db is kept in step with legacy-db through movie-state; an applied change drops the cached reads.
   const redis = deps.redis
   registerMovieReplication(app, {
@@ -51,6 +55,7 @@ export function buildApp(
     kafka,
     topicPrefix: config.topicPrefix,
     onApplied: redis ? (id) => invalidateMovies(redis, deps.logger, [id]) : undefined,
+    tracer,
   })
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
   app.register(movieRoutes, { movies, rules })

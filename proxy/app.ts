@@ -32,6 +32,8 @@ import { createRolloutChanges } from './rollout/rollout-changes.ts'
 import { ShadowComparisons } from './rollout/shadow/shadow.ts'
 import { closeUpstreams, createUpstreams, upstreamDefaults } from './forward/upstreams.ts'
 import { createTrafficHistory } from './admin/traffic-history.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
+import { createProxyTracing } from './forward/tracing.ts'
 
 export interface ProxyDeps {
   logger: Logger
@@ -41,6 +43,8 @@ export interface ProxyDeps {
   flags?: FlagSource
   /** What GET /metrics answers (default: this process's registry); proxy/workers.ts sums the workers'. */
   renderMetrics?: (registry: Registry) => () => Promise<string>
+  /** Tracing on (lib/tracing/, proxy/forward/tracing.ts). */
+  tracing?: Tracing
 }
 
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -49,6 +53,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
   const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, deps.logger)
+  const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags, upstreams }) // TRACING
 
   // Rollout gauges and flag-source health follow every change of the flags.
   const publishFlags = () => {
@@ -71,7 +76,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const ledger = createLedger(
     // A claimed change stays claimed while every replica's Unleash fetch can still bring it in.
     { maxEntries: config.ledgerMaxEntries, redisKey: config.ledgerRedisKey, file: config.ledgerFile, claimTtlMs: Math.max(60_000, 6 * config.unleashRefreshIntervalMs) },
-    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc() },
+    { logger: deps.logger, redis: deps.redis, onStoreError: () => metrics.ledgerStoreErrors.inc(), traceId: tracing?.activeTraceId },
   )
   const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
   const { changeRollout } = rolloutChanges
@@ -80,7 +85,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
     { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
-    { routes, upstreams, metrics, trust, logger: deps.logger },
+    { routes, upstreams, metrics, trust, logger: deps.logger, tracing },
   )
 
   // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.
@@ -106,6 +111,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
 
   const app = createHttpApp({
     logger: deps.logger,
+    tracing: deps.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     errorCodes: true,
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
@@ -141,6 +147,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     traffic,
     upgrades,
     explainToken,
+    tracing,
   })
 
   app.addHook('onClose', async () => {

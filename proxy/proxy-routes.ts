@@ -11,7 +11,7 @@ import type { ProxyMetrics } from './observability/metrics.ts'
 import type { TrafficRecorder } from './rollout/ramp/traffic.ts'
 import type { Route } from './model/route-map.ts'
 import type { ShadowComparisons, ShadowTap } from './rollout/shadow/shadow.ts'
-import type { UpstreamAnswer, UpstreamRequest, Upstreams } from './forward/upstreams.ts'
+import type { UpstreamAnswer, UpstreamRequest, UpstreamResult, UpstreamRuntime, Upstreams } from './forward/upstreams.ts'
 import type { Upgrades } from './forward/websocket.ts'
 import { EXPLAIN_HEADER, type ExplainedDecision } from './routing/explain.ts'
 import { FORWARDED_METHODS } from './edge/edge-guards.ts'
@@ -22,6 +22,7 @@ import { checkOptions } from './model/options.ts'
 import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
 import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
+import type { ProxyTracing } from './forward/tracing.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -52,6 +53,8 @@ export interface ProxyRoutesOptions {
   upgrades?: Upgrades
   /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
   explainToken?: string
+  /** Tracing on (forward/tracing.ts): the decision on the request's span, a span per upstream attempt. */
+  tracing?: ProxyTracing
 }
 
 
@@ -69,7 +72,7 @@ declare module 'fastify' {
 }
 
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
-  const { flags, metrics, upstreams } = opts
+  const { flags, metrics, upstreams, tracing } = opts
   const settings = checkOptions(ProxyRoutesSettings, opts.settings, 'proxy routes')
   bufferRequestBodies(app, { limit: settings.bodyLimitBytes, idleTimeoutMs: settings.bodyIdleTimeoutMs })
 
@@ -89,10 +92,17 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   /** The request as the upstream gets it (hop-by-hop headers out, X-Forwarded-* and X-Request-Id in). */
   function upstreamRequest(request: FastifyRequest, client: ClientGone): UpstreamRequest {
     const headers = upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id)
+    tracing?.dropIncomingContext(headers) // TRACING: undici's client span sends the proxy's traceparent
     const upgrade = opts.upgrades?.of(request.raw) !== undefined
     // The one hop-by-hop list dropped Connection and Upgrade; a handshake asks for the same protocol again.
     if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: request.headers.upgrade! })
     return { method: request.method, url: request.url, headers, body: request.body as Buffer | undefined, client, log: request.log, upgrade }
+  }
+
+  /** One attempt at answering the request from `rt`; tracing on, in its own span (a fallback shows both). */
+  function attempt(rt: UpstreamRuntime, request: FastifyRequest, client: ClientGone, which: 'primary' | 'fallback'): Promise<UpstreamResult> {
+    const call = () => rt.call(upstreamRequest(request, client))
+    return tracing ? tracing.upstreamAttempt(request, rt, which, call) : call()
   }
 
   /**
@@ -105,6 +115,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const request = reply.request
     request.proxyUpstream = upstream
     request.proxyReason = reason
+    tracing?.annotateAnswer(request, upstream, reason) // TRACING
     if (response.upgraded) {
       reply.header('x-upstream', upstream).header('x-route-reason', reason)
       return opts.upgrades!.join(reply, response, upstreams.get(upstream)!.poolOptions.streamIdleTimeoutMs)
@@ -164,6 +175,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   function unavailable(reply: FastifyReply, reason: RouteReason, error: CatalogueError): FastifyReply {
     reply.request.proxyUpstream = 'proxy'
     reply.request.proxyReason = reason
+    tracing?.annotateAnswer(reply.request, 'proxy', reason) // TRACING
     if (error.statusCode === 503) reply.header('retry-after', String(settings.retryAfterSeconds))
     return reply.code(error.statusCode).header('x-upstream', 'proxy').header('x-route-reason', reason).send(errorBody(error, true))
   }
@@ -171,7 +183,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   /** Legacy answers or the client gets a clear 502/503/504; a legacy 5xx is passed on as it is. */
   async function viaLegacy(route: Route, request: FastifyRequest, reply: FastifyReply, reason: RouteReason, client: ClientGone) {
     const rt = upstreams.get(route.legacy.name)!
-    const result = await rt.call(upstreamRequest(request, client))
+    const result = await attempt(rt, request, client, reason === 'fallback' ? 'fallback' : 'primary')
     if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, reason)
     if (result.kind === 'answer') return send(reply, result.answer, rt.upstream.name, reason)
     if (result.answer) return send(reply, result.answer, rt.upstream.name, reason)
@@ -181,7 +193,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   async function viaTarget(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, client: ClientGone) {
     const { reason } = decision
     const rt = upstreams.get(route.target!.name)!
-    const result = await rt.call(upstreamRequest(request, client))
+    const result = await attempt(rt, request, client, 'primary')
     if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, reason)
     if (result.kind === 'answer') return send(reply, result.answer, rt.upstream.name, reason)
     result.answer?.discard()
@@ -224,6 +236,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const decision = decideRoute(route, facts, flags)
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
     request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
+    tracing?.annotateDecision(request, route, decision, request.shadowTap !== null) // TRACING
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
   }
 

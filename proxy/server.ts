@@ -1,8 +1,6 @@
 import cluster from 'node:cluster'
 import { createLogger } from '../lib/logger.ts'
-import { createRedis } from '../lib/redis.ts'
 import { runService } from '../lib/server.ts'
-import { buildApp } from './app.ts'
 import { loadConfig } from './config.ts'
 import { isStrayUnleashFetchRejection } from './flags/unleash-stray-rejections.ts'
 import { clusterMetrics, runPrimary } from './workers.ts'
@@ -23,10 +21,12 @@ if (workers > 1 && cluster.isPrimary) {
   const config = loadConfig()
   runPrimary({ workers, shutdownTimeoutMs: config.shutdownTimeoutMs, logger: createLogger({ level: config.logLevel, name: 'proxy' }) })
 } else {
-  await runService('proxy', () => loadConfig(), async (config, processLogger) => {
+  await runService('proxy', () => loadConfig(), async (config, processLogger, tracing) => {
+    // Imported once tracing has started (lib/server.ts): the ioredis instrumentation sees it load.
+    const [{ createRedis }, { buildApp }] = await Promise.all([import('../lib/redis.ts'), import('./app.ts')])
     const logger = cluster.isWorker ? processLogger.child({ worker: cluster.worker!.id }) : processLogger
     const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined
-    const app = await buildApp(config, { logger, redis, ...(cluster.isWorker ? { renderMetrics: clusterMetrics } : {}) })
+    const app = await buildApp(config, { logger, redis, tracing, ...(cluster.isWorker ? { renderMetrics: clusterMetrics } : {}) })
     return { app, close: async () => redis?.disconnect() }
   })
 }

@@ -8,6 +8,7 @@ import fastifySwagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { ErrorMapper } from '../errors.ts'
 import type { Logger } from '../logger.ts'
+import type { Tracing } from '../tracing/tracing.ts'
 import { registerErrorHandlers } from './errors.ts'
 
 export interface HttpAppOptions {
@@ -25,6 +26,8 @@ export interface HttpAppOptions {
   errorMappers?: readonly ErrorMapper[]
   /** Error bodies carry the error's stable `code` next to `error` (default: the specification's `{error}` only). */
   errorCodes?: boolean
+  /** Tracing on (lib/tracing/): a SERVER span per request (@fastify/otel), continuing an incoming traceparent. */
+  tracing?: Tracing
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -63,6 +66,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     ...options.server,
   })
 
+  // First plugin: its onRoute hook must see the routes registered after it.
+  if (options.tracing) app.register(options.tracing.fastifyPlugin)
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain')
   // Callback-style hooks: no promise per request (they run on every request of every service).

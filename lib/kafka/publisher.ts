@@ -44,6 +44,8 @@ export interface OutgoingEvent {
   topic: string
   key: string
   event: EventEnvelope
+  /** Extra message headers, e.g. the trace context (traceparent) of the event's publish. */
+  headers?: Record<string, string>
 }
 
 export interface PublisherOptions {
@@ -65,7 +67,8 @@ interface ProducerSlot {
 }
 
 export interface Publisher {
-  publish(topic: string, key: string, event: EventEnvelope): Promise<PublishResult>
+  /** `headers`: extra message headers, e.g. the traceparent of the publish's PRODUCER span. */
+  publish(topic: string, key: string, event: EventEnvelope, headers?: Record<string, string>): Promise<PublishResult>
   /**
    * Sends several events in one request, all or nothing as far as the caller knows (on a throw,
    * some may still be stored). Events of one key keep their order.
@@ -163,7 +166,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       timeout: options.sendTimeoutMs,
       topicMessages: [...byTopic].map(([topic, list]) => ({
         topic,
-        messages: list.map(({ key, event }) => ({ key, value: JSON.stringify(event), headers: { 'event-id': event.id, 'event-type': event.type } })),
+        messages: list.map(({ key, event, headers }) => ({ key, value: JSON.stringify(event), headers: { ...headers, 'event-id': event.id, 'event-type': event.type } })),
       })),
     })
     slot.inFlight.add(sending)
@@ -225,9 +228,9 @@ export function createPublisher(options: PublisherOptions): Publisher {
   }
 
   return {
-    async publish(topic, key, event) {
+    async publish(topic, key, event, headers) {
       // One message: one topic-partition ack, carrying its offset.
-      const [ack] = await publishBatch([{ topic, key, event }])
+      const [ack] = await publishBatch([{ topic, key, event, headers }])
       return { partition: ack!.partition, offset: Number(ack!.baseOffset) }
     },
 

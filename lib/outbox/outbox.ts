@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Queryable } from '../db/database.ts'
 import { buildEvent, EVENT_KINDS, eventKey, type EventEnvelope, type EventType } from '../events/events.ts'
+import { captureTraceContext } from '../tracing/messaging.ts'
 
 /** The LISTEN/NOTIFY channel the outbox trigger notifies on commit (003_outbox.sql). */
 export const OUTBOX_CHANNEL = 'outbox_events'
@@ -19,14 +20,19 @@ export interface OutboxMessage {
   envelope: { id: string; type: string; timestamp: string; payload: unknown }
 }
 
-/** Inserts `message` in `tx`'s transaction: the relay publishes it once that commits. */
+/**
+ * Inserts `message` in `tx`'s transaction: the relay publishes it once that commits. The row
+ * keeps the active trace context (the request's), which the relay's publish continues.
+ */
 export async function recordOutboxMessage(tx: Queryable, message: OutboxMessage): Promise<void> {
-  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload) VALUES ($1, $2, $3, $4, $5::json)', [
+  const traceContext = captureTraceContext()
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload, trace_context) VALUES ($1, $2, $3, $4, $5::json, $6::jsonb)', [
     message.id,
     message.aggregateType,
     message.key,
     message.topic,
     JSON.stringify(message.envelope),
+    traceContext && JSON.stringify(traceContext),
   ])
 }
 

@@ -15,6 +15,8 @@ import type { Database } from '../db/database.ts'
 import type { EventEnvelope } from '../events/events.ts'
 import { PublishError, type OutgoingEvent, type Publisher } from '../kafka/publisher.ts'
 import type { Logger } from '../logger.ts'
+import { startProducerSpans, type TraceCarrier } from '../tracing/messaging.ts'
+import type { Tracer } from '@opentelemetry/api'
 import type { OutboxMetrics } from './metrics.ts'
 
 /** Something that says "the outbox has new rows" (LISTEN/NOTIFY); the relay also polls. */
@@ -40,6 +42,8 @@ export interface RelayOptions {
   wakeups?: WakeupSource
   /** Pause after a failed round, doubled up to maxMs while Kafka (or the database) stays down. */
   backoff?: { initialMs: number; maxMs: number }
+  /** Tracing on: each publish is a PRODUCER span continuing the trace its row stored (lib/tracing/). */
+  tracer?: Tracer
   /** Fault injection for tests: runs after a batch was published and before it is marked sent. */
   beforeMark?: (ids: string[]) => Promise<void>
 }
@@ -56,6 +60,7 @@ interface ClaimedRow {
   aggregate_id: string
   topic: string
   payload: EventEnvelope
+  trace_context: TraceCarrier | null
 }
 
 const CLAIM = `
@@ -76,7 +81,7 @@ const CLAIM = `
      SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000), attempts = o.attempts + 1
     FROM claimable
    WHERE o.position = claimable.position
-  RETURNING o.position::text AS position, o.id::text AS id, o.aggregate_id, o.topic, o.payload`
+  RETURNING o.position::text AS position, o.id::text AS id, o.aggregate_id, o.topic, o.payload, o.trace_context`
 
 const MARK_SENT = 'UPDATE outbox SET sent_at = clock_timestamp(), lease_until = NULL WHERE id = ANY($1::uuid[])'
 const RELEASE = 'UPDATE outbox SET lease_until = NULL WHERE id = ANY($1::uuid[]) AND sent_at IS NULL'
@@ -147,10 +152,15 @@ export function createRelay(options: RelayOptions): Relay {
     rows.sort((a, b) => (BigInt(a.position) < BigInt(b.position) ? -1 : 1))
     const ids = rows.map((r) => r.id)
     const events: OutgoingEvent[] = rows.map((r) => ({ topic: options.topicPrefix + r.topic, key: r.aggregate_id, event: r.payload }))
+    // TRACING: the rows' contexts continue in PRODUCER spans and the messages' headers.
+    const spans = options.tracer && startProducerSpans(options.tracer, rows.map((r, i) => ({ topic: events[i]!.topic, key: r.aggregate_id, stored: r.trace_context })))
+    if (spans) events.forEach((e, i) => (e.headers = spans.headers[i]))
     const claimedAt = Date.now()
     try {
       await publisher.publishBatch(events)
+      spans?.end()
     } catch (err) {
+      spans?.end(err as Error)
       // A timed-out send may still be stored (a broker that just restarted answers slowly):
       // sending again now would duplicate and reorder. Wait for its outcome while the lease holds.
       const stored = await lateOutcome(err, options.leaseMs - (Date.now() - claimedAt) - 1_000, stopped)

@@ -14,6 +14,7 @@ import { eventTopics } from '../events/events.ts'
 import { topicsFromConfig, type Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { createOutboxMetrics } from './metrics.ts'
+import type { Tracer } from '@opentelemetry/api'
 import { createRelay, type RelayOptions, type WakeupSource } from './relay.ts'
 
 export const outboxEnv = {
@@ -45,6 +46,8 @@ export interface OutboxDeps {
    * not queue behind request traffic when the service's pool is busy; default: `db`.
    */
   relayDb?: Database
+  /** Tracing on (lib/tracing/): the relay's publishes continue the rows' traces. */
+  tracer?: Tracer
   /** Relay overrides for tests (lease, backoff, fault injection). */
   relay?: Partial<Pick<RelayOptions, 'leaseMs' | 'backoff' | 'beforeMark'>>
   /** Topics besides the event topics that this service's outbox rows name (without KAFKA_TOPIC_PREFIX), e.g. movie-state. */
@@ -85,6 +88,7 @@ export function registerOutbox(app: FastifyInstance, config: OutboxConfig, deps:
     leaseMs: Math.max(10_000, config.sendTimeoutMs * 3),
     retentionMs: config.outboxRetentionSeconds * 1000,
     wakeups: deps.wakeups,
+    tracer: deps.tracer,
     ...deps.relay,
   })
   // The relay runs in the background: Kafka being down never delays start, writes or /ready.

@@ -12,11 +12,13 @@
 // message's fault: the message is retried (with a backoff) until the database is back.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Tracer } from '@opentelemetry/api'
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import { sqlState, type Database } from '../db/database.ts'
 import { untilCrash } from '../kafka/consumer-crash.ts'
 import type { Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
+import { withConsumerSpans } from '../tracing/messaging.ts'
 import { applyMovieStates, type ApplyOutcome, type IncomingState } from '../movies/movie-replica.ts'
 import { parseMovieState, type StoreSide } from '../movies/movie-state.ts'
 import type { ReplicaMetrics } from './metrics.ts'
@@ -33,6 +35,8 @@ export interface ReplicaConsumerOptions {
   metrics: ReplicaMetrics
   /** Called after a change was applied (the movies service drops its cached reads). */
   onApplied?: (movieId: number) => Promise<void>
+  /** Tracing on (lib/tracing/): each message is applied in a CONSUMER span continuing its headers' trace. */
+  tracer?: Tracer
   sessionTimeoutMs?: number
   /** How often the distance to the topic's end is checked. */
   behindCheckMs?: number
@@ -159,16 +163,9 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     for (let i = 0; i < batch.messages.length; i += APPLY_CHUNK) {
       if (!isRunning() || isStale() || stopping) return
       const chunk = batch.messages.slice(i, i + APPLY_CHUNK)
-      const changes: Array<IncomingState & { message: KafkaMessage }> = []
-      for (const message of chunk) {
-        try {
-          const envelope = parseMovieState(message.key, message.value)
-          changes.push({ state: envelope.payload, eventId: envelope.id, message })
-        } catch (err) {
-          await park(batch.topic, batch.partition, message, (err as Error).message, heartbeat)
-        }
-      }
-      const applied = await applyAll(changes, batch.topic, batch.partition, heartbeat)
+      // TRACING: each message's processing continues the trace its headers carry (the writer's request).
+      const consumed = chunk.map((message) => ({ topic: batch.topic, partition: batch.partition, message }))
+      const applied = await withConsumerSpans(options.tracer, consumed, () => applyChunk(chunk, batch.topic, batch.partition, heartbeat))
       if (applied === undefined) return // stopping: not committed, delivered again after the restart
       for (const id of applied) await options.onApplied?.(id)
       const next = (BigInt(chunk[chunk.length - 1].offset) + 1n).toString()
@@ -176,6 +173,20 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       resolveOffset(chunk[chunk.length - 1].offset)
       await heartbeat()
     }
+  }
+
+  /** Parses the chunk's messages (parking the unreadable ones) and applies the rest. */
+  async function applyChunk(chunk: readonly KafkaMessage[], topicName: string, partition: number, heartbeat: () => Promise<void>): Promise<number[] | undefined> {
+    const changes: Array<IncomingState & { message: KafkaMessage }> = []
+    for (const message of chunk) {
+      try {
+        const envelope = parseMovieState(message.key, message.value)
+        changes.push({ state: envelope.payload, eventId: envelope.id, message })
+      } catch (err) {
+        await park(topicName, partition, message, (err as Error).message, heartbeat)
+      }
+    }
+    return applyAll(changes, topicName, partition, heartbeat)
   }
 
   async function checkBehind(admin: Admin): Promise<void> {

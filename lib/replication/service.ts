@@ -3,6 +3,7 @@
 // (through the outbox); the replica consumer applies the other store's changes; GET
 // /internal/parity answers this store's digest with its replication facts; the metrics go on the
 // service's /metrics. Kafka off (KAFKA_BROKERS unset): no consumer, changes wait in the outbox.
+import type { Tracer } from '@opentelemetry/api'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import type { Database } from '../db/database.ts'
@@ -29,6 +30,8 @@ export interface MovieReplicationDeps {
   topicPrefix?: string
   /** After a change was applied here (cache invalidation). */
   onApplied?: (movieId: number) => Promise<void>
+  /** Tracing on: the replica's CONSUMER spans continue the writer's trace. */
+  tracer?: Tracer
 }
 
 const MOVIE_STATE_PENDING = `
@@ -57,6 +60,7 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
       logger: deps.logger,
       metrics,
       onApplied: deps.onApplied,
+      tracer: deps.tracer,
     })
   }
 

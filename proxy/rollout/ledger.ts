@@ -22,6 +22,8 @@ export interface LedgerEntry {
   actor: string
   reason: string
   source: LedgerSource
+  /** Tracing on: the trace of the request (or ramp step) that made the change. */
+  traceId?: string
 }
 
 export interface LedgerQuery {
@@ -62,6 +64,8 @@ export interface LedgerDeps {
   redis?: Redis
   /** Called once per entry the store did not take. */
   onStoreError(): void
+  /** Tracing on (proxy/forward/tracing.ts): the active trace's id, kept with the entry. */
+  traceId?: () => string | undefined
 }
 
 interface Store {
@@ -80,6 +84,8 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
     location: store.location,
     async append(given) {
       const entry: LedgerEntry = { at: given.at ?? new Date().toISOString(), route: given.route, flag: given.flag, from: given.from, to: given.to, actor: given.actor, reason: given.reason, source: given.source }
+      const traceId = deps.traceId?.() // TRACING
+      if (traceId) entry.traceId = traceId
       deps.logger.info({ ledger: entry }, `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'} by ${entry.actor} (${entry.source})`)
       try {
         await store.add(entry)

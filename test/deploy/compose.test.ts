@@ -55,10 +55,10 @@ describe('docker-compose.yml', () => {
     expect(validate({ services: { x: { image: 'a:1', ports: ['80:http'] } } })).toBe(false)
   })
 
-  it('runs the four services, PostgreSQL (legacy-db and catalog-db), Kafka, Kafka UI, Redis, Unleash, Prometheus and Grafana', () => {
+  it('runs the four services, PostgreSQL (legacy-db and catalog-db), Kafka, Kafka UI, Redis, Unleash, Prometheus, Grafana and Jaeger', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
       [
-        'catalog-db', 'events-service', 'grafana', 'kafka', 'kafka-init', 'kafka-ui', 'migrate', 'migrate-catalog', 'monolith', 'movies-service',
+        'catalog-db', 'events-service', 'grafana', 'jaeger', 'kafka', 'kafka-init', 'kafka-ui', 'migrate', 'migrate-catalog', 'monolith', 'movies-service',
         'postgres', 'prometheus', 'proxy-service', 'redis', 'unleash',
       ].sort(),
     )

@@ -36,7 +36,7 @@ beforeAll(() => {
 }, 20 * 60_000)
 
 /** Where an infrastructure service listens, in compose and in the chart. */
-const INFRA_PORTS: Record<string, number> = { postgres: 5432, 'catalog-db': 5432, redis: 6379, kafka: 9092, unleash: 4242 }
+const INFRA_PORTS: Record<string, number> = { postgres: 5432, 'catalog-db': 5432, redis: 6379, kafka: 9092, unleash: 4242, jaeger: 4318 }
 
 describe('docker-compose.yml', () => {
   const compose = loadCompose()

@@ -1,7 +1,7 @@
 // dev/helm on a machine whose Go is too old for Helm (Debian 12's golang-go is 1.19): the
 // decision to fetch Go's toolchain from the Go module proxy instead of failing the build.
 import { describe, expect, it } from 'vitest'
-import { GO_MINIMUM, GO_TOOLCHAIN, goIsRecentEnough, parseGoVersion } from '../../dev/helm/helm.ts'
+import { GO_MINIMUM, GO_TOOLCHAIN, goIsRecentEnough, parseGoVersion } from '../../dev/go-binary.ts'
 import { readRepoFile } from './support.ts'
 
 describe('the Go that builds Helm', () => {

@@ -257,6 +257,7 @@ export const RENDER_VARIANTS: Record<string, readonly string[]> = {
   defaults: [],
   'istio + observability': ['--set', 'istio.enabled=true', '--set', 'observability.enabled=true'],
   'istio task-5 demo values': ['-f', `${CHART_DIR}/values-istio-demo.yaml`],
+  'tracing to the chart\'s Jaeger': ['--set', 'tracing.enabled=true', '--set', 'jaeger.enabled=true'],
   'without Unleash, legacy pair pinned': [
     '--set', 'unleash.enabled=false', '--set', 'proxy.migration.gradual=true', '--set', 'proxy.migration.moviesPercent=30',
   ],

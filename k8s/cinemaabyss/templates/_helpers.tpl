@@ -28,3 +28,18 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 
 {{/* PostgreSQL URL of a database, password from the Secret via $(POSTGRES_PASSWORD). */}}
 {{- define "cinemaabyss.postgresHost" -}}postgres.{{ .Release.Namespace }}.svc.cluster.local{{- end }}
+
+{{/*
+The tracing variables of every service's ConfigMap (values.yaml tracing): the OTLP receiver
+(the chart's Jaeger unless tracing.endpoint names another) and the sampler. Nothing when off.
+*/}}
+{{- define "cinemaabyss.tracingEnv" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.enabled }}
+{{- if and (not $t.endpoint) (not .Values.jaeger.enabled) }}{{ fail "tracing.enabled needs tracing.endpoint or jaeger.enabled" }}{{ end }}
+# Spans as OTLP http/protobuf (lib/tracing/).
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ $t.endpoint | default "http://jaeger:4318" | quote }}
+OTEL_TRACES_SAMPLER: {{ $t.sampler | quote }}
+OTEL_TRACES_SAMPLER_ARG: {{ $t.samplerArg | toString | quote }}
+{{- end }}
+{{- end }}

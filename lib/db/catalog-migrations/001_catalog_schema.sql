@@ -1,7 +1,8 @@
 -- catalog-db: the movies service's own store. Only the catalog's tables, with the legacy's
 -- column types (the API answers the same JSON from either store); no seed: a new catalog-db is
 -- filled by replication (the movie-state topic, docs/architecture.md). The outbox and the
--- replication bookkeeping are the shared files 003_outbox.sql and 004_movie_replication.sql.
+-- replication bookkeeping are the shared files 003_outbox.sql, 004_movie_replication.sql and
+-- 005_outbox_trace_context.sql.
 CREATE TABLE IF NOT EXISTS movies (
     id SERIAL PRIMARY KEY,
     title VARCHAR(255) NOT NULL,

@@ -22,6 +22,8 @@ import { compareAnswers, headersOnly, type Answer, type Difference } from './com
 import { generalise, parsePathRule, type PathRule } from '../../model/json-path.ts'
 import { Ring, credentialsOf, redactedUrl, reportDifferences, type ReportedDifference } from './report.ts'
 import { shadowProblems, type ShadowEntry } from '../../model/shadow-settings.ts'
+import type { Link } from '@opentelemetry/api'
+import type { ProxyTracing } from '../../forward/tracing.ts'
 
 export const ShadowOptions = Type.Object({
   /** Copies in flight at once (all routes); a copy beyond it is dropped and counted. */
@@ -47,6 +49,8 @@ export interface ShadowDeps {
   metrics: ProxyMetrics
   trust: TrustFn | undefined
   logger: Logger
+  /** Tracing on (proxy/forward/tracing.ts): each copy is a span linked to its request's trace. */
+  tracing?: ProxyTracing
 }
 
 /** The settings in force for one route. */
@@ -71,6 +75,8 @@ export interface Mismatch {
   /** `headers`: the status and body agree, only compared headers differ (reported apart). */
   kind: 'body' | 'headers'
   differences: ReportedDifference[]
+  /** Tracing on: the trace of the request that was copied. */
+  traceId?: string
 }
 
 interface RouteShadow {
@@ -81,7 +87,7 @@ interface RouteShadow {
   headerOnly: number
   notCompared: Record<NotCompared, number>
   mismatches: Ring<Mismatch>
-  errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string }>
+  errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string; traceId?: string }>
   /** Learned by the noise detector (generalised JSON paths, header names). */
   learnedPaths: Map<string, PathRule>
   learnedHeaders: Set<string>
@@ -235,7 +241,9 @@ export class ShadowComparisons {
     this.inFlight++
     try {
       if (shadowRt.breaker.state() === 'open') throw new ShadowError('circuit open: not called')
-      const copy = await this.fetch(shadowRt, tap)
+      // TRACING: the copy in a span of its own, linked to the request's trace.
+      const tracing = this.deps.tracing
+      const copy = tracing ? await tracing.shadowCopy(tap.link, route.name, shadowRt, () => this.fetch(shadowRt, tap)) : await this.fetch(shadowRt, tap)
       const [legacy, target] = shadowSide === 'target' ? [primary, copy] : [copy, primary]
       let differences = this.differences(state, legacy, target)
       if (differences.length && state.settings.detectNoise) {
@@ -256,13 +264,14 @@ export class ShadowComparisons {
         legacy: { upstream: route.legacy.name, status: legacy.status },
         target: { upstream: route.target!.name, status: target.status },
         differences: reportDifferences(differences, tap.credentials),
+        ...(tap.link && { traceId: tap.link.context.traceId }),
       })
     } catch (error) {
       if (error instanceof TooLarge) return this.notCompared(state, 'too_large')
       if (this.closed) return
       this.count(state, 'error')
       const message = error instanceof ShadowError ? error.message : `${(error as { code?: string }).code ?? 'error'}: ${(error as Error).message}`
-      state.errors.push({ at: new Date().toISOString(), method: tap.method, path, upstream: shadowRt.upstream.name, error: message.slice(0, 200) })
+      state.errors.push({ at: new Date().toISOString(), method: tap.method, path, upstream: shadowRt.upstream.name, error: message.slice(0, 200), ...(tap.link && { traceId: tap.link.context.traceId }) })
       this.deps.logger.debug({ route: route.name, upstream: shadowRt.upstream.name, err: message }, 'shadow call failed')
     } finally {
       this.inFlight--
@@ -353,6 +362,8 @@ class Tap implements ShadowTap {
   headers: Record<string, string | string[]> | undefined
   body: Buffer | undefined
   credentials: string[]
+  /** Tracing on: the request's span, which the copy's span links to. */
+  readonly link: Link | undefined
   private head: { status: number; headers: IncomingHttpHeaders } | undefined
   private chunks: Buffer[] | undefined = []
   private size = 0
@@ -372,6 +383,8 @@ class Tap implements ShadowTap {
     this.headers = { ...upstreamRequestHeaders(request.headers, clientOf(request.raw, owner.deps.trust), request.id), 'x-shadow': 'true' }
     this.body = request.body as Buffer | undefined
     this.credentials = credentialsOf(request.headers)
+    this.link = owner.deps.tracing?.linkOf(request)
+    if (owner.deps.tracing) owner.deps.tracing.dropIncomingContext(this.headers)
   }
 
   primaryResponse(upstream: string, status: number, headers: IncomingHttpHeaders): void {
