@@ -96,6 +96,8 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const upgrade = opts.upgrades?.of(request.raw) !== undefined
     // The one hop-by-hop list dropped Connection and Upgrade; a handshake asks for the same protocol again.
     if (upgrade) Object.assign(headers, { connection: 'Upgrade', upgrade: request.headers.upgrade! })
+    // TRACING: a handshake goes out on node:http, not undici (no client span): the attempt's context is sent instead.
+    if (upgrade) tracing?.injectContext(headers)
     return { method: request.method, url: request.url, headers, body: request.body as Buffer | undefined, client, log: request.log, upgrade }
   }
 

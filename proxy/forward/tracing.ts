@@ -7,7 +7,7 @@
 //
 // The proxy code calls these at marked call sites (`TRACING:`); with tracing off it holds no
 // ProxyTracing and calls nothing.
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link } from '@opentelemetry/api'
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link } from '@opentelemetry/api'
 import type { FastifyRequest } from 'fastify'
 import { inSpan } from '../../lib/tracing/spans.ts'
 import type { Tracing } from '../../lib/tracing/tracing.ts'
@@ -31,6 +31,8 @@ export interface ProxyTracing {
   activeTraceId(): string | undefined
   /** The client's traceparent/tracestate are replaced by the proxy's own (undici's client span adds them). */
   dropIncomingContext(headers: Record<string, string | string[]>): void
+  /** The active context (the upstream attempt's span) into `headers`: for a WebSocket handshake, sent without undici. */
+  injectContext(headers: Record<string, string | string[]>): void
 }
 
 /** The request's span and context, when @fastify/otel made one for it. */
@@ -90,6 +92,9 @@ export function createProxyTracing(tracing: Tracing, deps: { flags: FlagSource; 
     dropIncomingContext(headers) {
       delete headers.traceparent
       delete headers.tracestate
+    },
+    injectContext(headers) {
+      propagation.inject(context.active(), headers)
     },
   }
 }

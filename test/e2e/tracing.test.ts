@@ -7,8 +7,10 @@
 // back shows both upstream attempts; a client's traceparent is continued; log lines inside the
 // request carry its trace id.
 import { randomBytes } from 'node:crypto'
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
 import { startJaeger, type JaegerSpan, type JaegerTrace, type RunningJaeger } from '../../dev/jaeger/jaeger.ts'
 import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { deleteTopics } from '../events-service/support.ts'
@@ -211,6 +213,44 @@ describe('one request, one trace (real Jaeger)', () => {
     expect(tag(failed, 'otel.status_code')).toBe('ERROR')
     for (const attempt of attempts) {
       expect(trace.spans.some((s) => tag(s, 'span.kind') === 'client' && parentOf(s) === attempt.spanID)).toBe(true)
+    }
+  })
+
+  it('a WebSocket handshake (sent on node:http, no client span) carries the upstream attempt\'s traceparent, not the client\'s', { timeout: 120_000 }, async () => {
+    const handshakes: IncomingHttpHeaders[] = []
+    const upstream = createHttpServer((_req, res) => res.end())
+    const wss = new WebSocketServer({ server: upstream })
+    wss.on('connection', (ws, req) => {
+      handshakes.push(req.headers)
+      ws.send('hello')
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const wsProxy = await startService(
+      'proxy/server.ts',
+      { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, ADMIN_TOKEN, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpEndpoint, OTEL_BSP_SCHEDULE_DELAY: '200' },
+      { readyPath: '/health' },
+    )
+    try {
+      const traceId = hex(16)
+      const clientSpanId = hex(8)
+      const ws = new WebSocket(`${wsProxy.url.replace(/^http/, 'ws')}/api/movies/live`, { headers: { 'x-user-id': 'tracer-6', traceparent: `00-${traceId}-${clientSpanId}-01` }, handshakeTimeout: 5_000 })
+      expect(await new Promise<string>((resolve, reject) => ws.once('message', (d) => resolve(d.toString())).once('error', reject))).toBe('hello')
+      ws.close()
+      expect(handshakes).toHaveLength(1)
+      const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(handshakes[0]!.traceparent))
+      expect(sent?.[1]).toBe(traceId)
+      expect(sent?.[2]).not.toBe(clientSpanId)
+      // The span id sent is the proxy's attempt span, a child of its server span.
+      const trace = await traceWith(traceId, 'the handshake\'s attempt span', (t) => t.spans.some((s) => s.spanID === sent?.[2]))
+      const attempt = trace.spans.find((s) => s.spanID === sent![2])!
+      expect(attempt.operationName).toBe('upstream movies-service')
+      const server = trace.spans.find((s) => serviceOf(trace, s) === 'proxy' && tag(s, 'span.kind') === 'server')!
+      expect(parentOf(attempt)).toBe(server.spanID)
+    } finally {
+      await wsProxy.stop()
+      wss.close()
+      upstream.closeAllConnections()
+      upstream.close()
     }
   })
 
