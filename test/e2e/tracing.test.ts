@@ -44,6 +44,14 @@ beforeAll(async () => {
     startService('movies-service/server.ts', { DB_CONNECTION_STRING: catalogDb.url, ...kafka, ...otel }),
     startService('events-service/server.ts', { ...kafka, ...otel, KAFKA_CONSUMER_GROUP: uniqueName('e2e-trace-events') }),
   ])
+  // Both replicas caught up with movie-state (the monolith's movies from before replication
+  // went through it at start): a change written now is a batch of its own on the other side.
+  for (const service of [monolith, movies]) {
+    await eventually(`${service.url}: movie-state consumer running and caught up`, async () => {
+      const { replication } = (await (await fetch(`${service.url}/internal/parity`)).json()) as { replication: { unapplied_messages: number | null; consumer: { running: boolean } | null } }
+      return replication.consumer?.running === true && replication.unapplied_messages === 0
+    }, 120_000)
+  }
   const proxyEnv = { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, ADMIN_TOKEN, ...otel }
   ;[proxy, fallbackProxy] = await Promise.all([
     startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
