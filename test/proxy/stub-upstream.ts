@@ -16,7 +16,10 @@ export interface StubUpstream {
   name: string
   url: string
   port: number
+  /** What clients sent through the proxy. */
   received: Received[]
+  /** The proxy's own periodic parity checks (GET /internal/parity, rollout/parity), kept apart from client traffic. */
+  internal: Received[]
   /** 'ok' answers 200; 'fail' answers 500; 'hang' never answers. */
   mode: 'ok' | 'fail' | 'hang'
   /** Extra response headers for every answer. */
@@ -34,6 +37,7 @@ export async function startStubUpstream(name: string, port = 0): Promise<StubUps
     url: '',
     port,
     received: [],
+    internal: [],
     mode: 'ok',
     responseHeaders: {},
     close: async () => {},
@@ -48,7 +52,8 @@ export async function startStubUpstream(name: string, port = 0): Promise<StubUps
       hash.update(chunk)
     })
     req.on('end', () => {
-      stub.received.push({ method: req.method!, url: req.url!, headers: req.headers, bodyLength: length, bodySha256: hash.digest('hex') })
+      const received = { method: req.method!, url: req.url!, headers: req.headers, bodyLength: length, bodySha256: hash.digest('hex') }
+      ;(req.url?.startsWith('/internal/') ? stub.internal : stub.received).push(received)
       if (stub.mode === 'hang') return
       const status = stub.mode === 'fail' ? 500 : req.url?.startsWith('/status/') ? Number(req.url.slice(8, 11)) : 200
       const body = JSON.stringify(status >= 500 ? { error: `${name} failed` } : { upstream: name, method: req.method, url: req.url, bodyLength: length })

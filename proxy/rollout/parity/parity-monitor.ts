@@ -61,7 +61,8 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
   })
   const reports = new Map<string, ParityOutcome>()
   const running = new Map<string, Promise<ParityOutcome>>()
-  const timers: NodeJS.Timeout[] = []
+  // One pending timer per route (replaced at each tick, so the set stays as large as the route map).
+  const timers = new Map<string, NodeJS.Timeout>()
 
   const failure = (route: string, reason: string): ParityFailure => ({ route, available: false, checkedAt: new Date().toISOString(), reason, drift: null, lagSeconds: null })
 
@@ -99,10 +100,10 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
     const every = route.parity.intervalSeconds * 1000
     const tick = () => {
       void check(route).finally(() => {
-        if (!stopped) timers.push(setTimeout(tick, every).unref())
+        if (!stopped) timers.set(route.name, setTimeout(tick, every).unref())
       })
     }
-    timers.push(setTimeout(tick, Math.min(every, 5_000)).unref())
+    timers.set(route.name, setTimeout(tick, Math.min(every, 5_000)).unref())
   }
   let stopped = false
 
@@ -111,7 +112,7 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
     last: (name) => reports.get(name),
     stop() {
       stopped = true
-      timers.forEach(clearTimeout)
+      for (const timer of timers.values()) clearTimeout(timer)
     },
   }
 }

@@ -68,6 +68,7 @@ const movie = (n: number, title = `Movie ${n}`) => ({ items: [{ id: n, title, up
 function routesFile(shadow: Record<string, unknown> | undefined): string {
   const doc = JSON.parse(readFileSync(join(REPO_ROOT, 'proxy/routes.json'), 'utf8'))
   const movies = doc.routes.find((r: { name: string }) => r.name === 'movies')
+  delete movies.parity // the periodic parity check would reach the programmable upstreams these tests count
   if (shadow) movies.shadow = shadow
   else delete movies.shadow
   const file = join(mkdtempSync(join(tmpdir(), 'proxy-routes-')), 'routes.json')
