@@ -6,7 +6,7 @@ import type { Consumer, EachMessagePayload, Kafka } from 'kafkajs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../lib/logger.ts'
 import { eventKey, parseEvent, type EventEnvelope } from '../lib/events/events.ts'
-import { untilCrash } from '../lib/kafka/consumer-crash.ts'
+import { keepConsumerRunning, untilCrash } from '../lib/kafka/consumer-crash.ts'
 import type { EventsMetrics } from './metrics.ts'
 import type { Topics } from '../lib/kafka/topics.ts'
 import type { Tracer } from '@opentelemetry/api'
@@ -66,8 +66,8 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
   const recent = new RecentIds(options.rememberIds ?? 10_000)
   let stopping = false
   let consumer: Consumer | undefined
-  let loop: Promise<void> | undefined
-  let wake: (() => void) | undefined
+  let running: { loop: Promise<void>; wake: () => void } | undefined
+  let endRun: (() => void) | undefined
 
   async function handle(event: EventEnvelope, meta: EventMeta): Promise<Error | undefined> {
     let lastError: Error | undefined
@@ -140,7 +140,7 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
     consumer = c
     // kafkajs restarts itself after retriable errors; anything else ends this round.
     const { ended: crashed, end } = untilCrash(c, logger)
-    wake = end
+    endRun = end
     try {
       await c.connect()
       await c.subscribe({ topics: topics.names, fromBeginning: true })
@@ -152,36 +152,18 @@ export function createEventConsumer(options: EventConsumerOptions): EventConsume
     }
   }
 
-  async function runUntilStopped(): Promise<void> {
-    let backoffMs = 500
-    while (!stopping) {
-      try {
-        await runOnce()
-        backoffMs = 500
-      } catch (err) {
-        if (stopping) break
-        logger.warn({ err: (err as Error).message, retryInMs: backoffMs }, 'kafka consumer cannot start')
-      }
-      if (stopping) break
-      await new Promise<void>((resolve) => {
-        wake = resolve
-        setTimeout(resolve, backoffMs).unref()
-      })
-      backoffMs = Math.min(backoffMs * 2, 10_000)
-    }
-  }
-
   return {
     start() {
-      if (loop || stopping) return
-      loop = runUntilStopped()
+      if (running || stopping) return
+      running = keepConsumerRunning(runOnce, { stopping: () => stopping, logger, what: 'kafka consumer' })
     },
     async stop() {
       stopping = true
       // Disconnecting finishes the message in progress, then leaves the group.
       if (consumer) await disconnect(consumer)
-      wake?.()
-      await loop
+      endRun?.()
+      running?.wake()
+      await running?.loop
       logger.info('kafka consumer stopped')
     },
   }

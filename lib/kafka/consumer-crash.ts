@@ -22,3 +22,38 @@ export function untilCrash(consumer: Consumer, logger: Logger, what = 'kafka con
   })
   return { ended, end }
 }
+
+export interface ConsumerRestartOptions {
+  /** True once the owner is stopping: no further run starts. */
+  stopping: () => boolean
+  logger: Logger
+  what: string
+}
+
+/**
+ * Runs `runOnce` (connect, subscribe, run until the consumer is over) again and again until
+ * stopped: after a failed start or a crash it waits 0.5 s, doubling up to 10 s (back to 0.5 s
+ * after a run that started), then runs it again. `wake()` ends a wait at once (stop()).
+ */
+export function keepConsumerRunning(runOnce: () => Promise<void>, options: ConsumerRestartOptions): { loop: Promise<void>; wake: () => void } {
+  let wake: () => void = () => {}
+  const loop = (async () => {
+    let backoffMs = 500
+    while (!options.stopping()) {
+      try {
+        await runOnce()
+        backoffMs = 500
+      } catch (err) {
+        if (options.stopping()) break
+        options.logger.warn({ err: (err as Error).message, retryInMs: backoffMs }, `${options.what} cannot run yet, retrying`)
+      }
+      if (options.stopping()) break
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        setTimeout(resolve, backoffMs).unref()
+      })
+      backoffMs = Math.min(backoffMs * 2, 10_000)
+    }
+  })()
+  return { loop, wake: () => wake() }
+}

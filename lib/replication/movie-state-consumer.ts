@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Tracer } from '@opentelemetry/api'
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs'
 import { sqlState, type Database } from '../db/database.ts'
-import { untilCrash } from '../kafka/consumer-crash.ts'
+import { keepConsumerRunning, untilCrash } from '../kafka/consumer-crash.ts'
 import type { Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { withConsumerSpans } from '../tracing/messaging.ts'
@@ -80,7 +80,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   const logger = options.logger.child({ component: 'movie-replica', topic })
   const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000
   let stopping = false
-  let loop: Promise<void> | undefined
+  let running: { loop: Promise<void>; wake: () => void } | undefined
   let consumer: Consumer | undefined
   let crashed: (() => void) | undefined
   let groupId: string | undefined
@@ -260,31 +260,17 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     }
   }
 
-  async function run(): Promise<void> {
-    let backoffMs = 500
-    while (!stopping) {
-      try {
-        await runOnce()
-        backoffMs = 500
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'movie-state consumer cannot run yet, retrying')
-      }
-      if (stopping) break
-      await sleep(backoffMs)
-      backoffMs = Math.min(backoffMs * 2, 10_000)
-    }
-  }
-
   return {
     start() {
-      if (loop || stopping) return
-      loop = run()
+      if (running || stopping) return
+      running = keepConsumerRunning(runOnce, { stopping: () => stopping, logger, what: 'movie-state consumer' })
       startChecking()
     },
     async stop() {
       stopping = true
       crashed?.()
-      await loop
+      running?.wake()
+      await running?.loop
       await stopChecking()
     },
     status: () => ({
