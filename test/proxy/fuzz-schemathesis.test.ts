@@ -22,6 +22,9 @@ beforeAll(async () => {
 })
 afterAll(() => stack?.stop())
 
+/** The signature of python/cpython#106905 in a Python traceback. */
+const CPYTHON_AST_BUG = /SystemError: AST constructor recursion depth mismatch/
+
 function run(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
   return new Promise((done) => {
     const child = spawn(SCHEMATHESIS, args, { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } })
@@ -48,16 +51,25 @@ describe('schemathesis through the proxy', () => {
     // Run in a scratch folder: schemathesis keeps its cache (.schemathesis/) in the working directory.
     const scratch = mkdtempSync(join(tmpdir(), 'schemathesis-'))
     const report = join(scratch, 'junit.xml')
-    const { code, output } = await run(
-      [
-        'run', spec, '--url', stack.proxy.url,
-        '--checks', 'not_a_server_error',
-        '--max-examples', MAX_EXAMPLES, '--seed', '10', '--workers', '2',
-        '--request-timeout', '10', '--report', 'junit', '--report-junit-path', report,
-      ],
-      scratch,
-      240_000,
-    )
+    const fuzz = () =>
+      run(
+        [
+          'run', spec, '--url', stack.proxy.url,
+          '--checks', 'not_a_server_error',
+          '--max-examples', MAX_EXAMPLES, '--seed', '10', '--workers', '2',
+          '--request-timeout', '10', '--report', 'junit', '--report-junit-path', report,
+        ],
+        scratch,
+        240_000,
+      )
+    let { code, output } = await fuzz()
+    // CPython 3.11's AST constructor can raise a spurious SystemError inside the fuzzer's own
+    // process (python/cpython#106905, seen from hypothesis describing a filter): that is no
+    // finding about the proxy, so that crash alone, with every case passed, earns one more run.
+    if (code !== 0 && CPYTHON_AST_BUG.test(output) && /\b(\d+) generated, \1 passed\b/.test(output)) {
+      console.log('schemathesis: its Python hit python/cpython#106905 (no finding); running it once more')
+      ;({ code, output } = await fuzz())
+    }
     const cases = /(\d+) generated/.exec(output)?.[1]
     // One line in the log; the report's tail only when the run failed (the assertion's message).
     console.log(`schemathesis: ${cases ?? '?'} test cases generated; exit ${code}`)
