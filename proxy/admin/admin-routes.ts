@@ -19,6 +19,8 @@ import { EXPLAIN_HEADER, type ExplainedDecision } from '../routing/explain.ts'
 import { adminTrafficRoutes } from './admin-traffic-routes.ts'
 import type { TrafficHistory } from './traffic-history.ts'
 import { adminParityRoutes } from './admin-parity-routes.ts'
+import { adminStageRoutes } from './admin-stage-routes.ts'
+import type { Stages } from '../rollout/stages.ts'
 import type { ParityMonitor } from '../rollout/parity/parity-monitor.ts'
 
 export interface AdminRoutesOptions {
@@ -36,6 +38,8 @@ export interface AdminRoutesOptions {
   history: TrafficHistory
   /** Serves GET /admin/routes/:name/parity. */
   parity: ParityMonitor
+  /** Serves the writer side, retirement and GET /admin/routes/:name/stage. */
+  stages: Stages
   /** The proxy routes' explain secret (proxy-routes.ts, EXPLAIN_HEADER). */
   explainToken: string
 }
@@ -96,6 +100,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       legacy: upstreamState(route.legacy.name),
       ...(route.target ? { target: upstreamState(route.target.name) } : {}),
       ...(flag ? { flag: flag.flag, percent: flag.percent ?? null, source: flag.source, sticky: flag.sticky } : {}),
+      ...(route.target ? { stage: opts.stages.stage(route) } : {}),
     }
   }
 
@@ -104,6 +109,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminRampRoutes, opts.ramps)
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
   await app.register(adminParityRoutes, { routes, parity: opts.parity })
+  await app.register(adminStageRoutes, { routes, stages: opts.stages, actorOf: adminActorOf })
 
   app.get('/admin/state', async () => ({
     routes: routes.map(routeState),
