@@ -34,6 +34,7 @@ export const errors = {
   // Services with a database (mapped by lib/db/http-errors.ts)
   DATABASE_UNAVAILABLE: define<[options?: { cause: unknown }]>('DATABASE_UNAVAILABLE', 503, 'database unavailable, try again shortly', RETRY_SOON),
   DUPLICATE_VALUE: define<[column: string]>('DUPLICATE_VALUE', 409, '%s already exists'),
+  DOMAIN_GONE: define<[domain: string]>('DOMAIN_GONE', 410, 'the %s domain is no longer served here: it moved to its own service'),
   MISSING_REFERENCE: define<[column: string]>('MISSING_REFERENCE', 400, '%s refers to a record that does not exist'),
   INVALID_VALUE: define<[reason: string]>('INVALID_VALUE', 400, 'invalid value: %s'),
 
