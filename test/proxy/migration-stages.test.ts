@@ -8,6 +8,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parityRoutes } from '../../lib/parity/parity-routes.ts'
 import type { LedgerEntry } from '../../proxy/rollout/ledger.ts'
+import { createRedis } from '../../lib/redis.ts'
+import { captureLogs } from '../helpers/logs.ts'
+import { redisUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { admin, flagsFileAt, startProxy, startStubs, writeFlagsFile, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
@@ -168,6 +171,32 @@ describe('read-your-writes', () => {
     await proxy.app.inject({ url: '/admin/routes/movies/parity', headers: admin })
     const after = await call('GET', 'ryw-1')
     expect([after.headers['x-upstream'], after.headers['x-route-reason']]).toEqual(['monolith', 'flag'])
+  })
+})
+
+describe('two replicas sharing Redis and the flags file', () => {
+  it("switch the writer side together and share read-your-writes marks", async () => {
+    const redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
+    const prefix = `ryw-test-${process.pid}-${Date.now()}:`
+    const env = { READ_YOUR_WRITES_KEY_PREFIX: prefix, LEDGER_REDIS_KEY: `${prefix}ledger` }
+    const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
+    const file = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
+    const replicas = await Promise.all([0, 1].map(() => startProxy(stubs, { ...env, MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: file }, { redis })))
+    try {
+      const [a, b] = replicas
+      expect((await a.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'target', reason: 'both replicas' } })).statusCode).toBe(200)
+      const post = () => b.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'shared-1' }, payload: {} })
+      await expect.poll(async () => (await post()).headers['x-upstream'], { timeout: 5_000 }).toBe('movies-service')
+      legacy.replication = { lag_seconds: 2, unpublished_changes: 0, unapplied_messages: 1 }
+      // Written through b, read through a: a knows from Redis.
+      const read = await a.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'shared-1' } })
+      expect([read.headers['x-upstream'], read.headers['x-route-reason']]).toEqual(['movies-service', 'read-your-writes'])
+      expect((await a.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'shared-2' } })).headers['x-upstream']).toBe('monolith')
+      expect(await redis.pttl(`${prefix}movies:shared-1`)).toBeGreaterThan(0) // the mark expires by itself
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()))
+      await redis.quit()
+    }
   })
 })
 
