@@ -71,9 +71,32 @@ export function unreplicatedToLegacy(report: ParityReport): number | null {
   return published === null || unapplied === null ? null : published + unapplied
 }
 
+/** Changes still on their way to the target (legacy's outbox, the topic's messages the target has not applied); 0 when a side cannot say. */
+function inFlightToTarget(report: ParityReport): number {
+  return (num(report.legacy.replication?.unpublished_changes) ?? 0) + (num(report.target.replication?.unapplied_messages) ?? 0)
+}
+
+/**
+ * Drift that replication in flight does not explain: records missing on a side beyond the
+ * changes still on their way to it, plus records that differ. While clients keep writing, a
+ * record written a moment ago is missing on the other side until it is applied — that is lag
+ * (bounded by its own guard), not a difference between the stores.
+ */
+export function unexplainedDrift(report: ParityReport): number {
+  const toLegacy = unreplicatedToLegacy(report) ?? 0
+  return Math.max(0, report.missing.onTarget - inFlightToTarget(report)) + Math.max(0, report.missing.onLegacy - toLegacy) + report.differingCount
+}
+
 function guardValuesOf(outcome: ParityOutcome): GuardValues {
   if (!outcome.available) return { parity: 'unavailable', why: outcome.reason, checkedAt: outcome.checkedAt }
-  return { drift: outcome.drift, lagSeconds: outcome.lagSeconds, unreplicatedToLegacy: unreplicatedToLegacy(outcome), checkedAt: outcome.checkedAt }
+  return {
+    drift: outcome.drift,
+    unexplainedDrift: unexplainedDrift(outcome),
+    inFlightToTarget: inFlightToTarget(outcome),
+    lagSeconds: outcome.lagSeconds,
+    unreplicatedToLegacy: unreplicatedToLegacy(outcome),
+    checkedAt: outcome.checkedAt,
+  }
 }
 
 const sampleOf = (outcome: ParityOutcome) =>
@@ -148,7 +171,7 @@ export function createStages(deps: StagesDeps): Stages {
           refuseUnless(step.force, [
             // Going back first: what legacy lacks is the reason to wait, and the number to watch.
             ['unreplicated changes', side === 'legacy' && back !== 0, back === null ? 'unknown' : `${back} changes of the target not applied on legacy`, '0', 'wait for legacy to apply them (GET /admin/routes/:name/parity)'],
-            ['parity drift', outcome.drift > 0, String(outcome.drift), '0', 'the stores differ: see GET /admin/routes/:name/parity'],
+            ['parity drift', unexplainedDrift(outcome) > 0, `${unexplainedDrift(outcome)} (${outcome.drift} records differ, ${inFlightToTarget(outcome)} + ${unreplicatedToLegacy(outcome) ?? 0} changes in flight)`, '0', 'the stores differ: see GET /admin/routes/:name/parity'],
             ['replication lag', outcome.lagSeconds === null || outcome.lagSeconds > limits.maxLagSeconds, outcome.lagSeconds === null ? 'unknown' : `${outcome.lagSeconds} s`, `${limits.maxLagSeconds} s`, 'wait for replication to catch up'],
           ])
         }

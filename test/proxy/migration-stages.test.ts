@@ -112,12 +112,26 @@ describe('the writer side', () => {
     const refused = await switchWrites({ side: 'target', reason: 'go' })
     expect(refused.statusCode).toBe(409)
     expect(refused.json()).toMatchObject({ code: 'CA_ERR_STAGE_GUARD_REFUSED' })
-    expect(refused.json().error).toMatch(/parity drift guard: 2 \(limit 0\)/)
+    expect(refused.json().error).toMatch(/parity drift guard: 2 \(2 records differ, 0 \+ 0 changes in flight\) \(limit 0\)/)
     expect((await stage()).writes).toBe('legacy')
     expect((await switchWrites({ side: 'target', force: true })).statusCode).toBe(400) // forcing needs a reason
     const forced = await switchWrites({ side: 'target', reason: 'incident 42: legacy store is read-only', force: true })
     expect(forced.statusCode).toBe(200)
     expect((await ledger())[0]).toMatchObject({ stage: 'writes', toSide: 'target', forced: true, reason: 'incident 42: legacy store is read-only', guard: { drift: 2 } })
+  })
+
+  it('counts records missing on a side while changes to it are in flight as lag, not drift', async () => {
+    await forceWrites('legacy')
+    target.records.splice(-2) // written on legacy a moment ago, on their way to the target
+    legacy.replication = { lag_seconds: 1, unpublished_changes: 1, unapplied_messages: 0 }
+    target.replication = { lag_seconds: 1, unpublished_changes: 0, unapplied_messages: 1 }
+    const res = await switchWrites({ side: 'target', reason: 'clients keep writing' })
+    expect(res.statusCode).toBe(200)
+    expect((await ledger())[0]).toMatchObject({ guard: { drift: 2, unexplainedDrift: 0, inFlightToTarget: 2 } })
+    target.records.splice(-1) // one more missing than in flight: a real difference
+    await forceWrites('legacy')
+    const refused = await switchWrites({ side: 'target', reason: 'again' })
+    expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/parity drift guard: 1 \(3 records differ, 2 \+ 0 changes in flight\)/)])
   })
 
   it('is refused while replication lags more than the bound', async () => {
