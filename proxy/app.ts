@@ -25,6 +25,7 @@ import { reserveInternalNamespace } from './edge/internal-namespace.ts'
 import { createParityMonitor } from './rollout/parity/parity-monitor.ts'
 import { createStages } from './rollout/stages.ts'
 import { createRecentWrites } from './routing/recent-writes.ts'
+import { createWritesFence } from './routing/writes-fence.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { localCoordination, redisCoordination } from './rollout/ramp/coordination.ts'
 import { createRampController } from './rollout/ramp/controller.ts'
@@ -81,13 +82,19 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
   const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
+  const writesFence = createWritesFence(
+    // The new side stays in the fence until every replica has seen the flag (a file is seen at once, Unleash on its next fetch).
+    { keyPrefix: config.writesFenceKeyPrefix, holdMs: config.writesSwitchHoldMs, bridgeMs: Math.max(30_000, 3 * config.unleashRefreshIntervalMs) },
+    { redis: deps.redis, logger: deps.logger },
+  )
   const stages = createStages({
+    fence: writesFence,
     flags,
     parity,
     ledger,
     metrics,
     logger: deps.logger,
-    limits: { maxLagSeconds: config.writesSwitchMaxLagSeconds, retireWindowSeconds: config.retireWindowSeconds },
+    limits: { maxLagSeconds: config.writesSwitchMaxLagSeconds, holdMs: config.writesSwitchHoldMs, retireWindowSeconds: config.retireWindowSeconds },
   })
   const recentWrites =
     config.readYourWritesWindowMs > 0
@@ -161,6 +168,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     upgrades,
     explainToken,
     recentWrites,
+    writesFence,
   })
 
   app.addHook('onClose', async () => {

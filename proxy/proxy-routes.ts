@@ -19,8 +19,9 @@ import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
 import { bufferRequestBodies } from './forward/request-body.ts'
 import { checkOptions } from './model/options.ts'
-import { SAFE_METHODS, SideOptions, decideRoute, requestFacts, writerSideToAsk, type BreakerStates, type RequestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import { SAFE_METHODS, SideOptions, decideRoute, requestFacts, asksRecentWrites, writerSideOf, type BreakerStates, type RequestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
 import type { RecentWrites } from './routing/recent-writes.ts'
+import type { WritesFence } from './routing/writes-fence.ts'
 import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 
@@ -53,6 +54,8 @@ export interface ProxyRoutesOptions {
   upgrades?: Upgrades
   /** Read-your-writes marks (routing/recent-writes.ts); absent = reads follow the read flag only. */
   recentWrites?: RecentWrites
+  /** The hold and new side of a writer switch in progress (routing/writes-fence.ts); absent = the flag alone. */
+  writesFence?: WritesFence
   /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
   explainToken?: string
 }
@@ -215,16 +218,21 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
    * write to the writer side is remembered.
    */
   async function decide(route: Route, facts: RequestFacts, breakers?: BreakerStates, count = true): Promise<RouteDecision> {
-    const decision = decideRoute(route, facts, flags, breakers)
+    let decision = decideRoute(route, facts, flags, breakers)
+    if (decision.reason === 'writes' && opts.writesFence && count) {
+      // A switch in progress: wait out its hold, then the side it decided (before the flag reached this replica).
+      const fencedWriter = await opts.writesFence.sideFor(route.name, writerSideOf(route, flags))
+      if (fencedWriter && fencedWriter !== decision.side) decision = decideRoute(route, { ...facts, fencedWriter }, flags, breakers)
+    }
     const recentWrites = opts.recentWrites
     if (!recentWrites || facts.identity === undefined) return decision
     if (decision.reason === 'writes') {
       if (count) recentWrites.remember(route.name, facts.identity, decision.side)
       return decision
     }
-    if (writerSideToAsk(route, decision, facts, flags) === undefined) return decision
+    if (!asksRecentWrites(route, decision, facts, flags)) return decision
     const recentWrite = await recentWrites.lookup(route.name, facts.identity)
-    if (recentWrite === undefined) return decision
+    if (recentWrite === undefined || recentWrite === decision.side) return decision
     if (count) metrics.readYourWrites.labels(route.name).inc()
     return decideRoute(route, { ...facts, recentWrite }, flags, breakers)
   }

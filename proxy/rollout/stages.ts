@@ -11,12 +11,16 @@ import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import { retiredFlagOf, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
 import type { Ledger } from './ledger.ts'
+import type { WritesFence } from '../routing/writes-fence.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ParityMonitor, ParityOutcome } from './parity/parity-monitor.ts'
 import type { ParityReport } from './parity/parity-check.ts'
 
 export interface StageLimits {
   /** Largest replication lag (seconds) a switch of the writer side accepts. */
   maxLagSeconds: number
+  /** Longest a switch holds the route's writes while the side losing them settles (routing/writes-fence.ts). */
+  holdMs: number
   /** Retirement needs parity 0 in every check of this long a window (and one now). */
   retireWindowSeconds: number
 }
@@ -56,6 +60,7 @@ export interface StagesDeps {
   metrics: ProxyMetrics
   logger: Logger
   limits: StageLimits
+  fence: WritesFence
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
@@ -155,6 +160,40 @@ export function createStages(deps: StagesDeps): Stages {
     }
   }
 
+  /**
+   * Holds the route's writes on every replica, waits until the side losing them has nothing left
+   * on its way to the other store (drift 0, its outbox empty), sets the flag and releases the hold
+   * with the new side. Not settled within the hold: the hold ends, the flag stands, 409 — unless forced.
+   */
+  async function switchUnderHold(route: Route, flag: string, side: Side, step: StageStep): Promise<{ settled: ParityOutcome; heldMs: number }> {
+    if (!(await deps.fence.hold(route.name))) throw new errors.STAGE_REFUSED(`another switch of the writes of route "${route.name}" is in progress`)
+    const started = Date.now()
+    const losing = side === 'target' ? 'legacy' : 'target'
+    let released = false
+    try {
+      // Writes already sent to the losing side finish first.
+      await sleep(Math.min(500, limits.holdMs / 4))
+      let settled: ParityOutcome
+      for (;;) {
+        settled = await checkNow(route)
+        const left = settled.available ? num(settled[losing].replication?.unpublished_changes) : null
+        if (settled.available && settled.drift === 0 && left === 0) break
+        if (Date.now() - started > limits.holdMs - 500) {
+          if (step.force) break
+          const value = settled.available ? `drift ${settled.drift}, ${left ?? 'unknown'} changes of ${losing} not yet published, after holding writes ${Date.now() - started} ms` : `unknown (${settled.reason})`
+          throw new errors.STAGE_GUARD_REFUSED('settled stores', value, 'drift 0 and nothing left to publish', `writes went on to ${losing}; retry when replication has caught up`)
+        }
+        await sleep(200)
+      }
+      await flags.setRollout!(writesFlagOf(flag), side === 'target' ? 100 : 0)
+      await deps.fence.release(route.name, side)
+      released = true
+      return { settled, heldMs: Date.now() - started }
+    } finally {
+      if (!released) await deps.fence.release(route.name, undefined)
+    }
+  }
+
   return {
     stage,
     switchWrites(route, side, step) {
@@ -175,7 +214,9 @@ export function createStages(deps: StagesDeps): Stages {
             ['replication lag', outcome.lagSeconds === null || outcome.lagSeconds > limits.maxLagSeconds, outcome.lagSeconds === null ? 'unknown' : `${outcome.lagSeconds} s`, `${limits.maxLagSeconds} s`, 'wait for replication to catch up'],
           ])
         }
-        await flags.setRollout!(writesFlagOf(flag), side === 'target' ? 100 : 0)
+        const { settled, heldMs } = await switchUnderHold(route, flag, side, step)
+        // The values when the switch was asked for, then those it was made on (after the hold).
+        Object.assign(guard, { driftAsked: guard.drift ?? null, inFlightToTargetAsked: guard.inFlightToTarget ?? null }, guardValuesOf(settled), { heldMs })
         deps.metrics.writesSide.labels(route.name).set(side === 'target' ? 1 : 0)
         await ledger.append({
           route: route.name,

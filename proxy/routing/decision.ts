@@ -95,6 +95,8 @@ export interface RequestFacts {
   override?: Side
   /** The side this identity's last write on the route went to, while read-your-writes holds it (recent-writes.ts). */
   recentWrite?: Side
+  /** The writer side a switch in progress decided, before the flag reached every replica (writes-fence.ts). */
+  fencedWriter?: Side
 }
 
 /** Breaker state of the route's upstreams; absent = closed. */
@@ -127,7 +129,7 @@ export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, 
   let side: Side = 'legacy'
   let reason: RouteReason = 'default'
   const retired = route.target !== undefined && isRetired(route, flags)
-  const writer = route.target && !SAFE_METHODS.has(facts.method) ? writerSideOf(route, flags) : undefined
+  const writer = route.target && !SAFE_METHODS.has(facts.method) ? (facts.fencedWriter ?? writerSideOf(route, flags)) : undefined
   if (retired) [side, reason] = ['target', 'flag']
   // Writes have one side, whatever X-Backend asks.
   else if (writer) [side, reason] = [writer, 'writes']
@@ -187,14 +189,13 @@ export interface RequestView {
 }
 
 /**
- * The side read-your-writes has to be asked about for this request: a read (no override) that
- * the decision sends elsewhere than the route's writer side. Undefined = nothing to ask (the
- * hot path skips the lookup: reads already on the writer side, writes, routes without one).
+ * Whether read-your-writes has to be asked about this request: a read (no override) of a split
+ * route with a writer side. Asked even when the read flag picks the writer side: the replica that
+ * took the write may have seen a newer writer side than this one.
  */
-export function writerSideToAsk(route: Route, decision: RouteDecision, facts: RequestFacts, flags: Pick<FlagSource, 'state'>): Side | undefined {
-  if (!SAFE_METHODS.has(facts.method) || facts.identity === undefined || decision.reason === 'override') return undefined
-  const writer = writerSideOf(route, flags)
-  return writer !== undefined && writer !== decision.side ? writer : undefined
+export function asksRecentWrites(route: Route, decision: RouteDecision, facts: RequestFacts, flags: Pick<FlagSource, 'state'>): boolean {
+  if (!SAFE_METHODS.has(facts.method) || facts.identity === undefined || decision.reason === 'override' || isRetired(route, flags)) return false
+  return writerSideOf(route, flags) !== undefined
 }
 
 /** The facts of a live request; `setCookie` when the client had no identity yet (the proxy made one up). */

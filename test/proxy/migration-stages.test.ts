@@ -43,7 +43,7 @@ beforeAll(async () => {
   stubs = await startStubs()
   const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
   flagsFile = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
-  proxy = await startProxy(stubs, { MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: flagsFile, WRITES_SWITCH_MAX_LAG_SECONDS: '3', RETIRE_WINDOW_SECONDS: '0', ALLOW_BACKEND_OVERRIDE: 'true' })
+  proxy = await startProxy(stubs, { MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: flagsFile, WRITES_SWITCH_MAX_LAG_SECONDS: '3', RETIRE_WINDOW_SECONDS: '0', ALLOW_BACKEND_OVERRIDE: 'true', WRITES_SWITCH_HOLD_MS: '1500' })
 })
 
 afterAll(async () => {
@@ -120,18 +120,35 @@ describe('the writer side', () => {
     expect((await ledger())[0]).toMatchObject({ stage: 'writes', toSide: 'target', forced: true, reason: 'incident 42: legacy store is read-only', guard: { drift: 2 } })
   })
 
-  it('counts records missing on a side while changes to it are in flight as lag, not drift', async () => {
+  it('holds the writes while changes in flight reach the other side, then switches; refused when they do not arrive in time', async () => {
     await forceWrites('legacy')
     target.records.splice(-2) // written on legacy a moment ago, on their way to the target
     legacy.replication = { lag_seconds: 1, unpublished_changes: 1, unapplied_messages: 0 }
     target.replication = { lag_seconds: 1, unpublished_changes: 0, unapplied_messages: 1 }
-    const res = await switchWrites({ side: 'target', reason: 'clients keep writing' })
-    expect(res.statusCode).toBe(200)
-    expect((await ledger())[0]).toMatchObject({ guard: { drift: 2, unexplainedDrift: 0, inFlightToTarget: 2 } })
-    target.records.splice(-1) // one more missing than in flight: a real difference
+    const switching = switchWrites({ side: 'target', reason: 'clients keep writing' })
+    // A write during the hold waits, then goes to the new side.
+    await new Promise((r) => setTimeout(r, 100))
+    const heldWrite = call('POST', 'held-1')
+    await new Promise((r) => setTimeout(r, 300))
+    target.records = docs()
+    legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
+    target.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
+    expect((await switching).statusCode).toBe(200)
+    const write = await heldWrite
+    expect([write.statusCode, write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual([200, 'movies-service', 'writes'])
+    expect((await ledger())[0]).toMatchObject({ guard: { driftAsked: 2, inFlightToTargetAsked: 2, drift: 0, unexplainedDrift: 0, heldMs: expect.any(Number) } })
+
+    // In flight, but they never arrive: the hold ends, the flag stands, the writes went on to legacy.
     await forceWrites('legacy')
+    target.records.splice(-2)
+    legacy.replication = { lag_seconds: 1, unpublished_changes: 2, unapplied_messages: 0 }
     const refused = await switchWrites({ side: 'target', reason: 'again' })
-    expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/parity drift guard: 1 \(3 records differ, 2 \+ 0 changes in flight\)/)])
+    expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/settled stores guard: drift 2, 2 changes of legacy not yet published, after holding writes \d+ ms/)])
+    expect((await stage()).writes).toBe('legacy')
+    expect((await call('POST', 'after-refusal')).headers['x-upstream']).toBe('monolith')
+    target.records.splice(-1) // one more missing than in flight: a real difference, refused before any hold
+    const drift = await switchWrites({ side: 'target', reason: 'again' })
+    expect([drift.statusCode, drift.json().error]).toEqual([409, expect.stringMatching(/parity drift guard: 1 \(3 records differ, 2 \+ 0 changes in flight\)/)])
   })
 
   it('is refused while replication lags more than the bound', async () => {

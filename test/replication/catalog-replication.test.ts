@@ -12,13 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
-import { isAlive } from '../kafka/helpers.ts'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
-import { ownedDatabase, withCredentialsOf, type OwnedDatabase } from './support.ts'
+import { killKafka, ownedDatabase, withCredentialsOf, type OwnedDatabase } from './support.ts'
 
 interface Movie {
   id: number
@@ -87,19 +86,13 @@ async function writeThroughKafkaCrash(service: ServiceProcess, prefix: string, c
     while (next < count) {
       const i = next++
       created.push(await create(service, `${prefix} ${i}`, i))
-      if (created.length >= Math.floor(count / 3)) killed ??= killKafka()
+      if (created.length >= Math.floor(count / 3)) killed ??= killKafka(kafka)
       if (created.length >= Math.floor((2 * count) / 3)) restarted ??= killed!.then(() => kafka.restart())
     }
   }
   await Promise.all(Array.from({ length: 8 }, worker))
   await restarted
   return created
-}
-
-async function killKafka(): Promise<void> {
-  const pid = kafka.pid
-  process.kill(pid, 'SIGKILL')
-  await eventually('the Kafka JVM is gone', () => !isAlive(pid), 20_000)
 }
 
 const byId = (a: Movie, b: Movie) => a.id - b.id

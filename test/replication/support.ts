@@ -2,6 +2,9 @@
 // owned by a login role of its own that cannot connect to the other's (as in compose and the
 // chart), migrated with its own schema.
 import { randomBytes } from 'node:crypto'
+import type { RunningKafka } from '../../dev/kafka/launcher.ts'
+import { isAlive } from '../kafka/helpers.ts'
+import { eventually } from '../helpers/poll.ts'
 import { admin } from '../../dev/pg-admin.ts'
 import { loadMigrationSet, migrate, type MigrationSet } from '../../lib/db/migrate.ts'
 import { createPgDatabase } from '../../lib/db/pg-database.ts'
@@ -54,4 +57,11 @@ export function withCredentialsOf(target: OwnedDatabase, other: OwnedDatabase): 
   url.username = theirs.username
   url.password = theirs.password
   return url.toString()
+}
+
+/** Kills the test's Kafka broker (SIGKILL, by its pid) and waits until the JVM is gone. */
+export async function killKafka(kafka: RunningKafka): Promise<void> {
+  const pid = kafka.pid
+  process.kill(pid, 'SIGKILL')
+  await eventually('the Kafka JVM is gone', () => !isAlive(pid), 20_000)
 }
