@@ -227,11 +227,13 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const recentWrites = opts.recentWrites
     if (!recentWrites || facts.identity === undefined) return decision
     if (decision.reason === 'writes') {
-      if (count) recentWrites.remember(route.name, facts.identity, decision.side)
+      if (count) await recentWrites.remember(route.name, facts.identity, decision.side)
       return decision
     }
     if (!asksRecentWrites(route, decision, facts, flags)) return decision
-    const recentWrite = await recentWrites.lookup(route.name, facts.identity)
+    const found = await recentWrites.lookup(route.name, facts.identity)
+    // Unknown (Redis did not answer): the writer side has every write, this client's included.
+    const recentWrite = found === 'unknown' ? writerSideOf(route, flags) : found
     if (recentWrite === undefined || recentWrite === decision.side) return decision
     if (count) metrics.readYourWrites.labels(route.name).inc()
     return decideRoute(route, { ...facts, recentWrite }, flags, breakers)

@@ -25,10 +25,14 @@ export interface RecentWritesDeps {
 }
 
 export interface RecentWrites {
-  /** A write of `identity` on `route` is sent to `side`. Never throws, never waits. */
-  remember(route: string, identity: string, side: Side): void
-  /** The side `identity` wrote to on `route`, while its reads still have to follow it. Never throws; a slow or failed Redis answers undefined. */
-  lookup(route: string, identity: string): Promise<Side | undefined>
+  /** A write of `identity` on `route` is about to be sent to `side`: stored before the write goes (so a read that follows finds it). Never throws. */
+  remember(route: string, identity: string, side: Side): Promise<void>
+  /**
+   * The side `identity` wrote to on `route`, while its reads still have to follow it; undefined =
+   * no recent write; 'unknown' = Redis did not answer (the caller reads from the writer side,
+   * which has every write).
+   */
+  lookup(route: string, identity: string): Promise<Side | undefined | 'unknown'>
 }
 
 type Mark = { side: Side; at: number }
@@ -50,12 +54,16 @@ export function createRecentWrites(options: RecentWritesOptions, deps: RecentWri
     return caughtUp !== undefined && caughtUp > mark.at ? undefined : mark.side
   }
   return {
-    remember(route, identity, side) {
+    async remember(route, identity, side) {
       const key = keyOf(route, identity)
       const mark = { side, at: Date.now() }
       if (deps.redis) {
-        deps.redis.set(key, encode(mark), 'PX', options.windowMs).catch((err: Error) => deps.logger.warn({ route, err: err.message }, 'read-your-writes mark not stored'))
-        return
+        try {
+          await deps.redis.set(key, encode(mark), 'PX', options.windowMs)
+          return
+        } catch (err) {
+          deps.logger.warn({ route, err: (err as Error).message }, 'read-your-writes mark not stored in Redis: kept in this process')
+        }
       }
       local.delete(key)
       local.set(key, mark)
@@ -63,11 +71,12 @@ export function createRecentWrites(options: RecentWritesOptions, deps: RecentWri
     },
     async lookup(route, identity) {
       const key = keyOf(route, identity)
-      if (!deps.redis) return current(route, local.get(key))
+      const here = current(route, local.get(key))
+      if (!deps.redis || here) return here
       try {
         return current(route, decode(await deps.redis.get(key)))
       } catch {
-        return undefined
+        return 'unknown'
       }
     },
   }
