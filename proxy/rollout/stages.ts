@@ -63,6 +63,9 @@ export interface StagesDeps {
   fence: WritesFence
 }
 
+/** A parity check younger than this answers the frozen ramp's question again. */
+const RECENT_CHECK_MS = 5_000
+
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
 
 /**
@@ -271,7 +274,9 @@ export function createStages(deps: StagesDeps): Stages {
     },
     async readsMayGoBack(route) {
       if (writerSideOf(route, flags) !== 'target') return { ok: true, guard: {}, sample: null }
-      const outcome = await checkNow(route)
+      // Asked on every tick of a frozen ramp: a check of the last few seconds answers.
+      const last = parity.last(route.name)
+      const outcome = last && Date.now() - Date.parse(last.checkedAt) < RECENT_CHECK_MS ? last : await checkNow(route)
       return { ok: outcome.available && outcome.drift === 0 && unreplicatedToLegacy(outcome) === 0, guard: guardValuesOf(outcome), sample: sampleOf(outcome) }
     },
   }

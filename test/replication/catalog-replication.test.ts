@@ -5,19 +5,16 @@
 // written on the movies service reach legacy-db; Kafka is killed (SIGKILL, by its pid) and
 // restarted during each phase; ids never collide; the proxy's parity check finds no drift, and
 // no change was applied twice.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
+import type { RunningKafka } from '../../dev/kafka/launcher.ts'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
-import { killKafka, ownedDatabase, withCredentialsOf, type OwnedDatabase } from './support.ts'
+import { killKafka, startTwoStores, withCredentialsOf, type OwnedDatabase, type TwoStores } from './support.ts'
 
 interface Movie {
   id: number
@@ -27,18 +24,18 @@ interface Movie {
   rating: number
 }
 
-let kafkaDir: string
+let stores: TwoStores
 let kafka: RunningKafka
 let legacyDb: OwnedDatabase
 let catalogDb: OwnedDatabase
 let monolith: ServiceProcess
 let movies: ServiceProcess | undefined
 let proxy: ServiceProcess | undefined
-const serviceEnv = () => ({ KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_LOG_LEVEL: 'nothing', KAFKA_TOPIC_PARTITIONS: '3', LOG_LEVEL: 'warn' })
+const serviceEnv = () => stores.serviceEnv()
 
 beforeAll(async () => {
-  kafkaDir = mkdtempSync(join(tmpdir(), 'test-replication-kafka-'))
-  ;[kafka, legacyDb, catalogDb] = await Promise.all([startKafka({ dataDir: kafkaDir }), ownedDatabase(pgAdminUrl(), 'legacy'), ownedDatabase(pgAdminUrl(), 'catalog')])
+  stores = await startTwoStores(pgAdminUrl())
+  ;({ kafka, legacyDb, catalogDb } = stores)
   monolith = await startService('monolith/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: legacyDb.url })
 }, 180_000)
 
@@ -46,10 +43,7 @@ afterAll(async () => {
   await proxy?.stop()
   await movies?.stop()
   await monolith?.stop()
-  await kafka?.stop()
-  if (kafkaDir) rmSync(kafkaDir, { recursive: true, force: true })
-  await legacyDb?.drop()
-  await catalogDb?.drop()
+  await stores?.close()
 })
 
 async function list(service: ServiceProcess): Promise<Movie[]> {
