@@ -181,6 +181,8 @@ export function createStages(deps: StagesDeps): Stages {
         settled = await checkNow(route)
         const left = settled.available ? num(settled[losing].replication?.unpublished_changes) : null
         if (settled.available && settled.drift === 0 && left === 0) break
+        // Forced without a comparison: nothing to wait for.
+        if (!settled.available && step.force) break
         if (Date.now() - started > limits.holdMs - 500) {
           if (step.force) break
           const value = settled.available ? `drift ${settled.drift}, ${left ?? 'unknown'} changes of ${losing} not yet published, after holding writes ${Date.now() - started} ms` : `unknown (${settled.reason})`

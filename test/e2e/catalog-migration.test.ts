@@ -66,6 +66,7 @@ beforeAll(async () => {
         LEDGER_REDIS_KEY: `${run}:ledger`,
         RAMP_KEY_PREFIX: `${run}:ramp:`,
         READ_YOUR_WRITES_KEY_PREFIX: `${run}:ryw:`,
+        WRITES_FENCE_KEY_PREFIX: `${run}:writes:`,
         RAMP_TICK_MS: '250',
         WRITES_SWITCH_MAX_LAG_SECONDS: '5',
         RETIRE_WINDOW_SECONDS: '2',

@@ -209,7 +209,7 @@ describe('two replicas sharing Redis and the flags file', () => {
   it("switch the writer side together and share read-your-writes marks", async () => {
     const redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
     const prefix = `ryw-test-${process.pid}-${Date.now()}:`
-    const env = { READ_YOUR_WRITES_KEY_PREFIX: prefix, LEDGER_REDIS_KEY: `${prefix}ledger` }
+    const env = { READ_YOUR_WRITES_KEY_PREFIX: prefix, WRITES_FENCE_KEY_PREFIX: `${prefix}writes:`, LEDGER_REDIS_KEY: `${prefix}ledger` }
     const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
     const file = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
     const replicas = await Promise.all([0, 1].map(() => startProxy(stubs, { ...env, MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: file }, { redis })))
