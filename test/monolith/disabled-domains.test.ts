@@ -15,6 +15,16 @@ describe.each(backends)('the monolith with DISABLED_DOMAINS=movies on %s', (_bac
       expect([method, url, res.statusCode, res.json().error]).toEqual([method, url, 410, 'the movies domain is no longer served here: it moved to its own service'])
     }
     expect((await t.app.inject('/api/users')).statusCode).toBe(200)
+    // Its movie replication is not there at all: no consumer, no movie_replication_* series.
+    expect((await t.app.inject('/metrics')).body).not.toMatch(/^movie_replication_/m)
+  })
+})
+
+describe.each(backends)('the monolith with every domain on %s', (_backend, open) => {
+  const t = useBackendApp(open, (db) => monolithApp(db))
+
+  it('replicates its movies (the series the switch takes away)', async () => {
+    expect((await t.app.inject('/metrics')).body).toMatch(/^movie_replication_/m)
   })
 })
 
