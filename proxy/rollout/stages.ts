@@ -204,7 +204,8 @@ export function createStages(deps: StagesDeps): Stages {
     switchWrites(route, side, step) {
       const flag = splitFlag(route)
       return oneAtATime(route.name, async () => {
-        const from = writerSideOf(route, flags) ?? null
+        // A switch made through another replica a moment ago may not be in this one's flag yet: its fence knows.
+        const from = (await deps.fence.current(route.name)) ?? writerSideOf(route, flags) ?? null
         if (from === side) return stage(route)
         if (side === 'legacy' && isRetired(route)) throw new errors.ROUTE_RETIRED(route.name)
         const outcome = await checkNow(route)

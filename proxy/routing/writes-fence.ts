@@ -27,6 +27,8 @@ export interface WritesFence {
    * Never throws.
    */
   sideFor(route: string, flagSide: Side | undefined): Promise<Side | undefined>
+  /** The side the last switch decided while it is bridged (whatever this replica's flag says yet); undefined = none. */
+  current(route: string): Promise<Side | undefined>
   /** Holds the route's writes; false when another switch holds them already. */
   hold(route: string): Promise<boolean>
   /** Ends a hold: with the new side (bridged), or undefined = the switch gave up, the flag stands. */
@@ -37,14 +39,21 @@ const HOLD = 'hold'
 const POLL_MS = 25
 
 export function createWritesFence(options: WritesFenceOptions, deps: { redis?: Redis; logger: Logger }): WritesFence {
+  // Two keys per route: the hold (taken with NX: one switch at a time) and the new side (bridged).
   const local = new Map<string, { value: string; until: number }>()
   /** Per route, the switch whose side this replica's flag has shown already. */
   const caughtUp = new Map<string, string>()
   const key = (route: string) => `${options.keyPrefix}${route}`
-  async function read(route: string): Promise<string | undefined> {
-    if (deps.redis) return (await deps.redis.get(key(route))) ?? undefined
-    const entry = local.get(route)
+  const holdKey = (route: string) => `${options.keyPrefix}${route}:hold`
+  const fresh = (k: string) => {
+    const entry = local.get(k)
     return entry && entry.until > Date.now() ? entry.value : undefined
+  }
+  /** The hold if any, else the bridged side. */
+  async function read(route: string): Promise<string | undefined> {
+    if (!deps.redis) return fresh(holdKey(route)) ?? fresh(key(route))
+    const [hold, side] = await deps.redis.mget(holdKey(route), key(route))
+    return hold ?? side ?? undefined
   }
   return {
     async sideFor(route, flagSide) {
@@ -66,21 +75,26 @@ export function createWritesFence(options: WritesFenceOptions, deps: { redis?: R
         return undefined
       }
     },
+    async current(route) {
+      const value = deps.redis ? await deps.redis.get(key(route)) : fresh(key(route))
+      const side = value?.split(' ')[0]
+      return side === 'legacy' || side === 'target' ? side : undefined
+    },
     async hold(route) {
-      if (deps.redis) return (await deps.redis.set(key(route), HOLD, 'PX', options.holdMs, 'NX')) === 'OK'
-      if ((await read(route)) === HOLD) return false
-      local.set(route, { value: HOLD, until: Date.now() + options.holdMs })
+      if (deps.redis) return (await deps.redis.set(holdKey(route), HOLD, 'PX', options.holdMs, 'NX')) === 'OK'
+      if (fresh(holdKey(route))) return false
+      local.set(holdKey(route), { value: HOLD, until: Date.now() + options.holdMs })
       return true
     },
     async release(route, side) {
       const value = `${side} ${randomUUID()}`
       if (deps.redis) {
         if (side) await deps.redis.set(key(route), value, 'PX', options.bridgeMs)
-        else await deps.redis.del(key(route))
+        await deps.redis.del(holdKey(route))
         return
       }
-      if (side) local.set(route, { value, until: Date.now() + options.bridgeMs })
-      else local.delete(route)
+      if (side) local.set(key(route), { value, until: Date.now() + options.bridgeMs })
+      local.delete(holdKey(route))
     },
   }
 }

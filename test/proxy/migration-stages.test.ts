@@ -224,6 +224,12 @@ describe('two replicas sharing Redis and the flags file', () => {
       expect([read.headers['x-upstream'], read.headers['x-route-reason']]).toEqual(['movies-service', 'read-your-writes'])
       expect((await a.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'shared-2' } })).headers['x-upstream']).toBe('monolith')
       expect(await redis.pttl(`${prefix}movies:shared-1`)).toBeGreaterThan(0) // the mark expires by itself
+      // The next switch right after is not "in progress": the hold ended, only the new side is bridged.
+      legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
+      const back = await b.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'legacy', reason: 'and back' } })
+      expect([back.statusCode, back.json().writes]).toEqual([200, 'legacy'])
+      const write = await a.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'shared-3' }, payload: {} })
+      expect(write.headers['x-upstream']).toBe('monolith')
     } finally {
       await Promise.all(replicas.map((r) => r.close()))
       await redis.quit()
