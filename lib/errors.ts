@@ -34,6 +34,7 @@ export const errors = {
   // Services with a database (mapped by lib/db/http-errors.ts)
   DATABASE_UNAVAILABLE: define<[options?: { cause: unknown }]>('DATABASE_UNAVAILABLE', 503, 'database unavailable, try again shortly', RETRY_SOON),
   DUPLICATE_VALUE: define<[column: string]>('DUPLICATE_VALUE', 409, '%s already exists'),
+  DOMAIN_GONE: define<[domain: string]>('DOMAIN_GONE', 410, 'the %s domain is no longer served here: it moved to its own service'),
   MISSING_REFERENCE: define<[column: string]>('MISSING_REFERENCE', 400, '%s refers to a record that does not exist'),
   INVALID_VALUE: define<[reason: string]>('INVALID_VALUE', 400, 'invalid value: %s'),
 
@@ -87,6 +88,9 @@ export const errors = {
   NOTHING_TO_RAMP: define<[name: string]>('NOTHING_TO_RAMP', 409, 'route "%s" has no target: there is nothing to ramp'),
   NO_RAMP: define<[name: string]>('NO_RAMP', 404, 'route "%s" has had no ramp'),
   RAMP_CONFLICT: define<[reason: string]>('RAMP_CONFLICT', 409, '%s'),
+  STAGE_GUARD_REFUSED: define<[guard: string, value: string, limit: string, hint: string]>('STAGE_GUARD_REFUSED', 409, 'refused by the %s guard: %s (limit %s); %s'),
+  STAGE_REFUSED: define<[reason: string]>('STAGE_REFUSED', 409, '%s'),
+  ROUTE_RETIRED: define<[name: string]>('ROUTE_RETIRED', 409, 'route "%s" is retired: legacy is no longer used for it'),
   RAMP_STATE_UNAVAILABLE: define<[reason: string]>('RAMP_STATE_UNAVAILABLE', 503, 'ramp state unavailable (%s); retry', RETRY_SOON),
   ROUTE_NAME_REQUIRED: define<[]>('ROUTE_NAME_REQUIRED', 400, 'route is required, e.g. /admin/history?route=movies'),
   EXPLAIN_PATH_REQUIRED: define<[]>('EXPLAIN_PATH_REQUIRED', 400, 'path is required and must start with "/"'),

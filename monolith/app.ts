@@ -16,6 +16,8 @@ import { movieRoutes } from '../lib/movies/movie-routes.ts'
 import { registerOutbox, type OutboxConfig, type OutboxDeps } from '../lib/outbox/service.ts'
 import { MOVIE_STATE_TOPICS, registerMovieReplication } from '../lib/replication/service.ts'
 import type { MonolithConfig } from './config.ts'
+import { goneRoutes } from '../lib/http/gone.ts'
+import { PARITY_PATH } from '../lib/parity/parity-routes.ts'
 import { paymentRoutes } from './payments/payment-routes.ts'
 import { subscriptionRoutes } from './subscriptions/subscription-routes.ts'
 import { userRoutes } from './users/user-routes.ts'
@@ -29,7 +31,8 @@ export interface MonolithDeps {
   outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
-export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig>, deps: MonolithDeps): FastifyInstance {
+export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig> & Partial<Pick<MonolithConfig, 'disabledDomains'>>, deps: MonolithDeps): FastifyInstance {
+  const moviesOff = config.disabledDomains?.includes('movies') === true
   const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
@@ -37,11 +40,13 @@ export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforc
   app.register(httpMetrics, { registry })
   const tracer = deps.tracing?.tracer
   const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', extraTopics: MOVIE_STATE_TOPICS, tracer, ...deps.outbox })
-  // legacy-db's movies and the movies service's catalog-db kept in step through movie-state.
-  registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix, tracer })
+  // legacy-db's movies and the movies service's catalog-db kept in step through movie-state —
+  // until the movies domain is turned off here (the movies service owns it for good).
+  if (!moviesOff) registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix, tracer })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db, rules })
-  app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy'), rules })
+  if (moviesOff) app.register(goneRoutes, { domain: 'movies', paths: ['/api/movies', '/api/movies/*', PARITY_PATH] })
+  else app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy'), rules })
   app.register(paymentRoutes, { db: deps.db, rules })
   app.register(subscriptionRoutes, { db: deps.db, rules })
   return app

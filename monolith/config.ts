@@ -8,6 +8,7 @@ const spec = {
   ...databaseEnv,
   ...contractRulesEnv,
   ...outboxEnv,
+  disabledDomains: env.subsetOf('DISABLED_DOMAINS', ['movies'], 'domains turned off for good once a service owns them (movies: /api/movies answers 410, its replication stops)'),
 }
 
 export type MonolithConfig = ReturnType<typeof loadConfig>

@@ -23,6 +23,9 @@ import { createMetrics } from './observability/metrics.ts'
 import { opsRoutes } from './admin/ops-routes.ts'
 import { reserveInternalNamespace } from './edge/internal-namespace.ts'
 import { createParityMonitor } from './rollout/parity/parity-monitor.ts'
+import { createStages } from './rollout/stages.ts'
+import { createRecentWrites } from './routing/recent-writes.ts'
+import { createWritesFence } from './routing/writes-fence.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { localCoordination, redisCoordination } from './rollout/ramp/coordination.ts'
 import { createRampController } from './rollout/ramp/controller.ts'
@@ -81,6 +84,31 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const rolloutChanges = createRolloutChanges({ routes, flags, ledger, logger: deps.logger })
   const { changeRollout } = rolloutChanges
 
+  // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
+  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
+  // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
+  const writesFence = createWritesFence(
+    // The new side stays in the fence until every replica has seen the flag (a file is seen at once, Unleash on its next fetch).
+    { keyPrefix: config.writesFenceKeyPrefix, holdMs: config.writesSwitchHoldMs, bridgeMs: Math.max(30_000, 3 * config.unleashRefreshIntervalMs) },
+    { redis: deps.redis, logger: deps.logger },
+  )
+  const stages = createStages({
+    fence: writesFence,
+    flags,
+    parity,
+    ledger,
+    metrics,
+    logger: deps.logger,
+    limits: { maxLagSeconds: config.writesSwitchMaxLagSeconds, holdMs: config.writesSwitchHoldMs, retireWindowSeconds: config.retireWindowSeconds },
+  })
+  const recentWrites =
+    config.readYourWritesWindowMs > 0
+      ? createRecentWrites(
+          { windowMs: config.readYourWritesWindowMs, keyPrefix: config.readYourWritesKeyPrefix, maxLocal: 100_000 },
+          { redis: deps.redis, logger: deps.logger, caughtUpAt: (route) => stages.caughtUpAt(route) },
+        )
+      : undefined
+
   const trust = trustFunction(config.trustProxy)
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
@@ -100,14 +128,12 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
       : localCoordination(join(dirname(config.flagsFile), 'ramps.json'), deps.logger),
     changeRollout,
     recordAction: (entry) => ledger.append(entry),
+    readsMayGoBack: (route) => stages.readsMayGoBack(route),
     shadowTotals: (route) => shadow.totals(route),
     metrics,
     logger: deps.logger,
     tickMs: config.rampTickMs,
   })
-
-  // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
-  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
 
   const app = createHttpApp({
     logger: deps.logger,
@@ -132,7 +158,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity, stages, readYourWrites: metrics.readYourWrites })
     await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
@@ -148,6 +174,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     upgrades,
     explainToken,
     tracing,
+    recentWrites,
+    writesFence,
   })
 
   app.addHook('onClose', async () => {

@@ -130,6 +130,13 @@ const spec = {
   rampKeyPrefix: env.string('RAMP_KEY_PREFIX', 'cinemaabyss:ramp:', 'prefix of the ramp leases and state in Redis'),
   rampLeaseTtlMs: env.int('RAMP_LEASE_TTL_MS', 15_000, { min: 1_000, description: "a ramp lease's expiry: a replica that stops without giving it up is taken over after this" }),
   rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),
+  // Stages of a migration (proxy/rollout/stages.ts, proxy/routing/recent-writes.ts).
+  writesSwitchMaxLagSeconds: env.int('WRITES_SWITCH_MAX_LAG_SECONDS', 5, { min: 0, description: 'largest replication lag a switch of a route\'s writer side accepts (PUT /admin/routes/:name/writes; 409 above it unless forced)' }),
+  writesSwitchHoldMs: env.int('WRITES_SWITCH_HOLD_MS', 10_000, { min: 1_000, description: "longest a switch of a route's writer side holds the route's writes (on every replica) while the side losing them settles" }),
+  writesFenceKeyPrefix: env.string('WRITES_FENCE_KEY_PREFIX', 'cinemaabyss:writes:', "prefix of the writer switch's hold and new side in Redis"),
+  retireWindowSeconds: env.int('RETIRE_WINDOW_SECONDS', 60, { min: 0, description: 'how long parity must have held at 0 before POST /admin/routes/:name/retire is accepted' }),
+  readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),
+  readYourWritesKeyPrefix: env.string('READ_YOUR_WRITES_KEY_PREFIX', 'cinemaabyss:ryw:', 'prefix of the read-your-writes marks in Redis'),
   adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 

@@ -19,7 +19,9 @@ import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
 import { bufferRequestBodies } from './forward/request-body.ts'
 import { checkOptions } from './model/options.ts'
-import { SideOptions, decideRoute, requestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import { SAFE_METHODS, SideOptions, decideRoute, requestFacts, asksRecentWrites, writerSideOf, type BreakerStates, type RequestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import type { RecentWrites } from './routing/recent-writes.ts'
+import type { WritesFence } from './routing/writes-fence.ts'
 import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 import type { ProxyTracing } from './forward/tracing.ts'
@@ -51,6 +53,10 @@ export interface ProxyRoutesOptions {
   traffic?: TrafficRecorder
   /** WebSocket upgrades routed through the app (websocket.ts); absent = none arrive. */
   upgrades?: Upgrades
+  /** Read-your-writes marks (routing/recent-writes.ts); absent = reads follow the read flag only. */
+  recentWrites?: RecentWrites
+  /** The hold and new side of a writer switch in progress (routing/writes-fence.ts); absent = the flag alone. */
+  writesFence?: WritesFence
   /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
   explainToken?: string
   /** Tracing on (forward/tracing.ts): the decision on the request's span, a span per upstream attempt. */
@@ -198,6 +204,10 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const result = await attempt(rt, request, client, 'primary')
     if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, reason)
     if (result.kind === 'answer') return send(reply, result.answer, rt.upstream.name, reason)
+    // A read of a route retired from legacy has no fallback: the target's own answer, or a clear 502/503/504.
+    if (decision.fallback === 'none' && SAFE_METHODS.has(request.method)) {
+      return result.answer ? send(reply, result.answer, rt.upstream.name, reason) : unavailable(reply, reason, failureAnswer(result, rt.upstream.name))
+    }
     result.answer?.discard()
     if (decision.fallback === 'none') {
       // Not idempotent: it may have reached the target, so it is neither retried nor replayed on legacy.
@@ -216,15 +226,42 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     return reply.code(499).send(errorBody(new errors.CLIENT_GONE(), true))
   }
 
+  /**
+   * The routing decision with read-your-writes: a read the flag sends away from the route's
+   * writer side asks whether this client wrote there recently (and is decided again if so); a
+   * write to the writer side is remembered.
+   */
+  async function decide(route: Route, facts: RequestFacts, breakers?: BreakerStates, count = true): Promise<RouteDecision> {
+    let decision = decideRoute(route, facts, flags, breakers)
+    if (decision.reason === 'writes' && opts.writesFence && count) {
+      // A switch in progress: wait out its hold, then the side it decided (before the flag reached this replica).
+      const fencedWriter = await opts.writesFence.sideFor(route.name, writerSideOf(route, flags))
+      if (fencedWriter && fencedWriter !== decision.side) decision = decideRoute(route, { ...facts, fencedWriter }, flags, breakers)
+    }
+    const recentWrites = opts.recentWrites
+    if (!recentWrites || facts.identity === undefined) return decision
+    if (decision.reason === 'writes') {
+      if (count) await recentWrites.remember(route.name, facts.identity, decision.side)
+      return decision
+    }
+    if (!asksRecentWrites(route, decision, facts, flags)) return decision
+    const found = await recentWrites.lookup(route.name, facts.identity)
+    // Unknown (Redis did not answer): the writer side has every write, this client's included.
+    const recentWrite = found === 'unknown' ? writerSideOf(route, flags) : found
+    if (recentWrite === undefined || recentWrite === decision.side) return decision
+    if (count) metrics.readYourWrites.labels(route.name).inc()
+    return decideRoute(route, { ...facts, recentWrite }, flags, breakers)
+  }
+
   /** The decision this request would meet, breakers included, without calling anything (/admin/explain). */
-  function explain(route: Route, facts: ReturnType<typeof requestFacts>, reply: FastifyReply) {
+  async function explain(route: Route, facts: ReturnType<typeof requestFacts>, reply: FastifyReply) {
     reply.header(EXPLAIN_HEADER, 'decision')
     if (route.target && facts.setCookie) {
       const why = 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity'
       return reply.send({ route: route.name, upstream: null, why } satisfies ExplainedDecision)
     }
     const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
-    const { expected, fallback } = decideRoute(route, facts, flags, breakers)
+    const { expected, fallback } = await decide(route, facts, breakers, false)
     return reply.send({ route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback, why: expected.why ?? '' } satisfies ExplainedDecision)
   }
 
@@ -235,7 +272,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const signal = abortWhenClientGoes(reply)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
-    const decision = decideRoute(route, facts, flags)
+    const decision = await decide(route, facts)
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
     request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     tracing?.annotateDecision(request, route, decision, request.shadowTap !== null) // TRACING

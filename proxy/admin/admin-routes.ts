@@ -19,6 +19,9 @@ import { EXPLAIN_HEADER, type ExplainedDecision } from '../routing/explain.ts'
 import { adminTrafficRoutes } from './admin-traffic-routes.ts'
 import type { TrafficHistory } from './traffic-history.ts'
 import { adminParityRoutes } from './admin-parity-routes.ts'
+import { adminStageRoutes } from './admin-stage-routes.ts'
+import type { Stages } from '../rollout/stages.ts'
+import type { ProxyMetrics } from '../observability/metrics.ts'
 import type { ParityMonitor } from '../rollout/parity/parity-monitor.ts'
 
 export interface AdminRoutesOptions {
@@ -36,6 +39,10 @@ export interface AdminRoutesOptions {
   history: TrafficHistory
   /** Serves GET /admin/routes/:name/parity. */
   parity: ParityMonitor
+  /** Serves the writer side, retirement and GET /admin/routes/:name/stage. */
+  stages: Stages
+  /** The read-your-writes counter (proxy_read_your_writes_total), shown per route. */
+  readYourWrites: Pick<ProxyMetrics['readYourWrites'], 'get'>
   /** The proxy routes' explain secret (proxy-routes.ts, EXPLAIN_HEADER). */
   explainToken: string
 }
@@ -96,7 +103,15 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       legacy: upstreamState(route.legacy.name),
       ...(route.target ? { target: upstreamState(route.target.name) } : {}),
       ...(flag ? { flag: flag.flag, percent: flag.percent ?? null, source: flag.source, sticky: flag.sticky } : {}),
+      ...(route.target ? { stage: opts.stages.stage(route) } : {}),
     }
+  }
+
+  /** Each split route's read-your-writes hits on this proxy (the console's stage column). */
+  async function withReadYourWritesHits(states: Array<ReturnType<typeof routeState>>) {
+    const { values } = await opts.readYourWrites.get()
+    const hits = new Map(values.map((v) => [v.labels.route, v.value]))
+    return states.map((s) => (s.stage ? { ...s, stage: { ...s.stage, readYourWritesHits: hits.get(s.name) ?? 0 } } : s))
   }
 
   reserveAdminNamespace(app)
@@ -104,9 +119,10 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminRampRoutes, opts.ramps)
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
   await app.register(adminParityRoutes, { routes, parity: opts.parity })
+  await app.register(adminStageRoutes, { routes, stages: opts.stages, actorOf: adminActorOf })
 
   app.get('/admin/state', async () => ({
-    routes: routes.map(routeState),
+    routes: await withReadYourWritesHits(routes.map(routeState)),
     breakers: Object.fromEntries([...upstreams.values()].map((rt) => [rt.upstream.name, { state: rt.breaker.state(), stats: rt.breaker.stats() }])),
     flags: flags.status(),
     backendOverride: opts.allowBackendOverride,

@@ -32,7 +32,7 @@ export class FlagStates {
 
   refresh(features: ClientFeaturesResponse['features'], originOf: (flag: string) => FlagOrigin): void {
     this.states.clear()
-    for (const f of features) this.states.set(f.name, { flag: f.name, ...rolloutOf(f), source: originOf(f.name) })
+    for (const f of features) this.states.set(f.name, { flag: f.name, ...rolloutOf(f), source: originOf(f.name), defined: true })
   }
 
   summary(): Record<string, number | 'custom'> {
@@ -40,6 +40,6 @@ export class FlagStates {
   }
 
   get(flag: string, fallbackOrigin: FlagOrigin): FlagState {
-    return this.states.get(flag) ?? { flag, percent: 0, sticky: true, source: fallbackOrigin }
+    return this.states.get(flag) ?? { flag, percent: 0, sticky: true, source: fallbackOrigin, defined: false }
   }
 }

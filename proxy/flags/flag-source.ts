@@ -10,6 +10,8 @@ export interface FlagState {
   sticky: boolean
   /** Which source the current definition came from. */
   source: FlagOrigin
+  /** True when the source defines the flag (false/absent: the state is the default of a flag nobody defined). */
+  defined?: boolean
 }
 
 export interface FlagSourceStatus {

@@ -118,7 +118,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger): 
       const feature: Feature = await admin.setRollout(flag, percent)
       const evaluator = await offlineEvaluator({ version: 2, features: [feature] }, config.unleashAppName)
       written.get(flag)?.evaluator.destroy()
-      const state: FlagState = { flag, ...rolloutOf(feature), source: 'unleash' }
+      const state: FlagState = { flag, ...rolloutOf(feature), source: 'unleash', defined: true }
       written.set(flag, { state, evaluator, before })
       logger.info({ flag, percent, project: config.unleashProject, environment: config.unleashEnvironment }, 'rollout written to Unleash')
       changed()

@@ -100,6 +100,29 @@ export function createMetrics() {
     registers: [registry],
   })
 
+  // Stages of a migration (proxy/routing/recent-writes.ts, proxy/rollout/stages.ts).
+  const readYourWrites = new Counter({
+    name: 'proxy_read_your_writes_total',
+    help: "Reads sent to the route's writer side instead of the side the read flag picked, because the client wrote there recently (x-route-reason: read-your-writes)",
+    labelNames: ['route'] as const,
+    registers: [registry],
+  })
+  const writesSide = new Gauge({
+    name: 'proxy_writes_side',
+    help: "A split route's writer side as this replica sees it: 0 legacy, 1 target (routes with a writer-side flag only)",
+    labelNames: ['route'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+
+  const rampFrozen = new Gauge({
+    name: 'proxy_ramp_frozen',
+    help: "1 while a route's ramp is frozen: the guard breached while writes were on the target, and reads wait for parity 0 before going back to legacy. Alerted on",
+    labelNames: ['route'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+
   const ledgerStoreErrors = new Counter({
     name: 'proxy_ledger_store_errors_total',
     help: 'Rollout ledger entries the store (Redis or the ledger file) did not take; each is still in the proxy log',
@@ -144,6 +167,9 @@ export function createMetrics() {
     breakerState,
     breakerEvents,
     upstreamFailures,
+    readYourWrites,
+    writesSide,
+    rampFrozen,
     fallbacks,
     rollout,
     flagSourceUp,

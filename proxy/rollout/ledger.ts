@@ -22,6 +22,17 @@ export interface LedgerEntry {
   actor: string
   reason: string
   source: LedgerSource
+  /** What moved (proxy/rollout/stages.ts): the read percentage (absent = reads), the writer side, the freeze of a ramp, the retirement of legacy. */
+  stage?: 'reads' | 'writes' | 'freeze' | 'retire'
+  /** For a change of the writer side: the sides (null = writes followed the read flag). */
+  fromSide?: 'legacy' | 'target' | null
+  toSide?: 'legacy' | 'target'
+  /** The guard values at the moment of the change (parity drift, lag, unreplicated changes, …). */
+  guard?: Record<string, number | string | boolean | null>
+  /** The step was forced past a refusing guard. */
+  forced?: boolean
+  /** Differing ids and paths of the parity check behind an automatic action. */
+  sample?: unknown
   /** Tracing on: the trace of the request (or ramp step) that made the change. */
   traceId?: string
 }
@@ -83,7 +94,23 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
     kind: store.kind,
     location: store.location,
     async append(given) {
-      const entry: LedgerEntry = { at: given.at ?? new Date().toISOString(), route: given.route, flag: given.flag, from: given.from, to: given.to, actor: given.actor, reason: given.reason, source: given.source }
+      const { stage, fromSide, toSide, guard, forced, sample } = given
+      const entry: LedgerEntry = {
+        at: given.at ?? new Date().toISOString(),
+        route: given.route,
+        flag: given.flag,
+        from: given.from,
+        to: given.to,
+        actor: given.actor,
+        reason: given.reason,
+        source: given.source,
+        ...(stage ? { stage } : {}),
+        ...(fromSide !== undefined ? { fromSide } : {}),
+        ...(toSide ? { toSide } : {}),
+        ...(guard ? { guard } : {}),
+        ...(forced ? { forced } : {}),
+        ...(sample !== undefined ? { sample } : {}),
+      }
       const traceId = deps.traceId?.() // TRACING
       if (traceId) entry.traceId = traceId
       deps.logger.info({ ledger: entry }, `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'} by ${entry.actor} (${entry.source})`)

@@ -14,8 +14,33 @@ import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 
 /** x-route-reason values. */
-export type RouteReason = 'default' | 'flag' | 'sticky' | 'override' | 'fallback'
+export type RouteReason = 'default' | 'flag' | 'sticky' | 'override' | 'fallback' | 'writes' | 'read-your-writes'
 export type Side = 'legacy' | 'target'
+
+/**
+ * The writer side of a split route is a second flag beside the read flag, `<flag>-writes`
+ * (the flags file and Unleash alike): on at 100 % = writes go to the target, anything else =
+ * legacy. A route whose source does not define it keeps the behaviour before writer sides
+ * existed: writes follow the read flag.
+ */
+export const writesFlagOf = (flag: string): string => `${flag}-writes`
+
+/** Set (on at 100 %) once legacy is retired for the route (POST /admin/routes/:name/retire): everything goes to the target, with no fallback. */
+export const retiredFlagOf = (flag: string): string => `${flag}-retired`
+
+function isRetired(route: Route, flags: Pick<FlagSource, 'state'>): boolean {
+  if (!route.flag) return false
+  const retired = flags.state(retiredFlagOf(route.flag))
+  return retired.defined === true && retired.percent === 100
+}
+
+/** The side every write of the route goes to; undefined = no writer side (writes follow the read flag). */
+export function writerSideOf(route: Route, flags: Pick<FlagSource, 'state'>): Side | undefined {
+  if (!route.target || !route.flag) return undefined
+  const writes = flags.state(writesFlagOf(route.flag))
+  if (writes.defined !== true) return undefined
+  return writes.percent === 100 ? 'target' : 'legacy'
+}
 
 export type IdentitySource = 'header' | 'query' | 'cookie' | 'new'
 
@@ -68,6 +93,10 @@ export interface RequestFacts {
   identity?: string
   /** The QA override (X-Backend), when allowed and given. */
   override?: Side
+  /** The side this identity's last write on the route went to, while read-your-writes holds it (recent-writes.ts). */
+  recentWrite?: Side
+  /** The writer side a switch in progress decided, before the flag reached every replica (writes-fence.ts). */
+  fencedWriter?: Side
 }
 
 /** Breaker state of the route's upstreams; absent = closed. */
@@ -99,7 +128,12 @@ export interface RouteDecision {
 export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, breakers: BreakerStates = {}): RouteDecision {
   let side: Side = 'legacy'
   let reason: RouteReason = 'default'
-  if (route.target) {
+  const retired = route.target !== undefined && isRetired(route, flags)
+  const writer = route.target && !SAFE_METHODS.has(facts.method) ? (facts.fencedWriter ?? writerSideOf(route, flags)) : undefined
+  if (retired) [side, reason] = ['target', 'flag']
+  // Writes have one side, whatever X-Backend asks.
+  else if (writer) [side, reason] = [writer, 'writes']
+  else if (route.target) {
     if (facts.override) [side, reason] = [facts.override, 'override']
     else {
       const flag = route.flag!
@@ -109,17 +143,25 @@ export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, 
       const partial = percent === undefined || (percent > 0 && percent < 100)
       side = on ? 'target' : 'legacy'
       reason = partial && sticky ? 'sticky' : 'flag'
+      // A client that just wrote reads where its write went until the other store has it.
+      if (facts.recentWrite && facts.recentWrite !== side && SAFE_METHODS.has(facts.method)) [side, reason] = [facts.recentWrite, 'read-your-writes']
     }
   }
-  const fallback = side === 'target' && SAFE_METHODS.has(facts.method) ? 'legacy' : 'none'
+  const fallback = side === 'target' && SAFE_METHODS.has(facts.method) && !retired ? 'legacy' : 'none'
   const legacyOpen = breakers.legacy === 'open'
   const upstream = side === 'target' ? route.target!.name : route.legacy.name
   const legacyDown = `${route.legacy.name} circuit is open: 503 with Retry-After`
   const chose = !route.target
     ? `route "${route.name}" always goes to ${route.legacy.name}`
-    : reason === 'override'
+    : retired
+      ? `route "${route.name}" is retired from ${route.legacy.name}: everything goes to ${route.target.name}, with no fallback`
+      : reason === 'override'
       ? `X-Backend sends it to ${side}`
-      : `${route.flag} sends this identity to ${side === 'target' ? 'the target' : 'legacy'}`
+      : reason === 'writes'
+        ? `${facts.method} changes data: writes of route "${route.name}" go to ${side} (${writesFlagOf(route.flag!)})`
+        : reason === 'read-your-writes'
+          ? `this identity wrote to ${side} recently: it reads there until the other store has the write`
+          : `${route.flag} sends this identity to ${side === 'target' ? 'the target' : 'legacy'}`
   let expected: RouteDecision['expected']
   if (side === 'legacy') expected = legacyOpen ? { upstream: 'proxy', reason, status: 503, why: legacyDown } : { upstream, reason, why: chose }
   else if (breakers.target !== 'open') expected = { upstream, reason, why: chose }
@@ -144,6 +186,16 @@ export interface RequestView {
   method: string
   headers: Record<string, string | string[] | undefined>
   query: unknown
+}
+
+/**
+ * Whether read-your-writes has to be asked about this request: a read (no override) of a split
+ * route with a writer side. Asked even when the read flag picks the writer side: the replica that
+ * took the write may have seen a newer writer side than this one.
+ */
+export function asksRecentWrites(route: Route, decision: RouteDecision, facts: RequestFacts, flags: Pick<FlagSource, 'state'>): boolean {
+  if (!SAFE_METHODS.has(facts.method) || facts.identity === undefined || decision.reason === 'override' || isRetired(route, flags)) return false
+  return writerSideOf(route, flags) !== undefined
 }
 
 /** The facts of a live request; `setCookie` when the client had no identity yet (the proxy made one up). */

@@ -121,6 +121,13 @@ export class ConsolePage {
     await this.page.getByRole('button', { name: action, exact: true }).click()
   }
 
+  /** A stage button (the writer side, retirement), with the reason typed in and "force" ticked or not. */
+  async stageAction(action: 'Writes to the target' | 'Writes back to legacy' | 'Retire legacy', reason: string, force = false): Promise<void> {
+    await this.page.getByLabel('Reason for the step').fill(reason)
+    await this.page.getByLabel('Force past a refusing guard').setChecked(force)
+    await this.page.getByRole('button', { name: action, exact: true }).click()
+  }
+
   rampResult(): Locator {
     return this.page.locator('#ramp-result')
   }

@@ -21,6 +21,8 @@ if (!executable) {
 
 /** A route with no ramp yet answers GET .../ramp with 404 (the panel says "No ramp on this route"); the browser logs it all the same. */
 const NO_RAMP_YET = /status of 404 .*\/admin\/routes\/[a-z0-9-]+\/ramp\)$/
+/** A guarded stage step the test expects refused (409); the browser logs it all the same. */
+const STAGE_REFUSED = /status of 409 .*\/admin\/routes\/[a-z0-9-]+\/(writes|retire)\)$/
 
 /** One proxy (with stub upstreams, listening on 127.0.0.1) and one browser for a describe block; each test opens its page as ctx.page. */
 function useConsole(env: Record<string, string>) {
@@ -34,7 +36,7 @@ function useConsole(env: Record<string, string>) {
   })
   afterEach(async () => {
     // Every state the page went through ran under the CSP without a violation or a console error.
-    const problems = ctx.page?.problemsExcept(NO_RAMP_YET) ?? []
+    const problems = ctx.page?.problemsExcept(new RegExp(`${NO_RAMP_YET.source}|${STAGE_REFUSED.source}`)) ?? []
     await ctx.page?.close()
     ctx.page = undefined
     expect(problems).toEqual([])
@@ -290,5 +292,30 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
     // The diffs one click away: both sides' values at the differing JSON path.
     await expect.poll(() => ctx.page!.page.locator('#diffs-list td code').allTextContents(), { timeout: 10_000 }).toEqual(expect.arrayContaining(['$.upstream', '"monolith"', '"movies-service"']))
     await ctx.page.screenshot('ramp-rolled-back')
+  })
+
+  it("shows each split route's stage; a guarded step is a button that shows the guard's refusal; the ledger shows the stage change", async () => {
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    await ctx.page.loginAndWait(ADMIN_TOKEN)
+    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes follow reads · drift \? · lag \? · 0 RYW$/)
+    expect(await ctx.page.cell('events', 'stage').textContent()).toBe('—')
+    await ctx.page.openRoute('movies')
+    const result = ctx.page.page.locator('#stage-result')
+    // The stubs serve no parity digest: the parity guard cannot say, and the step is refused, naming it.
+    await ctx.page.stageAction('Writes to the target', 'catalog-db backfilled')
+    await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Refused \(409\): refused by the parity guard: unknown \(monolith: the parity summary is not/)
+    await ctx.page.stageAction('Writes to the target', 'staging: no parity endpoint on the stubs', true)
+    await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Done \(PUT \/admin\/routes\/movies\/writes\)/)
+    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent(), { timeout: 10_000 }).toMatch(/^writes target · /)
+    await expect.poll(() => ctx.page!.page.locator('#stage-state').textContent(), { timeout: 10_000 }).toMatch(/^writes target · .* · reads 0 %$/)
+    await ctx.page.filterLedger('movies')
+    await expect.poll(() => ctx.page!.page.locator('#ledger tbody [data-stage="writes"]').first().textContent(), { timeout: 10_000 }).toMatch(/^writes with reads → target FORCED \[parity unavailable, why monolith: /)
+    // Retiring needs reads at 100 %: refused with the reason.
+    await ctx.page.stageAction('Retire legacy', 'too early')
+    await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Refused \(409\): reads of route "movies" are at 0 %, not 100 % on the target/)
+    await ctx.page.screenshot('stage')
+    // Back as it was for the other tests of this proxy.
+    await ctx.page.stageAction('Writes back to legacy', 'end of the console test', true)
+    await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Done/)
   })
 })

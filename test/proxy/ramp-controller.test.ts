@@ -55,6 +55,9 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
   const metrics = createMetrics()
   const dir = opts.dir
   const logs = captureLogs()
+  /** What stages.ts would answer: whether readers may go back to legacy (writes on the target, parity). */
+  const parity = { ok: true, drift: 0 }
+  const actions: Array<Record<string, unknown>> = []
   const ramps = createRampController({
     routes,
     traffic,
@@ -71,6 +74,8 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
       changes.push({ percent, why })
     },
     shadowTotals: () => ({ ...shadow }),
+    recordAction: async (entry) => void actions.push(entry),
+    readsMayGoBack: async () => ({ ok: parity.ok, guard: { drift: parity.drift, unreplicatedToLegacy: parity.ok ? 0 : 3 }, sample: { missingOnLegacy: parity.ok ? [] : ['41'] } }),
     metrics,
     logger: logs.logger,
     tickMs: 1_000,
@@ -82,7 +87,7 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
       traffic.record('movies', toTarget ? 'movies-service' : 'monolith', toTarget && i < errors ? 500 : 200, 'sticky', 3)
     }
   }
-  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir, failures, logs }
+  return { ramps, changes, flag, breaker, shadow, traffick, metrics, dir, failures, logs, parity, actions }
 }
 
 let controllers: RampController[] = []
@@ -175,6 +180,36 @@ describe('ramp controller', () => {
     await vi.advanceTimersByTimeAsync(2_000)
     expect(s.flag.percent).toBe(0)
     expect(await s.ramps.view('movies')).toMatchObject({ state: 'rolled_back', pendingRollout: null })
+  })
+
+  it('freezes instead of rolling back while readers may not go back (writes on the target), and rolls back once parity is 0', async () => {
+    const s = started(setup())
+    await s.ramps.startRamp('movies', { steps: [10, 50, 100], intervalSeconds: 60, ...limits }, 'alice')
+    s.parity.ok = false
+    s.parity.drift = 2
+    s.traffick(1000, 15)
+    await vi.advanceTimersByTimeAsync(1_000)
+    const frozen = await s.ramps.view('movies')
+    expect(frozen).toMatchObject({ state: 'paused', percent: 10, nextStepAt: null, frozen: { breach: { signal: 'error_rate', value: 15, limit: 5 } } })
+    expect(frozen.reason).toMatch(/^frozen at 10 % \(step 1 of 3\) by the guard: target 5xx rate 15 % > limit 5 %; writes are on the target.*drift 2, 3 changes not on legacy/)
+    expect(s.flag.percent).toBe(10)
+    expect(s.actions).toEqual([
+      expect.objectContaining({ route: 'movies', from: 10, to: 10, actor: 'guard', source: 'guard', stage: 'freeze', guard: expect.objectContaining({ drift: 2, unreplicatedToLegacy: 3, errorRatePercent: 15 }), sample: { missingOnLegacy: ['41'] } }),
+    ])
+    expect(metric(await s.metrics.registry.metrics(), 'proxy_ramp_frozen{route="movies"}')).toBe(1)
+    // No further step while frozen, however long it holds.
+    s.traffick(1000)
+    await vi.advanceTimersByTimeAsync(120_000)
+    expect(s.flag.percent).toBe(10)
+    // Parity 0: the readers go back, as the breach asked.
+    s.parity.ok = true
+    s.parity.drift = 0
+    await vi.advanceTimersByTimeAsync(1_000)
+    const back = await s.ramps.view('movies')
+    expect(back).toMatchObject({ state: 'rolled_back', percent: 0, frozen: null })
+    expect(back.reason).toMatch(/rolled back by the guard after a freeze: target 5xx rate 15 % > limit 5 %; parity is 0 now/)
+    expect(s.flag.percent).toBe(0)
+    expect(metric(await s.metrics.registry.metrics(), 'proxy_ramp_frozen{route="movies"}')).toBe(0)
   })
 
   it('pauses (no steps), resumes, and rolls back by hand', async () => {

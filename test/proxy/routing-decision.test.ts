@@ -17,6 +17,17 @@ const flagAt = (percent: number | undefined, on: string[] = [], sticky = true): 
   state: (flag) => ({ flag, percent, sticky, source: 'file' }),
 })
 
+/** A flag view with the route's stage flags defined: the writer side and, optionally, retirement. */
+const staged = (percent: number, on: string[], writes: 'legacy' | 'target', retired = false): FlagView => ({
+  isEnabled: (_flag, id) => on.includes(id),
+  state: (flag) =>
+    flag === 'users-migration-writes'
+      ? { flag, percent: writes === 'target' ? 100 : 0, sticky: true, source: 'file', defined: true }
+      : flag === 'users-migration-retired'
+        ? { flag, percent: retired ? 100 : 0, sticky: true, source: 'file', defined: retired }
+        : { flag, percent, sticky: true, source: 'file', defined: true },
+})
+
 type Row = [what: string, route: Route, facts: RequestFacts, flags: FlagView, breakers: { legacy?: BreakerStateName; target?: BreakerStateName }, expected: object]
 
 const rows: Row[] = [
@@ -36,6 +47,13 @@ const rows: Row[] = [
   ['target circuit open, DELETE: 503', split, { method: 'DELETE', identity: 'b' }, flagAt(30, ['b']), { target: 'open' }, { side: 'target', expected: { upstream: 'proxy', reason: 'sticky', status: 503 } }],
   ['both circuits open, GET: 503 after the fallback', split, { method: 'GET', identity: 'b' }, flagAt(30, ['b']), { target: 'open', legacy: 'open' }, { expected: { upstream: 'proxy', reason: 'fallback', status: 503 } }],
   ['target half-open: the trial goes to the target', split, { method: 'GET', identity: 'b' }, flagAt(30, ['b']), { target: 'halfOpen' }, { expected: { upstream: 'users-service', reason: 'sticky' } }],
+  ['writer side legacy: a write goes there though the read flag says target', split, { method: 'POST', identity: 'b' }, staged(30, ['b'], 'legacy'), {}, { side: 'legacy', reason: 'writes', fallback: 'none' }],
+  ['writer side target: a write goes there though the read flag says legacy', split, { method: 'DELETE', identity: 'a' }, staged(30, ['b'], 'target'), {}, { side: 'target', reason: 'writes', fallback: 'none' }],
+  ['writer side wins over X-Backend for writes', split, { method: 'PUT', override: 'legacy' }, staged(100, ['a'], 'target'), {}, { side: 'target', reason: 'writes' }],
+  ['a read still follows the read flag', split, { method: 'GET', identity: 'b' }, staged(30, ['b'], 'legacy'), {}, { side: 'target', reason: 'sticky', fallback: 'legacy' }],
+  ['a read after a write: read-your-writes sends it where the write went', split, { method: 'GET', identity: 'b', recentWrite: 'legacy' }, staged(30, ['b'], 'legacy'), {}, { side: 'legacy', reason: 'read-your-writes', fallback: 'none' }],
+  ['a write during a switch: the fence\'s side before the flag arrives', split, { method: 'POST', identity: 'a', fencedWriter: 'target' }, staged(0, [], 'legacy'), {}, { side: 'target', reason: 'writes' }],
+  ['retired: everything to the target, a read has no fallback, X-Backend ignored', split, { method: 'GET', override: 'legacy' }, staged(100, [], 'target', true), { target: 'open' }, { side: 'target', reason: 'flag', fallback: 'none', expected: { upstream: 'proxy', status: 503 } }],
   ['target circuit open does not matter on the legacy side', split, { method: 'POST', identity: 'a' }, flagAt(30, ['b']), { target: 'open' }, { side: 'legacy', expected: { upstream: 'monolith', reason: 'sticky' } }],
 ]
 

@@ -120,7 +120,7 @@ describe('rollout changes through the Unleash Admin API', () => {
   beforeAll(async () => {
     redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
     await once(redis, 'ready')
-    const replica = { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '2000', LEDGER_REDIS_KEY: ledgerKey }
+    const replica = { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '2000', LEDGER_REDIS_KEY: ledgerKey, WRITES_FENCE_KEY_PREFIX: `${ledgerKey}:writes:` }
     writer = await startProxy(stubs, { ...replica, UNLEASH_ADMIN_TOKEN: ADMIN, ADMIN_TOKENS: `carol:${CAROL}` }, { redis })
     peer = await startProxy(stubs, replica, { redis })
     for (const p of [writer, peer]) await eventually('the replicas to follow Unleash', async () => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
@@ -247,6 +247,28 @@ describe('rollout changes through the Unleash Admin API', () => {
       await ramper.close()
     }
     for (const p of [proxy, writer, peer]) await eventually('the replicas to be back at 60 %', async () => (await percentIn(p)) === 60)
+  })
+
+  it("switches the writer side through Unleash (movies-migration-writes): every replica follows, the ledger says who and why", async () => {
+    const WRITES = '/projects/default/features/movies-migration-writes'
+    await unleashApi('POST', '/projects/default/features', { name: 'movies-migration-writes', type: 'release', description: 'movies route writer side: 100 % = target' })
+    await unleashApi('POST', `${WRITES}/environments/development/strategies`, { ...rollout(0), parameters: { groupId: 'movies-migration-writes', rollout: '0', stickiness: 'default' } })
+    await unleashApi('POST', `${WRITES}/environments/development/on`)
+    const writesIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().writes
+    for (const p of [writer, peer]) await eventually('the replicas to see the writer side in Unleash', async () => (await writesIn(p)) === 'legacy')
+    // The stubs serve no parity digest: the guard cannot compare, so the switch is forced, with a reason.
+    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: carol, payload: { side: 'target', reason: 'stubs: no parity', force: true } })
+    expect([res.statusCode, res.json().writes]).toEqual([200, 'target'])
+    const strategy = (await unleashApi('GET', WRITES)).environments.find((e: { name: string }) => e.name === 'development').strategies[0]
+    expect(strategy.parameters.rollout).toBe('100')
+    await eventually('the peer to follow Unleash', async () => (await writesIn(peer)) === 'target')
+    const write = await peer.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'unleash-writer' }, payload: {} })
+    expect([write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual(['movies-service', 'writes'])
+    expect((await ledger(writer))[0]).toMatchObject({ stage: 'writes', fromSide: 'legacy', toSide: 'target', actor: 'carol', reason: 'stubs: no parity', forced: true })
+    // Back as the other tests expect it: writes follow no writer side once the flag is gone.
+    await unleashApi('DELETE', `${WRITES}`).catch(async () => {
+      await unleashApi('POST', `${WRITES}/environments/development/off`)
+    })
   })
 })
 

@@ -5,20 +5,16 @@
 // written on the movies service reach legacy-db; Kafka is killed (SIGKILL, by its pid) and
 // restarted during each phase; ids never collide; the proxy's parity check finds no drift, and
 // no change was applied twice.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
-import { isAlive } from '../kafka/helpers.ts'
+import type { RunningKafka } from '../../dev/kafka/launcher.ts'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
-import { ownedDatabase, withCredentialsOf, type OwnedDatabase } from './support.ts'
+import { killKafka, startTwoStores, withCredentialsOf, type OwnedDatabase, type TwoStores } from './support.ts'
 
 interface Movie {
   id: number
@@ -28,18 +24,18 @@ interface Movie {
   rating: number
 }
 
-let kafkaDir: string
+let stores: TwoStores
 let kafka: RunningKafka
 let legacyDb: OwnedDatabase
 let catalogDb: OwnedDatabase
 let monolith: ServiceProcess
 let movies: ServiceProcess | undefined
 let proxy: ServiceProcess | undefined
-const serviceEnv = () => ({ KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_LOG_LEVEL: 'nothing', KAFKA_TOPIC_PARTITIONS: '3', LOG_LEVEL: 'warn' })
+const serviceEnv = () => stores.serviceEnv()
 
 beforeAll(async () => {
-  kafkaDir = mkdtempSync(join(tmpdir(), 'test-replication-kafka-'))
-  ;[kafka, legacyDb, catalogDb] = await Promise.all([startKafka({ dataDir: kafkaDir }), ownedDatabase(pgAdminUrl(), 'legacy'), ownedDatabase(pgAdminUrl(), 'catalog')])
+  stores = await startTwoStores(pgAdminUrl())
+  ;({ kafka, legacyDb, catalogDb } = stores)
   monolith = await startService('monolith/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: legacyDb.url })
 }, 180_000)
 
@@ -47,10 +43,7 @@ afterAll(async () => {
   await proxy?.stop()
   await movies?.stop()
   await monolith?.stop()
-  await kafka?.stop()
-  if (kafkaDir) rmSync(kafkaDir, { recursive: true, force: true })
-  await legacyDb?.drop()
-  await catalogDb?.drop()
+  await stores?.close()
 })
 
 async function list(service: ServiceProcess): Promise<Movie[]> {
@@ -87,19 +80,13 @@ async function writeThroughKafkaCrash(service: ServiceProcess, prefix: string, c
     while (next < count) {
       const i = next++
       created.push(await create(service, `${prefix} ${i}`, i))
-      if (created.length >= Math.floor(count / 3)) killed ??= killKafka()
+      if (created.length >= Math.floor(count / 3)) killed ??= killKafka(kafka)
       if (created.length >= Math.floor((2 * count) / 3)) restarted ??= killed!.then(() => kafka.restart())
     }
   }
   await Promise.all(Array.from({ length: 8 }, worker))
   await restarted
   return created
-}
-
-async function killKafka(): Promise<void> {
-  const pid = kafka.pid
-  process.kill(pid, 'SIGKILL')
-  await eventually('the Kafka JVM is gone', () => !isAlive(pid), 20_000)
 }
 
 const byId = (a: Movie, b: Movie) => a.id - b.id

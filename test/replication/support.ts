@@ -2,6 +2,12 @@
 // owned by a login role of its own that cannot connect to the other's (as in compose and the
 // chart), migrated with its own schema.
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startKafka, type RunningKafka } from '../../dev/kafka/launcher.ts'
+import { isAlive } from '../kafka/helpers.ts'
+import { eventually } from '../helpers/poll.ts'
 import { admin } from '../../dev/pg-admin.ts'
 import { loadMigrationSet, migrate, type MigrationSet } from '../../lib/db/migrate.ts'
 import { createPgDatabase } from '../../lib/db/pg-database.ts'
@@ -54,4 +60,39 @@ export function withCredentialsOf(target: OwnedDatabase, other: OwnedDatabase): 
   url.username = theirs.username
   url.password = theirs.password
   return url.toString()
+}
+
+/** Kills the test's Kafka broker (SIGKILL, by its pid) and waits until the JVM is gone. */
+export async function killKafka(kafka: RunningKafka): Promise<void> {
+  const pid = kafka.pid
+  process.kill(pid, 'SIGKILL')
+  await eventually('the Kafka JVM is gone', () => !isAlive(pid), 20_000)
+}
+
+/** The two stores of the catalog's tests and the Kafka between them, all of the test file's own. */
+export interface TwoStores {
+  kafka: RunningKafka
+  legacyDb: OwnedDatabase
+  catalogDb: OwnedDatabase
+  /** What the monolith and the movies service are started with (besides their database). */
+  serviceEnv(): Record<string, string>
+  /** Stops Kafka and drops both databases (stop the services first). */
+  close(): Promise<void>
+}
+
+export async function startTwoStores(adminUrl: string): Promise<TwoStores> {
+  const kafkaDir = mkdtempSync(join(tmpdir(), 'test-two-stores-kafka-'))
+  const [kafka, legacyDb, catalogDb] = await Promise.all([startKafka({ dataDir: kafkaDir }), ownedDatabase(adminUrl, 'legacy'), ownedDatabase(adminUrl, 'catalog')])
+  return {
+    kafka,
+    legacyDb,
+    catalogDb,
+    serviceEnv: () => ({ KAFKA_BROKERS: kafka.brokers.join(','), KAFKA_LOG_LEVEL: 'nothing', KAFKA_TOPIC_PARTITIONS: '3', LOG_LEVEL: 'warn' }),
+    async close() {
+      await kafka.stop()
+      rmSync(kafkaDir, { recursive: true, force: true })
+      await legacyDb.drop()
+      await catalogDb.drop()
+    },
+  }
 }

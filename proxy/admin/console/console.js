@@ -6,7 +6,7 @@ import { renderChart } from './chart.js'
 import { $, h } from './dom.js'
 import { RAMP_TEMPLATES, loadDiffs, loadLedger, loadRamp, rampRequest, shadowRequest } from './panels.js'
 import { loadParity } from './parity.js'
-import { renderRoutes } from './routes-table.js'
+import { renderRoutes, stageText } from './routes-table.js'
 
 const POLL_MS = 2000
 let open = null // the route whose details are shown
@@ -70,6 +70,7 @@ async function refreshDetail() {
   if (!current()) return
   if (history.ok && history.body?.route === name) renderChart($('#chart'), name, history.body)
   else $('#chart').replaceChildren(h('p', { class: 'error' }, history.ok ? `history of another route than ${name}` : history.error))
+  if (route.target) $('#stage-state').replaceChildren(route.stage ? stageText(route.stage) : '', route.stage ? ` · reads ${route.stage.readPercent ?? 'custom'} %` : '')
   if (route.target) await Promise.all([loadRamp($('#ramp-state'), name, current), loadDiffs($('#diffs-summary'), $('#diffs-list'), name, current), loadParity($('#parity-state'), name, current)])
 }
 
@@ -86,7 +87,8 @@ function openRoute(name, focus) {
   const route = knownRoutes.find((r) => r.name === name)
   $('#detail').hidden = false
   $('#detail-name').textContent = `${name} (${route?.prefix ?? ''})`
-  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form']) $(id).hidden = !route?.target
+  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form', '#stage-form']) $(id).hidden = !route?.target
+  $('#stage-state').textContent = route?.target ? '' : 'This route has no target: no stages.'
   $('#ramp-state').textContent = route?.target ? '' : 'This route has no target: nothing to move.'
   $('#diffs-summary').textContent = ''
   $('#diffs-list').replaceChildren()
@@ -149,6 +151,18 @@ function wire() {
     event.preventDefault()
     const action = event.submitter?.value ?? 'start'
     steer($('#ramp-result'), rampRequest(open, action, templates.value, $('#ramp-reason').value.trim()))
+  })
+  // Each guarded step is a button; a refusal shows the guard, its value and its limit (steer).
+  $('#stage-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    const action = event.submitter?.value ?? 'writes-target'
+    const reason = $('#stage-reason').value.trim()
+    const force = $('#stage-force').checked ? { force: true } : {}
+    const request =
+      action === 'retire'
+        ? { path: routePath(open, 'retire'), method: 'POST', body: { reason, ...force } }
+        : { path: routePath(open, 'writes'), method: 'PUT', body: { side: action === 'writes-legacy' ? 'legacy' : 'target', reason, ...force } }
+    steer($('#stage-result'), request)
   })
   $('#parity-check').addEventListener('click', () => guarded(() => loadParity($('#parity-state'), open, undefined, { now: true })))
   $('#shadow-form').addEventListener('submit', (event) => {

@@ -82,6 +82,16 @@ export const shadowRequest = (route, percent, ignoreText) => ({
 })
 
 /** GET /admin/ledger?route=&limit= → entries: time, route, flag, from → to, actor, reason. */
+/** What a ledger entry moved: reads (percent), the writer side, a freeze, the retirement; with the guard values of the moment. */
+function changeText(e) {
+  const guard = e.guard ? ` [${Object.entries(e.guard).filter(([k]) => k !== 'checkedAt').map(([k, v]) => `${k} ${v}`).join(', ')}]` : ''
+  const forced = e.forced ? ' FORCED' : ''
+  if (e.stage === 'writes') return `writes ${e.fromSide ?? 'with reads'} → ${e.toSide}${forced}${guard}`
+  if (e.stage === 'retire') return `legacy retired${forced}${guard}`
+  if (e.stage === 'freeze') return `ramp frozen at ${e.to} %${guard}`
+  return `${e.source} ${e.from ?? 'custom'} % → ${e.to ?? 'custom'} %`
+}
+
 export async function loadLedger(state, tbody, route) {
   const res = await api(`/admin/ledger?limit=100${route ? `&route=${encodeURIComponent(route)}` : ''}`)
   if (res.missing) {
@@ -99,7 +109,7 @@ export async function loadLedger(state, tbody, route) {
         { 'data-route': e.route, 'data-key': `${e.at} ${e.route} ${e.flag} ${e.to}` },
         h('td', { 'data-label': 'Time' }, new Date(e.at).toLocaleString()),
         h('td', { 'data-label': 'Route' }, e.route),
-        h('td', { 'data-label': 'Change' }, `${e.source} ${e.from ?? 'custom'} % → ${e.to ?? 'custom'} %`),
+        h('td', { 'data-label': 'Change', 'data-stage': e.stage ?? 'reads' }, changeText(e)),
         h('td', { 'data-label': 'Actor' }, e.actor),
         h('td', { 'data-label': 'Reason', 'data-col': 'reason' }, reasonText(e.reason)),
       ),

@@ -19,6 +19,15 @@ function failures(traffic, upstreams) {
   return h('span', { class: 'failures' }, `failed calls/s: ${upstreams.map((u, i) => `${u.name} ${num(rates[i] ?? 0)}`).join(' · ')}`)
 }
 
+/** A split route's stage in one line: reads, the writer side, parity drift and lag, read-your-writes hits on this proxy. */
+export function stageText(stage) {
+  const p = stage.parity
+  const writes = stage.retired ? 'legacy retired' : stage.writes === null ? 'writes follow reads' : `writes ${stage.writes}`
+  const drift = p.drift === null ? 'drift ?' : `drift ${p.drift}`
+  const lag = p.lagSeconds === null ? 'lag ?' : `lag ${num(p.lagSeconds, 1)} s`
+  return h('span', { class: p.drift ? 'warn' : '', 'data-writes': stage.writes ?? 'reads', 'data-retired': String(stage.retired) }, `${writes} · ${drift} · ${lag} · ${stage.readYourWritesHits ?? 0} RYW`)
+}
+
 export function renderRoutes(tbody, state, traffic, onOpen) {
   const rates = new Map((traffic?.routes ?? []).map((r) => [r.name, r]))
   // Updated in place (dom.js updateRows): a keyboard user's focus on a button, and the scroll, survive the 2 s refresh.
@@ -39,6 +48,7 @@ export function renderRoutes(tbody, state, traffic, onOpen) {
           split ? h('span', { class: 'percent' }, route.percent === null ? 'custom' : `${route.percent} %`) : '—',
           split ? h('span', { class: `source source-${route.source}` }, route.source) : '',
         ),
+        cell('stage', 'Stage', split && route.stage ? stageText(route.stage) : '—'),
         cell('rps', 'Requests/s', r ? pair(num(r.legacy.rps), split ? num(r.target?.rps) : undefined) : '…'),
         cell('errors', 'Errors', r ? pair(pct(r.legacy.errorPercent), split ? pct(r.target?.errorPercent) : undefined) : '…'),
         cell('fallbacks', 'Fallbacks/s', r && split ? h('span', { class: r.fallbackRps > 0 ? 'warn' : '' }, num(r.fallbackRps)) : '—'),

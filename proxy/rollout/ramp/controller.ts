@@ -16,7 +16,7 @@ import type { Upstreams } from '../../forward/upstreams.ts'
 import type { Coordination, SaveResult } from './coordination.ts'
 import type { GuardLimits, ShadowTotals, WindowSignals } from '../../model/guard.ts'
 import { judge, noShadowData, signalsOf, type ShadowTotalsFn } from './guard.ts'
-import { guardRollback, isActive, pauseRamp, planOf, rampView, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp, type RampRequest, type Transition } from './state.ts'
+import { freezeRamp, thawRollback, guardRollback, isActive, pauseRamp, planOf, rampView, resumeRamp, rollbackRamp, startRamp, tickRamp, type Ramp, type RampRequest, type Transition } from './state.ts'
 import { sideWindow, type RouteTotals, type TrafficRecorder } from './traffic.ts'
 
 /** The acting admin of a request. */
@@ -29,8 +29,10 @@ export interface RampControllerOptions {
   flags: FlagSource
   coordination: Coordination
   changeRollout: ChangeRollout
-  /** Records a ramp action that leaves the rollout where it is (pause, resume) in the ledger. */
-  recordAction?: (entry: { route: string; flag: string; from: number; to: number; actor: string; reason: string; source: 'ramp' }) => Promise<void>
+  /** Records a ramp action that leaves the rollout where it is (pause, resume, freeze) in the ledger. */
+  recordAction?: (entry: { route: string; flag: string; from: number; to: number; actor: string; reason: string; source: 'ramp' | 'guard'; stage?: 'freeze'; guard?: Record<string, number | string | boolean | null>; sample?: unknown }) => Promise<void>
+  /** Whether a breach may send readers back to legacy now (proxy/rollout/stages.ts); absent = always. */
+  readsMayGoBack?: (route: Route) => Promise<{ ok: boolean; guard: Record<string, number | string | boolean | null>; sample: unknown }>
   /** Cumulative shadow comparison counts per route; default: no shadow data. */
   shadowTotals?: ShadowTotalsFn
   metrics: ProxyMetrics
@@ -123,10 +125,43 @@ export function createRampController(opts: RampControllerOptions) {
     }
   }
 
+  /**
+   * A rollback the guard decided, unless readers may not go back yet (writes on the target,
+   * parity not 0): then the ramp freezes where it is, with the guard's window, the parity values
+   * and a diff sample in the ledger, and the frozen ramp rolls back on a later tick once parity is 0.
+   */
+  async function rollbackOrFreeze(route: Route, ramp: Ramp, t: Transition, fence: number): Promise<Transition | undefined> {
+    if (t.ramp.state !== 'rolled_back' || !t.ramp.breach || !opts.readsMayGoBack) return t
+    const back = await opts.readsMayGoBack(route)
+    if (back.ok) return t
+    // The rollout stays where the ramp (or, for the standing guard, whoever) left it.
+    const percent = flags.state(route.flag!).percent ?? ramp.percent
+    const frozen = freezeRamp({ ...t.ramp, percent, pending: null }, t.ramp.breach, t.ramp.window!, now(), `drift ${back.guard.drift ?? 'unknown'}, ${back.guard.unreplicatedToLegacy ?? 'unknown'} changes not on legacy`)
+    metrics.rampFrozen.labels(route.name).set(1)
+    logger.warn({ route: route.name, percent, breach: t.ramp.breach, guard: back.guard }, 'ramp frozen: the guard breached while writes are on the target')
+    await opts.recordAction?.({ route: route.name, flag: route.flag!, from: percent, to: percent, actor: 'guard', reason: frozen.ramp.reason, source: 'guard', stage: 'freeze', guard: { ...back.guard, ...windowValues(t.ramp.window) }, sample: back.sample })
+    return { ramp: { ...frozen.ramp, fence } }
+  }
+
+  /** A frozen ramp rolls back once readers may go back. */
+  /** The guard's window as ledger values. */
+  const windowValues = (w: WindowSignals | null): Record<string, number | string | null> =>
+    w ? { errorRatePercent: w.errorRatePercent, mismatchRatePercent: w.mismatchRatePercent, latencyRatio: w.latencyRatio, targetRequests: w.target.requests, breaker: w.breaker } : {}
+
+  async function thawIfParity(route: Route, ramp: Ramp & { frozen: NonNullable<Ramp['frozen']> }, fence: number): Promise<void> {
+    const back = opts.readsMayGoBack ? await opts.readsMayGoBack(route) : { ok: true }
+    if (!back.ok) return
+    metrics.rampFrozen.labels(route.name).set(0)
+    const t = thawRollback(ramp, now())
+    await apply(route, ramp.version, { ...t, ramp: { ...t.ramp, version: ramp.version + 1, fence } }, fence)
+  }
+
   async function driveRamp(route: Route, ramp: Ramp, fence: number): Promise<void> {
     const window = windowOf(route, rampKey(ramp), ramp.limits)
     publish(route, ramp, window)
-    const t = tickRamp(ramp, judge(ramp.limits, window), window, now())
+    if (ramp.frozen) return thawIfParity(route, { ...ramp, frozen: ramp.frozen }, fence)
+    const decided = tickRamp(ramp, judge(ramp.limits, window), window, now())
+    const t = decided && (await rollbackOrFreeze(route, ramp, decided, fence))
     if (!t) return
     const next = { ...t, ramp: { ...t.ramp, version: ramp.version + 1, fence } }
     if ((await apply(route, ramp.version, next, fence)) === 'saved' && next.ramp.windowStartedAt !== ramp.windowStartedAt) {
@@ -150,7 +185,8 @@ export function createRampController(opts: RampControllerOptions) {
     if (percent === 0) return
     const verdict = judge(guard.limits, window)
     if (verdict.kind !== 'breach') return
-    const t = guardRollback({ id: randomUUID(), route: route.name, from: percent, limits: guard.limits, breach: verdict.breach, window, version: (last?.version ?? 0) + 1, now: now() })
+    const rollback = guardRollback({ id: randomUUID(), route: route.name, from: percent, limits: guard.limits, breach: verdict.breach, window, version: (last?.version ?? 0) + 1, now: now() })
+    const t = (await rollbackOrFreeze(route, { ...rollback.ramp, state: 'running' }, rollback, fence))!
     await apply(route, last?.version ?? 0, { ...t, ramp: { ...t.ramp, fence } }, fence)
     baselines.delete(route.name)
   }

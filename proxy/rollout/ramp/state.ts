@@ -64,6 +64,12 @@ export interface Ramp {
   version: number
   /** Fencing token of the lease holder that last drove it (0 = an admin action or a single process). */
   fence: number
+  /**
+   * Set when the guard breached while the route's writes were on the target: the ramp holds its
+   * percentage (paused, no further step) instead of sending readers back to a store that lacks
+   * the target's writes, and rolls back once parity is 0 (proxy/rollout/stages.ts).
+   */
+  frozen?: { since: number; breach: Breach } | null
 }
 
 /** A transition: the next ramp and the rollout it needs, if any. */
@@ -155,6 +161,19 @@ export function tickRamp(ramp: Ramp, verdict: Verdict, window: WindowSignals, no
   return { ramp: next, rollout: { percent: next.percent, why: { actor: 'ramp', reason: `ramp step ${step + 1} of ${ramp.steps.length}: the guard held at ${ramp.percent} %`, source: 'ramp' } } }
 }
 
+/** The guard breached but readers may not go back yet (writes on the target, parity not 0): hold, paused. */
+export function freezeRamp(ramp: Ramp, breach: Breach, window: WindowSignals, now: number, waitingFor: string): Transition {
+  const where = ramp.kind === 'ramp' ? at(ramp) : `${ramp.percent} %`
+  const reason = `frozen at ${where} by the guard: ${describeBreach(breach)}; writes are on the target, reads go back only once parity is 0 (${waitingFor})`
+  return { ramp: { ...ramp, state: 'paused', nextStepAt: null, updatedAt: now, reason, breach, window, frozen: { since: now, breach } } }
+}
+
+/** A frozen ramp whose stores agree again: its readers go back to legacy as the breach asked. */
+export function thawRollback(ramp: Ramp & { frozen: { since: number; breach: Breach } }, now: number): Transition {
+  const text = `${describeBreach(ramp.frozen.breach)}; parity is 0 now`
+  return rolledBack(ramp, now, `rolled back by the guard after a freeze: ${text}`, { actor: 'guard', reason: `frozen ramp rolled back: ${text}`, source: 'guard' }, { frozen: null })
+}
+
 export function pauseRamp(ramp: Ramp, actor: string, now: number): Transition {
   if (ramp.state !== 'running') throw new errors.RAMP_CONFLICT(`the ramp of route "${ramp.route}" is ${ramp.state}, not running`)
   return { ramp: { ...ramp, state: 'paused', nextStepAt: null, updatedAt: now, reason: `paused by ${actor} at ${at(ramp)}` } }
@@ -163,7 +182,8 @@ export function pauseRamp(ramp: Ramp, actor: string, now: number): Transition {
 export function resumeRamp(ramp: Ramp, actor: string, now: number): Transition {
   if (ramp.state !== 'paused') throw new errors.RAMP_CONFLICT(`the ramp of route "${ramp.route}" is ${ramp.state}, not paused`)
   // A fresh window: what happened while paused does not count towards the next step.
-  return { ramp: { ...ramp, state: 'running', windowStartedAt: now, nextStepAt: now + ramp.intervalSeconds * 1000, updatedAt: now, reason: `resumed by ${actor} at ${at(ramp)}` } }
+  if (ramp.kind !== 'ramp') throw new errors.RAMP_CONFLICT(`route "${ramp.route}" has no ramp to resume (the standing guard froze it): start a ramp or roll back`)
+  return { ramp: { ...ramp, state: 'running', windowStartedAt: now, nextStepAt: now + ramp.intervalSeconds * 1000, updatedAt: now, frozen: null, reason: `resumed by ${actor} at ${at(ramp)}` } }
 }
 
 export function rollbackRamp(ramp: Ramp, actor: string, reason: string, now: number): Transition {
@@ -214,6 +234,7 @@ export function rampView(ramp: Ramp) {
     nextStepAt: iso(ramp.nextStepAt),
     reason: ramp.reason,
     breach: ramp.breach,
+    frozen: ramp.frozen ? { since: new Date(ramp.frozen.since).toISOString(), breach: ramp.frozen.breach } : null,
     limits: ramp.limits,
     window: ramp.window,
     startedBy: ramp.startedBy,
