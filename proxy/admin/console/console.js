@@ -164,7 +164,10 @@ function wire() {
         : { path: routePath(open, 'writes'), method: 'PUT', body: { side: action === 'writes-legacy' ? 'legacy' : 'target', reason, ...force } }
     steer($('#stage-result'), request)
   })
-  $('#parity-check').addEventListener('click', () => guarded(() => loadParity($('#parity-state'), open, undefined, { now: true })))
+  $('#parity-check').addEventListener('click', () => {
+    const name = open // the answer is drawn only while this route is still the one open
+    guarded(() => loadParity($('#parity-state'), name, () => open === name, { now: true }))
+  })
   $('#shadow-form').addEventListener('submit', (event) => {
     event.preventDefault()
     steer($('#shadow-result'), shadowRequest(open, Number($('#shadow-percent').value), $('#shadow-ignore').value))
