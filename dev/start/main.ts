@@ -21,8 +21,10 @@ import { printBanner } from './banner.ts'
 import { createProgress } from './progress.ts'
 
 let config: StartConfig
+let adminToken: string
 try {
   config = loadStartConfig()
+  adminToken = config.adminToken ?? randomBytes(16).toString('hex')
 } catch (error) {
   console.error(`npm start: ${(error as Error).message}`)
   process.exit(1)
@@ -41,6 +43,26 @@ const serviceEnv = (port: number, extra: Record<string, string | undefined> = {}
   LOG_LEVEL: config.logLevel,
   ...extra,
 })
+
+/** The proxy's environment in this stack: the services' URLs, the flags file and the admin token. */
+function proxyEnvFor(ports: StartConfig['ports'], flagsPath: string | undefined) {
+  return serviceEnv(ports.proxy, {
+    MONOLITH_URL: `http://127.0.0.1:${ports.monolith}`,
+    MOVIES_SERVICE_URL: `http://127.0.0.1:${ports.movies}`,
+    EVENTS_SERVICE_URL: `http://127.0.0.1:${ports.events}`,
+    FLAGS_FILE: flagsPath,
+    ADMIN_TOKEN: adminToken,
+  })
+}
+
+// The proxy's own variables (ADMIN_TOKEN, BREAKER_*, RATE_LIMIT_*, …) are checked before anything
+// starts: a bad one stops npm start at once, named, not after the databases are up.
+try {
+  proxyConfig(proxyEnvFor(config.ports, config.flagsFile))
+} catch (error) {
+  console.error(`npm start: ${(error as Error).message}`)
+  process.exit(1)
+}
 
 async function listen(name: string, app: FastifyInstance, port: number): Promise<void> {
   apps.unshift(app) // closed in reverse order of start: the proxy first
@@ -110,15 +132,7 @@ try {
     buildMovies(movies, { db: catalogDb.value, logger: loggerFor('movies-service'), redis: moviesCache, outbox: outboxFor('movies-service', config.catalogDatabaseUrl, movies) }),
     ports.movies,
   )
-  const adminToken = config.adminToken ?? randomBytes(16).toString('hex')
-  const proxyEnv = serviceEnv(ports.proxy, {
-    MONOLITH_URL: `http://127.0.0.1:${ports.monolith}`,
-    MOVIES_SERVICE_URL: `http://127.0.0.1:${ports.movies}`,
-    EVENTS_SERVICE_URL: `http://127.0.0.1:${ports.events}`,
-    FLAGS_FILE: flags.value,
-    ADMIN_TOKEN: adminToken,
-  })
-  const proxy = proxyConfig(proxyEnv)
+  const proxy = proxyConfig(proxyEnvFor(ports, flags.value))
   const rateLimitCounters = redis.value({ commandTimeoutMs: proxy.redisTimeoutMs })
   await listen('proxy', await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters }), ports.proxy)
 
