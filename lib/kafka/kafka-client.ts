@@ -12,6 +12,9 @@ const EXPECTED = /Limiting retries for the idempotent producer/
  * A group coordinator not ready yet: the normal state of a broker that just started (the
  * offsets topic loads, or is being created), retried by kafkajs and gone within seconds.
  */
+/** kafkajs's words for one failed connect attempt (Connection, BrokerPool), retried by kafkajs or the caller. */
+const CONNECT_ATTEMPT = /^(Connection error|Connection timeout|Failed to connect to seed broker)/
+
 export const COORDINATOR_STARTING = /coordinator is (loading|not available)|not the correct coordinator/i
 
 export interface KafkaClientOptions {
@@ -42,8 +45,10 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
       else if (entry.namespace === 'Connection' && message.startsWith('Response ')) log.info(line, message)
       // The consumer's crash-and-restart on such an error: consumer.ts logs each restart itself.
       else if (entry.namespace === 'Consumer' && (/^Restarting the consumer/.test(message) || COORDINATOR_STARTING.test(`${message} ${entry.log.error ?? ''}`))) log.info(line, message)
-      // kafkajs reports every failed attempt (each refused connect while a broker restarts)
-      // at ERROR; the service logs the outcome of each publish and consume itself.
+      // kafkajs reports every failed attempt at ERROR; the service logs the outcome of each
+      // publish and consume itself (at warn). A refused or timed-out connect (a broker not up
+      // yet, or restarting) is one such attempt: info, or a start beside Kafka floods the log.
+      else if (CONNECT_ATTEMPT.test(message)) log.info(line, message)
       else if (entry.level === logLevel.ERROR || entry.level === logLevel.WARN) log.warn(line, message)
       else if (entry.level === logLevel.INFO) log.info(line, message)
       else log.debug(line, message)
