@@ -8,6 +8,12 @@
 //   traced10 this proxy with tracing on (lib/tracing/), 1 request in 10 sampled
 //            (parentbased_traceidratio 0.1), spans exported to a real Jaeger (dev/jaeger)
 //   traced1  the same, every request sampled (always_on)
+//   -<feature>  this proxy with one feature off (FEATURES_OFF, proxy/model/features.ts), one row
+//            per feature; "local" and "local-rate-limit": counters in process (no REDIS_URL), with
+//            and without the rate limit. The table "what each feature costs" is the paired
+//            difference of CPU per request against "proxy" (against "local" for the in-process
+//            rate limit), as a share of the naive Fastify proxy's CPU per request, with its budget
+//            (3 %; 8 % for the Redis rate limit, which talks to another server)
 //   lean     the proxy's own components (config, flags, routing, breakers, metrics, Redis
 //            counters, access log) on a raw node:http listener, GETs only: what the features
 //            cost without Fastify (bench/peers/lean-proxy.ts)
@@ -20,7 +26,8 @@
 //   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
 //   BENCH_WARMUP_S (15)    saturation per target before the measured runs
-//   BENCH_ONLY=proxy,bare  a subset of the rows               BENCH_REDIS=0   in-process counters
+//   BENCH_ONLY=proxy,bare  a subset of the rows ("features": every feature row, with proxy and fastify)
+//   BENCH_REDIS=0   in-process counters
 //   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
 //   BENCH_SHADOW=1         adds "shadow": a second proxy with shadow comparison at 100 % on the movies route
 //   BENCH_BASELINE=dir     adds "baseline": the proxy of another checkout (with its node_modules), same settings
@@ -36,6 +43,7 @@ import { freePort } from '../dev/free-port.ts'
 import { startJaeger } from '../dev/jaeger/jaeger.ts'
 import { REPO_ROOT } from '../dev/paths.ts'
 import { waitForHttp } from '../dev/wait-for-http.ts'
+import { MEASURED_FEATURES, type MeasuredFeature } from '../proxy/model/features.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
@@ -51,8 +59,37 @@ const BASELINE = process.env.BENCH_BASELINE
 const BASELINE_ENV = envPairs(process.env.BENCH_BASELINE_ENV)
 /** Variables set for the lean row only, e.g. `RATE_LIMIT_MAX=0 LOG_LEVEL=warn`: what those features cost it. */
 const LEAN_ENV = envPairs(process.env.BENCH_LEAN_ENV)
-const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
+const ONLY = process.env.BENCH_ONLY?.split(',').flatMap((s) => (s.trim() === 'features' ? ['proxy', 'fastify', ...featureRowNames()] : [s.trim()]))
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
+
+/** One row per feature switched off, and the in-process counters with and without the rate limit. */
+interface FeatureRow {
+  name: string
+  /** The row it is compared with: "proxy", or "local" for the in-process rate limit. */
+  against: 'proxy' | 'local'
+  /** What the table calls the feature. */
+  feature: string
+  env: Record<string, string>
+  /** Counters in process: no REDIS_URL. */
+  local?: boolean
+  /** Share of the naive proxy's CPU per request the feature may cost. */
+  budget: number
+}
+function featureRows(): FeatureRow[] {
+  const rows: FeatureRow[] = MEASURED_FEATURES.map((f: MeasuredFeature) => ({
+    name: `-${f}`,
+    against: 'proxy',
+    feature: f === 'rate-limit' ? 'rate limit, counters in Redis' : f,
+    env: { FEATURES_OFF: f },
+    budget: f === 'rate-limit' ? 0.08 : 0.03,
+  }))
+  rows.push({ name: 'local', against: 'proxy', feature: '(the proxy with counters in process: no row of the table)', env: {}, local: true, budget: 0 })
+  rows.push({ name: 'local-rate-limit', against: 'local', feature: 'rate limit, counters in process', env: { FEATURES_OFF: 'rate-limit' }, local: true, budget: 0.03 })
+  return rows
+}
+function featureRowNames(): string[] {
+  return featureRows().map((r) => r.name)
+}
 
 function envPairs(text: string | undefined): Record<string, string> {
   return Object.fromEntries((text ?? '').split(/\s+/).filter(Boolean).map((pair) => pair.split(/=(.*)/s).slice(0, 2)))
@@ -246,7 +283,8 @@ async function main(): Promise<void> {
 
   let accessLog: string | undefined
   let shadowPort: number | undefined
-  if (wanted('proxy') || wanted('lean') || wanted('traced10') || wanted('traced1')) {
+  const features = featureRows().filter((r) => wanted(r.name))
+  if (wanted('proxy') || wanted('lean') || wanted('traced10') || wanted('traced1') || features.length) {
     const env: Record<string, string> = {}
     if (REDIS) {
       const redisPort = await port()
@@ -284,6 +322,14 @@ async function main(): Promise<void> {
       const proxy = startProxy(proxyPort, {}, accessLog)
       await waitForHttp(`http://127.0.0.1:${proxyPort}/ready`)
       targets.push({ name: 'proxy', url: `http://127.0.0.1:${proxyPort}`, pid: proxy.pid! })
+    }
+    // The proxy with one feature off, each in a process of its own (same settings otherwise).
+    for (const row of features) {
+      const rowPort = await port()
+      const rowEnv = { RATE_LIMIT_KEY_PREFIX: `bench${row.name}:`, ...row.env }
+      const proxy = startNode([...profile, 'proxy/server.ts'], { ...proxyEnv(rowPort), ...(row.local ? { REDIS_URL: '' } : {}), ...rowEnv }, join(work, `proxy${row.name}-access.log`))
+      await waitForHttp(`http://127.0.0.1:${rowPort}/ready`)
+      targets.push({ name: row.name, url: `http://127.0.0.1:${rowPort}`, pid: proxy.pid! })
     }
     // Tracing on, exporting to a real Jaeger on this machine (its CPU shares core 1 with the servers).
     const tracedRows = ([['traced10', 'parentbased_traceidratio', '0.1'], ['traced1', 'always_on', '1']] as const).filter(([name]) => wanted(name))
@@ -384,6 +430,7 @@ async function main(): Promise<void> {
     const r = ratio(a, b)
     if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
   }
+  printFeatureTable(features, sat, fixed)
   for (const [row, file] of [['proxy', accessLog], ['lean', join(work, 'lean-access.log')]] as const) {
     if (file && existsSync(file)) console.log(`${row} access log: ${statSync(file).size} bytes written during the runs`)
   }
@@ -391,6 +438,37 @@ async function main(): Promise<void> {
     const diffs = await fetch(`http://127.0.0.1:${shadowPort}/admin/routes/movies/diffs`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     const report = (await diffs.json()) as { counts: Record<string, number>; notCompared: Record<string, number> }
     console.log(`shadow outcomes over all runs: ${JSON.stringify(report.counts)}, not compared: ${JSON.stringify(report.notCompared)}`)
+  }
+}
+
+/**
+ * "What each feature costs": per repetition, the CPU per request of the row it is compared with
+ * minus the row without the feature (the runs of one repetition are adjacent in time), median over
+ * the repetitions, as a share of the naive Fastify proxy's CPU per request; then the acceptance
+ * figures: the proxy's CPU per request against the naive proxy's, and its p50 at the fixed rate.
+ */
+function printFeatureTable(rows: FeatureRow[], sat: Record<string, Run[]>, fixed: Record<string, Run[]>): void {
+  const naive = sat.fastify?.every((r) => r.cpuUs !== undefined) ? median(sat.fastify.map((r) => r.cpuUs!)) : undefined
+  const priced = rows.filter((r) => r.budget > 0 && sat[r.against]?.length && sat[r.name]?.length)
+  if (priced.length && naive) {
+    console.log(`\nwhat each feature costs (CPU per request of "${priced[0]!.against}" minus the row without it, median of paired repetitions; naive Fastify proxy: ${naive.toFixed(1)} µs/req):`)
+    console.log('  feature                          | µs per request | share of the naive proxy | budget')
+    for (const row of priced) {
+      const diffs = sat[row.against]!.map((r, i) => r.cpuUs! - sat[row.name]![i]!.cpuUs!)
+      const us = median(diffs)
+      const within = us / naive <= row.budget ? 'within' : 'OVER'
+      console.log(
+        `  ${row.feature.padEnd(32)} | ${us.toFixed(1).padStart(6)} (${diffs.map((d) => d.toFixed(1)).join(', ')}) | ${((100 * us) / naive).toFixed(1).padStart(5)} % | ${(100 * row.budget).toFixed(0)} % ${within}`,
+      )
+    }
+  }
+  if (sat.proxy && sat.fastify && naive) {
+    const ratios = sat.proxy.map((r, i) => r.cpuUs! / sat.fastify![i]!.cpuUs!)
+    console.log(`\nproxy / naive Fastify proxy, CPU per request: ${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(', ')}); goal <= 1.3x`)
+  }
+  if (fixed.proxy && fixed.fastify) {
+    const deltas = fixed.proxy.map((r, i) => r.p50 - fixed.fastify![i]!.p50)
+    console.log(`proxy p50 - naive p50 at ${FIXED_RATE} req/s: ${median(deltas).toFixed(2)} ms (${deltas.map((d) => d.toFixed(2)).join(', ')}); goal <= 1 ms`)
   }
 }
 

@@ -53,9 +53,12 @@ export interface ProxyDeps {
 export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
   const { routes } = config.routeMap
   const metrics = createMetrics()
+  // A measurement switch (npm run bench prices each feature): never set in production.
+  const off = new Set(config.featuresOff)
+  if (off.size > 0) deps.logger.warn({ featuresOff: [...off] }, 'FEATURES_OFF: per-request features switched off for a measurement')
   const ownsFlags = !deps.flags
   const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
-  const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(config), metrics, deps.logger)
+  const upstreams = createUpstreams(config.routeMap.upstreams, { ...upstreamDefaults(config), breakers: !off.has('breaker') }, metrics, deps.logger)
   const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags, upstreams }) // TRACING
 
   // Rollout gauges and flag-source health follow every change of the flags.
@@ -140,13 +143,15 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     tracing: deps.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     errorCodes: true,
+    accessLog: !off.has('access-log'),
+    requestIds: !off.has('request-id'),
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
     server: { ...clientLimits(config), trustProxy: trust },
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
-  registerRateLimit(app, { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
+  registerRateLimit(app, { max: off.has('rate-limit') ? 0 : config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
   const upgrades = routeUpgrades(app)
 
   const catchAll = routes.find((r) => r.prefix === '/')!
@@ -157,6 +162,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   reserveInternalNamespace(app)
   if (config.adminTokens.length > 0) {
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
+    if (off.has('console-history')) history.stop()
     app.addHook('onClose', async () => history.stop())
     await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity, stages, readYourWrites: metrics.readYourWrites })
     await app.register(consoleRoutes)
@@ -169,13 +175,14 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     flags,
     metrics,
     trust,
-    shadow,
-    traffic,
+    shadow: off.has('shadow-selection') ? undefined : shadow,
+    traffic: off.has('ramp-traffic') ? undefined : traffic,
     upgrades,
     explainToken,
     tracing,
     recentWrites,
     writesFence,
+    featuresOff: off,
   })
 
   app.addHook('onClose', async () => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } from '../lib/config.ts'
 import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './model/route-map.ts'
 import { trustProxyEnv } from './edge/trust-proxy.ts'
+import { featuresOffEnv } from './model/features.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 const SHIPPED_ROUTES = repoFile('proxy/routes.json')
@@ -137,6 +138,7 @@ const spec = {
   retireWindowSeconds: env.int('RETIRE_WINDOW_SECONDS', 60, { min: 0, description: 'how long parity must have held at 0 before POST /admin/routes/:name/retire is accepted' }),
   readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),
   readYourWritesKeyPrefix: env.string('READ_YOUR_WRITES_KEY_PREFIX', 'cinemaabyss:ryw:', 'prefix of the read-your-writes marks in Redis'),
+  featuresOff: featuresOffEnv,
   adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 

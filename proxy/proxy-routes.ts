@@ -25,6 +25,7 @@ import type { WritesFence } from './routing/writes-fence.ts'
 import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 import type { ProxyTracing } from './forward/tracing.ts'
+import type { MeasuredFeature } from './model/features.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -61,6 +62,8 @@ export interface ProxyRoutesOptions {
   explainToken?: string
   /** Tracing on (forward/tracing.ts): the decision on the request's span, a span per upstream attempt. */
   tracing?: ProxyTracing
+  /** Features switched off to measure them (FEATURES_OFF, model/features.ts); empty in production. */
+  featuresOff?: ReadonlySet<MeasuredFeature>
 }
 
 
@@ -80,6 +83,8 @@ declare module 'fastify' {
 export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions): Promise<void> {
   const { flags, metrics, upstreams, tracing } = opts
   const settings = checkOptions(ProxyRoutesSettings, opts.settings, 'proxy routes')
+  const off = opts.featuresOff ?? new Set<MeasuredFeature>()
+  const [measured, routed, forwardedFor, requestIds] = [!off.has('metrics'), !off.has('routing'), !off.has('forwarding-headers'), !off.has('request-id')]
   bufferRequestBodies(app, { limit: settings.bodyLimitBytes, idleTimeoutMs: settings.bodyIdleTimeoutMs })
 
   app.decorateRequest('proxyRoute', null)
@@ -89,7 +94,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   // Callback style, not async: one promise less per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
-      metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
+      if (measured) metrics.observe(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime / 1000)
       opts.traffic?.record(request.proxyRoute, request.proxyUpstream ?? 'proxy', reply.statusCode, request.proxyReason ?? 'default', reply.elapsedTime) // RAMP GUARD: per-route, per-side traffic (proxy/rollout/ramp/traffic.ts)
     }
     done()
@@ -97,7 +102,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
 
   /** The request as the upstream gets it (hop-by-hop headers out, X-Forwarded-* and X-Request-Id in). */
   function upstreamRequest(request: FastifyRequest, client: ClientGone): UpstreamRequest {
-    const headers = upstreamRequestHeaders(request.headers, clientOf(request.raw, opts.trust), request.id)
+    const headers = upstreamRequestHeaders(request.headers, forwardedFor ? clientOf(request.raw, opts.trust) : undefined, requestIds ? request.id : undefined)
     tracing?.dropIncomingContext(headers) // TRACING: undici's client span sends the proxy's traceparent
     const upgrade = opts.upgrades?.of(request.raw) !== undefined
     // The one hop-by-hop list dropped Connection and Upgrade; a handshake asks for the same protocol again.
@@ -266,13 +271,13 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   }
 
   async function forward(route: Route, request: FastifyRequest, reply: FastifyReply) {
-    const facts = requestFacts(route, request, settings)
+    const facts = routed ? requestFacts(route, request, settings) : { method: request.method }
     if (opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken) return explain(route, facts, reply)
     request.proxyRoute = route.name
     const signal = abortWhenClientGoes(reply)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.
-    const decision = await decide(route, facts)
+    const decision = routed ? await decide(route, facts) : unrouted(route)
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
     request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     tracing?.annotateDecision(request, route, decision, request.shadowTap !== null) // TRACING
@@ -296,6 +301,12 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     // Forwarded as they come: the services' own OpenAPI documents describe them, not the proxy's.
     for (const url of paths) app.route({ method: [...FORWARDED_METHODS], url, schema: { hide: true }, config: { proxyRoute: route }, handler })
   }
+}
+
+/** FEATURES_OFF=routing: no flag, no sticky identity, no read-your-writes look-up: legacy answers. */
+function unrouted(route: Route): RouteDecision {
+  const expected = { upstream: route.legacy.name, reason: 'default' as const }
+  return { side: 'legacy', upstream: route.legacy.name, reason: 'default', fallback: 'none', expected }
 }
 
 /** An error of the catalogue written on a hijacked reply (the shape of lib/http/errors.ts). */

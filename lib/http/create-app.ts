@@ -28,6 +28,10 @@ export interface HttpAppOptions {
   errorCodes?: boolean
   /** Tracing on (lib/tracing/): a SERVER span per request (@fastify/otel), continuing an incoming traceparent. */
   tracing?: Tracing
+  /** One access line per request (default true; the proxy's FEATURES_OFF=access-log measures it). */
+  accessLog?: boolean
+  /** X-Request-Id taken from the client or made, and sent back (default true; else Fastify's own counter ids, no header). */
+  requestIds?: boolean
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -52,7 +56,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: (req) => requestIdOf(req.headers),
+    ...(options.requestIds === false ? {} : { genReqId: (req: { headers: IncomingHttpHeaders }) => requestIdOf(req.headers) }),
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
@@ -71,16 +75,20 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   // JSON APIs: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain')
   // Callback-style hooks: no promise per request (they run on every request of every service).
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-request-id', request.id)
-    done()
-  })
+  if (options.requestIds !== false) {
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.header('x-request-id', request.id)
+      done()
+    })
+  }
   const extra = options.accessLogFields
-  app.addHook('onResponse', (request, reply, done) => {
-    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-    request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
-    done()
-  })
+  if (options.accessLog !== false) {
+    app.addHook('onResponse', (request, reply, done) => {
+      const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
+      request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
+      done()
+    })
+  }
   registerErrorHandlers(app, options.errorMappers, options.errorCodes ?? false)
   // Registered before any route, so that its onRoute hook sees them all.
   app.register(fastifySwagger, {

@@ -51,8 +51,11 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
   return listed.length ? new Set(listed) : undefined
 }
 
-/** Request headers for the upstream: the client's end-to-end headers, X-Forwarded-* and X-Request-Id. */
-export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: ClientView, requestId: string): Record<string, string | string[]> {
+/**
+ * Request headers for the upstream: the client's end-to-end headers, X-Forwarded-* and X-Request-Id
+ * (absent `client` or `requestId`: only when FEATURES_OFF measures those features).
+ */
+export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: ClientView | undefined, requestId: string | undefined): Record<string, string | string[]> {
   const listed = connectionListed(source.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in source) {
@@ -60,10 +63,12 @@ export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: Clie
     if (value === undefined || NOT_FORWARDED.has(name) || listed?.has(name)) continue
     out[name] = value
   }
-  out['x-forwarded-for'] = client.forwardedFor
-  out['x-forwarded-proto'] = client.proto
-  if (client.host) out['x-forwarded-host'] = client.host
-  out['x-request-id'] = requestId
+  if (client) {
+    out['x-forwarded-for'] = client.forwardedFor
+    out['x-forwarded-proto'] = client.proto
+    if (client.host) out['x-forwarded-host'] = client.host
+  }
+  if (requestId !== undefined) out['x-request-id'] = requestId
   return out
 }
 

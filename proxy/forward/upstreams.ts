@@ -3,6 +3,7 @@
 // way anything reaches an upstream. Proxied requests, WebSocket handshakes, shadow copies and
 // readiness probes all go through `call`: breaker, pool, failure classification, metrics and
 // logging in one place, and a result (answer, failure, client gone) instead of a thrown response.
+import { EventEmitter } from 'node:events'
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https'
 import type { Duplex, Readable } from 'node:stream'
@@ -72,6 +73,8 @@ export interface UpstreamRuntime {
 export interface UpstreamDefaults {
   pool: PoolOptions
   breaker: BreakerOptions
+  /** Calls go through the breakers (default); false only to measure what they cost (FEATURES_OFF=breaker). */
+  breakers?: boolean
 }
 
 export type Upstreams = ReadonlyMap<string, UpstreamRuntime>
@@ -108,7 +111,7 @@ export function createUpstreams(declared: readonly Upstream[], defaults: Upstrea
       basePath: new URL(upstream.url).pathname.replace(/\/+$/, ''),
       breaker: createBreaker(upstream.name, breakerOptions, metrics, logger),
       poolOptions,
-      call: (request) => callUpstream(rt, request, { slowCallMs: breakerOptions.slowCallMs ?? Infinity, metrics, logger }),
+      call: (request) => callUpstream(rt, request, { slowCallMs: breakerOptions.slowCallMs ?? Infinity, judged: defaults.breakers !== false, metrics, logger }),
     }
     runtimes.set(upstream.name, rt)
   }
@@ -132,11 +135,11 @@ const CLIENT_GONE = 'CA_CLIENT_GONE_BEFORE_ANSWER'
  * failure — so impatient clients of a hanging upstream open its breaker, and a quick client who
  * leaves neither closes a half-open breaker nor resets the failures in a row.
  */
-async function callUpstream(rt: UpstreamRuntime, request: UpstreamRequest, deps: { slowCallMs: number; metrics: ProxyMetrics; logger: Logger }): Promise<UpstreamResult> {
+async function callUpstream(rt: UpstreamRuntime, request: UpstreamRequest, deps: { slowCallMs: number; judged: boolean; metrics: ProxyMetrics; logger: Logger }): Promise<UpstreamResult> {
   const name = rt.upstream.name
   const log = request.log ?? deps.logger
   const started = Date.now()
-  const abort = new AbortController()
+  const abort = new CallAbort()
   let slowTimer: NodeJS.Timeout | undefined
   let clientLeft = false
   const onClientGone = () => {
@@ -154,11 +157,11 @@ async function callUpstream(rt: UpstreamRuntime, request: UpstreamRequest, deps:
   const attempt = async (): Promise<UpstreamAnswer> => {
     let answer: UpstreamAnswer
     try {
-      answer = request.upgrade ? await handshake(rt, request, abort.signal) : await poolRequest(rt, request, abort.signal)
+      answer = request.upgrade ? await handshake(rt, request, abort.asAbortSignal()) : await poolRequest(rt, request, abort)
     } catch (thrown) {
-      const reason = abort.signal.reason
+      const reason = abort.reason
       const error = isUpstreamFailure(reason) ? reason : thrown
-      if (!isUpstreamFailure(reason) && abort.signal.aborted) throw Object.assign(new Error('client gone'), { code: CLIENT_GONE })
+      if (!isUpstreamFailure(reason) && abort.aborted) throw Object.assign(new Error('client gone'), { code: CLIENT_GONE })
       const kind = isUpstreamFailure(error) ? error.kind : failureKind(error)
       deps.metrics.upstreamFailures.labels(name, kind).inc()
       log.warn({ upstream: name, kind, err: (error as Error).message, upgrade: request.upgrade || undefined }, 'upstream call failed')
@@ -174,7 +177,7 @@ async function callUpstream(rt: UpstreamRuntime, request: UpstreamRequest, deps:
   }
 
   try {
-    const answer = request.uncountedTimeoutMs !== undefined ? await attempt() : await rt.breaker.fire(attempt)
+    const answer = request.uncountedTimeoutMs !== undefined || !deps.judged ? await attempt() : await rt.breaker.fire(attempt)
     if (!clientLeft) return { kind: 'answer', answer }
     answer.discard()
     return { kind: 'client-gone' }
@@ -195,7 +198,29 @@ async function callUpstream(rt: UpstreamRuntime, request: UpstreamRequest, deps:
   }
 }
 
-async function poolRequest(rt: UpstreamRuntime, request: UpstreamRequest, signal: AbortSignal): Promise<UpstreamAnswer> {
+/**
+ * A call's abort signal: an EventEmitter with `aborted` and `reason`, which undici takes as a
+ * signal, at about half an AbortController's cost per request (node:http, for handshakes, needs
+ * a real AbortSignal: asAbortSignal()).
+ */
+class CallAbort extends EventEmitter {
+  aborted = false
+  reason: unknown = undefined
+  abort(reason: unknown = Object.assign(new Error('This operation was aborted'), { name: 'AbortError' })): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    this.emit('abort')
+  }
+  asAbortSignal(): AbortSignal {
+    const controller = new AbortController()
+    if (this.aborted) controller.abort(this.reason)
+    else this.once('abort', () => controller.abort(this.reason))
+    return controller.signal
+  }
+}
+
+async function poolRequest(rt: UpstreamRuntime, request: UpstreamRequest, signal: CallAbort): Promise<UpstreamAnswer> {
   const ms = request.uncountedTimeoutMs
   const response = await rt.pool.request({
     path: rt.basePath + request.url,
