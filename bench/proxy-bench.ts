@@ -36,6 +36,7 @@ import { freePort } from '../dev/free-port.ts'
 import { startJaeger } from '../dev/jaeger/jaeger.ts'
 import { REPO_ROOT } from '../dev/paths.ts'
 import { waitForHttp } from '../dev/wait-for-http.ts'
+import type { Run } from './run.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
@@ -98,18 +99,6 @@ process.on('exit', () => {
   if (nginxPid) process.kill(nginxPid, 'SIGTERM')
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
-
-interface Run {
-  rps: number
-  /** Requests answered in the run. */
-  total: number
-  /** CPU time the server (and its child processes) spent per request, µs; undefined without /proc. */
-  cpuUs?: number
-  p50: number
-  p99: number
-  errors: number
-  non2xx: number
-}
 
 
 function run(command: string, args: string[], timeoutMs: number): string {
