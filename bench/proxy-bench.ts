@@ -19,8 +19,8 @@
 //            cost without Fastify (bench/peers/lean-proxy.ts)
 // All answer GET /api/movies (a ~1 KB JSON) from two stub upstreams, 30 % to the target.
 // With taskset the load generator runs on core 0 and everything else on core 1 (2-core
-// machine); wrk drives saturation when installed (autocannon otherwise), and autocannon
-// measures latency at a fixed, non-saturating rate. Printed: each run, the medians, the
+// machine); wrk drives saturation when installed (autocannon otherwise), and vegeta measures
+// latency at a fixed rate, open model (bench/constant-rate.ts). Printed: each run, the medians, the
 // medians of the per-repetition ratios.
 //
 //   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
@@ -44,6 +44,8 @@ import { startJaeger } from '../dev/jaeger/jaeger.ts'
 import { REPO_ROOT } from '../dev/paths.ts'
 import { waitForHttp } from '../dev/wait-for-http.ts'
 import { MEASURED_FEATURES, type MeasuredFeature } from '../proxy/model/features.ts'
+import { constantRate } from './constant-rate.ts'
+import type { Run } from './run.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
@@ -135,18 +137,6 @@ process.on('exit', () => {
   if (nginxPid) process.kill(nginxPid, 'SIGTERM')
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
-
-interface Run {
-  rps: number
-  /** Requests answered in the run. */
-  total: number
-  /** CPU time the server (and its child processes) spent per request, µs; undefined without /proc. */
-  cpuUs?: number
-  p50: number
-  p99: number
-  errors: number
-  non2xx: number
-}
 
 
 function run(command: string, args: string[], timeoutMs: number): string {
@@ -374,7 +364,7 @@ async function main(): Promise<void> {
   const pinning = PIN ? 'load on core 0, servers on core 1' : 'unpinned (no taskset or one core)'
   console.log(
     `${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users); ` +
-      `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by autocannon; ${pinning}; ` +
+      `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by vegeta; ${pinning}; ` +
       `proxy rate-limit counters ${REDIS ? 'in Redis' : 'in process'}`,
   )
   // Warm-up: a Node server keeps getting faster for many seconds of load (JIT tiers, heap sizing);
@@ -390,7 +380,7 @@ async function main(): Promise<void> {
       const s = measured(t.pid, () => saturate(t.url, DURATION))
       sat[t.name]!.push(s)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
-      const f = measured(t.pid, () => autocannonRun(t.url, FIXED_S, FIXED_RATE))
+      const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(0, c, a) }))
       fixed[t.name]!.push(f)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
