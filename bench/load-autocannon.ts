@@ -1,16 +1,16 @@
 // One autocannon run in a process of its own (so it can be pinned to a core), for
-// bench/proxy-bench.ts: prints its result as one JSON line.
-// Usage: node bench/load-autocannon.ts <url> <connections> <seconds> [requests-per-second]
+// bench/proxy-bench.ts when wrk is not installed (saturation only: at a fixed rate autocannon's
+// correction pads slow answers with samples, bench/constant-rate.ts): prints one JSON line.
+// Usage: node bench/load-autocannon.ts <url> <connections> <seconds>
 import autocannon from 'autocannon'
 
-const [url, connections, seconds, rate] = process.argv.slice(2)
+const [url, connections, seconds] = process.argv.slice(2)
 const userIds = Array.from({ length: 10_000 }, (_, i) => `user-${i}`)
 let n = 0
 const result = await autocannon({
   url,
   connections: Number(connections),
   duration: Number(seconds),
-  ...(rate ? { overallRate: Number(rate) } : {}),
   requests: [
     {
       method: 'GET',

@@ -177,8 +177,9 @@ function saturate(url: string, seconds: number): Run {
   }
 }
 
-function autocannonRun(url: string, seconds: number, rate?: number): Run {
-  const args = ['bench/load-autocannon.ts', url, String(CONNECTIONS), String(seconds), ...(rate ? [String(rate)] : [])]
+/** Saturation without wrk (the fixed rate is Vegeta's: constant-rate.ts). */
+function autocannonRun(url: string, seconds: number): Run {
+  const args = ['bench/load-autocannon.ts', url, String(CONNECTIONS), String(seconds)]
   return JSON.parse(run(process.execPath, args, (seconds + 60) * 1000).trim().split('\n').pop()!) as Run
 }
 
