@@ -16,14 +16,16 @@ const profile = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: P
 const windowUs = Number(process.argv[3] ?? 8) * 1e6
 
 const FEATURES: Array<[string, RegExp]> = [
-  ['rate limit (rate-limit.ts, Redis store, ioredis)', /ioredis|redis-parser|standard-as-callback|proxy\/rate-limit/],
-  ['breaker (opossum, breakers.ts)', /opossum|proxy\/breakers\.ts/],
-  ['flags and sticky decision (unleash-client, routing.ts)', /unleash-client|murmurhash|proxy\/routing\.ts|flag-source|flag-evaluator/],
-  ['metrics (prom-client, metrics.ts)', /prom-client|proxy\/metrics\.ts/],
-  ['access log (pino, sonic-boom)', /node_modules\/pino\/|sonic-boom|fast-redact/],
+  ['rate limit (edge/rate-limit*.ts, ioredis)', /ioredis|redis-parser|standard-as-callback|proxy\/edge\/rate-limit/],
+  ['breaker (opossum, forward/breakers.ts)', /opossum|proxy\/forward\/breakers\.ts/],
+  ['flags and sticky decision (unleash-client, routing/, flags/)', /unleash-client|murmurhash|proxy\/routing\/|proxy\/flags\//],
+  ['metrics (prom-client, observability/metrics.ts)', /prom-client|proxy\/observability\/metrics\.ts/],
+  ['ramp traffic (rollout/ramp/traffic.ts)', /proxy\/rollout\/ramp\/traffic\.ts/],
+  ['shadow selection (rollout/shadow/)', /proxy\/rollout\/shadow\//],
+  ['access log (pino, sonic-boom)', /node_modules\/pino\/|sonic-boom|fast-redact|lib\/logger\.ts/],
   ['upstream call (undici)', /node_modules\/undici\//],
   ['Fastify lifecycle (fastify, find-my-way, light hooks)', /node_modules\/fastify\/|find-my-way|lib\/http\/create-app\.ts/],
-  ['the proxy\'s own forwarding code (proxy-routes.ts, upstream-client.ts, trust-proxy.ts, request-body.ts; lean-proxy.ts)', /proxy\/(proxy-routes|upstream-client|trust-proxy|request-body|edge-guards)\.ts|peers\/lean-proxy\.ts/],
+  ['the proxy\'s own forwarding code (proxy-routes.ts, forward/, edge/; lean-proxy.ts)', /proxy\/(proxy-routes\.ts|forward\/|edge\/)|peers\/lean-proxy\.ts/],
 ]
 const CORE = 'Node core (HTTP parser and server, sockets, streams, timers, GC)'
 
