@@ -6,8 +6,6 @@ export type { Logger }
 const WRITE_AT_CHARS = 32_768
 /** The longest a line waits when traffic is low. */
 const FLUSH_INTERVAL_MS = 100
-/** Beyond this many pending characters (stdout stuck), lines are dropped rather than piling up in memory. */
-const MAX_PENDING_CHARS = 16 * 1024 * 1024
 
 /**
  * The structured JSON logger every service uses; pass `destination` to capture it in tests.
@@ -45,7 +43,6 @@ function batchedStdout(): DestinationStream {
   })
   return {
     write(line: string) {
-      if (pending + line.length > MAX_PENDING_CHARS) return
       lines.push(line)
       pending += line.length
       if (pending >= WRITE_AT_CHARS) flush()
