@@ -10,6 +10,7 @@
 // told, so it can be counted and logged.
 import { createHash } from 'node:crypto'
 import type { Redis } from '../../lib/redis.ts'
+import { DEFAULT_MAX_KEYS, Windows } from './rate-limit-windows.ts'
 
 // KEYS[1] the counter, ARGV[1] the window in ms, ARGV[2] requests to count: start the window on
 // the first, count them, return {count, ms left}.
@@ -95,34 +96,16 @@ export class RedisRateLimitStore implements RateLimitStore {
 
 /** Counters of this process alone (no REDIS_URL), for at most `maxKeys` clients at a time. */
 export class LocalRateLimitStore implements RateLimitStore {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>()
+  private readonly windows: Windows<{ count: number; resetAt: number }>
 
-  private readonly maxKeys: number
-
-  constructor(maxKeys = 100_000) {
-    this.maxKeys = maxKeys
+  constructor(maxKeys = DEFAULT_MAX_KEYS) {
+    this.windows = new Windows(maxKeys)
   }
 
   incr(key: string, callback: Callback, timeWindow: number): void {
     const now = Date.now()
-    let window = this.windows.get(key)
-    if (!window || window.resetAt <= now) {
-      if (!window) this.makeRoom(now)
-      window = { count: 0, resetAt: now + timeWindow }
-      this.windows.set(key, window)
-    }
+    const window = this.windows.running(key, now) ?? this.windows.start(key, { count: 0, resetAt: now + timeWindow }, now)
     window.count++
     callback({ current: window.count, ttl: window.resetAt - now })
-  }
-
-  /** Bounded memory: ended windows go first, then the oldest tenth of the clients. */
-  private makeRoom(now: number): void {
-    if (this.windows.size < this.maxKeys) return
-    for (const [key, window] of this.windows) if (window.resetAt <= now) this.windows.delete(key)
-    let excess = this.windows.size - Math.floor(this.maxKeys * 0.9)
-    for (const key of this.windows.keys()) {
-      if (excess-- <= 0) break
-      this.windows.delete(key)
-    }
   }
 }
