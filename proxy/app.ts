@@ -151,7 +151,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   })
   app.server.maxConnections = config.clientMaxConnections
   edgeGuards(app)
-  registerRateLimit(app, { max: off.has('rate-limit') ? 0 : config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix }, { redis: deps.redis, metrics, logger: deps.logger })
+  registerRateLimit(app, { max: off.has('rate-limit') ? 0 : config.rateLimitMax, windowMs: config.rateLimitWindowMs, keyPrefix: config.rateLimitKeyPrefix, syncIntervalMs: config.rateLimitSyncMs }, { redis: deps.redis, metrics, logger: deps.logger })
   const upgrades = routeUpgrades(app)
 
   const catchAll = routes.find((r) => r.prefix === '/')!

@@ -7,6 +7,7 @@ import { ConfigError, env, envVarNames, parseEnv, serverEnv, type EnvField } fro
 import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './model/route-map.ts'
 import { trustProxyEnv } from './edge/trust-proxy.ts'
 import { featuresOffEnv } from './model/features.ts'
+import { DEFAULT_SYNC_INTERVAL_MS } from './edge/rate-limit-store.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 const SHIPPED_ROUTES = repoFile('proxy/routes.json')
@@ -115,6 +116,11 @@ const spec = {
   rateLimitMax: env.int('RATE_LIMIT_MAX', 1_000, { min: 0, description: 'requests per client per window; 0 = no limit' }),
   rateLimitWindowMs: env.int('RATE_LIMIT_WINDOW_MS', 60_000, { min: 1, description: 'rate-limit window' }),
   rateLimitKeyPrefix: env.string('RATE_LIMIT_KEY_PREFIX', 'cinemaabyss:rl:', 'prefix of the Redis counters'),
+  rateLimitSyncMs: env.int('RATE_LIMIT_SYNC_MS', DEFAULT_SYNC_INTERVAL_MS, {
+    min: 1,
+    max: 60_000,
+    description: 'least time between two syncs of the Redis counters; requests never wait for Redis, and across replicas a client may pass the limit by what the others admitted in about this long',
+  }),
   redisUrl: env.optionalUrl('REDIS_URL', 'shared rate-limit counters; unset = per-process counters', ['redis', 'rediss']),
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
   trustProxy: trustProxyEnv,

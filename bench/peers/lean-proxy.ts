@@ -30,7 +30,7 @@ const upstreams = createUpstreams(config.routeMap.upstreams, upstreamDefaults(co
 const traffic = createTrafficRecorder(config.routeMap.routes)
 const trust = trustFunction(config.trustProxy)
 const redis = config.redisUrl ? createRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisTimeoutMs, autoPipelining: true }) : undefined
-const store: RateLimitStore = redis ? new RedisRateLimitStore({ redis, keyPrefix: config.rateLimitKeyPrefix, onError: () => metrics.rateLimitStoreErrors.inc() }) : new LocalRateLimitStore()
+const store: RateLimitStore = redis ? new RedisRateLimitStore({ redis, keyPrefix: config.rateLimitKeyPrefix, syncIntervalMs: config.rateLimitSyncMs, onError: () => metrics.rateLimitStoreErrors.inc() }) : new LocalRateLimitStore()
 const max = config.rateLimitMax
 const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
 // Longest prefix first: the first match is the route.

@@ -1,8 +1,9 @@
 // Per-client rate limiting: fixed windows of RATE_LIMIT_WINDOW_MS, at most RATE_LIMIT_MAX
 // requests of one client address (as TRUST_PROXY resolves it) in each. With Redis the counters
-// are shared by all proxy replicas (rate-limit-store.ts); without, each process counts alone. A
-// Redis failure lets the request through and is counted in proxy_rate_limit_store_errors_total:
-// the limiter must never become the outage. Every counted answer carries x-ratelimit-limit,
+// are shared by all proxy replicas, synced at most every RATE_LIMIT_SYNC_MS in the background
+// (rate-limit-store.ts); without, each process counts alone. A failed sync is counted in
+// proxy_rate_limit_store_errors_total and the replica counts alone meanwhile: the limiter must
+// never become the outage. Every counted answer carries x-ratelimit-limit,
 // -remaining and -reset (seconds); past the limit, 429 JSON with Retry-After.
 //
 // One callback-style onRequest hook rather than @fastify/rate-limit: the plugin's promise chain
@@ -15,7 +16,7 @@ import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import { checkOptions } from '../model/options.ts'
-import { LocalRateLimitStore, RedisRateLimitStore, type RateLimitStore } from './rate-limit-store.ts'
+import { LocalRateLimitStore, RedisRateLimitStore, RedisSyncSettings, type RateLimitStore } from './rate-limit-store.ts'
 
 const EXEMPT = new Set(['/health', '/ready', '/metrics'])
 
@@ -26,23 +27,28 @@ export const RateLimitOptions = Type.Object(
     windowMs: Type.Integer({ minimum: 1 }),
     /** Prefix of the Redis counters. */
     keyPrefix: Type.String(),
+    /** Least time between two syncs of the counters with Redis. */
+    syncIntervalMs: RedisSyncSettings.properties.syncIntervalMs,
   },
   { additionalProperties: false },
 )
 export type RateLimitOptions = Static<typeof RateLimitOptions>
 
 export function registerRateLimit(app: FastifyInstance, options: RateLimitOptions, deps: { redis?: Redis; metrics: ProxyMetrics; logger: Logger }): void {
-  const { max, windowMs, keyPrefix } = checkOptions(RateLimitOptions, options, 'rate limit')
+  const { max, windowMs, keyPrefix, syncIntervalMs } = checkOptions(RateLimitOptions, options, 'rate limit')
   if (max === 0) return
   let lastLogged = 0
   const onStoreError = (err: Error) => {
     deps.metrics.rateLimitStoreErrors.inc()
     if (Date.now() - lastLogged > 10_000) {
       lastLogged = Date.now()
-      deps.logger.warn({ err: err.message }, 'rate-limit counters unavailable: requests pass unlimited')
+      deps.logger.warn({ err: err.message }, 'rate-limit counters unavailable: this replica counts alone')
     }
   }
-  const store: RateLimitStore = deps.redis ? new RedisRateLimitStore({ redis: deps.redis, keyPrefix, onError: onStoreError }) : new LocalRateLimitStore()
+  const shared = deps.redis && new RedisRateLimitStore({ redis: deps.redis, keyPrefix, syncIntervalMs, onError: onStoreError })
+  // The requests counted since the last sync still reach Redis (server.ts disconnects it after).
+  if (shared) app.addHook('onClose', () => shared.close())
+  const store: RateLimitStore = shared || new LocalRateLimitStore()
   const windowSeconds = Math.round(windowMs / 1000)
 
   app.addHook('onRequest', (request, reply, done) => {

@@ -90,7 +90,7 @@ export function createMetrics() {
   })
   const rateLimitStoreErrors = new Counter({
     name: 'proxy_rate_limit_store_errors_total',
-    help: 'Rate-limit counter updates that failed (Redis down or slow); those requests were let through',
+    help: 'Syncs of the rate-limit counters with Redis that failed (Redis down or slow); meanwhile each replica counts alone',
     registers: [registry],
   })
   const shadowComparisons = new Counter({

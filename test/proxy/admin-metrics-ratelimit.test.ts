@@ -1,6 +1,6 @@
 // The admin API (bearer auth, state, rollout validation, explain), the /metrics contract and
 // rate limiting: per process without Redis, shared by two proxies through the real Redis,
-// and letting requests through (counted) when Redis is unreachable.
+// and counting alone (each failed sync counted) when Redis is unreachable.
 import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedis } from '../../lib/redis.ts'
@@ -8,6 +8,7 @@ import { redisUrl } from '../helpers/infra.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.ts'
 import { metric } from '../helpers/metrics.ts'
+import { eventually } from '../helpers/poll.ts'
 import { ADMIN_TOKEN, admin, flagsFileAt, startProxy, startStubs, type ProxyUnderTest, type Stubs } from './proxy-harness.ts'
 
 let stubs: Stubs
@@ -157,18 +158,26 @@ describe('rate limiting', () => {
     }
   })
 
-  it('shares the counters of two proxies through Redis', async () => {
+  it('shares the counters of two proxies through Redis: each sees the other\'s requests once it has synced', async () => {
     const prefix = `test:proxy-rl:${randomUUID()}:`
     const redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 1_000 })
     const env = { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000', RATE_LIMIT_KEY_PREFIX: prefix }
     const a = await startProxy(stubs, env, { redis })
     const b = await startProxy(stubs, env, { redis })
+    const status = async (proxy: ProxyUnderTest) => (await proxy.app.inject('/api/users')).statusCode
+    // The proxies' syncs and this poll share one connection: Redis showing a count means its sender has the answer.
+    const synced = (count: number) => eventually(`Redis counts ${count}`, async () => Number(await redis.get(`${prefix}127.0.0.1`)) === count, 10_000)
     try {
-      const statuses = []
-      for (let i = 0; i < 6; i++) statuses.push((await (i % 2 ? b : a).app.inject('/api/users')).statusCode)
-      expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
-      expect((await a.app.inject('/api/users')).statusCode).toBe(429)
-      expect(await redis.exists(`${prefix}127.0.0.1`)).toBe(1)
+      for (let i = 0; i < 3; i++) expect(await status(a)).toBe(200)
+      await synced(3)
+      expect(await status(b)).toBe(200) // b's first: counted by b alone until its sync answers
+      await synced(4)
+      expect([await status(b), await status(b)]).toEqual([200, 429]) // b counts a's three: 5 pass, the 6th not
+      // a's last sync was before b's requests: its next one passes (the bound proxy/README.md states), then a knows.
+      expect(await status(a)).toBe(200)
+      await synced(7)
+      expect(await status(a)).toBe(429)
+      expect(await redis.pttl(`${prefix}127.0.0.1`)).toBeGreaterThan(0)
     } finally {
       await a.close()
       await b.close()
@@ -177,16 +186,21 @@ describe('rate limiting', () => {
     }
   })
 
-  it('lets requests through and counts the failure when Redis is unreachable', async () => {
+  it('counts alone, and counts each failed sync, when Redis is unreachable', async () => {
     const url = new URL(redisUrl())
     const forwarder: TcpForwarder = await startTcpForwarder(url.hostname, Number(url.port || 6379))
     const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, captureLogs().logger, { commandTimeoutMs: 200 })
-    const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '2', RATE_LIMIT_KEY_PREFIX: `test:proxy-rl:${randomUUID()}:` }, { redis })
+    const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '3', RATE_LIMIT_KEY_PREFIX: `test:proxy-rl:${randomUUID()}:` }, { redis })
+    const storeErrors = async () => metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limit_store_errors_total') ?? 0
     try {
       await forwarder.cut()
-      for (let i = 0; i < 5; i++) expect((await proxy.app.inject('/api/users')).statusCode).toBe(200)
-      expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limit_store_errors_total')).toBe(5)
-      expect(proxy.logs.lines.some((l) => l.msg === 'rate-limit counters unavailable: requests pass unlimited')).toBe(true)
+      const statuses = []
+      for (let i = 0; i < 5; i++) statuses.push((await proxy.app.inject('/api/users')).statusCode)
+      // The limiter is not the outage: requests under the limit pass, on this replica's own count.
+      expect(statuses).toEqual([200, 200, 200, 429, 429])
+      await eventually('a failed sync is counted', async () => (await storeErrors()) >= 1, 10_000)
+      expect(await storeErrors()).toBeLessThanOrEqual(5) // once per failed sync, never more than per request
+      expect(proxy.logs.lines.some((l) => l.msg === 'rate-limit counters unavailable: this replica counts alone')).toBe(true)
     } finally {
       await proxy.close()
       redis.disconnect()

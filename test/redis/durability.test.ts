@@ -208,6 +208,7 @@ describe('Redis as shipped (docker-compose.yml and the chart)', () => {
     await cached.get(7)
     const limits = new RedisRateLimitStore({ redis, keyPrefix: 'cinemaabyss:rl:', onError: (error) => expect.fail(error.message) })
     await new Promise((done) => limits.incr('client-1', done, 60_000))
+    await limits.close() // its last sync
     await redis.ping()
     const keys = (await redis.keys('*')).sort()
     expect(keys).toEqual(['cinemaabyss:rl:client-1', 'movies:id:7', 'movies:list'])
