@@ -10,10 +10,11 @@
 //   traced1  the same, every request sampled (always_on)
 //   -<feature>  this proxy with one feature off (FEATURES_OFF, proxy/model/features.ts), one row
 //            per feature; "local" and "local-rate-limit": counters in process (no REDIS_URL), with
-//            and without the rate limit. The table "what each feature costs" is the paired
-//            difference of CPU per request against "proxy" (against "local" for the in-process
-//            rate limit), as a share of the naive Fastify proxy's CPU per request, with its budget
-//            (3 %; 8 % for the Redis rate limit, which talks to another server)
+//            and without the rate limit. Each runs at saturation right next to a run of "proxy"
+//            ("local" for the in-process rate limit); the table "what each feature costs" is the
+//            difference of CPU per request of each pair, median over the repetitions, as a share
+//            of the naive Fastify proxy's CPU per request, with its budget (3 %; 8 % for the
+//            Redis rate limit, which talks to another server). No fixed-rate run for these rows.
 //   lean     the proxy's own components (config, flags, routing, breakers, metrics, Redis
 //            counters, access log) on a raw node:http listener, GETs only: what the features
 //            cost without Fastify (bench/peers/lean-proxy.ts)
@@ -26,6 +27,7 @@
 //   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
 //   BENCH_WARMUP_S (15)    saturation per target before the measured runs
+//   BENCH_PREWARM_S (3)    unmeasured saturation right before each measured one
 //   BENCH_ONLY=proxy,bare  a subset of the rows ("features": every feature row, with proxy and fastify)
 //   BENCH_REDIS=0   in-process counters
 //   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
@@ -53,6 +55,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 15)
+const PREWARM_S = Number(process.env.BENCH_PREWARM_S ?? 3)
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
 const SHADOW = process.env.BENCH_SHADOW === '1'
@@ -372,26 +375,58 @@ async function main(): Promise<void> {
   // a short warm-up left the first repetition up to 30 % slower than the last.
   for (const t of targets) saturate(t.url, WARMUP)
 
+  const featureNames = new Set(features.map((r) => r.name))
+  const peers = targets.filter((t) => !featureNames.has(t.name))
+  const targetOf = (name: string) => targets.find((t) => t.name === name)!
   const sat: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
-  const fixed: Record<string, Run[]> = Object.fromEntries(targets.map((t) => [t.name, []]))
+  const fixed: Record<string, Run[]> = Object.fromEntries(peers.map((t) => [t.name, []]))
+  /** Per feature row, per repetition: the run of the row it is compared with, next to its own run. */
+  const pairs: Record<string, Array<{ on: Run; off: Run }>> = Object.fromEntries(features.map((r) => [r.name, []]))
+  /**
+   * One measured saturation run, right after an unmeasured one of PREWARM_S: a process that sat
+   * idle for a minute (V8 shrinks an idle heap) spends more per request in its first seconds.
+   * `sat` keeps one run per row and repetition (the medians and ratios); the feature pairs their own.
+   */
+  const saturation = (t: { name: string; url: string; pid: number }, rep: number, pairRun = false) => {
+    saturate(t.url, PREWARM_S)
+    const s = measured(t.pid, () => saturate(t.url, DURATION))
+    if (!pairRun || sat[t.name]!.length <= rep) sat[t.name]!.push(s)
+    console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
+    return s
+  }
   for (let rep = 0; rep < REPS; rep++) {
     // Rotate the order so no target always runs first (or right after another one).
-    const order = targets.map((_, i) => targets[(i + rep) % targets.length]!)
+    const order = peers.map((_, i) => peers[(i + rep) % peers.length]!)
     for (const t of order) {
-      const s = measured(t.pid, () => saturate(t.url, DURATION))
-      sat[t.name]!.push(s)
-      console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
+      saturation(t, rep)
       const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(0, c, a) }))
       fixed[t.name]!.push(f)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
+    // Each feature row right next to a run of the row it is compared with (a few seconds apart,
+    // so the machine's drift over the whole run cancels), the two in alternating order.
+    features.forEach((row, i) => {
+      const [on, off] = [targetOf(row.against), targetOf(row.name)]
+      if ((rep + i) % 2 === 0) {
+        const withIt = saturation(on, rep, true)
+        pairs[row.name]!.push({ on: withIt, off: saturation(off, rep, true) })
+      } else {
+        const without = saturation(off, rep, true)
+        pairs[row.name]!.push({ on: saturation(on, rep, true), off: without })
+      }
+    })
   }
 
   const cpu = (runs: Run[]) => (runs.every((r) => r.cpuUs !== undefined) ? `  cpu ${Math.round(median(runs.map((r) => r.cpuUs!)))} µs/req` : '')
   console.log('\nmedians (saturation | fixed rate; cpu = CPU time of the server per answered request):')
   for (const t of targets) {
     const s = sat[t.name]!
-    const f = fixed[t.name]!
+    const f = fixed[t.name] ?? []
+    if (!s.length) continue
+    if (!f.length) {
+      console.log(`  ${t.name.padEnd(7)} ${Math.round(median(s.map((r) => r.rps))).toString().padStart(6)} req/s  p99 ${median(s.map((r) => r.p99)).toFixed(2)} ms${cpu(s)}`)
+      continue
+    }
     console.log(
       `  ${t.name.padEnd(7)} ${Math.round(median(s.map((r) => r.rps))).toString().padStart(6)} req/s  p99 ${median(s.map((r) => r.p99)).toFixed(2)} ms${cpu(s)} | ` +
         `p50 ${median(f.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(f.map((r) => r.p99)).toFixed(2)} ms${cpu(f)}`,
@@ -421,7 +456,7 @@ async function main(): Promise<void> {
     const r = ratio(a, b)
     if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
   }
-  printFeatureTable(features, sat, fixed)
+  printFeatureTable(features, pairs, sat, fixed)
   for (const [row, file] of [['proxy', accessLog], ['lean', join(work, 'lean-access.log')]] as const) {
     if (file && existsSync(file)) console.log(`${row} access log: ${statSync(file).size} bytes written during the runs`)
   }
@@ -434,18 +469,18 @@ async function main(): Promise<void> {
 
 /**
  * "What each feature costs": per repetition, the CPU per request of the row it is compared with
- * minus the row without the feature (the runs of one repetition are adjacent in time), median over
- * the repetitions, as a share of the naive Fastify proxy's CPU per request; then the acceptance
+ * minus the row without the feature (two saturation runs side by side), median over the
+ * repetitions, as a share of the naive Fastify proxy's CPU per request; then the acceptance
  * figures: the proxy's CPU per request against the naive proxy's, and its p50 at the fixed rate.
  */
-function printFeatureTable(rows: FeatureRow[], sat: Record<string, Run[]>, fixed: Record<string, Run[]>): void {
-  const naive = sat.fastify?.every((r) => r.cpuUs !== undefined) ? median(sat.fastify.map((r) => r.cpuUs!)) : undefined
-  const priced = rows.filter((r) => r.budget > 0 && sat[r.against]?.length && sat[r.name]?.length)
+function printFeatureTable(rows: FeatureRow[], pairs: Record<string, Array<{ on: Run; off: Run }>>, sat: Record<string, Run[]>, fixed: Record<string, Run[]>): void {
+  const naive = sat.fastify?.length && sat.fastify.every((r) => r.cpuUs !== undefined) ? median(sat.fastify.map((r) => r.cpuUs!)) : undefined
+  const priced = rows.filter((r) => r.budget > 0 && pairs[r.name]?.every((p) => p.on.cpuUs !== undefined && p.off.cpuUs !== undefined))
   if (priced.length && naive) {
-    console.log(`\nwhat each feature costs (CPU per request of "${priced[0]!.against}" minus the row without it, median of paired repetitions; naive Fastify proxy: ${naive.toFixed(1)} µs/req):`)
-    console.log('  feature                          | µs per request | share of the naive proxy | budget')
+    console.log(`\nwhat each feature costs (CPU per request with it minus without it, runs side by side, median over the repetitions; naive Fastify proxy: ${naive.toFixed(1)} µs/req):`)
+    console.log('  feature                          | µs per request (per repetition) | share of the naive proxy | budget')
     for (const row of priced) {
-      const diffs = sat[row.against]!.map((r, i) => r.cpuUs! - sat[row.name]![i]!.cpuUs!)
+      const diffs = pairs[row.name]!.map((p) => p.on.cpuUs! - p.off.cpuUs!)
       const us = median(diffs)
       const within = us / naive <= row.budget ? 'within' : 'OVER'
       console.log(
