@@ -50,8 +50,8 @@ export function createBreaker(upstream: string, options: BreakerOptions, metrics
   const slowCalls = slowCallWindow(settings)
   const events = {} as Record<BreakerEvent, { inc(by?: number): void }>
   for (const event of ['open', 'close', 'halfOpen', 'reject', 'timeout', 'failure', 'success', 'fallback'] as const) {
-    events[event] = metrics.breakerEvents.labels(upstream, event)
-    events[event].inc(0) // every series exists from the start, so rate() and alerts work before the first event
+    // Every series exists from the start, so rate() and alerts work before the first event.
+    events[event] = metrics.breakerEvent(upstream, event)
     if (event !== 'fallback' && event !== 'timeout') breaker.on(event as 'success', () => events[event].inc())
   }
   const gauge = metrics.breakerState.labels(upstream)

@@ -1,6 +1,7 @@
 // Prometheus metrics of the proxy. Names are a contract with the SREs' alerts (listed in
-// proxy/README.md): change them only together with the dashboards. Label children are cached
-// so the per-request cost is two map lookups, not label hashing. With PROXY_WORKERS > 1 the
+// proxy/README.md): change them only together with the dashboards. The counters a request
+// touches count in plain numbers, added to prom-client when the counter is read (a scrape, the
+// console's history): prom-client hashes a child's labels again on every inc (0.5 µs). With PROXY_WORKERS > 1 the
 // workers' samples are summed (proxy/workers.ts); the gauges say how instead (`aggregator`):
 // a breaker open in any worker reads open, a flag source down in any worker reads down.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
@@ -14,15 +15,45 @@ export type ProxyMetrics = ReturnType<typeof createMetrics>
 
 const GUARD_SIGNALS = ['target_requests', 'legacy_requests', 'error_rate_percent', 'mismatch_rate_percent', 'latency_ratio', 'target_p99_seconds', 'legacy_p99_seconds'] as const
 
+/**
+ * Children of a counter whose increments are plain additions, added to the counter when it is
+ * read (its `collect`), so what a scrape or `get()` reads is always complete.
+ */
+class DeferredCounts<L extends string> {
+  private readonly children = new Map<string, { labels: Partial<Record<L, string>>; n: number }>()
+  /** The child counted under `key` (the label values joined), if it exists yet. */
+  get(key: string): { n: number } | undefined {
+    return this.children.get(key)
+  }
+  /** The child of `labels` under `key`: made once, then found with get(). */
+  create(key: string, labels: Partial<Record<L, string>>): { n: number } {
+    const child = { labels, n: 0 }
+    this.children.set(key, child)
+    return child
+  }
+  /** Adds what was counted since the last read to `counter`. */
+  addTo(counter: Counter<L>): void {
+    for (const child of this.children.values()) {
+      if (child.n === 0) continue
+      counter.inc(child.labels, child.n)
+      child.n = 0
+    }
+  }
+}
+
 export function createMetrics() {
   // Process metrics and GET /metrics come from lib/http/metrics.ts (registered in app.ts).
   const registry = new Registry()
 
+  const requestCounts = new DeferredCounts<'route' | 'upstream' | 'status_class' | 'reason'>()
   const requests = new Counter({
     name: 'proxy_requests_total',
     help: 'Proxied requests by route, answering upstream ("proxy" = answered by the proxy itself), status class and route reason',
     labelNames: ['route', 'upstream', 'status_class', 'reason'] as const,
     registers: [registry],
+    collect() {
+      requestCounts.addTo(this)
+    },
   })
   const duration = new Histogram({
     name: 'proxy_request_duration_seconds',
@@ -38,11 +69,15 @@ export function createMetrics() {
     aggregator: 'max',
     registers: [registry],
   })
+  const breakerEventCounts = new DeferredCounts<'upstream' | 'event'>()
   const breakerEvents = new Counter({
     name: 'proxy_breaker_events_total',
     help: 'Circuit breaker events per upstream: open, close, halfOpen, reject, timeout, failure, success, fallback',
     labelNames: ['upstream', 'event'] as const,
     registers: [registry],
+    collect() {
+      breakerEventCounts.addTo(this)
+    },
   })
   const upstreamFailures = new Counter({
     name: 'proxy_upstream_failures_total',
@@ -155,7 +190,6 @@ export function createMetrics() {
     registers: [registry],
   })
 
-  const requestChildren = new Map<string, ReturnType<typeof requests.labels>>()
   const durationChildren = new Map<string, ReturnType<typeof duration.labels>>()
   const shadowChildren = new Map<string, ReturnType<typeof shadowComparisons.labels>>()
   const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
@@ -166,6 +200,12 @@ export function createMetrics() {
     requests,
     breakerState,
     breakerEvents,
+    /** A breaker event counter of `upstream` (every series exists from the start, at 0), counted in plain numbers: the hot path's success and failure. */
+    breakerEvent(upstream: string, event: BreakerEvent): { inc(by?: number): void } {
+      breakerEvents.labels(upstream, event).inc(0)
+      const child = breakerEventCounts.create(`${upstream}\u0000${event}`, { upstream, event })
+      return { inc: (by = 1) => void (child.n += by) }
+    },
     upstreamFailures,
     readYourWrites,
     writesSide,
@@ -206,9 +246,8 @@ export function createMetrics() {
     observe(route: string, upstream: string, status: number, reason: string, seconds: number): void {
       const cls = CLASSES[(status / 100) | 0] ?? 'other'
       const key = `${route}\u0000${upstream}\u0000${cls}\u0000${reason}`
-      let counter = requestChildren.get(key)
-      if (!counter) requestChildren.set(key, (counter = requests.labels(route, upstream, cls, reason)))
-      counter.inc()
+      const counted = requestCounts.get(key) ?? requestCounts.create(key, { route, upstream, status_class: cls, reason })
+      counted.n++
       const dkey = `${route}\u0000${upstream}`
       let histogram = durationChildren.get(dkey)
       if (!histogram) durationChildren.set(dkey, (histogram = duration.labels(route, upstream)))
