@@ -1,5 +1,7 @@
-// npm run bench: requests/s and latency of this proxy with every feature on, side by side in
-// one run with its peers (not part of npm test; a benchmark is not a test):
+// npm run bench: CPU per request, requests/s and latency of this proxy with every feature on,
+// and with each feature off in turn, side by side in one run with its peers (not part of npm
+// test; a benchmark is not a test). By default: nginx, bare, fastify, proxy, the feature rows
+// and the profile phase; traced10, traced1 and lean when BENCH_ONLY names them:
 //   nginx    split_clients by X-User-Id, 1 worker (the reference; skipped when nginx is absent)
 //   bare     node:http + undici Pool, random split, no features (the Node ceiling)
 //   fastify  Fastify + @fastify/http-proxy, random split, logs off (the naive proxy)
@@ -26,8 +28,11 @@
 //
 //   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
-//   BENCH_WARMUP_S (15)    saturation per target before the measured runs
+//   BENCH_WARMUP_S (30)    saturation per target before the measured runs (a proxy process spends
+//                          3-4x its steady CPU per request in its first seconds and ~20 s to settle)
 //   BENCH_PREWARM_S (3)    unmeasured saturation right before each measured one
+//   BENCH_PROFILE_S (20)   the profile phase: a proxy of its own under --cpu-prof, warmed up, then
+//                          this long at saturation; each feature's share of its busy time (0 = none)
 //   BENCH_ONLY=proxy,bare  a subset of the rows ("features": every feature row, with proxy and fastify)
 //   BENCH_REDIS=0   in-process counters
 //   BENCH_PROFILE_DIR=dir  the proxy runs with --cpu-prof and writes its profile there
@@ -47,6 +52,7 @@ import { REPO_ROOT } from '../dev/paths.ts'
 import { waitForHttp } from '../dev/wait-for-http.ts'
 import { MEASURED_FEATURES, type MeasuredFeature } from '../proxy/model/features.ts'
 import { constantRate } from './constant-rate.ts'
+import { featureShares, type CpuProfile } from './profile-summary.ts'
 import type { Run } from './run.ts'
 
 const DURATION = Number(process.env.BENCH_DURATION_S ?? 8)
@@ -54,8 +60,9 @@ const REPS = Number(process.env.BENCH_REPS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
-const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 15)
+const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 30)
 const PREWARM_S = Number(process.env.BENCH_PREWARM_S ?? 3)
+const PROFILE_S = Number(process.env.BENCH_PROFILE_S ?? 20)
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
 const SHADOW = process.env.BENCH_SHADOW === '1'
@@ -64,6 +71,8 @@ const BASELINE = process.env.BENCH_BASELINE
 const BASELINE_ENV = envPairs(process.env.BENCH_BASELINE_ENV)
 /** Variables set for the lean row only, e.g. `RATE_LIMIT_MAX=0 LOG_LEVEL=warn`: what those features cost it. */
 const LEAN_ENV = envPairs(process.env.BENCH_LEAN_ENV)
+/** Rows run only when BENCH_ONLY names them (each costs minutes: a Jaeger, a second kind of proxy). */
+const ON_REQUEST = ['traced10', 'traced1', 'lean']
 const ONLY = process.env.BENCH_ONLY?.split(',').flatMap((s) => (s.trim() === 'features' ? ['proxy', 'fastify', ...featureRowNames()] : [s.trim()]))
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 
@@ -253,7 +262,7 @@ async function main(): Promise<void> {
   await waitForHttp(`${movies}/`)
 
   const targets: Array<{ name: string; url: string; pid: number }> = []
-  const wanted = (name: string) => !ONLY || ONLY.includes(name)
+  const wanted = (name: string) => (ONLY ? ONLY.includes(name) : !ON_REQUEST.includes(name))
 
   if (wanted('nginx') && NGINX) {
     const nginxPort = await port()
@@ -276,6 +285,8 @@ async function main(): Promise<void> {
   }
 
   let accessLog: string | undefined
+  /** Starts a proxy like "proxy" under `--cpu-prof` (the profile phase at the end); set with the proxy rows. */
+  let startProfiled: ((port: number, dir: string) => ChildProcess) | undefined
   let shadowPort: number | undefined
   const features = featureRows().filter((r) => wanted(r.name))
   if (wanted('proxy') || wanted('lean') || wanted('traced10') || wanted('traced1') || features.length) {
@@ -311,6 +322,8 @@ async function main(): Promise<void> {
     })
     const startProxy = (proxyPort: number, extra: Record<string, string>, log: string, cwd?: string) =>
       startNode([...profile, 'proxy/server.ts'], { ...proxyEnv(proxyPort), ...extra }, log, cwd)
+    startProfiled = (proxyPort, dir) =>
+      startNode(['--cpu-prof', '--cpu-prof-dir', dir, 'proxy/server.ts'], { ...proxyEnv(proxyPort), RATE_LIMIT_KEY_PREFIX: 'bench-profiled:' }, join(work, 'profiled-access.log'))
     if (wanted('proxy')) {
       const proxyPort = await port()
       const proxy = startProxy(proxyPort, {}, accessLog)
@@ -457,6 +470,7 @@ async function main(): Promise<void> {
     if (r) console.log(`  ${a}/${b}: ${r}${goal}`)
   }
   printFeatureTable(features, pairs, sat, fixed)
+  if (startProfiled && sat.proxy?.length && PROFILE_S > 0) await profilePhase(startProfiled, sat)
   for (const [row, file] of [['proxy', accessLog], ['lean', join(work, 'lean-access.log')]] as const) {
     if (file && existsSync(file)) console.log(`${row} access log: ${statSync(file).size} bytes written during the runs`)
   }
@@ -495,6 +509,36 @@ function printFeatureTable(rows: FeatureRow[], pairs: Record<string, Array<{ on:
   if (fixed.proxy && fixed.fastify) {
     const deltas = fixed.proxy.map((r, i) => r.p50 - fixed.fastify![i]!.p50)
     console.log(`proxy p50 - naive p50 at ${FIXED_RATE} req/s: ${median(deltas).toFixed(2)} ms (${deltas.map((d) => d.toFixed(2)).join(', ')}); goal <= 1 ms`)
+  }
+}
+
+/**
+ * The steadier view: one proxy's own CPU profile (bench/profile-summary.ts) at saturation after
+ * its warm-up, each feature's share of the busy time, in µs per request of the "proxy" row's
+ * median. The machine's speed moves every share alike, where it moves the difference of two runs
+ * by tens of µs (above).
+ */
+async function profilePhase(startProfiled: (port: number, dir: string) => ChildProcess, sat: Record<string, Run[]>): Promise<void> {
+  const dir = join(work, 'profile')
+  const profiledPort = await freePort()
+  const profiled = startProfiled(profiledPort, dir)
+  const url = `http://127.0.0.1:${profiledPort}`
+  await waitForHttp(`${url}/ready`)
+  saturate(url, WARMUP)
+  saturate(url, PROFILE_S)
+  const exited = new Promise((resolve) => profiled.once('exit', resolve))
+  profiled.kill('SIGTERM')
+  await exited
+  const file = readdirSync(dir).map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0]
+  if (!file) return void console.log('\nprofile phase: no profile written')
+  const { busyUs, shares } = featureShares(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, (PROFILE_S + 1) * 1e6)
+  const proxyUs = median(sat.proxy!.map((r) => r.cpuUs ?? NaN))
+  const naive = sat.fastify?.length ? median(sat.fastify.map((r) => r.cpuUs ?? NaN)) : NaN
+  console.log(`\nwhere the proxy's CPU goes (its own profile: ${(busyUs / 1e6).toFixed(1)} s busy in ${PROFILE_S} s at saturation after ${WARMUP} s of warm-up; µs = share × the proxy row's ${proxyUs.toFixed(1)} µs/req):`)
+  console.log('  share   | µs per request | share of the naive proxy | feature')
+  for (const [feature, share] of [...shares].sort((a, b) => b[1] - a[1])) {
+    const us = share * proxyUs
+    console.log(`  ${(100 * share).toFixed(1).padStart(5)} % | ${us.toFixed(1).padStart(6)} | ${Number.isNaN(naive) ? '' : `${((100 * us) / naive).toFixed(1).padStart(5)} %`} | ${feature}`)
   }
 }
 
