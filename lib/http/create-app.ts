@@ -5,7 +5,6 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders, ServerOptions } from 'node:http'
 import { createRequire } from 'node:module'
 import fastifySwagger from '@fastify/swagger'
-import type { Bindings, ChildLoggerOptions } from 'pino'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { ErrorMapper } from '../errors.ts'
 import type { Logger } from '../logger.ts'
@@ -51,65 +50,12 @@ export function requestIdOf(headers: IncomingHttpHeaders): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
 }
 
-type LogFn = (...args: unknown[]) => void
-
-/**
- * request.log, made on first use: Fastify makes a pino child per request (serialising its
- * bindings each time) and most requests log nothing but their access line, which the service's
- * logger writes with the request id as a field (the same line).
- */
-class RequestLogger {
-  #child: FastifyBaseLogger | undefined
-  readonly #parent: FastifyBaseLogger
-  readonly #bindings: Bindings
-  readonly #options: ChildLoggerOptions
-  constructor(parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions) {
-    this.#parent = parent
-    this.#bindings = bindings
-    this.#options = options
-  }
-  get #logger(): FastifyBaseLogger {
-    return (this.#child ??= this.#parent.child(this.#bindings, this.#options))
-  }
-  get level(): string {
-    return this.#logger.level
-  }
-  set level(level: string) {
-    this.#logger.level = level
-  }
-  fatal(...args: unknown[]): void {
-    ;(this.#logger.fatal as LogFn)(...args)
-  }
-  error(...args: unknown[]): void {
-    ;(this.#logger.error as LogFn)(...args)
-  }
-  warn(...args: unknown[]): void {
-    ;(this.#logger.warn as LogFn)(...args)
-  }
-  info(...args: unknown[]): void {
-    ;(this.#logger.info as LogFn)(...args)
-  }
-  debug(...args: unknown[]): void {
-    ;(this.#logger.debug as LogFn)(...args)
-  }
-  trace(...args: unknown[]): void {
-    ;(this.#logger.trace as LogFn)(...args)
-  }
-  silent(...args: unknown[]): void {
-    ;(this.#logger.silent as LogFn)(...args)
-  }
-  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.#logger.child(bindings, options)
-  }
-}
-
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
     logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: (logger, bindings, opts) => new RequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger,
     ...(options.requestIds === false ? {} : { genReqId: (req: { headers: IncomingHttpHeaders }) => requestIdOf(req.headers) }),
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
@@ -139,8 +85,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.accessLog !== false) {
     app.addHook('onResponse', (request, reply, done) => {
       const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-      // The service's logger with the request id as a field: the line a child would write, without making one.
-      options.logger.info(extra ? { reqId: request.id, ...line, ...extra(request) } : { reqId: request.id, ...line }, 'request')
+      request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
       done()
     })
   }
