@@ -127,3 +127,28 @@ export function ensureGoBinary(tool: GoBinary): string {
   }
   return bin
 }
+
+/** `go install <packageAtVersion>` into `outDir` (GOBIN), statically linked: a GoBinary's build for a module without replace directives. */
+export function goInstall(go: string, packageAtVersion: string, options: { outDir: string; ldflags: string; timeoutMs: number }): void {
+  const result = spawnSync(go, ['install', '-trimpath', `-ldflags=${options.ldflags}`, packageAtVersion], {
+    env: { ...process.env, GOBIN: options.outDir, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' },
+    encoding: 'utf8',
+    timeout: options.timeoutMs,
+  })
+  if (result.status !== 0) throw new GoBuildError(`go install ${packageAtVersion} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stderr}`)
+}
+
+/**
+ * `npm run <tool>:warm`: builds (or finds) the pinned binary and says where it is, in how long;
+ * a failed build is one line on stderr and exit 1. `describe` names the binary in that line.
+ */
+export function warmGoBinary(script: string, ensure: () => string, describe: (bin: string) => string): void {
+  const started = Date.now()
+  try {
+    const bin = ensure()
+    console.log(`${describe(bin)} ready at ${bin} (${((Date.now() - started) / 1000).toFixed(1)}s)`)
+  } catch (error) {
+    console.error(error instanceof GoBuildError ? `${script}: ${error.message}` : error)
+    process.exit(1)
+  }
+}

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureGoBinary, goBinaryPath, GoBuildError, type GoBinary } from '../go-binary.ts'
+import { ensureGoBinary, goBinaryPath, GoBuildError, goInstall, warmGoBinary, type GoBinary } from '../go-binary.ts'
 import { REPO_ROOT } from '../paths.ts'
 
 /** A released Helm 3 that builds with the Go toolchain installed here (Go 1.26). */
@@ -32,14 +32,7 @@ const helm: GoBinary = {
         `-X helm.sh/helm/v3/${pkg}.k8sVersionMinor=${KUBE_MINOR}`,
       ]),
     ].join(' ')
-    const result = spawnSync(go, ['install', '-trimpath', `-ldflags=${ldflags}`, `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], {
-      env: { ...process.env, GOBIN: outDir, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' },
-      encoding: 'utf8',
-      timeout: timeoutMs,
-    })
-    if (result.status !== 0) {
-      throw new HelmBuildError(`go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stderr}`)
-    }
+    goInstall(go, `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`, { outDir, ldflags, timeoutMs })
   },
 }
 export const HELM_BIN = goBinaryPath(helm)
@@ -86,13 +79,5 @@ export function runHelm(args: readonly string[], opts: { cwd?: string } = {}): H
 
 // `npm run helm:warm`: build (or find) the pinned helm and say where it is.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = Date.now()
-  try {
-    const bin = ensureHelm()
-    const version = spawnSync(bin, ['version', '--short'], { encoding: 'utf8' }).stdout.trim()
-    console.log(`helm ${HELM_VERSION} (${version}) ready at ${bin} (${((Date.now() - started) / 1000).toFixed(1)}s)`)
-  } catch (error) {
-    console.error(error instanceof HelmBuildError ? `helm:warm: ${error.message}` : error)
-    process.exit(1)
-  }
+  warmGoBinary('helm:warm', ensureHelm, (bin) => `helm ${HELM_VERSION} (${spawnSync(bin, ['version', '--short'], { encoding: 'utf8' }).stdout.trim()})`)
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../free-port.ts'
-import { ensureGoBinary, GoBuildError, type GoBinary } from '../go-binary.ts'
+import { ensureGoBinary, GoBuildError, warmGoBinary, type GoBinary } from '../go-binary.ts'
 import { REPO_ROOT } from '../paths.ts'
 import { spawnTied } from '../tied-process.ts'
 import { waitForHttp } from '../wait-for-http.ts'
@@ -174,13 +174,4 @@ export async function startJaeger(opts: { timeoutMs?: number } = {}): Promise<Ru
 }
 
 // `npm run jaeger:warm`: build (or find) the pinned jaeger and say where it is.
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = Date.now()
-  try {
-    const bin = ensureJaeger()
-    console.log(`jaeger ${JAEGER_MODULE_VERSION} (Jaeger v2) ready at ${bin} (${((Date.now() - started) / 1000).toFixed(1)}s)`)
-  } catch (error) {
-    console.error(error instanceof GoBuildError ? `jaeger:warm: ${error.message}` : error)
-    process.exit(1)
-  }
-}
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) warmGoBinary('jaeger:warm', ensureJaeger, () => `jaeger ${JAEGER_MODULE_VERSION} (Jaeger v2)`)

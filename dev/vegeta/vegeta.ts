@@ -3,10 +3,9 @@
 // Its go.mod has no replace directives, so `go install module@version` builds it directly.
 //
 //   const vegeta = ensureVegeta()             // path of the binary, builds it the first time
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureGoBinary, GoBuildError, type GoBinary } from '../go-binary.ts'
+import { ensureGoBinary, goInstall, warmGoBinary, type GoBinary } from '../go-binary.ts'
 import { REPO_ROOT } from '../paths.ts'
 
 export const VEGETA_VERSION = 'v12.13.0'
@@ -18,12 +17,7 @@ const vegeta: GoBinary = {
   cacheDir: join(REPO_ROOT, '.cache', 'vegeta'),
   build(outDir, timeoutMs, go) {
     // main.Version is what `vegeta -version` prints (its Makefile sets it the same way).
-    const result = spawnSync(go, ['install', '-trimpath', `-ldflags=-s -w -X main.Version=${VEGETA_VERSION}`, `${MODULE}@${VEGETA_VERSION}`], {
-      env: { ...process.env, GOBIN: outDir, CGO_ENABLED: '0', GOTOOLCHAIN: 'local' },
-      encoding: 'utf8',
-      timeout: timeoutMs,
-    })
-    if (result.status !== 0) throw new GoBuildError(`go install ${MODULE}@${VEGETA_VERSION} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stderr}`)
+    goInstall(go, `${MODULE}@${VEGETA_VERSION}`, { outDir, ldflags: `-s -w -X main.Version=${VEGETA_VERSION}`, timeoutMs })
   },
 }
 
@@ -31,13 +25,4 @@ const vegeta: GoBinary = {
 export const ensureVegeta = (): string => ensureGoBinary(vegeta)
 
 // `npm run vegeta:warm`: build (or find) the pinned vegeta and say where it is.
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = Date.now()
-  try {
-    const bin = ensureVegeta()
-    console.log(`vegeta ${VEGETA_VERSION} ready at ${bin} (${((Date.now() - started) / 1000).toFixed(1)}s)`)
-  } catch (error) {
-    console.error(error instanceof GoBuildError ? `vegeta:warm: ${error.message}` : error)
-    process.exit(1)
-  }
-}
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) warmGoBinary('vegeta:warm', ensureVegeta, () => `vegeta ${VEGETA_VERSION}`)
