@@ -104,3 +104,24 @@ describe('percentage rule and recovery', () => {
     expect(b.state()).toBe('closed')
   })
 })
+
+describe('stats', () => {
+  /** A call that takes `ms` of (fake) time, then succeeds or fails. */
+  const taking = (b: UpstreamBreaker, ms: number, failing = false) => {
+    const call = b.fire(() => new Promise((resolve, reject) => setTimeout(() => (failing ? reject(new UpstreamFailure('reset', 'dropped')) : resolve('ok')), ms))).catch(() => 'failed')
+    vi.advanceTimersByTime(ms)
+    return call
+  }
+
+  it("give the mean latency of the window's calls, successes and failures alike, and forget the calls that left the window", async () => {
+    const b = make()
+    expect(b.stats().latencyMean).toBe(0)
+    await taking(b, 100)
+    await taking(b, 300)
+    await taking(b, 200, true)
+    expect(b.stats()).toMatchObject({ successes: 2, failures: 1, latencyMean: 200 })
+    vi.advanceTimersByTime(settings.windowMs + 1)
+    await taking(b, 40)
+    expect(b.stats().latencyMean).toBe(40)
+  })
+})
