@@ -21,8 +21,9 @@
 //            counters, access log) on a raw node:http listener, GETs only: what the features
 //            cost without Fastify (bench/peers/lean-proxy.ts)
 // All answer GET /api/movies (a ~1 KB JSON) from two stub upstreams, 30 % to the target.
-// With taskset the load generator runs on core 0 and everything else on core 1 (2-core
-// machine); wrk drives saturation when installed (autocannon otherwise), and vegeta measures
+// With taskset the server under test runs alone on core 1, and the load generator, the stub
+// upstreams and Redis on core 0 (2-core machine): a saturated server then has a core to itself,
+// so its CPU per request does not move with how the scheduler shares a core among 4 processes; wrk drives saturation when installed (autocannon otherwise), and vegeta measures
 // latency at a fixed rate, open model (bench/constant-rate.ts). Printed: each run, the medians, the
 // medians of the per-repetition ratios.
 //
@@ -113,7 +114,7 @@ const NGINX = which('nginx')
 const WRK = which('wrk')
 const TASKSET = which('taskset')
 const REDIS = process.env.BENCH_REDIS === '0' ? undefined : which('redis-server')
-// Load on core 0, servers on core 1 (when the machine has them).
+// The server under test on core 1; load, stubs and Redis on core 0 (when the machine has two cores).
 const PIN = TASKSET && (spawnSync('nproc').stdout?.toString().trim() ?? '1') !== '1'
 const pinned = (core: number, command: string, args: string[]): [string, string[]] => (PIN ? [TASKSET!, ['-c', String(core), command, ...args]] : [command, args])
 
@@ -121,14 +122,17 @@ const work = mkdtempSync(join(tmpdir(), 'proxy-bench-'))
 const children: ChildProcess[] = []
 let nginxPid: number | undefined
 
-function start(command: string, args: string[], env: Record<string, string>, logFile: string, cwd = REPO_ROOT): ChildProcess {
+/** Core 1: the servers under test; core 0: what serves them (stubs, Redis) and the load. */
+const UNDER_TEST = 1
+const AROUND = 0
+function start(command: string, args: string[], env: Record<string, string>, logFile: string, cwd = REPO_ROOT, core = UNDER_TEST): ChildProcess {
   const out = openSync(logFile, 'a')
-  const [cmd, argv] = pinned(1, command, args)
+  const [cmd, argv] = pinned(core, command, args)
   const child = spawn(cmd, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] })
   children.push(child)
   return child
 }
-const startNode = (args: string[], env: Record<string, string>, logFile: string, cwd?: string) => start(process.execPath, args, env, logFile, cwd)
+const startNode = (args: string[], env: Record<string, string>, logFile: string, cwd?: string, core?: number) => start(process.execPath, args, env, logFile, cwd, core)
 /** Stopped after the proxies (which flush their last spans on the way out): the trace receiver. */
 const stopLast: Array<() => Promise<void>> = []
 
@@ -152,7 +156,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => pr
 
 
 function run(command: string, args: string[], timeoutMs: number): string {
-  const [cmd, argv] = pinned(0, command, args)
+  const [cmd, argv] = pinned(AROUND, command, args)
   const result = spawnSync(cmd, argv, { cwd: REPO_ROOT, encoding: 'utf8', timeout: timeoutMs })
   if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr || result.error?.message}`)
   return result.stdout
@@ -256,8 +260,8 @@ async function main(): Promise<void> {
   const [monolithPort, moviesPort] = [await port(), await port()]
   const monolith = `http://127.0.0.1:${monolithPort}`
   const movies = `http://127.0.0.1:${moviesPort}`
-  startNode(['bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'))
-  startNode(['bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'))
+  startNode(['bench/upstream-stub.ts', String(monolithPort), 'monolith'], {}, join(work, 'monolith.log'), undefined, AROUND)
+  startNode(['bench/upstream-stub.ts', String(moviesPort), 'movies-service'], {}, join(work, 'movies.log'), undefined, AROUND)
   await waitForHttp(`${monolith}/`)
   await waitForHttp(`${movies}/`)
 
@@ -268,7 +272,7 @@ async function main(): Promise<void> {
     const nginxPort = await port()
     const conf = join(work, 'nginx.conf')
     writeFileSync(conf, nginxConfig(nginxPort, monolithPort, moviesPort))
-    const [cmd, argv] = pinned(1, NGINX, ['-p', work, '-c', conf])
+    const [cmd, argv] = pinned(UNDER_TEST, NGINX, ['-p', work, '-c', conf])
     const started = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 10_000 })
     if (started.status !== 0) throw new Error(`nginx did not start: ${started.stderr}`)
     nginxPid = Number(readFileSync(join(work, 'nginx.pid'), 'utf8'))
@@ -293,7 +297,7 @@ async function main(): Promise<void> {
     const env: Record<string, string> = {}
     if (REDIS) {
       const redisPort = await port()
-      start(REDIS, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], {}, join(work, 'redis.log'))
+      start(REDIS, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work], {}, join(work, 'redis.log'), REPO_ROOT, AROUND)
       env.REDIS_URL = `redis://127.0.0.1:${redisPort}`
       const deadline = Date.now() + 10_000
       while (!readFileSync(join(work, 'redis.log'), 'utf8').includes('Ready to accept')) {
@@ -378,7 +382,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const pinning = PIN ? 'load on core 0, servers on core 1' : 'unpinned (no taskset or one core)'
+  const pinning = PIN ? 'the server under test alone on core 1; load, stubs and Redis on core 0' : 'unpinned (no taskset or one core)'
   console.log(
     `${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users); ` +
       `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by vegeta; ${pinning}; ` +
@@ -412,7 +416,7 @@ async function main(): Promise<void> {
     const order = peers.map((_, i) => peers[(i + rep) % peers.length]!)
     for (const t of order) {
       saturation(t, rep)
-      const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(0, c, a) }))
+      const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(AROUND, c, a) }))
       fixed[t.name]!.push(f)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
