@@ -4,7 +4,8 @@
 // console's history): prom-client hashes a child's labels again on every inc (0.5 µs). With PROXY_WORKERS > 1 the
 // workers' samples are summed (proxy/workers.ts); the gauges say how instead (`aggregator`):
 // a breaker open in any worker reads open, a flag source down in any worker reads down.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { PlainHistogram, type HistogramSeries } from './plain-histogram.ts'
 import { RAMP_STATES, type RampStateName, type WindowSignals } from '../model/guard.ts'
 import type { BreakerStateName } from '../model/upstream-options.ts'
 
@@ -13,6 +14,17 @@ export type BreakerEvent = 'open' | 'close' | 'halfOpen' | 'reject' | 'timeout' 
 
 export type ProxyMetrics = ReturnType<typeof createMetrics>
 
+/** Status classes by status / 100; a status of 600 or more counts as "other". */
+const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const
+const OTHER_CLASS = CLASSES.length - 1
+
+/** What one request adds to, per route and answering upstream. */
+interface RequestSeries {
+  duration: HistogramSeries
+  /** proxy_requests_total's children by reason, then by status class index. */
+  counts: Map<string, Array<{ n: number } | undefined>>
+}
+
 const GUARD_SIGNALS = ['target_requests', 'legacy_requests', 'error_rate_percent', 'mismatch_rate_percent', 'latency_ratio', 'target_p99_seconds', 'legacy_p99_seconds'] as const
 
 /**
@@ -20,20 +32,16 @@ const GUARD_SIGNALS = ['target_requests', 'legacy_requests', 'error_rate_percent
  * read (its `collect`), so what a scrape or `get()` reads is always complete.
  */
 class DeferredCounts<L extends string> {
-  private readonly children = new Map<string, { labels: Partial<Record<L, string>>; n: number }>()
-  /** The child counted under `key` (the label values joined), if it exists yet. */
-  get(key: string): { n: number } | undefined {
-    return this.children.get(key)
-  }
-  /** The child of `labels` under `key`: made once, then found with get(). */
-  create(key: string, labels: Partial<Record<L, string>>): { n: number } {
+  private readonly children: Array<{ labels: Partial<Record<L, string>>; n: number }> = []
+  /** A child of `labels` (keep it: each call makes another). */
+  create(labels: Partial<Record<L, string>>): { n: number } {
     const child = { labels, n: 0 }
-    this.children.set(key, child)
+    this.children.push(child)
     return child
   }
   /** Adds what was counted since the last read to `counter`. */
   addTo(counter: Counter<L>): void {
-    for (const child of this.children.values()) {
+    for (const child of this.children) {
       if (child.n === 0) continue
       counter.inc(child.labels, child.n)
       child.n = 0
@@ -55,7 +63,7 @@ export function createMetrics() {
       requestCounts.addTo(this)
     },
   })
-  const duration = new Histogram({
+  const duration = new PlainHistogram({
     name: 'proxy_request_duration_seconds',
     help: 'Time from request to the end of the response, by route and answering upstream',
     labelNames: ['route', 'upstream'] as const,
@@ -190,9 +198,16 @@ export function createMetrics() {
     registers: [registry],
   })
 
-  const durationChildren = new Map<string, ReturnType<typeof duration.labels>>()
+  /** The hot path's series per route, then per answering upstream: two Map look-ups of strings the route map already holds. */
+  const seriesByRoute = new Map<string, Map<string, RequestSeries>>()
+  const seriesOf = (route: string, upstream: string): RequestSeries => {
+    let byUpstream = seriesByRoute.get(route)
+    if (!byUpstream) seriesByRoute.set(route, (byUpstream = new Map()))
+    let series = byUpstream.get(upstream)
+    if (!series) byUpstream.set(upstream, (series = { duration: duration.seriesOf({ route, upstream }), counts: new Map() }))
+    return series
+  }
   const shadowChildren = new Map<string, ReturnType<typeof shadowComparisons.labels>>()
-  const CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
   return {
     registry,
@@ -203,7 +218,7 @@ export function createMetrics() {
     /** A breaker event counter of `upstream` (every series exists from the start, at 0), counted in plain numbers: the hot path's success and failure. */
     breakerEvent(upstream: string, event: BreakerEvent): { inc(by?: number): void } {
       breakerEvents.labels(upstream, event).inc(0)
-      const child = breakerEventCounts.create(`${upstream}\u0000${event}`, { upstream, event })
+      const child = breakerEventCounts.create({ upstream, event })
       return { inc: (by = 1) => void (child.n += by) }
     },
     upstreamFailures,
@@ -244,14 +259,14 @@ export function createMetrics() {
     },
     /** Hot path: one request done. */
     observe(route: string, upstream: string, status: number, reason: string, seconds: number): void {
-      const cls = CLASSES[(status / 100) | 0] ?? 'other'
-      const key = `${route}\u0000${upstream}\u0000${cls}\u0000${reason}`
-      const counted = requestCounts.get(key) ?? requestCounts.create(key, { route, upstream, status_class: cls, reason })
+      const series = seriesOf(route, upstream)
+      series.duration.observe(seconds)
+      const classIndex = Math.min((status / 100) | 0, OTHER_CLASS)
+      let byClass = series.counts.get(reason)
+      if (!byClass) series.counts.set(reason, (byClass = []))
+      let counted = byClass[classIndex]
+      if (!counted) byClass[classIndex] = counted = requestCounts.create({ route, upstream, status_class: CLASSES[classIndex]!, reason })
       counted.n++
-      const dkey = `${route}\u0000${upstream}`
-      let histogram = durationChildren.get(dkey)
-      if (!histogram) durationChildren.set(dkey, (histogram = duration.labels(route, upstream)))
-      histogram.observe(seconds)
     },
     /** One shadow comparison's outcome (proxy/rollout/shadow/). */
     shadowComparison(route: string, outcome: 'match' | 'mismatch' | 'error' | 'dropped'): void {
