@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { ErrorMapper } from '../errors.ts'
-import type { Logger } from '../logger.ts'
+import { preparedInfo, type LineFields, type Logger } from '../logger.ts'
 import type { Tracing } from '../tracing/tracing.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -15,7 +15,7 @@ export interface HttpAppOptions {
   logger: Logger
   bodyLimitBytes: number
   /** Extra fields for the access line, e.g. the proxy's upstream and route reason. */
-  accessLogFields?: (request: FastifyRequest) => Record<string, unknown>
+  accessLogFields?: (request: FastifyRequest) => LineFields
   /** String formats replacing ajv-formats' ones of the same name (e.g. lib/contract/formats.ts). */
   formats?: Record<string, (value: string) => boolean>
   /** Connection limits and client identity, e.g. the edge proxy's timeouts and trustProxy. */
@@ -83,9 +83,14 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   }
   const extra = options.accessLogFields
   if (options.accessLog !== false) {
+    // The line request.log.info(fields, 'request') writes, from a prepared template when the
+    // logger allows (lib/logger.ts preparedInfo: no tracing mixin), else by pino.
+    const accessLine = preparedInfo(options.logger, 'request')
     app.addHook('onResponse', (request, reply, done) => {
       const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-      request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
+      const fields = extra ? { ...line, ...extra(request) } : line
+      if (accessLine) accessLine({ reqId: request.id, ...fields })
+      else request.log.info(fields, 'request')
       done()
     })
   }

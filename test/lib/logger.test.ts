@@ -2,6 +2,7 @@
 // soon when traffic is low, and nothing pending is lost when the process exits.
 import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
+import { createLogger, preparedInfo } from '../../lib/logger.ts'
 
 /** Runs `script` (with createLogger imported) in a process of its own; resolves with its stdout lines and their arrival times. */
 function runLogging(script: string, stopWhen?: (line: string) => boolean): Promise<Array<{ line: string; at: number }>> {
@@ -33,5 +34,40 @@ describe('createLogger on stdout', () => {
   it('loses no line on exit, however many are pending', async () => {
     const lines = await runLogging(`const log = createLogger({ name: 'many' }); for (let i = 0; i < 2000; i++) log.info({ i }, 'line'); process.exit(0)`)
     expect(lines.map((l) => JSON.parse(l.line).i)).toEqual(Array.from({ length: 2000 }, (_, i) => i))
+  })
+})
+
+describe('preparedInfo', () => {
+  /** A logger writing into an array, as createLogger is given a destination in tests. */
+  const capturing = (options: Parameters<typeof createLogger>[0] = { name: 'proxy' }) => {
+    const lines: string[] = []
+    return { logger: createLogger(options, { write: (line: string) => void lines.push(line) }), lines }
+  }
+  const fieldsOf = (reqId: string, url: string) => ({ method: 'GET', url, status: 200, ms: 1.5, route: 'movies', upstream: null, reason: 'flag', absent: undefined, nan: Number.NaN, reqId })
+
+  it("writes byte for byte the line pino writes for logger.child({ reqId }).info(fields, msg), whatever the strings hold", () => {
+    const urls = ['/api/movies', '/api/movies?q="quoted"&x=\\back', '/api/фильмы/ñ?😀', '/api/\u0001\u001f\ttab', `/api/${'long/'.repeat(40)}`]
+    for (const url of urls) {
+      const [viaPino, prepared] = [capturing(), capturing()]
+      const write = preparedInfo(prepared.logger, 'request')!
+      const { reqId, ...fields } = fieldsOf('3b882c1c-1d58-4d47-9a8c-5d19bd35cd20', url)
+      viaPino.logger.child({ reqId }).info(fields, 'request')
+      write({ reqId, ...fields })
+      // The time differs by when each was written; everything else is the same text.
+      const withoutTime = (line: string) => line.replace(/"time":\d+/, '"time":0')
+      expect(withoutTime(prepared.lines[0]!)).toBe(withoutTime(viaPino.lines[0]!))
+      expect(JSON.parse(prepared.lines[0]!)).toMatchObject({ level: 30, service: 'proxy', reqId, url, upstream: null, nan: null, msg: 'request' })
+    }
+  })
+
+  it("follows the logger's level as it is changed, and is not offered for a logger with a mixin (its fields come from pino)", () => {
+    const { logger, lines } = capturing()
+    const write = preparedInfo(logger, 'request')!
+    logger.level = 'warn'
+    write({ reqId: 'a' })
+    logger.level = 'info'
+    write({ reqId: 'b' })
+    expect(lines.map((l) => JSON.parse(l).reqId)).toEqual(['b'])
+    expect(preparedInfo(capturing({ name: 'proxy', mixin: () => ({ trace_id: 'x' }) }).logger, 'request')).toBeUndefined()
   })
 })
