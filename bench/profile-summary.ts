@@ -27,7 +27,7 @@ export const PROFILE_FEATURES: Array<[string, Matcher]> = [
   ['rate limit (edge/rate-limit*.ts, ioredis)', { url: /ioredis|redis-parser|standard-as-callback|proxy\/edge\/rate-limit/ }],
   ['breaker (opossum, forward/breakers.ts)', { url: /opossum|proxy\/forward\/breakers\.ts/ }],
   ['routing: flags and sticky decision (unleash-client, routing/, flags/)', { url: /unleash-client|murmurhash|proxy\/routing\/|proxy\/flags\// }],
-  ['metrics (prom-client, observability/metrics.ts)', { url: /prom-client|proxy\/observability\/metrics\.ts/ }],
+  ['metrics (prom-client, observability/)', { url: /prom-client|proxy\/observability\// }],
   ['ramp traffic (rollout/ramp/traffic.ts)', { url: /proxy\/rollout\/ramp\/traffic\.ts/ }],
   ['console history (admin/traffic-history.ts)', { url: /proxy\/admin\/traffic-history\.ts/ }],
   ['shadow selection (rollout/shadow/)', { url: /proxy\/rollout\/shadow\// }],

@@ -27,11 +27,12 @@
 // latency at a fixed rate, open model (bench/constant-rate.ts). Printed: each run, the medians, the
 // medians of the per-repetition ratios.
 //
-//   BENCH_DURATION_S (8)   length of each saturation run      BENCH_REPS (3)  repetitions
+//   BENCH_DURATION_S (8)   measured saturation per row and repetition   BENCH_REPS (3)  repetitions
+//   BENCH_SLICES (4)       ... in this many slices, interleaved with the rows it is compared with
 //   BENCH_CONNECTIONS (50) BENCH_FIXED_RATE (1000) req/s      BENCH_FIXED_S (5)
 //   BENCH_WARMUP_S (30)    saturation per target before the measured runs (a proxy process spends
 //                          3-4x its steady CPU per request in its first seconds and ~20 s to settle)
-//   BENCH_PREWARM_S (3)    unmeasured saturation right before each measured one
+//   BENCH_PREWARM_S (1)    unmeasured saturation right before each measured slice
 //   BENCH_PROFILE_S (20)   the profile phase: a proxy of its own under --cpu-prof, warmed up, then
 //                          this long at saturation; each feature's share of its busy time (0 = none)
 //   BENCH_ONLY=proxy,bare  a subset of the rows ("features": every feature row, with proxy and fastify)
@@ -62,7 +63,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 30)
-const PREWARM_S = Number(process.env.BENCH_PREWARM_S ?? 3)
+const PREWARM_S = Number(process.env.BENCH_PREWARM_S ?? 1)
+const SLICES = Number(process.env.BENCH_SLICES ?? 4)
+/** Whole seconds (wrk's -d). */
+const SLICE_S = Math.max(1, Math.round(DURATION / SLICES))
 const PROFILE_S = Number(process.env.BENCH_PROFILE_S ?? 20)
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR
 const ROLLOUT = 30
@@ -251,6 +255,21 @@ function measured(pid: number, load: () => Run): Run {
   return before === undefined || after === undefined || !run.total ? run : { ...run, cpuUs: ((after - before) * 1000) / run.total }
 }
 
+/** The slices of one target as one run: requests and CPU summed, the slices' median p50 and p99. */
+function combined(slices: Run[]): Run {
+  const total = slices.reduce((n, r) => n + r.total, 0)
+  const withCpu = slices.every((r) => r.cpuUs !== undefined)
+  return {
+    rps: slices.reduce((n, r) => n + r.rps, 0) / slices.length,
+    total,
+    ...(withCpu && total ? { cpuUs: slices.reduce((us, r) => us + r.cpuUs! * r.total, 0) / total } : {}),
+    p50: median(slices.map((r) => r.p50)),
+    p99: median(slices.map((r) => r.p99)),
+    errors: slices.reduce((n, r) => n + r.errors, 0),
+    non2xx: slices.reduce((n, r) => n + r.non2xx, 0),
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const fmt = (run: Run) =>
   `${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms${run.cpuUs === undefined ? '' : `  cpu ${Math.round(run.cpuUs)} µs/req`}${run.errors || run.non2xx ? `  errors ${run.errors} non-2xx ${run.non2xx}` : ''}`
@@ -384,7 +403,7 @@ async function main(): Promise<void> {
 
   const pinning = PIN ? 'the server under test alone on core 1; load, stubs and Redis on core 0' : 'unpinned (no taskset or one core)'
   console.log(
-    `${CONNECTIONS} connections, ${DURATION} s per run, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users); ` +
+    `${CONNECTIONS} connections, ${SLICES} slices of ${SLICE_S} s per row, interleaved, ${REPS} repetitions, rollout ${ROLLOUT} % by X-User-Id (10,000 users); ` +
       `saturation by ${WRK ? 'wrk' : 'autocannon'}, fixed rate ${FIXED_RATE} req/s by vegeta; ${pinning}; ` +
       `proxy rate-limit counters ${REDIS ? 'in Redis' : 'in process'}`,
   )
@@ -399,38 +418,45 @@ async function main(): Promise<void> {
   const fixed: Record<string, Run[]> = Object.fromEntries(peers.map((t) => [t.name, []]))
   /** Per feature row, per repetition: the run of the row it is compared with, next to its own run. */
   const pairs: Record<string, Array<{ on: Run; off: Run }>> = Object.fromEntries(features.map((r) => [r.name, []]))
+  type Target = { name: string; url: string; pid: number }
   /**
-   * One measured saturation run, right after an unmeasured one of PREWARM_S: a process that sat
-   * idle for a minute (V8 shrinks an idle heap) spends more per request in its first seconds.
-   * `sat` keeps one run per row and repetition (the medians and ratios); the feature pairs their own.
+   * Measured saturation runs of `group`, interleaved: SLICES slices of SLICE_S seconds,
+   * the targets one after the other in each, so that the machine's speed, which drifts by tens of
+   * per cent within a minute here, falls on every target of the group alike. Each slice follows
+   * PREWARM_S of unmeasured load (a process idle for a while spends more per request in its first
+   * second). A target's slices add up to its run: requests and CPU summed, the slices' median p50
+   * and p99. `sat` keeps one run per row and repetition (the medians and ratios).
    */
-  const saturation = (t: { name: string; url: string; pid: number }, rep: number, pairRun = false) => {
-    saturate(t.url, PREWARM_S)
-    const s = measured(t.pid, () => saturate(t.url, DURATION))
-    if (!pairRun || sat[t.name]!.length <= rep) sat[t.name]!.push(s)
-    console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(s)}`)
-    return s
+  const interleaved = (group: Target[], rep: number, keep = true): Run[] => {
+    const slices: Run[][] = group.map(() => [])
+    for (let slice = 0; slice < SLICES; slice++) {
+      for (const [i, t] of group.entries()) {
+        saturate(t.url, PREWARM_S)
+        slices[i]!.push(measured(t.pid, () => saturate(t.url, SLICE_S)))
+      }
+    }
+    return group.map((t, i) => {
+      const run = combined(slices[i]!)
+      if (keep && sat[t.name]!.length <= rep) sat[t.name]!.push(run)
+      console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} saturation ${fmt(run)}`)
+      return run
+    })
   }
   for (let rep = 0; rep < REPS; rep++) {
     // Rotate the order so no target always runs first (or right after another one).
     const order = peers.map((_, i) => peers[(i + rep) % peers.length]!)
+    interleaved(order, rep)
     for (const t of order) {
-      saturation(t, rep)
       const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(AROUND, c, a) }))
       fixed[t.name]!.push(f)
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
-    // Each feature row right next to a run of the row it is compared with (a few seconds apart,
-    // so the machine's drift over the whole run cancels), the two in alternating order.
+    // Each feature row interleaved with the row it is compared with, the two in alternating order.
     features.forEach((row, i) => {
       const [on, off] = [targetOf(row.against), targetOf(row.name)]
-      if ((rep + i) % 2 === 0) {
-        const withIt = saturation(on, rep, true)
-        pairs[row.name]!.push({ on: withIt, off: saturation(off, rep, true) })
-      } else {
-        const without = saturation(off, rep, true)
-        pairs[row.name]!.push({ on: saturation(on, rep, true), off: without })
-      }
+      const first = (rep + i) % 2 === 0
+      const [a, b] = interleaved(first ? [on, off] : [off, on], rep, false)
+      pairs[row.name]!.push(first ? { on: a!, off: b! } : { on: b!, off: a! })
     })
   }
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import fastifySwagger from '@fastify/swagger'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { ErrorMapper } from '../errors.ts'
-import { preparedInfo, type LineFields, type Logger } from '../logger.ts'
+import { lazyChildLogger, preparedInfo, type LineFields, type Logger } from '../logger.ts'
 import type { Tracing } from '../tracing/tracing.ts'
 import { registerErrorHandlers } from './errors.ts'
 
@@ -56,6 +56,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimitBytes,
     // Fastify's two lines per request are replaced by one access line below.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log made on first use (lib/logger.ts): the access line does not need it.
+    childLoggerFactory: (logger, bindings, childOptions) => lazyChildLogger(logger as Logger, bindings, childOptions) as FastifyBaseLogger,
     ...(options.requestIds === false ? {} : { genReqId: (req: { headers: IncomingHttpHeaders }) => requestIdOf(req.headers) }),
     ajv: {
       // Bodies must already have the right JSON types: "1" is not an integer.
@@ -87,10 +89,12 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     // logger allows (lib/logger.ts preparedInfo: no tracing mixin), else by pino.
     const accessLine = preparedInfo(options.logger, 'request')
     app.addHook('onResponse', (request, reply, done) => {
-      const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }
-      const fields = extra ? { ...line, ...extra(request) } : line
-      if (accessLine) accessLine({ reqId: request.id, ...fields })
-      else request.log.info(fields, 'request')
+      const ms = Math.round(reply.elapsedTime * 10) / 10
+      if (accessLine) accessLine({ reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms }, extra?.(request))
+      else {
+        const line = { method: request.method, url: request.url, status: reply.statusCode, ms }
+        request.log.info(extra ? { ...line, ...extra(request) } : line, 'request')
+      }
       done()
     })
   }

@@ -1,7 +1,9 @@
 // The services' stdout logger (lib/logger.ts) writes in batches: a line still reaches stdout
 // soon when traffic is low, and nothing pending is lost when the process exits.
 import { spawn } from 'node:child_process'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { createHttpApp } from '../../lib/http/create-app.ts'
+import { captureLogs } from '../helpers/logs.ts'
 import { createLogger, preparedInfo } from '../../lib/logger.ts'
 
 /** Runs `script` (with createLogger imported) in a process of its own; resolves with its stdout lines and their arrival times. */
@@ -46,13 +48,14 @@ describe('preparedInfo', () => {
   const fieldsOf = (reqId: string, url: string) => ({ method: 'GET', url, status: 200, ms: 1.5, route: 'movies', upstream: null, reason: 'flag', absent: undefined, nan: Number.NaN, reqId })
 
   it("writes byte for byte the line pino writes for logger.child({ reqId }).info(fields, msg), whatever the strings hold", () => {
-    const urls = ['/api/movies', '/api/movies?q="quoted"&x=\\back', '/api/фильмы/ñ?😀', '/api/\u0001\u001f\ttab', `/api/${'long/'.repeat(40)}`]
+    const urls = ['/api/movies', '/api/~!*()', '/api/\u007f', 'x'.repeat(300) + '"', '/api/movies?q="quoted"&x=\\back', '/api/фильмы/ñ?😀', '/api/\u0001\u001f\ttab', `/api/${'long/'.repeat(40)}`]
     for (const url of urls) {
       const [viaPino, prepared] = [capturing(), capturing()]
       const write = preparedInfo(prepared.logger, 'request')!
       const { reqId, ...fields } = fieldsOf('3b882c1c-1d58-4d47-9a8c-5d19bd35cd20', url)
       viaPino.logger.child({ reqId }).info(fields, 'request')
-      write({ reqId, ...fields })
+      const { method, url: path, status, ms, ...more } = fields
+      write({ reqId, method, url: path, status, ms }, more)
       // The time differs by when each was written; everything else is the same text.
       const withoutTime = (line: string) => line.replace(/"time":\d+/, '"time":0')
       expect(withoutTime(prepared.lines[0]!)).toBe(withoutTime(viaPino.lines[0]!))
@@ -69,5 +72,33 @@ describe('preparedInfo', () => {
     write({ reqId: 'b' })
     expect(lines.map((l) => JSON.parse(l).reqId)).toEqual(['b'])
     expect(preparedInfo(capturing({ name: 'proxy', mixin: () => ({ trace_id: 'x' }) }).logger, 'request')).toBeUndefined()
+  })
+})
+
+describe("request.log (lib/http/create-app.ts's lazy child logger)", () => {
+  it('is a child with the request id, made only for a request that logs something; the access line needs none', async () => {
+    const { logger, lines } = captureLogs()
+    const app = createHttpApp({ logger, bodyLimitBytes: 1024 })
+    // Fastify makes each request's logger a child of app.log (itself a child of `logger`).
+    const children = vi.spyOn(app.log, 'child')
+    app.get('/quiet', async () => ({ ok: true }))
+    app.get('/talks', async (request) => {
+      request.log.warn({ detail: 1 }, 'something to say')
+      expect(request.log.level).toBe('info')
+      return { ok: true }
+    })
+    try {
+      await app.inject({ url: '/quiet', headers: { 'x-request-id': 'quiet-1' } })
+      expect(children).not.toHaveBeenCalled()
+      await app.inject({ url: '/talks', headers: { 'x-request-id': 'talks-1' } })
+      expect(children).toHaveBeenCalledTimes(1)
+      expect(lines.filter((l) => l.msg === 'something to say')).toEqual([expect.objectContaining({ level: 40, reqId: 'talks-1', detail: 1 })])
+      expect(lines.filter((l) => l.msg === 'request').map((l) => [l.reqId, l.url, l.status])).toEqual([
+        ['quiet-1', '/quiet', 200],
+        ['talks-1', '/talks', 200],
+      ])
+    } finally {
+      await app.close()
+    }
   })
 })
