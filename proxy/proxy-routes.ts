@@ -4,7 +4,7 @@
 // other methods get 503 and are never sent twice. Legacy unavailable: 503 with Retry-After.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { EventEmitter } from 'node:events'
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FlagSource } from './flags/flag-source.ts'
 import type { ProxyMetrics } from './observability/metrics.ts'
@@ -140,39 +140,48 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     reply.hijack()
     const res = reply.raw
     // As reply.headers() would merge them: the upstream's win, except that Set-Cookie adds up.
-    const headers = clientResponseHeaders(response.headers)
-    for (const name in own) {
-      const value = own[name] as string | string[] | number
-      if (!(name in headers)) res.setHeader(name, value)
-      else if (name === 'set-cookie') headers[name] = [value, headers[name]!].flat().map(String)
+    const upstreamHeaders = clientResponseHeaders(response.headers)
+    const headers: OutgoingHttpHeaders = {}
+    for (const name in own) if (!(name in upstreamHeaders)) headers[name] = own[name]
+    for (const name in upstreamHeaders) {
+      const value = upstreamHeaders[name]!
+      headers[name] = name === 'set-cookie' && own[name] !== undefined ? [own[name] as string | string[], value].flat().map(String) : value
     }
-    for (const name in headers) res.setHeader(name, headers[name]!)
-    res.setHeader('x-upstream', upstream)
-    res.setHeader('x-route-reason', reason)
+    headers['x-upstream'] = upstream
+    headers['x-route-reason'] = reason
+    // Read by the onResponse hooks (metrics, access line) even if the client leaves before the first chunk.
     res.statusCode = response.statusCode
-    // Headers go out with the first chunk (or the end), so an upstream that fails before its first
-    // byte still gets a clean 502 of the catalogue, without any of the upstream's headers.
+    // Status and headers go out with the first chunk (or the end), in one writeHead (no setHeader
+    // per header), so an upstream that fails before its first byte still gets a clean 502 of the
+    // catalogue, without any of the upstream's headers.
+    let headed = false
+    const head = () => {
+      headed = true
+      res.writeHead(response.statusCode, headers)
+    }
     const body = response.body
     const onDrain = () => body.resume()
     body.on('data', (chunk: Buffer) => {
       tap?.primaryChunk(chunk)
+      if (!headed) head()
       if (!res.write(chunk)) body.pause()
     })
     body.on('end', () => {
       res.off('drain', onDrain)
+      if (!headed) head()
       res.end()
       // [shadow seam 3/3] the whole answer was passed on: the copy may start (or, below, it never completed).
       tap?.primaryEnd()
     })
     body.on('error', (error: Error) => {
       tap?.primaryFailed()
-      if (res.headersSent || res.destroyed) {
+      if (headed || res.destroyed) {
         request.log.warn({ err: error }, 'response terminated with an error with headers already sent')
         return void res.destroy()
       }
       metrics.upstreamFailures.labels(upstream, 'reset').inc()
       request.log.warn({ upstream, err: error.message }, 'upstream broke off its answer before the first body byte')
-      for (const name of res.getHeaderNames()) if (!(name in own)) res.removeHeader(name)
+      for (const name in own) res.setHeader(name, own[name] as string | string[] | number)
       res.setHeader('x-upstream', upstream)
       res.setHeader('x-route-reason', reason)
       writeError(res, new errors.UPSTREAM_BROKEN_ANSWER(upstream))
