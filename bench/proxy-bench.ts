@@ -33,6 +33,7 @@
 //   BENCH_WARMUP_S (30)    saturation per target before the measured runs (a proxy process spends
 //                          3-4x its steady CPU per request in its first seconds and ~20 s to settle)
 //   BENCH_PREWARM_S (1)    unmeasured saturation right before each measured slice
+//   BENCH_GROUP_PREWARM_S (5)  ... and before the first slice of each row compared
 //   BENCH_PROFILE_S (20)   the profile phase: a proxy of its own under --cpu-prof, warmed up, then
 //                          this long at saturation; each feature's share of its busy time (0 = none)
 //   BENCH_ONLY=proxy,bare  a subset of the rows ("features": every feature row, with proxy and fastify)
@@ -64,6 +65,7 @@ const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 1000)
 const FIXED_S = Number(process.env.BENCH_FIXED_S ?? 5)
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 30)
 const PREWARM_S = Number(process.env.BENCH_PREWARM_S ?? 1)
+const GROUP_PREWARM_S = Number(process.env.BENCH_GROUP_PREWARM_S ?? 5)
 const SLICES = Number(process.env.BENCH_SLICES ?? 4)
 /** Whole seconds (wrk's -d). */
 const SLICE_S = Math.max(1, Math.round(DURATION / SLICES))
@@ -155,8 +157,11 @@ async function stopAll(): Promise<void> {
 process.on('exit', () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   if (nginxPid) process.kill(nginxPid, 'SIGTERM')
+  rmSync(work, { recursive: true, force: true })
 })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130))
+/** A turn of the event loop between two load runs (each blocks in spawnSync), so that Ctrl-C or SIGTERM stops the bench and its processes. */
+const signalsHeard = () => new Promise((resolve) => setImmediate(resolve))
 
 
 function run(command: string, args: string[], timeoutMs: number): string {
@@ -409,7 +414,10 @@ async function main(): Promise<void> {
   )
   // Warm-up: a Node server keeps getting faster for many seconds of load (JIT tiers, heap sizing);
   // a short warm-up left the first repetition up to 30 % slower than the last.
-  for (const t of targets) saturate(t.url, WARMUP)
+  for (const t of targets) {
+    saturate(t.url, WARMUP)
+    await signalsHeard()
+  }
 
   const featureNames = new Set(features.map((r) => r.name))
   const peers = targets.filter((t) => !featureNames.has(t.name))
@@ -427,12 +435,16 @@ async function main(): Promise<void> {
    * second). A target's slices add up to its run: requests and CPU summed, the slices' median p50
    * and p99. `sat` keeps one run per row and repetition (the medians and ratios).
    */
-  const interleaved = (group: Target[], rep: number, keep = true): Run[] => {
+  const interleaved = async (group: Target[], rep: number, keep = true): Promise<Run[]> => {
+    // Each target of the group back at its steady state first: a process idle for minutes (the
+    // other rows' turns) spent up to 15 % more per request in its first slice than the row next to it.
+    for (const t of group) saturate(t.url, GROUP_PREWARM_S)
     const slices: Run[][] = group.map(() => [])
     for (let slice = 0; slice < SLICES; slice++) {
       for (const [i, t] of group.entries()) {
         saturate(t.url, PREWARM_S)
         slices[i]!.push(measured(t.pid, () => saturate(t.url, SLICE_S)))
+        await signalsHeard()
       }
     }
     return group.map((t, i) => {
@@ -445,19 +457,20 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < REPS; rep++) {
     // Rotate the order so no target always runs first (or right after another one).
     const order = peers.map((_, i) => peers[(i + rep) % peers.length]!)
-    interleaved(order, rep)
+    await interleaved(order, rep)
     for (const t of order) {
       const f = measured(t.pid, () => constantRate({ url: t.url, rate: FIXED_RATE, seconds: FIXED_S, users: 10_000, pin: (c, a) => pinned(AROUND, c, a) }))
       fixed[t.name]!.push(f)
+      await signalsHeard()
       console.log(`  rep ${rep + 1} ${t.name.padEnd(7)} ${FIXED_RATE}/s      ${fmt(f)}`)
     }
     // Each feature row interleaved with the row it is compared with, the two in alternating order.
-    features.forEach((row, i) => {
+    for (const [i, row] of features.entries()) {
       const [on, off] = [targetOf(row.against), targetOf(row.name)]
       const first = (rep + i) % 2 === 0
-      const [a, b] = interleaved(first ? [on, off] : [off, on], rep, false)
+      const [a, b] = await interleaved(first ? [on, off] : [off, on], rep, false)
       pairs[row.name]!.push(first ? { on: a!, off: b! } : { on: b!, off: a! })
-    })
+    }
   }
 
   const cpu = (runs: Run[]) => (runs.every((r) => r.cpuUs !== undefined) ? `  cpu ${Math.round(median(runs.map((r) => r.cpuUs!)))} µs/req` : '')
