@@ -155,20 +155,36 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     // per header), so an upstream that fails before its first byte still gets a clean 502 of the
     // catalogue, without any of the upstream's headers.
     let headed = false
-    const head = () => {
-      headed = true
-      res.writeHead(response.statusCode, headers)
-    }
     const body = response.body
+    /** False when Node refuses the upstream's status or headers for a client: then a clean 502, the body dropped. */
+    const head = (): boolean => {
+      headed = true
+      try {
+        res.writeHead(response.statusCode, headers)
+        return true
+      } catch (error) {
+        tap?.primaryFailed()
+        body.destroy()
+        request.log.warn({ upstream, err: (error as Error).message }, 'upstream answer not fit for a client')
+        brokenAnswer()
+        return false
+      }
+    }
+    const brokenAnswer = () => {
+      for (const name in own) res.setHeader(name, own[name] as string | string[] | number)
+      res.setHeader('x-upstream', upstream)
+      res.setHeader('x-route-reason', reason)
+      writeError(res, new errors.UPSTREAM_BROKEN_ANSWER(upstream))
+    }
     const onDrain = () => body.resume()
     body.on('data', (chunk: Buffer) => {
       tap?.primaryChunk(chunk)
-      if (!headed) head()
+      if (!headed && !head()) return
       if (!res.write(chunk)) body.pause()
     })
     body.on('end', () => {
       res.off('drain', onDrain)
-      if (!headed) head()
+      if (!headed && !head()) return
       res.end()
       // [shadow seam 3/3] the whole answer was passed on: the copy may start (or, below, it never completed).
       tap?.primaryEnd()
@@ -181,10 +197,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
       }
       metrics.upstreamFailures.labels(upstream, 'reset').inc()
       request.log.warn({ upstream, err: error.message }, 'upstream broke off its answer before the first body byte')
-      for (const name in own) res.setHeader(name, own[name] as string | string[] | number)
-      res.setHeader('x-upstream', upstream)
-      res.setHeader('x-route-reason', reason)
-      writeError(res, new errors.UPSTREAM_BROKEN_ANSWER(upstream))
+      brokenAnswer()
     })
     res.on('drain', onDrain)
     res.once('close', () => {
