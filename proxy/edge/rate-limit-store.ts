@@ -95,10 +95,10 @@ export class RedisRateLimitStore implements RateLimitStore {
 
   incr(key: string, callback: Callback, timeWindow: number): void {
     const now = Date.now()
-    const slot = `${timeWindow}:${key}`
+    // By client key alone, as the local store and the Redis key itself are (the window is one setting).
     const counter =
-      this.counters.running(slot, now) ??
-      this.counters.start(slot, { key: this.options.keyPrefix + key, timeWindow, resetAt: now + timeWindow, synced: 0, pending: 0, sending: 0 }, now)
+      this.counters.running(key, now) ??
+      this.counters.start(key, { key: this.options.keyPrefix + key, timeWindow, resetAt: now + timeWindow, synced: 0, pending: 0, sending: 0 }, now)
     counter.pending++
     this.due.add(counter)
     if (!this.timer) this.schedule()
