@@ -37,6 +37,14 @@ export const errors = {
   DOMAIN_GONE: define<[domain: string]>('DOMAIN_GONE', 410, 'the %s domain is no longer served here: it moved to its own service'),
   MISSING_REFERENCE: define<[column: string]>('MISSING_REFERENCE', 400, '%s refers to a record that does not exist'),
   INVALID_VALUE: define<[reason: string]>('INVALID_VALUE', 400, 'invalid value: %s'),
+  // One writer per entity (lib/replication/write-authority.ts): nothing was written, so the edge
+  // proxy sends the write to the other store; `x-store-refused` tells it apart from any other 421.
+  NOT_WRITER: define<[entity: string, why: string]>('NOT_WRITER', 421, 'this store does not take writes of %s now: %s; nothing was written, retry through the edge proxy', {
+    'retry-after': '1',
+    'x-store-refused': 'not-writer',
+  }),
+  STORE_CATCHING_UP: define<[entity: string]>('STORE_CATCHING_UP', 503, 'this store is catching up with the changes of %s it has not applied yet; retry shortly', RETRY_SOON),
+  CONFLICT_NOT_FOUND: define<[key: string]>('CONFLICT_NOT_FOUND', 404, 'no open replication conflict for record %s'),
 
   // Monolith and movies-service records
   USER_NOT_FOUND: define<[id: number]>('USER_NOT_FOUND', 404, 'user %s not found'),
@@ -90,6 +98,8 @@ export const errors = {
   RAMP_CONFLICT: define<[reason: string]>('RAMP_CONFLICT', 409, '%s'),
   STAGE_GUARD_REFUSED: define<[guard: string, value: string, limit: string, hint: string]>('STAGE_GUARD_REFUSED', 409, 'refused by the %s guard: %s (limit %s); %s'),
   STAGE_REFUSED: define<[reason: string]>('STAGE_REFUSED', 409, '%s'),
+  WRITER_UNAVAILABLE: define<[route: string, why: string]>('WRITER_UNAVAILABLE', 503, 'no store takes the writes of route "%s" now (%s); nothing was written, retry shortly'),
+  STORE_UNREACHABLE: define<[store: string, reason: string]>('STORE_UNREACHABLE', 502, '%s did not answer: %s'),
   ROUTE_RETIRED: define<[name: string]>('ROUTE_RETIRED', 409, 'route "%s" is retired: legacy is no longer used for it'),
   RAMP_STATE_UNAVAILABLE: define<[reason: string]>('RAMP_STATE_UNAVAILABLE', 503, 'ramp state unavailable (%s); retry', RETRY_SOON),
   ROUTE_NAME_REQUIRED: define<[]>('ROUTE_NAME_REQUIRED', 400, 'route is required, e.g. /admin/history?route=movies'),

@@ -42,11 +42,11 @@ export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforc
   const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'monolith', extraTopics: MOVIE_STATE_TOPICS, tracer, ...deps.outbox })
   // legacy-db's movies and the movies service's catalog-db kept in step through movie-state —
   // until the movies domain is turned off here (the movies service owns it for good).
-  if (!moviesOff) registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix, tracer })
+  const replication = moviesOff ? undefined : registerMovieReplication(app, { db: deps.db, logger: deps.logger, registry, self: 'legacy', kafka, topicPrefix: config.topicPrefix, tracer })
   app.register(healthRoutes, { livePaths: ['/health'], check: () => deps.db.ping() })
   app.register(userRoutes, { db: deps.db, rules })
   if (moviesOff) app.register(goneRoutes, { domain: 'movies', paths: ['/api/movies', '/api/movies/*', PARITY_PATH] })
-  else app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy'), rules })
+  else app.register(movieRoutes, { movies: createMovieRepository(deps.db, 'legacy', { writerOnly: replication?.writerOnly }), rules })
   app.register(paymentRoutes, { db: deps.db, rules })
   app.register(subscriptionRoutes, { db: deps.db, rules })
   return app

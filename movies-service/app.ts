@@ -40,14 +40,12 @@ export function buildApp(
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })
-  const repository = createMovieRepository(deps.db, 'catalog')
-  const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(httpMetrics, { registry })
   const tracer = deps.tracing?.tracer
   const kafka = registerOutbox(app, config, { db: deps.db, logger: deps.logger, registry, clientId: 'movies-service', extraTopics: MOVIE_STATE_TOPICS, tracer, ...deps.outbox })
   // catalog-db is kept in step with legacy-db through movie-state; an applied change drops the cached reads.
   const redis = deps.redis
-  registerMovieReplication(app, {
+  const replication = registerMovieReplication(app, {
     db: deps.db,
     logger: deps.logger,
     registry,
@@ -57,7 +55,11 @@ export function buildApp(
     onApplied: redis ? (id) => invalidateMovies(redis, deps.logger, [id]) : undefined,
     tracer,
   })
+  const repository = createMovieRepository(deps.db, 'catalog', { writerOnly: replication.writerOnly })
+  const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
   app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
-  app.register(movieRoutes, { movies, rules })
+  // A store that has not applied the stream up to its catch-up target (rebuilt, restored) serves
+  // no read: once legacy is retired, nothing else would tell a client its answer is incomplete.
+  app.register(movieRoutes, { movies, rules, readable: () => !replication.catchingUp() })
   return app
 }

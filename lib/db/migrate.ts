@@ -8,7 +8,7 @@ import type { Database } from './database.ts'
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url))
 const CATALOG_MIGRATIONS_DIR = fileURLToPath(new URL('./catalog-migrations/', import.meta.url))
 /** The legacy files catalog-db takes as they are: one outbox (with its trace context) and one replication schema for both stores. */
-const SHARED_WITH_CATALOG = ['003_outbox', '004_movie_replication', '005_outbox_trace_context']
+const SHARED_WITH_CATALOG = ['003_outbox', '004_movie_replication', '005_outbox_trace_context', '006_write_authority']
 // Any constant: serialises concurrent migrators (several replicas starting at once).
 const MIGRATION_LOCK_KEY = 7_316_2025
 

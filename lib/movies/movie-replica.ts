@@ -1,30 +1,45 @@
 // Applying the other store's movie changes, and publishing this store's movies that were never
 // published (the rows a store held before replication existed: legacy-db's, at first start).
 //
-// Apply is idempotent: a movie's state is applied only over an older version (an equal one is a
-// duplicate delivery, an older one arrives late), in one transaction with its bookkeeping, and
-// never recorded in the outbox again (no echo loop). The id sequence is kept above every applied
-// id, so when writes move to this store its new movies continue after the other store's.
+// Apply is idempotent: a movie's state is applied only over an older version it was built on (an
+// equal version with the same content is a duplicate delivery or this store's own change coming
+// back, an older one arrives late), in one transaction with its bookkeeping and the offset it was
+// read at (lib/replication/write-authority.ts, recordApplied), and never recorded in the outbox
+// again (no echo loop). It never overwrites a record this store holds in another content at the
+// same version, nor one the change was not built on: that is a conflict, parked with both
+// versions (replication_conflicts) until an operator resolves it (lib/replication/conflicts.ts).
 import type { Database, Queryable } from '../db/database.ts'
 import type { Movie } from './movie-repository.ts'
 import { SELECT_MOVIES } from './movie-repository.ts'
 import { recordMovieStateMessage, type MovieState, type StoreSide } from './movie-state.ts'
+import { applyHandover, recordApplied, type WriterHandover } from '../replication/write-authority.ts'
 
-/** applied; duplicate (this version is here already); stale (a newer one is); echo (this store's own change). */
-export type ApplyOutcome = 'applied' | 'duplicate' | 'stale' | 'echo'
+/**
+ * applied; duplicate (this version is here already); stale (a newer one is); echo (this store's
+ * own change); conflict (parked: another record at this key); handover (a writer handover noted).
+ */
+export type ApplyOutcome = 'applied' | 'duplicate' | 'stale' | 'echo' | 'conflict' | 'handover'
 
 // Any constant: one apply at a time per store, so two applies cannot lower the id sequence.
 const APPLY_LOCK_KEY = 7_316_2402
 
-// setval only upwards: the sequence's last handed-out value is last_value once it was called.
+// The id sequence is raised (only upwards) to the highest applied id that lies in this store's own
+// range: its own movies coming back to a store rebuilt or restored from a backup. Ids of the other
+// store's range are never this store's to hand out (001/007 migrations).
 const RAISE_SEQUENCE = `
-  SELECT setval(pg_get_serial_sequence('movies', 'id'), $1)
-    FROM (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS used FROM movies_id_seq) s
-   WHERE s.used < $1`
+  SELECT setval('movies_id_seq', own.top)
+    FROM (SELECT max(id) AS top FROM unnest($1::int[]) AS id, pg_sequences s
+           WHERE s.schemaname = current_schema() AND s.sequencename = 'movies_id_seq' AND id BETWEEN s.min_value AND s.max_value) own,
+         (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS used FROM movies_id_seq) seq
+   WHERE own.top IS NOT NULL AND seq.used < own.top`
 
-export interface IncomingState {
-  state: MovieState
-  eventId: string
+export type IncomingState = { state: MovieState; eventId: string } | { handover: WriterHandover; eventId: string }
+
+/** Where the changes were read: recorded with them (the offset after the last one). */
+export interface AppliedPosition {
+  topic: string
+  partition: number
+  nextOffset: string
 }
 
 /** Applies one change; see applyMovieStates. */
@@ -34,35 +49,81 @@ export async function applyMovieState(db: Database, state: MovieState, eventId: 
 
 /**
  * Applies changes in the order given, in one transaction (all or none: a refused one rolls the
- * others back, and the caller applies them one by one to find it); one outcome per change.
+ * others back, and the caller applies them one by one to find it), with `position` when given;
+ * one outcome per change.
  */
-export async function applyMovieStates(db: Database, changes: readonly IncomingState[], self: StoreSide): Promise<ApplyOutcome[]> {
-  if (changes.length === 0) return []
+export async function applyMovieStates(db: Database, changes: readonly IncomingState[], self: StoreSide, position?: AppliedPosition): Promise<ApplyOutcome[]> {
+  if (changes.length === 0 && !position) return []
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [APPLY_LOCK_KEY])
     const outcomes: ApplyOutcome[] = []
-    let highestId = 0
-    for (const { state, eventId } of changes) {
-      const outcome = await applyIn(tx, state, eventId, self)
-      if (outcome === 'applied') highestId = Math.max(highestId, state.movie.id)
+    const appliedIds: number[] = []
+    for (const change of changes) {
+      if ('handover' in change) {
+        await applyHandover(tx, change.handover, self)
+        outcomes.push('handover')
+        continue
+      }
+      const outcome = await applyIn(tx, change.state, change.eventId, self)
+      if (outcome === 'applied') appliedIds.push(change.state.movie.id)
       outcomes.push(outcome)
     }
-    if (highestId > 0) await tx.query(RAISE_SEQUENCE, [highestId])
+    if (appliedIds.length > 0) await tx.query(RAISE_SEQUENCE, [appliedIds])
+    if (position) await recordApplied(tx, position.topic, position.partition, position.nextOffset)
     return outcomes
   })
 }
 
+/** The movie as this store holds it (the API's document), or undefined. */
+async function localMovie(tx: Queryable, id: number): Promise<Movie | undefined> {
+  const { rows } = await tx.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
+  return rows[0]
+}
+
+const sameMovie = (a: Movie | undefined, b: Movie) =>
+  a !== undefined && a.title === b.title && a.description === b.description && a.rating === b.rating && JSON.stringify([...a.genres].sort()) === JSON.stringify([...b.genres].sort())
+
 async function applyIn(tx: Queryable, state: MovieState, eventId: string, self: StoreSide): Promise<ApplyOutcome> {
   const { movie } = state
-  const { rows } = await tx.query<{ version: string }>('SELECT version::text AS version FROM movie_versions WHERE movie_id = $1 FOR UPDATE', [movie.id])
-  const local = rows[0] ? Number(rows[0].version) : 0
-  if (local >= state.version) return state.origin === self ? 'echo' : local === state.version ? 'duplicate' : 'stale'
-  await tx.query(
-    `INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
-       rating = EXCLUDED.rating, updated_at = CURRENT_TIMESTAMP`,
-    [movie.id, movie.title, movie.description, movie.rating],
-  )
+  const key = String(movie.id)
+  const readVersion = async () => (await tx.query<{ version: string; origin: StoreSide }>('SELECT version::text AS version, origin FROM movie_versions WHERE movie_id = $1 FOR UPDATE', [movie.id])).rows[0]
+  // A key with an open conflict takes no further change until it is resolved: parked too.
+  const open = await tx.query('SELECT 1 FROM replication_conflicts WHERE entity = $1 AND record_key = $2 AND resolved_at IS NULL LIMIT 1', ['movies', key])
+  let local = await readVersion()
+  if (open.rowCount > 0) return parkConflict(tx, state, eventId, local, 'an earlier change of this record is in conflict')
+  if (!local) {
+    // A new record here. DO NOTHING, never DO UPDATE: a row of this id written here and not
+    // committed yet (or written outside the service) must not be overwritten once it commits.
+    const inserted = await tx.query(
+      'INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING id',
+      [movie.id, movie.title, movie.description, movie.rating],
+    )
+    if (inserted.rowCount === 0) {
+      local = await readVersion()
+      return parkConflict(tx, state, eventId, local, local ? 'this store wrote a record under the same id meanwhile' : 'this store holds a record under the same id that was never published')
+    }
+    return writeState(tx, state, eventId, true)
+  }
+  const localVersion = Number(local.version)
+  if (state.version < localVersion) return 'stale'
+  if (state.version === localVersion) {
+    if (sameMovie(await localMovie(tx, movie.id), movie)) return state.origin === self ? 'echo' : 'duplicate'
+    return parkConflict(tx, state, eventId, local, `the same version ${localVersion} holds another record here (written by ${local.origin})`)
+  }
+  // Newer: it must have been made over what this store holds (same version, same writer), or
+  // over a version this store has not seen yet (it comes later than an earlier change here).
+  if (state.base && state.base.version === localVersion && state.base.origin !== local.origin) {
+    return parkConflict(tx, state, eventId, local, `made over version ${state.base.version} of ${state.base.origin}, but this store holds version ${localVersion} of ${local.origin}`)
+  }
+  if (!state.base && local.origin === self && state.origin !== self) {
+    return parkConflict(tx, state, eventId, local, `a create of version ${state.version} over a record this store wrote (version ${localVersion})`)
+  }
+  return writeState(tx, state, eventId)
+}
+
+async function writeState(tx: Queryable, state: MovieState, eventId: string, inserted = false): Promise<ApplyOutcome> {
+  const { movie } = state
+  if (!inserted) await tx.query('UPDATE movies SET title = $2, description = $3, rating = $4, updated_at = CURRENT_TIMESTAMP WHERE id = $1', [movie.id, movie.title, movie.description, movie.rating])
   // The genres as the state has them: those it lacks removed, the new ones added.
   await tx.query('DELETE FROM movie_genres WHERE movie_id = $1 AND NOT (genre = ANY($2::text[]))', [movie.id, movie.genres])
   if (movie.genres.length > 0) await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [movie.id, movie.genres])
@@ -73,6 +134,16 @@ async function applyIn(tx: Queryable, state: MovieState, eventId: string, self: 
     [movie.id, state.version, state.origin, state.changed_at, eventId],
   )
   return 'applied'
+}
+
+async function parkConflict(tx: Queryable, state: MovieState, eventId: string, local: { version: string; origin: StoreSide } | undefined, reason: string): Promise<ApplyOutcome> {
+  const document = await localMovie(tx, state.movie.id)
+  await tx.query(
+    `INSERT INTO replication_conflicts (entity, record_key, local_version, local_origin, local_document, incoming_version, incoming_origin, incoming_state, incoming_event_id, reason)
+     VALUES ('movies', $1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9)`,
+    [String(state.movie.id), local ? Number(local.version) : null, local?.origin ?? null, document ? JSON.stringify(document) : null, state.version, state.origin, JSON.stringify(state), eventId, reason],
+  )
+  return 'conflict'
 }
 
 /**

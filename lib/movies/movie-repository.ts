@@ -1,7 +1,8 @@
 // Movie data access shared by the monolith and the movies service (one copy, two services).
 import type { Database } from '../db/database.ts'
 import { recordEvent } from '../outbox/outbox.ts'
-import { recordMovieState, type StoreSide } from './movie-state.ts'
+import { claimWrite } from '../replication/write-authority.ts'
+import { MOVIES_ENTITY, recordMovieState, type StoreSide } from './movie-state.ts'
 
 export interface Movie {
   id: number
@@ -34,8 +35,16 @@ export interface MovieRepository {
   create(input: MovieInput): Promise<Movie>
 }
 
+export interface MovieRepositoryOptions {
+  /**
+   * Writes only as the movies' writer (lib/replication/write-authority.ts): on wherever this store
+   * replicates (another store holds movies too); off for a store on its own (no Kafka).
+   */
+  writerOnly?: boolean
+}
+
 /** `side`: the store this repository writes to; its creates are published to the other side as its writes. */
-export function createMovieRepository(db: Database, side: StoreSide): MovieRepository {
+export function createMovieRepository(db: Database, side: StoreSide, options: MovieRepositoryOptions = {}): MovieRepository {
   return {
     async list() {
       const { rows } = await db.query<Movie>(`${SELECT_MOVIES} GROUP BY m.id ORDER BY m.id`)
@@ -51,6 +60,8 @@ export function createMovieRepository(db: Database, side: StoreSide): MovieRepos
       const genres = [...new Set(input.genres ?? [])]
       // The movie row and its genres are written together or not at all.
       return db.transaction(async (tx) => {
+        // Refused (NOT_WRITER) before anything is written when this store is not the writer now.
+        if (options.writerOnly) await claimWrite(tx, MOVIES_ENTITY)
         // RETURNING the stored values: DECIMAL(3,1) rounds 8.85 to 8.9, and clients get what a read returns.
         const { rows } = await tx.query<Omit<Movie, 'genres'>>(
           `INSERT INTO movies (title, description, rating) VALUES ($1, $2, $3)

@@ -21,10 +21,18 @@ export const movieInputSchema = {
   },
 } as const
 
-export async function movieRoutes(app: FastifyInstance, opts: { movies: MovieRepository; rules: ContractRules }): Promise<void> {
+export interface MovieRoutesOptions {
+  movies: MovieRepository
+  rules: ContractRules
+  /** False while the store may lack changes (catching up): reads answer 503 STORE_CATCHING_UP. Absent = always. */
+  readable?: () => boolean
+}
+
+export async function movieRoutes(app: FastifyInstance, opts: MovieRoutesOptions): Promise<void> {
   const { movies, rules } = opts
 
   app.get('/api/movies', async (request) => {
+    if (opts.readable && !opts.readable()) throw new errors.STORE_CATCHING_UP('movies')
     const id = optionalIntParam(request.query, 'id')
     if (id === undefined) return movies.list()
     const movie = await movies.get(id)

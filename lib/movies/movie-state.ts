@@ -6,10 +6,14 @@ import { randomUUID } from 'node:crypto'
 import type { Queryable } from '../db/database.ts'
 import { recordOutboxMessage } from '../outbox/outbox.ts'
 import type { Movie } from './movie-repository.ts'
+import { handoverKey, WRITER_HANDOVER_TYPE, type WriterHandover, type WriterHandoverEnvelope } from '../replication/write-authority.ts'
 
 /** Topic name before KAFKA_TOPIC_PREFIX; compacted (cleanup.policy=compact). */
 export const MOVIE_STATE_TOPIC = 'movie-state'
 export const MOVIE_STATE_TYPE = 'movie-state'
+
+/** The entity name of movies in write_authority and handover messages. */
+export const MOVIES_ENTITY = 'movies'
 
 /** The two stores that hold movies: legacy-db (the monolith) and catalog-db (the movies service). */
 export const STORE_SIDES = ['legacy', 'catalog'] as const
@@ -22,6 +26,11 @@ export interface MovieState {
   version: number
   /** When the writing side committed it, RFC 3339. */
   changed_at: string
+  /**
+   * The version this change was made over (absent for a create): a store that holds another
+   * record at that version has a conflict, not an older state (lib/movies/movie-replica.ts).
+   */
+  base?: { version: number; origin: StoreSide }
 }
 
 export interface MovieStateEnvelope {
@@ -35,7 +44,7 @@ export interface MovieStateEnvelope {
  * Records version `version` of `movie`, written on `origin`: the movie's row in movie_versions
  * and its movie-state message, in `tx`'s transaction (with the movie's own write).
  */
-export async function recordMovieState(tx: Queryable, movie: Movie, origin: StoreSide, version: number): Promise<MovieStateEnvelope> {
+export async function recordMovieState(tx: Queryable, movie: Movie, origin: StoreSide, version: number, base?: MovieState['base']): Promise<MovieStateEnvelope> {
   const id = randomUUID()
   const { rows } = await tx.query<{ changed_at: string }>(
     `INSERT INTO movie_versions (movie_id, version, origin, changed_at, event_id) VALUES ($1, $2, $3, clock_timestamp(), $4)
@@ -44,7 +53,7 @@ export async function recordMovieState(tx: Queryable, movie: Movie, origin: Stor
      RETURNING changed_at`,
     [movie.id, version, origin, id],
   )
-  return recordMovieStateMessage(tx, { movie, origin, version, changed_at: rows[0].changed_at }, id)
+  return recordMovieStateMessage(tx, { movie, origin, version, changed_at: rows[0].changed_at, ...(base ? { base } : {}) }, id)
 }
 
 /** Only the message (a state already in movie_versions, e.g. published again). */
@@ -62,15 +71,42 @@ export class PoisonMessageError extends Error {
 const isInt = (v: unknown, min: number): v is number => Number.isSafeInteger(v) && (v as number) >= min
 const isText = (v: unknown, max: number): v is string => typeof v === 'string' && [...v].length <= max
 
-/** Parses and checks a consumed movie-state message (key = the movie id); throws PoisonMessageError. */
-export function parseMovieState(key: Buffer | null, value: Buffer | null): MovieStateEnvelope {
+/** A message of the movie-state topic: a movie's state, or a writer handover of the movies entity. */
+export type MovieTopicMessage = { kind: 'movie'; envelope: MovieStateEnvelope } | { kind: 'handover'; envelope: WriterHandoverEnvelope }
+
+/** Parses and checks a consumed message of the movie-state topic; throws PoisonMessageError. */
+export function parseMovieTopicMessage(key: Buffer | null, value: Buffer | null): MovieTopicMessage {
+  const parsed = parseJson(value)
+  if ((parsed as { type?: unknown } | null)?.type !== WRITER_HANDOVER_TYPE) return { kind: 'movie', envelope: parseMovieState(key, value, parsed) }
+  const problem = handoverProblem(parsed as Partial<WriterHandoverEnvelope>)
+  if (problem) throw new PoisonMessageError(problem)
+  const envelope = parsed as WriterHandoverEnvelope
+  if (key?.toString('utf8') !== handoverKey(MOVIES_ENTITY)) throw new PoisonMessageError(`message key ${JSON.stringify(key?.toString('utf8'))} is not ${handoverKey(MOVIES_ENTITY)}`)
+  return { kind: 'handover', envelope }
+}
+
+function parseJson(value: Buffer | null): unknown {
   if (!value) throw new PoisonMessageError('message has no value')
-  let parsed: Partial<MovieStateEnvelope>
   try {
-    parsed = JSON.parse(value.toString('utf8')) as Partial<MovieStateEnvelope>
+    return JSON.parse(value.toString('utf8'))
   } catch (err) {
     throw new PoisonMessageError(`value is not JSON: ${(err as Error).message}`)
   }
+}
+
+function handoverProblem(e: Partial<WriterHandoverEnvelope>): string | undefined {
+  if (typeof e.id !== 'string' || e.id.length === 0) return 'envelope has no id'
+  const p = e.payload as Partial<WriterHandover> | undefined
+  if (typeof p !== 'object' || p === null) return 'envelope has no payload'
+  if (p.entity !== MOVIES_ENTITY) return `payload.entity must be ${MOVIES_ENTITY}`
+  if (!isInt(p.epoch, 1)) return 'payload.epoch must be a positive integer'
+  if (!STORE_SIDES.includes(p.from as StoreSide) || !STORE_SIDES.includes(p.to as StoreSide) || p.from === p.to) return `payload.from and payload.to must be two of ${STORE_SIDES.join(', ')}`
+  return undefined
+}
+
+/** Parses and checks a consumed movie-state message (key = the movie id); throws PoisonMessageError. */
+export function parseMovieState(key: Buffer | null, value: Buffer | null, alreadyParsed?: unknown): MovieStateEnvelope {
+  const parsed = (alreadyParsed ?? parseJson(value)) as Partial<MovieStateEnvelope>
   const problem = envelopeProblem(parsed)
   if (problem) throw new PoisonMessageError(problem)
   const envelope = parsed as MovieStateEnvelope
@@ -87,6 +123,9 @@ function envelopeProblem(e: Partial<MovieStateEnvelope> | null): string | undefi
   if (!STORE_SIDES.includes(p.origin as StoreSide)) return `payload.origin must be one of ${STORE_SIDES.join(', ')}`
   if (!isInt(p.version, 1)) return 'payload.version must be a positive integer'
   if (typeof p.changed_at !== 'string' || Number.isNaN(Date.parse(p.changed_at))) return 'payload.changed_at must be a timestamp'
+  if (p.base !== undefined && (typeof p.base !== 'object' || p.base === null || !isInt(p.base.version, 1) || p.base.version >= p.version || !STORE_SIDES.includes(p.base.origin))) {
+    return 'payload.base must be {version, origin} of an earlier version'
+  }
   const m = p.movie as Partial<Movie> | undefined
   if (typeof m !== 'object' || m === null) return 'payload.movie is missing'
   if (!isInt(m.id, 1) || m.id > 2_147_483_647) return 'payload.movie.id must be a positive 32-bit integer'

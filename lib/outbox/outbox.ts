@@ -18,6 +18,8 @@ export interface OutboxMessage {
   /** Topic without KAFKA_TOPIC_PREFIX. */
   topic: string
   envelope: { id: string; type: string; timestamp: string; payload: unknown }
+  /** Published only once every earlier row is sent (a writer handover follows every change before it). */
+  barrier?: boolean
 }
 
 /**
@@ -26,13 +28,14 @@ export interface OutboxMessage {
  */
 export async function recordOutboxMessage(tx: Queryable, message: OutboxMessage): Promise<void> {
   const traceContext = captureTraceContext()
-  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload, trace_context) VALUES ($1, $2, $3, $4, $5::json, $6::jsonb)', [
+  await tx.query('INSERT INTO outbox (id, aggregate_type, aggregate_id, topic, payload, trace_context, barrier) VALUES ($1, $2, $3, $4, $5::json, $6::jsonb, $7)', [
     message.id,
     message.aggregateType,
     message.key,
     message.topic,
     JSON.stringify(message.envelope),
     traceContext && JSON.stringify(traceContext),
+    message.barrier === true,
   ])
 }
 

@@ -4,6 +4,7 @@
 //           LOCKED, so any number of relays share one table), leased for `leaseMs`. A row whose
 //           key still has an earlier pending row claimed by another relay waits, so one
 //           entity's events are published in the order they were written even with replicas.
+//           A barrier row (a writer handover) is claimed only once every earlier row is sent.
 //   publish one request through the idempotent producer (acks=all), bounded by its send timeout.
 //   mark    sent_at = now; sent rows are deleted after the retention period.
 //
@@ -65,7 +66,7 @@ interface ClaimedRow {
 
 const CLAIM = `
   WITH candidate AS MATERIALIZED (
-    SELECT position, topic, aggregate_id FROM outbox
+    SELECT position, topic, aggregate_id, barrier FROM outbox
      WHERE sent_at IS NULL AND (lease_until IS NULL OR lease_until < clock_timestamp())
      ORDER BY position
      LIMIT $1
@@ -76,6 +77,8 @@ const CLAIM = `
        SELECT 1 FROM outbox e
         WHERE e.sent_at IS NULL AND e.topic = c.topic AND e.aggregate_id = c.aggregate_id
           AND e.position < c.position AND e.position NOT IN (SELECT position FROM candidate))
+       -- A barrier goes alone, once everything before it is acknowledged.
+       AND (NOT c.barrier OR NOT EXISTS (SELECT 1 FROM outbox e WHERE e.sent_at IS NULL AND e.position < c.position))
   )
   UPDATE outbox o
      SET lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000), attempts = o.attempts + 1

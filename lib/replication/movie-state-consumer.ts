@@ -1,11 +1,18 @@
 // This store's consumer of the movie-state topic: every change written on the other side is
-// applied here (lib/movies/movie-replica.ts), up to 100 per transaction in partition order, then
-// their offset committed (at-least-once delivery, applied once: the version check makes a
-// re-delivery a no-op).
+// applied here (lib/movies/movie-replica.ts), up to 100 per transaction in partition order, with
+// the offset after them recorded in the same transaction (replication_offsets), then committed to
+// Kafka too (for tools and lag). The store's own record is the one that counts: a batch that
+// starts past it (a store restored from a backup) is read again from there, messages before it
+// are skipped (already applied).
 //
 // The consumer group is this store's own, named once in the store itself (replication_state):
-// a new store, or one rebuilt from nothing, has no group yet, so it reads the compacted topic
-// from the beginning — the latest state of every movie — and then follows it, with no gap.
+// a new store, or one rebuilt from nothing, has no group and no offsets yet, so it reads the
+// compacted topic from the beginning — the latest state of every movie — and then follows it.
+//
+// Writes (lib/replication/write-authority.ts): when it starts, a process marks the store as
+// catching up; every few seconds, and at once after a writer handover to this store was applied,
+// it reads the topic's end offsets and makes them the store's catch-up target (taking the
+// handover up): the store writes again once it has applied that far.
 //
 // A message that can never be applied (unreadable, invalid, refused by a constraint) is parked
 // in replication_parked and counted, and the stream goes on. A database that is down is not the
@@ -20,8 +27,9 @@ import type { Topics } from '../kafka/topics.ts'
 import type { Logger } from '../logger.ts'
 import { withConsumerSpans } from '../tracing/messaging.ts'
 import { applyMovieStates, type ApplyOutcome, type IncomingState } from '../movies/movie-replica.ts'
-import { parseMovieState, type StoreSide } from '../movies/movie-state.ts'
+import { MOVIES_ENTITY, parseMovieTopicMessage, type StoreSide } from '../movies/movie-state.ts'
 import type { ReplicaMetrics } from './metrics.ts'
+import { appliedOffsets, authorityState, needsStreamEnd, recordApplied, startCatchUp, takeUpHandover, type AuthorityState } from './write-authority.ts'
 
 export interface ReplicaConsumerOptions {
   kafka: Kafka
@@ -47,9 +55,11 @@ export interface ReplicaStatus {
   connected: boolean
   /** Messages on the topic not consumed yet; undefined when Kafka could not be asked. */
   behindMessages?: number
-  /** 0 when caught up; else for how long this store has been behind. */
+  /** 0 when caught up; else the age of the oldest change not applied here yet (at least). */
   behindSeconds?: number
   lastAppliedAt?: string
+  /** The store's write authority as last read (undefined before the first check). */
+  authority?: AuthorityState
 }
 
 export interface ReplicaConsumer {
@@ -89,16 +99,24 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   let behindSince: number | undefined
   let lastAppliedAt: string | undefined
   let checker: NodeJS.Timeout | undefined
+  let authority: AuthorityState | undefined
+  /** Per partition, when the oldest change fetched and not applied yet was written. */
+  const unappliedSince = new Map<number, number>()
+  /** Wakes the checker at once (a handover to this store was applied). */
+  let checkNow = () => {}
 
   /** Keeps a message that can never be applied in replication_parked (retried while the database is away). */
   async function park(topicName: string, partition: number, message: KafkaMessage, error: string, heartbeat: () => Promise<void>): Promise<void> {
     for (let attempt = 1; !stopping; attempt++) {
       try {
-        await db.query(
-          `INSERT INTO replication_parked (topic, partition, message_offset, message_key, message_value, error) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (topic, partition, message_offset) DO NOTHING`,
-          [topicName, partition, message.offset, message.key?.toString('utf8') ?? null, message.value?.toString('utf8').replace(/\0/g, '\uFFFD') ?? null, error],
-        )
+        await db.transaction(async (tx) => {
+          await tx.query(
+            `INSERT INTO replication_parked (topic, partition, message_offset, message_key, message_value, error) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (topic, partition, message_offset) DO NOTHING`,
+            [topicName, partition, message.offset, message.key?.toString('utf8') ?? null, message.value?.toString('utf8').replace(/\0/g, '\uFFFD') ?? null, error],
+          )
+          await recordApplied(tx, topicName, partition, (BigInt(message.offset) + 1n).toString())
+        })
         break
       } catch (err) {
         logger.warn({ err: (err as Error).message, attempt }, 'cannot park a poison message yet, retrying')
@@ -118,8 +136,16 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   function counted(changes: readonly IncomingState[], outcomes: readonly ApplyOutcome[]): number[] {
     const applied: number[] = []
     outcomes.forEach((outcome, i) => {
-      const { state } = changes[i]
+      const change = changes[i]
+      if ('handover' in change) {
+        metrics.events.inc({ origin: change.handover.from, result: 'handover' })
+        logger.info({ handover: change.handover }, 'writer handover read from the stream')
+        if (change.handover.to === self) checkNow()
+        return
+      }
+      const { state } = change
       metrics.events.inc({ origin: state.origin, result: outcome })
+      if (outcome === 'conflict') logger.error({ movieId: state.movie.id, version: state.version, origin: state.origin }, 'replication conflict: change parked in replication_conflicts, the record keeps what this store holds')
       if (outcome !== 'applied') return
       applied.push(state.movie.id)
       metrics.lag.observe({ origin: state.origin }, Math.max(0, Date.now() - Date.parse(state.changed_at)) / 1000)
@@ -133,15 +159,15 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
    * one by one, parking the refused ones. A database that is away is waited for. Returns the
    * ids applied, or undefined when stopping before they were.
    */
-  async function applyAll(changes: Array<IncomingState & { message: KafkaMessage }>, topicName: string, partition: number, heartbeat: () => Promise<void>): Promise<number[] | undefined> {
+  async function applyAll(changes: Array<IncomingState & { message: KafkaMessage }>, topicName: string, partition: number, heartbeat: () => Promise<void>, nextOffset: string): Promise<number[] | undefined> {
     for (let attempt = 1; !stopping; attempt++) {
       try {
-        return counted(changes, await applyMovieStates(db, changes, self))
+        return counted(changes, await applyMovieStates(db, changes, self, { topic: topicName, partition, nextOffset }))
       } catch (err) {
         if (refusedByDatabase(err) && changes.length > 1) {
           const applied: number[] = []
           for (const change of changes) {
-            const ids = await applyAll([change], topicName, partition, heartbeat)
+            const ids = await applyAll([change], topicName, partition, heartbeat, (BigInt(change.message.offset) + 1n).toString())
             if (!ids) return undefined
             applied.push(...ids)
           }
@@ -158,11 +184,42 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     return undefined
   }
 
-  // One partition's batch: applied in chunks, each in one transaction, its offset committed after.
+  /** Per partition, the offset this process last sought to (once per offset: a gap after it is compaction's). */
+  const sought = new Map<number, bigint>()
+
+  /**
+   * Where this store's own record says the partition goes on: a batch that starts past it (a
+   * store restored from a backup, or one whose record was lost) is read again from there (seek;
+   * undefined returned); else the messages not applied yet.
+   */
+  async function unappliedOf(batch: EachBatchPayload['batch']): Promise<KafkaMessage[] | undefined> {
+    if (batch.messages.length === 0) return []
+    const next = (await appliedOffsets(db, batch.topic)).get(batch.partition) ?? BigInt(await logStart(batch.topic, batch.partition))
+    const first = BigInt(batch.messages[0].offset)
+    if (first > next && sought.get(batch.partition) !== next) {
+      sought.set(batch.partition, next)
+      logger.warn({ partition: batch.partition, recorded: next.toString(), batchStart: first.toString() }, 'this store has applied less than the consumer group committed (restored from a backup?): reading the partition again from its own record')
+      consumer!.seek({ topic: batch.topic, partition: batch.partition, offset: next.toString() })
+      return undefined
+    }
+    return batch.messages.filter((m) => BigInt(m.offset) >= next)
+  }
+
+  /** The partition's first offset still in the log. */
+  async function logStart(topicName: string, partition: number): Promise<string> {
+    const offsets = await (await connectedAdmin()).fetchTopicOffsets(topicName)
+    return offsets.find((p) => p.partition === partition)?.low ?? '0'
+  }
+
+  // One partition's batch: applied in chunks, each in one transaction with its offset, committed to Kafka after.
   async function eachBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
-    for (let i = 0; i < batch.messages.length; i += APPLY_CHUNK) {
+    const messages = await unappliedOf(batch)
+    if (messages === undefined) return
+    if (messages.length > 0) unappliedSince.set(batch.partition, changedAtOf(messages[0]))
+    for (let i = 0; i < messages.length; i += APPLY_CHUNK) {
       if (!isRunning() || isStale() || stopping) return
-      const chunk = batch.messages.slice(i, i + APPLY_CHUNK)
+      const chunk = messages.slice(i, i + APPLY_CHUNK)
+      unappliedSince.set(batch.partition, changedAtOf(chunk[0]))
       // TRACING: each message's processing continues the trace its headers carry (the writer's request).
       const consumed = chunk.map((message) => ({ topic: batch.topic, partition: batch.partition, message }))
       const applied = await withConsumerSpans(options.tracer, consumed, () => applyChunk(chunk, batch.topic, batch.partition, heartbeat))
@@ -173,6 +230,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       resolveOffset(chunk[chunk.length - 1].offset)
       await heartbeat()
     }
+    unappliedSince.delete(batch.partition)
   }
 
   /** Parses the chunk's messages (parking the unreadable ones) and applies the rest. */
@@ -180,50 +238,90 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     const changes: Array<IncomingState & { message: KafkaMessage }> = []
     for (const message of chunk) {
       try {
-        const envelope = parseMovieState(message.key, message.value)
-        changes.push({ state: envelope.payload, eventId: envelope.id, message })
+        const parsed = parseMovieTopicMessage(message.key, message.value)
+        if (parsed.kind === 'handover') changes.push({ handover: parsed.envelope.payload, eventId: parsed.envelope.id, message })
+        else changes.push({ state: parsed.envelope.payload, eventId: parsed.envelope.id, message })
       } catch (err) {
         await park(topicName, partition, message, (err as Error).message, heartbeat)
       }
     }
-    return applyAll(changes, topicName, partition, heartbeat)
+    return applyAll(changes, topicName, partition, heartbeat, (BigInt(chunk[chunk.length - 1].offset) + 1n).toString())
   }
 
+  /**
+   * The distance to the topic's end, from this store's own record; and, when the store waits for
+   * the stream's end (a handover to take up, a process that just started), its catch-up target.
+   */
   async function checkBehind(admin: Admin): Promise<void> {
-    if (!groupId) return
     try {
-      const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })])
-      const done = new Map(committed[0]?.partitions.map((p) => [p.partition, Number(p.offset)]) ?? [])
+      const [ends, done] = await Promise.all([admin.fetchTopicOffsets(topic), appliedOffsets(db, topic)])
       behindMessages = ends.reduce((sum, p) => {
-        const position = done.get(p.partition) ?? -1
-        return sum + Math.max(0, Number(p.high) - (position >= 0 ? position : Number(p.low)))
+        const position = done.get(p.partition)
+        return sum + Math.max(0, Number(p.high) - Number(position ?? BigInt(p.low)))
       }, 0)
       if (behindMessages === 0) behindSince = undefined
       else behindSince ??= Date.now()
+      if (await needsStreamEnd(db, MOVIES_ENTITY)) {
+        await takeUpHandover(db, MOVIES_ENTITY, ends.map((p) => ({ topic, partition: p.partition, offset: Number(p.high) })))
+        logger.info({ end: ends.map((p) => `${p.partition}:${p.high}`).join(',') }, 'catch-up target set from the stream\'s end (writes wait until it is applied)')
+      }
     } catch (err) {
       behindMessages = undefined
       logger.debug({ err: (err as Error).message }, 'cannot read the movie-state offsets')
     }
+    authority = await authorityState(db, MOVIES_ENTITY, self).catch(() => authority)
+    const seconds = behindSecondsNow()
     metrics.behindMessages.set(behindMessages ?? Number.NaN)
-    metrics.behindSeconds.set(behindSince === undefined ? (behindMessages === undefined ? Number.NaN : 0) : (Date.now() - behindSince) / 1000)
+    metrics.behindSeconds.set(seconds ?? Number.NaN)
+  }
+
+  /** When the change in a message was written (its envelope's changed_at, else the message's own time). */
+  function changedAtOf(message: KafkaMessage): number {
+    const at = /"changed_at":"([^"]+)"/.exec(message.value?.toString('utf8') ?? '')?.[1]
+    const parsed = at ? Date.parse(at) : Number.NaN
+    return Number.isNaN(parsed) ? Number(message.timestamp) : parsed
+  }
+
+  /** 0 when caught up; else the age of the oldest change fetched and not applied (or, none fetched, for how long this store has been behind). */
+  function behindSecondsNow(): number | undefined {
+    if (behindMessages === undefined) return undefined
+    if (behindMessages === 0) return 0
+    const oldest = unappliedSince.size > 0 ? Math.min(...unappliedSince.values()) : behindSince
+    return oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000
+  }
+
+  // One admin client for the offsets this consumer asks for.
+  const admin = kafka.admin()
+  let connecting: Promise<void> | undefined
+  async function connectedAdmin(): Promise<Admin> {
+    connecting ??= admin.connect().catch((err: unknown) => {
+      connecting = undefined
+      throw err
+    })
+    await connecting
+    return admin
   }
 
   function startChecking(): void {
-    const admin = kafka.admin()
-    let connecting: Promise<void> | undefined
+    let ticking: Promise<void> | undefined
+    let again = false
     const tick = async () => {
+      clearTimeout(checker)
       try {
-        connecting ??= admin.connect()
-        await connecting
-        await checkBehind(admin)
+        await checkBehind(await connectedAdmin())
       } catch {
-        connecting = undefined
         behindMessages = undefined
         metrics.behindMessages.set(Number.NaN)
       }
-      if (!stopping) checker = setTimeout(() => void tick(), options.behindCheckMs ?? 2_000)
+      if (!stopping) checker = setTimeout(() => void run(), again ? 0 : (options.behindCheckMs ?? 2_000))
+      again = false
     }
-    void tick()
+    const run = () => {
+      if (ticking) return void (again = true)
+      ticking = tick().finally(() => (ticking = undefined))
+    }
+    checkNow = run
+    run()
     stopChecking = async () => {
       clearTimeout(checker)
       await admin.disconnect().catch(() => {})
@@ -233,6 +331,9 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
 
   async function runOnce(): Promise<void> {
     groupId ??= await consumerGroup(db, self)
+    // No write (nor retired read) here until this process knows it has applied the stream's end.
+    await startCatchUp(db, MOVIES_ENTITY)
+    checkNow()
     await options.topics.ensure()
     if (stopping) return
     const c = kafka.consumer({
@@ -277,8 +378,9 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       groupId,
       connected,
       behindMessages,
-      behindSeconds: behindSince === undefined ? (behindMessages === undefined ? undefined : 0) : (Date.now() - behindSince) / 1000,
+      behindSeconds: behindSecondsNow(),
       lastAppliedAt,
+      authority,
     }),
   }
 }

@@ -15,6 +15,7 @@ import type { OutboxKafka } from '../outbox/service.ts'
 import { parityRoutes } from '../parity/parity-routes.ts'
 import { createReplicaMetrics } from './metrics.ts'
 import { createReplicaConsumer, type ReplicaConsumer } from './movie-state-consumer.ts'
+import { writerRoutes } from './writer-routes.ts'
 
 /** What the outbox must create besides its event topics: the compacted movie-state topic. */
 export const MOVIE_STATE_TOPICS = { names: [MOVIE_STATE_TOPIC], compacted: true }
@@ -44,7 +45,17 @@ const VERSION_COUNTS = `
          count(*) FILTER (WHERE applied_at IS NOT NULL)::int AS applied_here
     FROM movie_versions`
 
-export function registerMovieReplication(app: FastifyInstance, deps: MovieReplicationDeps): void {
+/** What the service's movie routes need of replication. */
+export interface MovieReplication {
+  /** Writes only as the movies' writer (another store holds movies too): the repository's writerOnly. */
+  writerOnly: boolean
+  /** True while this store has not applied the stream up to its catch-up target (rebuilt, restored, just started). */
+  catchingUp(): boolean
+}
+
+const OPEN_CONFLICTS = "SELECT count(*)::int AS n FROM replication_conflicts WHERE entity = 'movies' AND resolved_at IS NULL"
+
+export function registerMovieReplication(app: FastifyInstance, deps: MovieReplicationDeps): MovieReplication {
   const { db, self } = deps
   const logger = deps.logger.child({ component: 'movie-replication', store: self })
   const metrics = createReplicaMetrics(deps.registry)
@@ -100,9 +111,10 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
   app.register(parityRoutes, {
     records: async () => (await repository.list()).map((movie) => ({ id: String(movie.id), document: movie })),
     replication: async () => {
-      const [pending, versions] = await Promise.all([
+      const [pending, versions, conflicts] = await Promise.all([
         db.query<{ pending: number; oldest_seconds: number }>(MOVIE_STATE_PENDING, [MOVIE_STATE_TOPIC]),
         db.query<{ written_here: number; applied_here: number }>(VERSION_COUNTS),
+        db.query<{ n: number }>(OPEN_CONFLICTS),
       ])
       const status = consumer?.status()
       const outboxSeconds = pending.rows[0].oldest_seconds
@@ -120,7 +132,16 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
         consumer: consumer ? { running: status!.connected, group: status!.groupId ?? null, last_applied_at: status!.lastAppliedAt ?? null } : null,
         movies_written_here: versions.rows[0].written_here,
         movies_applied_here: versions.rows[0].applied_here,
+        // Changes this store refused to merge (replication_conflicts): they refuse the writes switch and retirement.
+        conflicts: conflicts.rows[0].n,
+        writer: status?.authority ? { writer: status.authority.writer, epoch: status.authority.epoch, catching_up: status.authority.catchingUp } : null,
       }
     },
   })
+  app.register(writerRoutes, { db, self, replicating: consumer !== undefined })
+
+  return {
+    writerOnly: consumer !== undefined,
+    catchingUp: () => consumer !== undefined && (consumer.status().authority?.catchingUp ?? true),
+  }
 }

@@ -42,11 +42,17 @@ const state = (id: number, version: number, title = `Movie ${id} v${version}`, o
 const title = async (id: number) => (await db.query<{ title: string }>('SELECT title FROM movies WHERE id = $1', [id])).rows[0]?.title
 
 describe('applyMovieState', () => {
-  it('applies a newer version, skips an equal one (duplicate) and an older one (stale)', async () => {
+  it('applies a newer version, skips an equal one (duplicate) and an older one (stale); the same version in another content is a conflict', async () => {
     expect(await applyMovieState(db, state(10, 1), randomUUID(), 'catalog')).toBe('applied')
     expect(await applyMovieState(db, state(10, 3), randomUUID(), 'catalog')).toBe('applied')
-    expect(await applyMovieState(db, state(10, 3, 'a copy'), randomUUID(), 'catalog')).toBe('duplicate')
+    expect(await applyMovieState(db, state(10, 3), randomUUID(), 'catalog')).toBe('duplicate')
     expect(await applyMovieState(db, state(10, 2, 'older'), randomUUID(), 'catalog')).toBe('stale')
+    expect(await applyMovieState(db, state(10, 3, 'a copy'), randomUUID(), 'catalog')).toBe('conflict')
+    expect(await title(10)).toBe('Movie 10 v3')
+    const { rows } = await db.query<{ local_document: { title: string }; incoming_state: MovieState }>("SELECT local_document, incoming_state FROM replication_conflicts WHERE record_key = '10' AND resolved_at IS NULL")
+    expect(rows.map((r) => [r.local_document.title, r.incoming_state.movie.title])).toEqual([['Movie 10 v3', 'a copy']])
+    // The key takes no further change until the conflict is resolved.
+    expect(await applyMovieState(db, state(10, 4), randomUUID(), 'catalog')).toBe('conflict')
     expect(await title(10)).toBe('Movie 10 v3')
   })
 
@@ -62,11 +68,15 @@ describe('applyMovieState', () => {
     expect((await db.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox')).rows[0].n).toBe(before + 2)
   })
 
-  it('keeps the id sequence above every applied id, so a new writer continues after it', async () => {
-    await applyMovieState(db, state(5000, 1), randomUUID(), 'catalog')
-    await applyMovieState(db, state(4000, 1), randomUUID(), 'catalog') // never lowers it
-    const created = await createMovieRepository(db, 'catalog').create({ title: 'Next', description: '', rating: 1 })
-    expect(created.id).toBe(5001)
+  it('allocates ids from its own range only: the other store\'s ids never move its sequence, its own coming back do', async () => {
+    await applyMovieState(db, state(5000, 1), randomUUID(), 'catalog') // legacy's range: not this store's to hand out
+    const first = await createMovieRepository(db, 'catalog').create({ title: 'First here', description: '', rating: 1 })
+    expect(first.id).toBeGreaterThanOrEqual(1_000_000_000)
+    // Its own movie coming back from the stream (a store rebuilt or restored from a backup): the sequence continues after it.
+    await applyMovieState(db, state(1_000_000_500, 1, 'Written here before the rebuild', 'catalog'), randomUUID(), 'catalog')
+    await applyMovieState(db, state(1_000_000_400, 1, 'An older one', 'catalog'), randomUUID(), 'catalog') // never lowers it
+    const next = await createMovieRepository(db, 'catalog').create({ title: 'Next', description: '', rating: 1 })
+    expect(next.id).toBe(1_000_000_501)
   })
 
   it('publishes the movies that were never published, once', async () => {
