@@ -25,7 +25,7 @@ import { reserveInternalNamespace } from './edge/internal-namespace.ts'
 import { createParityMonitor } from './rollout/parity/parity-monitor.ts'
 import { createStages } from './rollout/stages.ts'
 import { createRecentWrites } from './routing/recent-writes.ts'
-import { createWritesFence } from './routing/writes-fence.ts'
+import { createStoreWriters } from './rollout/store-writers.ts'
 import { proxyRoutes } from './proxy-routes.ts'
 import { localCoordination, redisCoordination } from './rollout/ramp/coordination.ts'
 import { createRampController } from './rollout/ramp/controller.ts'
@@ -90,13 +90,10 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
   const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
-  const writesFence = createWritesFence(
-    // The new side stays in the fence until every replica has seen the flag (a file is seen at once, Unleash on its next fetch).
-    { keyPrefix: config.writesFenceKeyPrefix, holdMs: config.writesSwitchHoldMs, bridgeMs: Math.max(30_000, 3 * config.unleashRefreshIntervalMs) },
-    { redis: deps.redis, logger: deps.logger },
-  )
+  // Who writes a route whose stores decide it: each replica keeps them in view and asks for the handover the flags want.
+  const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000) })
   const stages = createStages({
-    fence: writesFence,
+    writers: storeWriters,
     flags,
     parity,
     ledger,
@@ -164,12 +161,12 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
     if (off.has('console-history')) history.stop()
     app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity, stages, readYourWrites: metrics.readYourWrites })
+    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity, stages, storeWriters, readYourWrites: metrics.readYourWrites })
     await app.register(consoleRoutes)
   } else reserveAdminNamespace(app)
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
-    settings: { ...side, bodyLimitBytes: config.bodyLimitBytes, bodyIdleTimeoutMs: config.clientBodyTimeoutMs, retryAfterSeconds: config.retryAfterSeconds },
+    settings: { ...side, bodyLimitBytes: config.bodyLimitBytes, bodyIdleTimeoutMs: config.clientBodyTimeoutMs, retryAfterSeconds: config.retryAfterSeconds, writesHandoverWaitMs: config.writesHandoverWaitMs },
     routes,
     upstreams,
     flags,
@@ -181,11 +178,12 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     explainToken,
     tracing,
     recentWrites,
-    writesFence,
+    storeWriters,
     featuresOff: off,
   })
 
   app.addHook('onClose', async () => {
+    storeWriters.stop()
     parity.stop()
     await ramps.close()
     shadow.close()
@@ -194,6 +192,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     await rolloutChanges.settled()
   })
   ramps.start()
+  storeWriters.start()
   deps.logger.info(
     { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',

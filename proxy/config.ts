@@ -139,8 +139,9 @@ const spec = {
   rampTickMs: env.int('RAMP_TICK_MS', 1_000, { min: 100, description: 'how often the ramp controller judges its routes' }),
   // Stages of a migration (proxy/rollout/stages.ts, proxy/routing/recent-writes.ts).
   writesSwitchMaxLagSeconds: env.int('WRITES_SWITCH_MAX_LAG_SECONDS', 5, { min: 0, description: 'largest replication lag a switch of a route\'s writer side accepts (PUT /admin/routes/:name/writes; 409 above it unless forced)' }),
-  writesSwitchHoldMs: env.int('WRITES_SWITCH_HOLD_MS', 10_000, { min: 1_000, description: "longest a switch of a route's writer side holds the route's writes (on every replica) while the side losing them settles" }),
-  writesFenceKeyPrefix: env.string('WRITES_FENCE_KEY_PREFIX', 'cinemaabyss:writes:', "prefix of the writer switch's hold and new side in Redis"),
+  writesSwitchHoldMs: env.int('WRITES_SWITCH_HOLD_MS', 10_000, { min: 1_000, description: "longest PUT /admin/routes/:name/writes waits for the stores' handover to finish before answering 202 (in progress)" }),
+  writesHandoverWaitMs: env.int('WRITES_HANDOVER_WAIT_MS', 15_000, { min: 0, description: "longest a client's write waits for a store of its route that takes it (a handover in flight, a store catching up) before 503" }),
+  storeWritersCheckMs: env.int('STORE_WRITERS_CHECK_MS', 500, { min: 50, description: "how often each replica compares the stores' writer of a route with its writer flag, and asks for the handover when they differ" }),
   retireWindowSeconds: env.int('RETIRE_WINDOW_SECONDS', 60, { min: 0, description: 'how long parity must have held at 0 before POST /admin/routes/:name/retire is accepted' }),
   readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),
   readYourWritesKeyPrefix: env.string('READ_YOUR_WRITES_KEY_PREFIX', 'cinemaabyss:ryw:', 'prefix of the read-your-writes marks in Redis'),

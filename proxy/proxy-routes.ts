@@ -19,9 +19,10 @@ import { errorHeaders, errors, type CatalogueError } from '../lib/errors.ts'
 import { errorBody } from '../lib/http/errors.ts'
 import { bufferRequestBodies } from './forward/request-body.ts'
 import { checkOptions } from './model/options.ts'
-import { SAFE_METHODS, SideOptions, decideRoute, requestFacts, asksRecentWrites, writerSideOf, type BreakerStates, type RequestFacts, type RouteDecision, type RouteReason } from './routing/decision.ts'
+import { SAFE_METHODS, SideOptions, decideRoute, requestFacts, asksRecentWrites, writerSideOf, type BreakerStates, type RequestFacts, type RouteDecision, type RouteReason, type Side } from './routing/decision.ts'
 import type { RecentWrites } from './routing/recent-writes.ts'
-import type { WritesFence } from './routing/writes-fence.ts'
+import type { StoreWriters } from './rollout/store-writers.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 import type { ProxyTracing } from './forward/tracing.ts'
@@ -36,6 +37,8 @@ export const ProxyRoutesSettings = Type.Composite([
     bodyIdleTimeoutMs: Type.Integer({ minimum: 1 }),
     /** Retry-After sent with a 503. */
     retryAfterSeconds: Type.Integer({ minimum: 1 }),
+    /** Longest a write waits for a store that takes it (a handover in flight, a store catching up); then 503. */
+    writesHandoverWaitMs: Type.Integer({ minimum: 0 }),
   }),
 ])
 export type ProxyRoutesSettings = Static<typeof ProxyRoutesSettings>
@@ -56,8 +59,8 @@ export interface ProxyRoutesOptions {
   upgrades?: Upgrades
   /** Read-your-writes marks (routing/recent-writes.ts); absent = reads follow the read flag only. */
   recentWrites?: RecentWrites
-  /** The hold and new side of a writer switch in progress (routing/writes-fence.ts); absent = the flag alone. */
-  writesFence?: WritesFence
+  /** The stores' writers (rollout/store-writers.ts): which side to try first for a write of a route whose stores decide who writes. */
+  storeWriters?: StoreWriters
   /** A secret of this app: a request carrying it in EXPLAIN_HEADER is answered with its decision, never forwarded (/admin/explain). */
   explainToken?: string
   /** Tracing on (forward/tracing.ts): the decision on the request's span, a span per upstream attempt. */
@@ -260,15 +263,16 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
    */
   async function decide(route: Route, facts: RequestFacts, breakers?: BreakerStates, count = true): Promise<RouteDecision> {
     let decision = decideRoute(route, facts, flags, breakers)
-    if (decision.reason === 'writes' && opts.writesFence && count) {
-      // A switch in progress: wait out its hold, then the side it decided (before the flag reached this replica).
-      const fencedWriter = await opts.writesFence.sideFor(route.name, writerSideOf(route, flags))
-      if (fencedWriter && fencedWriter !== decision.side) decision = decideRoute(route, { ...facts, fencedWriter }, flags, breakers)
+    if (decision.reason === 'writes' && route.writer && opts.storeWriters) {
+      // The store that wrote last, as far as this replica knows, is tried first (its refusal is what counts).
+      const storeWriter = opts.storeWriters.hint(route.name)
+      if (storeWriter && storeWriter !== decision.side) decision = decideRoute(route, { ...facts, storeWriter }, flags, breakers)
     }
     const recentWrites = opts.recentWrites
     if (!recentWrites || facts.identity === undefined) return decision
     if (decision.reason === 'writes') {
-      if (count) await recentWrites.remember(route.name, facts.identity, decision.side)
+      // Where the stores decide, the side that took the write is remembered once it did (viaWriter).
+      if (count && !(route.writer && opts.storeWriters)) await recentWrites.remember(route.name, facts.identity, decision.side)
       return decision
     }
     if (!asksRecentWrites(route, decision, facts, flags)) return decision
@@ -303,7 +307,45 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     // [shadow seam 1/3] a share of requests is copied to the other side after the answer (proxy/rollout/shadow/).
     request.shadowTap = opts.upgrades?.of(request.raw) ? null : (opts.shadow?.select(route, decision, request) ?? null)
     tracing?.annotateDecision(request, route, decision, request.shadowTap !== null) // TRACING
+    if (route.writer && route.target && opts.storeWriters && !SAFE_METHODS.has(request.method) && routed) return viaWriter(route, request, reply, decision, signal, facts.identity)
     return decision.side === 'target' ? viaTarget(route, request, reply, decision, signal) : viaLegacy(route, request, reply, decision.reason, signal)
+  }
+
+  /**
+   * A write of a route whose stores decide who writes: sent to the side decided, and when that
+   * store refuses it (NOT_WRITER: nothing written) to the other one; while neither takes it (a
+   * handover in flight, a store catching up) it waits and asks again, up to
+   * writesHandoverWaitMs, then 503. Retired from legacy: the target only. A store that fails
+   * (5xx, timeout) may have written: never sent anywhere else.
+   */
+  async function viaWriter(route: Route, request: FastifyRequest, reply: FastifyReply, decision: RouteDecision, client: ClientGone, identity: string | undefined) {
+    const sides: Side[] = decision.reason !== 'writes' ? ['target'] : decision.side === 'target' ? ['target', 'legacy'] : ['legacy', 'target']
+    const until = Date.now() + settings.writesHandoverWaitMs
+    for (let pause = 20; ; pause = Math.min(pause * 2, 200)) {
+      for (const side of sides) {
+        const rt = upstreams.get(side === 'target' ? route.target!.name : route.legacy.name)!
+        const result = await attempt(rt, request, client, 'primary')
+        if (result.kind === 'client-gone') return clientGone(reply, rt.upstream.name, decision.reason)
+        if (result.kind === 'answer' && result.answer.statusCode === 421 && result.answer.headers['x-store-refused'] === 'not-writer') {
+          result.answer.discard()
+          continue
+        }
+        if (result.kind === 'answer') {
+          opts.storeWriters!.noteWriter(route.name, side)
+          if (identity !== undefined) await opts.recentWrites?.remember(route.name, identity, side)
+          return send(reply, result.answer, rt.upstream.name, decision.reason)
+        }
+        if (side === 'legacy' && result.answer) return send(reply, result.answer, rt.upstream.name, decision.reason)
+        result.answer?.discard()
+        return unavailable(reply, decision.reason, side === 'legacy' ? failureAnswer(result, rt.upstream.name) : new errors.WRITE_NOT_RETRIED(result.message))
+      }
+      if (Date.now() >= until) {
+        metrics.writesWaitedOut.labels(route.name).inc()
+        return unavailable(reply, decision.reason, new errors.WRITER_UNAVAILABLE(route.name, 'the writes are being handed over between its stores, or the writer is catching up'))
+      }
+      if (client.aborted) return clientGone(reply, 'proxy', decision.reason)
+      await sleep(pause)
+    }
   }
 
   // A request without a body is forwarded from preParsing (after every onRequest hook: edge

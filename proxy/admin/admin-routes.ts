@@ -21,6 +21,7 @@ import type { TrafficHistory } from './traffic-history.ts'
 import { adminParityRoutes } from './admin-parity-routes.ts'
 import { adminStageRoutes } from './admin-stage-routes.ts'
 import type { Stages } from '../rollout/stages.ts'
+import type { StoreWriters } from '../rollout/store-writers.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import type { ParityMonitor } from '../rollout/parity/parity-monitor.ts'
 
@@ -41,6 +42,7 @@ export interface AdminRoutesOptions {
   parity: ParityMonitor
   /** Serves the writer side, retirement and GET /admin/routes/:name/stage. */
   stages: Stages
+  storeWriters: StoreWriters
   /** The read-your-writes counter (proxy_read_your_writes_total), shown per route. */
   readYourWrites: Pick<ProxyMetrics['readYourWrites'], 'get'>
   /** The proxy routes' explain secret (proxy-routes.ts, EXPLAIN_HEADER). */
@@ -119,7 +121,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminRampRoutes, opts.ramps)
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
   await app.register(adminParityRoutes, { routes, parity: opts.parity })
-  await app.register(adminStageRoutes, { routes, stages: opts.stages, actorOf: adminActorOf })
+  await app.register(adminStageRoutes, { routes, stages: opts.stages, writers: opts.storeWriters, ledger: opts.ledger, actorOf: adminActorOf })
 
   app.get('/admin/state', async () => ({
     routes: await withReadYourWritesHits(routes.map(routeState)),

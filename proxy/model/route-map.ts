@@ -53,6 +53,20 @@ const ParityEntry = Type.Object(
   { additionalProperties: false },
 )
 
+/**
+ * The two stores of a split route decide who writes (lib/replication/write-authority.ts): the
+ * proxy hands writes over through them and sends a write a store refused to the other one.
+ */
+const WriterEntry = Type.Object(
+  {
+    /** Each side's write authority (GET) and release (POST <path>/release). */
+    path: Type.Optional(Path),
+    /** Each side's open replication conflicts (GET) and their resolution (POST <path>/resolve). */
+    conflictsPath: Type.Optional(Path),
+  },
+  { additionalProperties: false },
+)
+
 const RouteEntry = Type.Object(
   {
     name: Name,
@@ -64,6 +78,7 @@ const RouteEntry = Type.Object(
     shadow: Type.Optional(ShadowEntry),
     guard: Type.Optional(GuardEntry),
     parity: Type.Optional(ParityEntry),
+    writer: Type.Optional(WriterEntry),
   },
   { additionalProperties: false },
 )
@@ -103,6 +118,8 @@ export interface Route {
   guard?: StandingGuard
   /** Data parity of the two sides' stores (proxy/rollout/parity/). */
   parity?: { path: string; intervalSeconds: number; buckets: number }
+  /** The stores decide who writes (the target owns its data): writes are handed over through them. */
+  writer?: { path: string; conflictsPath: string }
 }
 
 export interface StandingGuard {
@@ -191,6 +208,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
     if (entry.shadow) problems.push(...shadowProblems(entry.shadow, `${at}/shadow`))
     if (entry.guard && entry.target === undefined) problems.push(`${at}/guard: only a split route (with "target" and "flag") can be guarded`)
     if (entry.parity && entry.target === undefined) problems.push(`${at}/parity: only a split route has two stores to compare`)
+    if (entry.writer && entry.target === undefined) problems.push(`${at}/writer: only a split route has two stores to hand writes between`)
     used.add(entry.legacy)
     if (entry.target) used.add(entry.target)
     return {
@@ -202,6 +220,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       ...(entry.shadow ? { shadow: entry.shadow } : {}),
       ...(entry.guard ? { guard: standingGuard(entry.guard) } : {}),
       ...(entry.parity ? { parity: { intervalSeconds: 60, buckets: 64, ...entry.parity } } : {}),
+      ...(entry.writer ? { writer: { path: '/internal/writer', conflictsPath: '/internal/conflicts', ...entry.writer } } : {}),
     }
   })
   known.forEach((name, i) => {

@@ -152,7 +152,27 @@ export function createMetrics() {
   })
   const writesSide = new Gauge({
     name: 'proxy_writes_side',
-    help: "A split route's writer side as this replica sees it: 0 legacy, 1 target (routes with a writer-side flag only)",
+    help: "The side whose store takes a split route's writes, as the stores last said (routes whose stores decide who writes): 0 legacy, 1 target, NaN none (a handover in flight)",
+    labelNames: ['route'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+  const writesWaitedOut = new Counter({
+    name: 'proxy_writes_waited_out_total',
+    help: 'Writes answered 503 because no store of the route took them within WRITES_HANDOVER_WAIT_MS (a handover or a catch-up that took longer)',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  })
+  const writerHandover = new Gauge({
+    name: 'proxy_writer_handover',
+    help: "A split route's handover of writes between its stores: 0 settled (the store the flags want writes), 1 handing over, 2 blocked by replication conflicts, NaN a store did not answer. Alerted on 2, and on 1 for minutes",
+    labelNames: ['route'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
+  const replicationConflicts = new Gauge({
+    name: 'migration_replication_conflicts',
+    help: "Open replication conflicts of a split route's two stores (changes parked instead of merged): they refuse the writes switch and retirement until resolved. Alerted on",
     labelNames: ['route'] as const,
     aggregator: 'max',
     registers: [registry],
@@ -224,6 +244,9 @@ export function createMetrics() {
     upstreamFailures,
     readYourWrites,
     writesSide,
+    writerHandover,
+    replicationConflicts,
+    writesWaitedOut,
     rampFrozen,
     fallbacks,
     rollout,

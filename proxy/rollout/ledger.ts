@@ -23,7 +23,7 @@ export interface LedgerEntry {
   reason: string
   source: LedgerSource
   /** What moved (proxy/rollout/stages.ts): the read percentage (absent = reads), the writer side, the freeze of a ramp, the retirement of legacy. */
-  stage?: 'reads' | 'writes' | 'freeze' | 'retire'
+  stage?: 'reads' | 'writes' | 'freeze' | 'retire' | 'conflict'
   /** For a change of the writer side: the sides (null = writes followed the read flag). */
   fromSide?: 'legacy' | 'target' | null
   toSide?: 'legacy' | 'target'

@@ -11,15 +11,14 @@ import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import { retiredFlagOf, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
 import type { Ledger } from './ledger.ts'
-import type { WritesFence } from '../routing/writes-fence.ts'
-import { setTimeout as sleep } from 'node:timers/promises'
+import type { RouteWriters, StoreWriters } from './store-writers.ts'
 import type { ParityMonitor, ParityOutcome } from './parity/parity-monitor.ts'
 import type { ParityReport } from './parity/parity-check.ts'
 
 export interface StageLimits {
   /** Largest replication lag (seconds) a switch of the writer side accepts. */
   maxLagSeconds: number
-  /** Longest a switch holds the route's writes while the side losing them settles (routing/writes-fence.ts). */
+  /** Longest a switch waits for the stores' handover to finish before it answers (still handing over). */
   holdMs: number
   /** Retirement needs parity 0 in every check of this long a window (and one now). */
   retireWindowSeconds: number
@@ -37,8 +36,10 @@ export type GuardValues = Record<string, number | string | boolean | null>
 export interface RouteStage {
   route: string
   readPercent: number | null
-  /** null: no writer-side flag, writes follow the read flag. */
+  /** The side the flags want to write; null: no writer-side flag, writes follow the read flag. */
   writes: Side | null
+  /** Where the stores decide who writes: what they said last (writer, handover, conflicts); null otherwise. */
+  writers: RouteWriters | null
   retired: boolean
   parity: { drift: number | null; lagSeconds: number | null; checkedAt: string | null; unreplicatedToLegacy: number | null }
 }
@@ -60,7 +61,7 @@ export interface StagesDeps {
   metrics: ProxyMetrics
   logger: Logger
   limits: StageLimits
-  fence: WritesFence
+  writers: StoreWriters
 }
 
 /** A parity check younger than this answers the frozen ramp's question again. */
@@ -153,6 +154,7 @@ export function createStages(deps: StagesDeps): Stages {
       route: route.name,
       readPercent: route.flag ? (flags.state(route.flag).percent ?? null) : null,
       writes: writerSideOf(route, flags) ?? null,
+      writers: route.writer ? (deps.writers.last(route.name) ?? null) : null,
       retired: isRetired(route),
       parity: {
         drift: last?.drift ?? null,
@@ -163,51 +165,22 @@ export function createStages(deps: StagesDeps): Stages {
     }
   }
 
-  /**
-   * Holds the route's writes on every replica, waits until the side losing them has nothing left
-   * on its way to the other store (drift 0, its outbox empty), sets the flag and releases the hold
-   * with the new side. Not settled within the hold: the hold ends, the flag stands, 409 — unless forced.
-   */
-  async function switchUnderHold(route: Route, flag: string, side: Side, step: StageStep): Promise<{ settled: ParityOutcome; heldMs: number }> {
-    if (!(await deps.fence.hold(route.name))) throw new errors.STAGE_REFUSED(`another switch of the writes of route "${route.name}" is in progress`)
-    const started = Date.now()
-    const losing = side === 'target' ? 'legacy' : 'target'
-    let released = false
-    try {
-      // Writes already sent to the losing side finish first.
-      await sleep(Math.min(500, limits.holdMs / 4))
-      let settled: ParityOutcome
-      for (;;) {
-        settled = await checkNow(route)
-        const left = settled.available ? num(settled[losing].replication?.unpublished_changes) : null
-        if (settled.available && settled.drift === 0 && left === 0) break
-        // Forced without a comparison: nothing to wait for.
-        if (!settled.available && step.force) break
-        if (Date.now() - started > limits.holdMs - 500) {
-          if (step.force) break
-          const value = settled.available ? `drift ${settled.drift}, ${left ?? 'unknown'} changes of ${losing} not yet published, after holding writes ${Date.now() - started} ms` : `unknown (${settled.reason})`
-          throw new errors.STAGE_GUARD_REFUSED('settled stores', value, 'drift 0 and nothing left to publish', `writes went on to ${losing}; retry when replication has caught up`)
-        }
-        await sleep(200)
-      }
-      await flags.setRollout!(writesFlagOf(flag), side === 'target' ? 100 : 0)
-      await deps.fence.release(route.name, side)
-      released = true
-      return { settled, heldMs: Date.now() - started }
-    } finally {
-      if (!released) await deps.fence.release(route.name, undefined)
-    }
-  }
-
   return {
     stage,
     switchWrites(route, side, step) {
       const flag = splitFlag(route)
       return oneAtATime(route.name, async () => {
-        // A switch made through another replica a moment ago may not be in this one's flag yet: its fence knows.
-        const from = (await deps.fence.current(route.name)) ?? writerSideOf(route, flags) ?? null
-        if (from === side) return stage(route)
+        const why = { actor: step.actor, reason: step.reason, source: 'admin' as const }
+        // Where the stores decide who writes, what they say now (another replica may have switched a moment ago).
+        const before = route.writer ? await deps.writers.reconcile(route) : undefined
+        const from = before ? before.desired : (writerSideOf(route, flags) ?? null)
+        if (writerSideOf(route, flags) === side) {
+          if (route.writer) await deps.writers.settle(route, limits.holdMs, why)
+          return stage(route)
+        }
         if (side === 'legacy' && isRetired(route)) throw new errors.ROUTE_RETIRED(route.name)
+        // Conflicts are never switched past, not even forced: the store that would stop writing is one side of them.
+        if (before && before.conflicts > 0) throw new errors.STAGE_GUARD_REFUSED('replication conflicts', String(before.conflicts), '0', 'resolve them first: GET /admin/routes/:name/conflicts')
         const outcome = await checkNow(route)
         const guard = guardValuesOf(outcome)
         if (!outcome.available) refuseUnless(step.force, [['parity', true, `unknown (${outcome.reason})`, 'a comparison of both stores', 'force with a reason to switch without one']])
@@ -220,10 +193,16 @@ export function createStages(deps: StagesDeps): Stages {
             ['replication lag', outcome.lagSeconds === null || outcome.lagSeconds > limits.maxLagSeconds, outcome.lagSeconds === null ? 'unknown' : `${outcome.lagSeconds} s`, `${limits.maxLagSeconds} s`, 'wait for replication to catch up'],
           ])
         }
-        const { settled, heldMs } = await switchUnderHold(route, flag, side, step)
-        // The values when the switch was asked for, then those it was made on (after the hold).
-        Object.assign(guard, { driftAsked: guard.drift ?? null, inFlightToTargetAsked: guard.inFlightToTarget ?? null }, guardValuesOf(settled), { heldMs })
-        deps.metrics.writesSide.labels(route.name).set(side === 'target' ? 1 : 0)
+        // The handover this switch starts is recorded here, with the guard values; claimed by its
+        // epoch so that the replica whose check asks the store to release does not record it again.
+        const losing = before && (side === 'target' ? before.legacy : before.target)
+        const epoch = losing && 'epoch' in losing && losing.writer ? losing.epoch + 1 : null
+        if (epoch !== null) await ledger.claim(`handover:${route.name}:${epoch}`)
+        await flags.setRollout!(writesFlagOf(flag), side === 'target' ? 100 : 0)
+        const started = Date.now()
+        const after = route.writer ? await deps.writers.settle(route, limits.holdMs, why) : undefined
+        // How long writes waited: from the flag to the new store taking them (or the bound, still handing over).
+        Object.assign(guard, { heldMs: Date.now() - started, epoch, handover: after?.handover ?? null })
         await ledger.append({
           route: route.name,
           flag: writesFlagOf(flag),
@@ -250,6 +229,11 @@ export function createStages(deps: StagesDeps): Stages {
         const writes = writerSideOf(route, flags)
         if (percent !== 100) throw new errors.STAGE_REFUSED(`reads of route "${route.name}" are at ${percent ?? 'a custom rollout'} %, not 100 % on the target`)
         if (writes !== 'target') throw new errors.STAGE_REFUSED(`writes of route "${route.name}" are ${writes === undefined ? 'not switched (no writer side)' : 'on legacy'}: PUT /admin/routes/${route.name}/writes {"side":"target"} first`)
+        if (route.writer) {
+          const writers = await deps.writers.reconcile(route)
+          if (writers.conflicts > 0) throw new errors.STAGE_GUARD_REFUSED('replication conflicts', String(writers.conflicts), '0', 'resolve them first: GET /admin/routes/:name/conflicts')
+          if (writers.writer !== 'target') throw new errors.STAGE_REFUSED(`the target's store of route "${route.name}" does not take the writes yet (handover ${writers.handover}): retry once it does`)
+        }
         const outcome = await checkNow(route)
         const guard = guardValuesOf(outcome)
         const since = cleanSince.get(route.name)

@@ -20,8 +20,9 @@ export type Side = 'legacy' | 'target'
 /**
  * The writer side of a split route is a second flag beside the read flag, `<flag>-writes`
  * (the flags file and Unleash alike): on at 100 % = writes go to the target, anything else =
- * legacy. A route whose source does not define it keeps the behaviour before writer sides
- * existed: writes follow the read flag.
+ * legacy. Missing: legacy for a route whose stores decide who writes (`writer` in the route map:
+ * the target owns its data); a route without stores of its own keeps the behaviour before writer
+ * sides existed: writes follow the read flag.
  */
 export const writesFlagOf = (flag: string): string => `${flag}-writes`
 
@@ -38,7 +39,7 @@ function isRetired(route: Route, flags: Pick<FlagSource, 'state'>): boolean {
 export function writerSideOf(route: Route, flags: Pick<FlagSource, 'state'>): Side | undefined {
   if (!route.target || !route.flag) return undefined
   const writes = flags.state(writesFlagOf(route.flag))
-  if (writes.defined !== true) return undefined
+  if (writes.defined !== true) return route.writer ? 'legacy' : undefined
   return writes.percent === 100 ? 'target' : 'legacy'
 }
 
@@ -95,8 +96,8 @@ export interface RequestFacts {
   override?: Side
   /** The side this identity's last write on the route went to, while read-your-writes holds it (recent-writes.ts). */
   recentWrite?: Side
-  /** The writer side a switch in progress decided, before the flag reached every replica (writes-fence.ts). */
-  fencedWriter?: Side
+  /** The side whose store takes the writes now, as the stores last said (proxy/rollout/store-writers.ts): tried first. */
+  storeWriter?: Side
 }
 
 /** Breaker state of the route's upstreams; absent = closed. */
@@ -129,7 +130,7 @@ export function decideRoute(route: Route, facts: RequestFacts, flags: FlagView, 
   let side: Side = 'legacy'
   let reason: RouteReason = 'default'
   const retired = route.target !== undefined && isRetired(route, flags)
-  const writer = route.target && !SAFE_METHODS.has(facts.method) ? (facts.fencedWriter ?? writerSideOf(route, flags)) : undefined
+  const writer = route.target && !SAFE_METHODS.has(facts.method) ? (facts.storeWriter ?? writerSideOf(route, flags)) : undefined
   if (retired) [side, reason] = ['target', 'flag']
   // Writes have one side, whatever X-Backend asks.
   else if (writer) [side, reason] = [writer, 'writes']

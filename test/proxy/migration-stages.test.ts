@@ -3,6 +3,10 @@
 // check (drift, lag, changes legacy has not applied), read-your-writes, retirement. Two real HTTP
 // sides serve the parity contract over records held in memory and answer /api/movies naming
 // themselves; the proxy runs in process with a flags file of its own (no Redis: marks in process).
+// Each side also keeps a write authority as the real stores do (lib/replication/write-authority.ts,
+// tested against PostgreSQL in test/replication/write-authority.test.ts): a write reaching the side
+// that is not the writer is refused (421 not-writer); a release hands the writes to the other side,
+// which takes them up `takeUpMs` later (the stream's delay).
 import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -20,12 +24,36 @@ interface Side {
   replication: Record<string, unknown>
   /** Answer /api/movies with 500. */
   failing: boolean
+  writer: boolean
+  epoch: number
+  conflicts: number
+  /** Writes this side took. */
+  writes: number
+  other?: Side
 }
 
-function side(name: string): Side {
-  const s: Side = { app: Fastify(), records: [], replication: { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }, failing: false }
+/** How long the side gaining the writes takes to apply the handover (the stream's delay). */
+let takeUpMs = 50
+
+function side(name: string, writer: boolean): Side {
+  const s: Side = { app: Fastify(), records: [], replication: { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }, failing: false, writer, epoch: writer ? 1 : 0, conflicts: 0, writes: 0 }
   s.app.register(parityRoutes, { records: async () => s.records.map((d) => ({ id: String(d.id), document: d })), replication: async () => s.replication })
-  s.app.all('/api/movies', async (request, reply) => (s.failing ? reply.code(500).send({ error: 'down' }) : { upstream: name, method: request.method }))
+  s.app.all('/api/movies', async (request, reply) => {
+    if (s.failing) return reply.code(500).send({ error: 'down' })
+    if (request.method === 'POST' && !s.writer) return reply.code(421).header('x-store-refused', 'not-writer').send({ error: 'not the writer' })
+    if (request.method === 'POST') s.writes++
+    return { upstream: name, method: request.method }
+  })
+  const state = () => ({ store: name, writer: s.writer, epoch: s.epoch, pendingEpoch: null, handedTo: null, catchingUp: false, conflicts: s.conflicts, replicating: true })
+  s.app.get('/internal/writer', async () => state())
+  s.app.post<{ Body: { expectEpoch?: number } }>('/internal/writer/release', async (request) => {
+    if (!s.writer || (request.body?.expectEpoch !== undefined && request.body.expectEpoch !== s.epoch)) return { released: false, ...state() }
+    s.writer = false
+    s.epoch++
+    const epoch = s.epoch
+    setTimeout(() => Object.assign(s.other!, { writer: true, epoch }), takeUpMs)
+    return { released: true, ...state() }
+  })
   return s
 }
 
@@ -37,8 +65,10 @@ let proxy: ProxyUnderTest
 let flagsFile: string
 
 beforeAll(async () => {
-  legacy = side('monolith')
-  target = side('movies-service')
+  legacy = side('monolith', true)
+  target = side('movies-service', false)
+  legacy.other = target
+  target.other = legacy
   await Promise.all([legacy.app.listen({ port: 0, host: '127.0.0.1' }), target.app.listen({ port: 0, host: '127.0.0.1' })])
   stubs = await startStubs()
   const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
@@ -57,6 +87,8 @@ beforeEach(() => {
   legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
   target.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
   legacy.failing = target.failing = false
+  legacy.conflicts = target.conflicts = 0
+  takeUpMs = 50
 })
 
 const call = (method: 'GET' | 'POST', user: string, headers: Record<string, string> = {}) =>
@@ -120,35 +152,41 @@ describe('the writer side', () => {
     expect((await ledger())[0]).toMatchObject({ stage: 'writes', toSide: 'target', forced: true, reason: 'incident 42: legacy store is read-only', guard: { drift: 2 } })
   })
 
-  it('holds the writes while changes in flight reach the other side, then switches; refused when they do not arrive in time', async () => {
+  it('a write during the handover waits for the store that takes it, and lands on exactly one side', async () => {
     await forceWrites('legacy')
-    target.records.splice(-2) // written on legacy a moment ago, on their way to the target
-    legacy.replication = { lag_seconds: 1, unpublished_changes: 1, unapplied_messages: 0 }
-    target.replication = { lag_seconds: 1, unpublished_changes: 0, unapplied_messages: 1 }
+    takeUpMs = 600 // the gaining store applies the handover only after a while
+    const [legacyWrites, targetWrites] = [legacy.writes, target.writes]
     const switching = switchWrites({ side: 'target', reason: 'clients keep writing' })
-    // A write during the hold waits, then goes to the new side.
-    await new Promise((r) => setTimeout(r, 100))
-    const heldWrite = call('POST', 'held-1')
-    await new Promise((r) => setTimeout(r, 300))
-    target.records = docs()
-    legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
-    target.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
-    expect((await switching).statusCode).toBe(200)
-    const write = await heldWrite
+    await new Promise((r) => setTimeout(r, 150))
+    // Released: legacy refuses, the target has not taken the writes up yet; the write waits.
+    expect([legacy.writer, target.writer]).toEqual([false, false])
+    const write = await call('POST', 'held-1')
     expect([write.statusCode, write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual([200, 'movies-service', 'writes'])
-    expect((await ledger())[0]).toMatchObject({ guard: { driftAsked: 2, inFlightToTargetAsked: 2, drift: 0, unexplainedDrift: 0, heldMs: expect.any(Number) } })
+    expect([legacy.writes - legacyWrites, target.writes - targetWrites]).toEqual([0, 1])
+    expect((await switching).statusCode).toBe(200)
+    expect((await ledger())[0]).toMatchObject({ stage: 'writes', toSide: 'target', guard: { heldMs: expect.any(Number), epoch: target.epoch, handover: 'settled' } })
+    expect((await stage()).writers).toMatchObject({ desired: 'target', writer: 'target', handover: 'settled' })
+  })
 
-    // In flight, but they never arrive: the hold ends, the flag stands, the writes went on to legacy.
+  it('sends a write the flags still send to the old writer to the store that writes now', async () => {
+    await forceWrites('target')
+    // The flag says legacy (a replica that has not seen the switch, a routing slip); the stores decide.
+    writeFlagsFile(flagsFile, { 'movies-migration': 0, 'movies-migration-writes': 0 })
+    target.writer = true
+    legacy.writer = false
+    const write = await proxy.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'slip-1' }, payload: { title: 'x' } })
+    expect(write.statusCode).toBe(200)
     await forceWrites('legacy')
-    target.records.splice(-2)
-    legacy.replication = { lag_seconds: 1, unpublished_changes: 2, unapplied_messages: 0 }
-    const refused = await switchWrites({ side: 'target', reason: 'again' })
-    expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/settled stores guard: drift 2, 2 changes of legacy not yet published, after holding writes \d+ ms/)])
+  })
+
+  it('is refused while a store has open replication conflicts, even forced', async () => {
+    await forceWrites('legacy')
+    target.conflicts = 2
+    await proxy.app.inject({ url: '/admin/routes/movies/writers', headers: admin })
+    const refused = await switchWrites({ side: 'target', reason: 'go', force: true })
+    expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/replication conflicts guard: 2 \(limit 0\)/)])
     expect((await stage()).writes).toBe('legacy')
-    expect((await call('POST', 'after-refusal')).headers['x-upstream']).toBe('monolith')
-    target.records.splice(-1) // one more missing than in flight: a real difference, refused before any hold
-    const drift = await switchWrites({ side: 'target', reason: 'again' })
-    expect([drift.statusCode, drift.json().error]).toEqual([409, expect.stringMatching(/parity drift guard: 1 \(3 records differ, 2 \+ 0 changes in flight\)/)])
+    expect(await counter('migration_replication_conflicts')).toBe(2)
   })
 
   it('is refused while replication lags more than the bound', async () => {
@@ -209,7 +247,7 @@ describe('two replicas sharing Redis and the flags file', () => {
   it("switch the writer side together and share read-your-writes marks", async () => {
     const redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
     const prefix = `ryw-test-${process.pid}-${Date.now()}:`
-    const env = { READ_YOUR_WRITES_KEY_PREFIX: prefix, WRITES_FENCE_KEY_PREFIX: `${prefix}writes:`, LEDGER_REDIS_KEY: `${prefix}ledger` }
+    const env = { READ_YOUR_WRITES_KEY_PREFIX: prefix, LEDGER_REDIS_KEY: `${prefix}ledger` }
     const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
     const file = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
     const replicas = await Promise.all([0, 1].map(() => startProxy(stubs, { ...env, MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: file }, { redis })))
@@ -224,7 +262,7 @@ describe('two replicas sharing Redis and the flags file', () => {
       expect([read.headers['x-upstream'], read.headers['x-route-reason']]).toEqual(['movies-service', 'read-your-writes'])
       expect((await a.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'shared-2' } })).headers['x-upstream']).toBe('monolith')
       expect(await redis.pttl(`${prefix}movies:shared-1`)).toBeGreaterThan(0) // the mark expires by itself
-      // The next switch right after is not "in progress": the hold ended, only the new side is bridged.
+      // The next switch right after, through the other replica: the stores hand back.
       legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
       const back = await b.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'legacy', reason: 'and back' } })
       expect([back.statusCode, back.json().writes]).toEqual([200, 'legacy'])

@@ -52,7 +52,7 @@ const rows: Row[] = [
   ['writer side wins over X-Backend for writes', split, { method: 'PUT', override: 'legacy' }, staged(100, ['a'], 'target'), {}, { side: 'target', reason: 'writes' }],
   ['a read still follows the read flag', split, { method: 'GET', identity: 'b' }, staged(30, ['b'], 'legacy'), {}, { side: 'target', reason: 'sticky', fallback: 'legacy' }],
   ['a read after a write: read-your-writes sends it where the write went', split, { method: 'GET', identity: 'b', recentWrite: 'legacy' }, staged(30, ['b'], 'legacy'), {}, { side: 'legacy', reason: 'read-your-writes', fallback: 'none' }],
-  ['a write during a switch: the fence\'s side before the flag arrives', split, { method: 'POST', identity: 'a', fencedWriter: 'target' }, staged(0, [], 'legacy'), {}, { side: 'target', reason: 'writes' }],
+  ['a write during a switch: the fence\'s side before the flag arrives', split, { method: 'POST', identity: 'a', storeWriter: 'target' }, staged(0, [], 'legacy'), {}, { side: 'target', reason: 'writes' }],
   ['retired: everything to the target, a read has no fallback, X-Backend ignored', split, { method: 'GET', override: 'legacy' }, staged(100, [], 'target', true), { target: 'open' }, { side: 'target', reason: 'flag', fallback: 'none', expected: { upstream: 'proxy', status: 503 } }],
   ['target circuit open does not matter on the legacy side', split, { method: 'POST', identity: 'a' }, flagAt(30, ['b']), { target: 'open' }, { side: 'legacy', expected: { upstream: 'monolith', reason: 'sticky' } }],
 ]
