@@ -100,6 +100,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   let lastAppliedAt: string | undefined
   let checker: NodeJS.Timeout | undefined
   let authority: AuthorityState | undefined
+  let catchUpStarted = false
   /** Per partition, when the oldest change fetched and not applied yet was written. */
   const unappliedSince = new Map<number, number>()
   /** Wakes the checker at once (a handover to this store was applied). */
@@ -331,9 +332,13 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
 
   async function runOnce(): Promise<void> {
     groupId ??= await consumerGroup(db, self)
-    // No write (nor retired read) here until this process knows it has applied the stream's end.
-    await startCatchUp(db, MOVIES_ENTITY)
-    checkNow()
+    // Once per process, not per reconnect (a Kafka outage must not stop the writes): no write
+    // (nor retired read) here until this process knows it has applied the stream's end.
+    if (!catchUpStarted) {
+      await startCatchUp(db, MOVIES_ENTITY)
+      catchUpStarted = true
+      checkNow()
+    }
     await options.topics.ensure()
     if (stopping) return
     const c = kafka.consumer({

@@ -1,8 +1,9 @@
 // Acceptance of "the movies service owns its data": two PostgreSQL databases of their own
 // (different roles), a real Kafka of this file's own, the monolith, the movies service and the
 // proxy as processes. The movies service starts on an empty catalog-db beside a legacy that holds
-// movies and converges by itself; 200 movies written on the monolith reach catalog-db, then 200
-// written on the movies service reach legacy-db; Kafka is killed (SIGKILL, by its pid) and
+// movies and converges by itself; 200 movies written on the monolith reach catalog-db, then the
+// writes are handed over (the stores' own protocol) and 200 written on the movies service reach
+// legacy-db; a write to the store that is not the writer is refused; Kafka is killed (SIGKILL, by its pid) and
 // restarted during each phase; ids never collide; the proxy's parity check finds no drift, and
 // no change was applied twice.
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -48,8 +49,18 @@ afterAll(async () => {
 
 async function list(service: ServiceProcess): Promise<Movie[]> {
   const res = await fetch(`${service.url}/api/movies`, { signal: AbortSignal.timeout(10_000) })
-  expect(res.status).toBe(200)
-  return (await res.json()) as Movie[]
+  const body = await res.text()
+  expect(res.status, body).toBe(200)
+  return JSON.parse(body) as Movie[]
+}
+
+/** The list once the store serves reads: a store catching up with the stream answers 503 (STORE_CATCHING_UP) until it has. */
+async function listWhenReadable(service: ServiceProcess): Promise<Movie[] | undefined> {
+  const res = await fetch(`${service.url}/api/movies`, { signal: AbortSignal.timeout(10_000) })
+  const body = await res.text()
+  if (res.status === 503 && body.includes('catching up')) return undefined
+  expect(res.status, body).toBe(200)
+  return JSON.parse(body) as Movie[]
 }
 
 async function create(service: ServiceProcess, title: string, i: number): Promise<Movie> {
@@ -115,23 +126,36 @@ describe('catalog-db, kept in step with legacy-db through Kafka', () => {
 
     movies = await startService('movies-service/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: catalogDb.url })
     const started = Date.now()
-    await eventually('catalog-db holds the legacy movies', async () => JSON.stringify(await list(movies!)) === JSON.stringify(legacyMovies), 30_000)
+    await eventually('catalog-db holds the legacy movies', async () => JSON.stringify(await listWhenReadable(movies!)) === JSON.stringify(legacyMovies), 30_000)
     console.log(`catalog-db converged ${Date.now() - started} ms after the movies service answered`)
   })
 
   it('200 movies written on the monolith reach the movies service, through a Kafka crash', { timeout: 300_000 }, async () => {
     const created = await writeThroughKafkaCrash(monolith, 'Legacy', 200)
     expect(new Set(created.map((m) => m.id)).size).toBe(200)
-    await eventually('catalog-db caught up', async () => (await list(movies!)).length === 225, 120_000)
+    await eventually('catalog-db caught up', async () => (await listWhenReadable(movies!))?.length === 225, 120_000)
     const [legacyMovies, catalogMovies] = await Promise.all([list(monolith), list(movies!)])
     expect(catalogMovies).toEqual(legacyMovies)
     for (const m of created) expect(catalogMovies.find((c) => c.id === m.id)).toEqual(m)
   })
 
-  it('writes moved to the movies service: 200 movies written there reach the monolith, ids continue after the legacy\'s', { timeout: 300_000 }, async () => {
-    const legacyMax = Math.max(...(await list(monolith)).map((m) => m.id))
+  it('a direct write to the movies service is refused while legacy writes: nothing written, a clean 421', async () => {
+    const res = await fetch(`${movies!.url}/api/movies`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Sneaked in', description: '', rating: 1 }) })
+    expect([res.status, res.headers.get('x-store-refused'), ((await res.json()) as { error: string }).error]).toEqual([421, 'not-writer', expect.stringMatching(/does not take writes of movies/)])
+    expect((await list(movies!)).some((m) => m.title === 'Sneaked in')).toBe(false)
+  })
+
+  it('writes handed over to the movies service: 200 movies written there reach the monolith, ids from its own range', { timeout: 300_000 }, async () => {
+    const release = await fetch(`${monolith.url}/internal/writer/release`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    expect(((await release.json()) as { released: boolean }).released).toBe(true)
+    await eventually('the movies service takes the writes', async () => {
+      const state = (await (await fetch(`${movies!.url}/internal/writer`)).json()) as { writer: boolean; catchingUp: boolean }
+      return state.writer && !state.catchingUp
+    }, 30_000)
+    const refused = await fetch(`${monolith.url}/api/movies`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Too late', description: '', rating: 1 }) })
+    expect(refused.status).toBe(421)
     const created = await writeThroughKafkaCrash(movies!, 'Catalog', 200)
-    expect(Math.min(...created.map((m) => m.id))).toBeGreaterThan(legacyMax)
+    expect(Math.min(...created.map((m) => m.id))).toBeGreaterThanOrEqual(1_000_000_000)
     await eventually('legacy-db caught up', async () => (await list(monolith)).length === 425, 120_000)
     const [legacyMovies, catalogMovies] = await Promise.all([list(monolith), list(movies!)])
     expect(legacyMovies).toEqual(catalogMovies)
