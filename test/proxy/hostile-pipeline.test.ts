@@ -100,7 +100,7 @@ describe('an upstream that breaks off its answer before the first body byte', ()
     const res = await proxy.app.inject({ method: 'GET', url: '/api/movies', headers: { 'x-backend': 'sideways' } })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toEqual({ error: 'X-Backend must be "legacy" or "target", got "sideways"', code: 'CA_ERR_BAD_BACKEND_OVERRIDE' })
-    const admin = await proxy.app.inject({ method: 'GET', url: '/admin/routes' })
+    const admin = await proxy.ops.inject({ method: 'GET', url: '/admin/routes' })
     expect(admin.json()).toMatchObject({ code: 'CA_ERR_ADMIN_UNAUTHORIZED' })
     stubs.movies.mode = 'fail'
     stubs.monolith.mode = 'fail'
@@ -182,7 +182,7 @@ describe('WebSocket handshakes go through the same pipeline as every request', (
     expect(ws.headers['x-served-by']).toBe('movies-service')
     const line = proxy.logs.lines.find((l) => l.msg === 'request' && l.url === '/api/movies/live')
     expect(line).toMatchObject({ method: 'GET', status: 101, route: 'movies', upstream: 'movies-service', reason: 'flag' })
-    const metrics = (await proxy.app.inject('/metrics')).body
+    const metrics = (await proxy.ops.inject('/metrics')).body
     expect(metrics).toMatch(/proxy_requests_total\{[^}]*route="movies"[^}]*upstream="movies-service"[^}]*\} 1/)
   })
 
