@@ -21,7 +21,7 @@ afterEach(async () => {
 afterAll(() => stubs.close())
 
 const get = (url = '/api/movies', headers: Record<string, string> = { 'x-user-id': 'user-1' }) => proxy!.app.inject({ method: 'GET', url, headers })
-const requestsCounted = async () => metric((await proxy!.app.inject({ method: 'GET', url: '/metrics' })).body, 'proxy_requests_total{route="movies"}') ?? 0
+const requestsCounted = async () => metric((await proxy!.ops.inject({ method: 'GET', url: '/metrics' })).body, 'proxy_requests_total{route="movies"}') ?? 0
 const accessLines = () => proxy!.logs.lines.filter((l) => l.msg === 'request')
 
 describe('FEATURES_OFF', () => {

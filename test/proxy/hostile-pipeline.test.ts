@@ -45,7 +45,7 @@ function impatientGet(port: number, path: string, ms: number): Promise<'answered
 
 describe('a hanging target with impatient clients', () => {
   it('opens its breaker (slow calls): legacy answers the next read within 2 s', async () => {
-    const { port } = await listening({ FLAGS_FILE: flagsFileAt(100), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
+    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt(100), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
     stubs.movies.mode = 'hang'
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => impatientGet(port, '/api/movies', 1_000)))
     expect(outcomes.every((o) => o === 'gave up')).toBe(true)
@@ -55,7 +55,7 @@ describe('a hanging target with impatient clients', () => {
     expect(next.status).toBe(200)
     expect(next.headers.get('x-upstream')).toBe('monolith')
     expect(next.headers.get('x-route-reason')).toBe('fallback')
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const metrics = (await proxy.ops.inject('/metrics')).body
     expect(metrics).toMatch(/proxy_upstream_failures_total\{upstream="movies-service",kind="slow"\} [1-9]/)
     expect(metrics).toMatch(/proxy_breaker_state\{upstream="movies-service"\} 2/)
   })
