@@ -27,16 +27,18 @@ async function stub(name: string): Promise<{ child: ChildProcess; url: string }>
   await waitForHttp(`${url}/health`)
   return { child, url }
 }
-async function proxy(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+async function proxy(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; opsUrl: string }> {
   const port = await freePort()
+  const opsPort = await freePort()
   const flags = JSON.parse(readFileSync(join(REPO_ROOT, 'flags/flags.json'), 'utf8'))
   flags.featureStrategies[0].parameters.rollout = '100'
   const flagsFile = join(work, `flags-${port}.json`)
   writeFileSync(flagsFile, JSON.stringify(flags))
-  const child = node(['proxy/server.ts'], { PORT: String(port), HOST: '127.0.0.1', FLAGS_FILE: flagsFile, RATE_LIMIT_MAX: '0', ...env })
+  const child = node(['proxy/server.ts'], { PORT: String(port), HOST: '127.0.0.1', ADMIN_PORT: String(opsPort), FLAGS_FILE: flagsFile, RATE_LIMIT_MAX: '0', ...env })
   const url = `http://127.0.0.1:${port}`
   await waitForHttp(`${url}/ready`)
-  return { child, url }
+  // /metrics is on the operators' listener.
+  return { child, url, opsUrl: `http://127.0.0.1:${opsPort}` }
 }
 const stop = async (child: ChildProcess) => {
   if (child.exitCode !== null || child.signalCode !== null) return
@@ -64,7 +66,7 @@ async function breakerOpenAfterKill(consecutive: string): Promise<number> {
   movies.child.kill('SIGKILL')
   let openMs = -1
   while (Date.now() - killedAt < 30_000) {
-    const text = await (await request(`${edge.url}/metrics`)).body.text()
+    const text = await (await request(`${edge.opsUrl}/metrics`)).body.text()
     if (/^proxy_breaker_state\{upstream="movies-service"\} 2$/m.test(text)) {
       openMs = Date.now() - killedAt
       break

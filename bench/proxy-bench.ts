@@ -46,6 +46,7 @@
 //
 // Everything listens on 127.0.0.1; every process started here is stopped by its PID at the end.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -81,7 +82,7 @@ const LEAN_ENV = envPairs(process.env.BENCH_LEAN_ENV)
 /** Rows run only when BENCH_ONLY names them (each costs minutes: a Jaeger, a second kind of proxy). */
 const ON_REQUEST = ['traced10', 'traced1', 'lean']
 const ONLY = process.env.BENCH_ONLY?.split(',').flatMap((s) => (s.trim() === 'features' ? ['proxy', 'fastify', ...featureRowNames()] : [s.trim()]))
-const ADMIN_TOKEN = 'bench-admin-token-0123456789'
+const ADMIN_TOKEN = `bench-${randomBytes(24).toString('base64url')}`
 
 /** One row per feature switched off, and the in-process counters with and without the rate limit. */
 interface FeatureRow {
@@ -316,6 +317,7 @@ async function main(): Promise<void> {
   /** Starts a proxy like "proxy" under `--cpu-prof` (the profile phase at the end); set with the proxy rows. */
   let startProfiled: ((port: number, dir: string) => ChildProcess) | undefined
   let shadowPort: number | undefined
+  let shadowOpsPort: number | undefined
   const features = featureRows().filter((r) => wanted(r.name))
   if (wanted('proxy') || wanted('lean') || wanted('traced10') || wanted('traced1') || features.length) {
     const env: Record<string, string> = {}
@@ -345,6 +347,8 @@ async function main(): Promise<void> {
       EVENTS_SERVICE_URL: monolith,
       FLAGS_FILE: flagsFile,
       ADMIN_TOKEN,
+      // Each proxy's operators' listener on a socket of its own in the work dir (the default port 9000 would be shared).
+      ADMIN_SOCKET: join(work, `ops-${proxyPort}.sock`),
       RATE_LIMIT_MAX: '1000000000',
       ...(process.env.PROXY_WORKERS ? { PROXY_WORKERS: process.env.PROXY_WORKERS } : {}),
     })
@@ -400,7 +404,8 @@ async function main(): Promise<void> {
       routes.routes.find((r: { name: string }) => r.name === 'movies').shadow = { percent: 100, ignore: ['$.upstream'] }
       writeFileSync(join(work, 'routes-shadow.json'), JSON.stringify(routes))
       shadowPort = await port()
-      const shadow = startProxy(shadowPort, { ROUTES_FILE: join(work, 'routes-shadow.json') }, join(work, 'proxy-shadow-access.log'))
+      shadowOpsPort = await port()
+      const shadow = startProxy(shadowPort, { ROUTES_FILE: join(work, 'routes-shadow.json'), ADMIN_SOCKET: '', ADMIN_PORT: String(shadowOpsPort) }, join(work, 'proxy-shadow-access.log'))
       await waitForHttp(`http://127.0.0.1:${shadowPort}/ready`)
       targets.push({ name: 'shadow', url: `http://127.0.0.1:${shadowPort}`, pid: shadow.pid! })
     }
@@ -517,8 +522,8 @@ async function main(): Promise<void> {
   for (const [row, file] of [['proxy', accessLog], ['lean', join(work, 'lean-access.log')]] as const) {
     if (file && existsSync(file)) console.log(`${row} access log: ${statSync(file).size} bytes written during the runs`)
   }
-  if (shadowPort) {
-    const diffs = await fetch(`http://127.0.0.1:${shadowPort}/admin/routes/movies/diffs`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  if (shadowOpsPort) {
+    const diffs = await fetch(`http://127.0.0.1:${shadowOpsPort}/admin/routes/movies/diffs`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     const report = (await diffs.json()) as { counts: Record<string, number>; notCompared: Record<string, number> }
     console.log(`shadow outcomes over all runs: ${JSON.stringify(report.counts)}, not compared: ${JSON.stringify(report.notCompared)}`)
   }

@@ -71,6 +71,7 @@ export const errors = {
   CLIENT_GONE: define<[]>('CLIENT_GONE', 499, 'client closed the request'),
   METHOD_NOT_SERVED: define<[method: string]>('METHOD_NOT_SERVED', 405, 'method %s is not served by this proxy'),
   NOT_A_PATH: define<[]>('NOT_A_PATH', 400, 'the request target must be a path such as /api/movies (asterisk, absolute and authority forms are not served)', CLOSE),
+  PATH_NOT_CANONICAL: define<[what: string]>('PATH_NOT_CANONICAL', 400, 'the request path must be in canonical form: it contains %s, which this proxy refuses rather than normalises', CLOSE),
   UPGRADE_NOT_GET: define<[]>('UPGRADE_NOT_GET', 400, 'upgrade requests must be GET without a body', CLOSE),
   RATE_LIMITED: define<[max: number, windowSeconds: number, retryInSeconds: number]>('RATE_LIMITED', 429, 'rate limit exceeded: %d requests per %d s; retry in %d s'),
 
@@ -83,6 +84,7 @@ export const errors = {
 
   // Edge proxy: admin API
   ADMIN_UNAUTHORIZED: define<[]>('ADMIN_UNAUTHORIZED', 401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>'),
+  ADMIN_AUTH_BACKOFF: define<[retryInSeconds: number]>('ADMIN_AUTH_BACKOFF', 429, 'too many failed admin logins from this address; retry in %d s'),
   ROUTE_NOT_FOUND: define<[name: string, known: string]>('ROUTE_NOT_FOUND', 404, 'no route named "%s" (routes: %s)'),
   ROUTE_HAS_NO_TARGET: define<[name: string]>('ROUTE_HAS_NO_TARGET', 409, 'route "%s" has no target: there is nothing to roll out'),
   FLAGS_READ_ONLY: define<[]>('FLAGS_READ_ONLY', 409, 'flags cannot be changed through the proxy in this mode'),

@@ -1,16 +1,16 @@
 // The strangler-fig edge proxy: one URL for clients; each route-map prefix goes to its legacy
 // upstream or, for the share of users its flag selects, to the new service — with breakers,
-// legacy fallback, metrics, rate limiting and an admin API. Never listens (server.ts does).
+// legacy fallback, metrics, rate limiting and an admin API. Two apps: the public listener's
+// (the routes, a bare /health and /ready) and the operators' (ops-app.ts: admin API, console,
+// /metrics, /documentation/json, the detailed /ready). Never listens (server.ts does).
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { createHttpApp } from '../lib/http/create-app.ts'
-import { httpMetrics } from '../lib/http/metrics.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { Redis } from '../lib/redis.ts'
-import { adminActorOf, adminRoutes, reserveAdminNamespace } from './admin/admin-routes.ts'
-import { consoleRoutes } from './admin/console-routes.ts'
+import { adminActorOf } from './admin/admin-routes.ts'
 import type { ProxyConfig } from './config.ts'
 import { clientLimits } from './edge/client-limits.ts'
 import { edgeGuards } from './edge/edge-guards.ts'
@@ -20,8 +20,8 @@ import type { FlagSource } from './flags/flag-source.ts'
 import { createFlagSource } from './flags/flag-sources.ts'
 import { createLedger } from './rollout/ledger.ts'
 import { createMetrics } from './observability/metrics.ts'
-import { opsRoutes } from './admin/ops-routes.ts'
-import { reserveInternalNamespace } from './edge/internal-namespace.ts'
+import { createReadiness, opsRoutes } from './admin/ops-routes.ts'
+import { buildOpsApp } from './ops-app.ts'
 import { createParityMonitor } from './rollout/parity/parity-monitor.ts'
 import { createStages } from './rollout/stages.ts'
 import { createRecentWrites } from './routing/recent-writes.ts'
@@ -50,7 +50,15 @@ export interface ProxyDeps {
   tracing?: Tracing
 }
 
-export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<FastifyInstance> {
+/** The proxy's two listeners' apps. Closing `app` closes `ops` first (and then everything the proxy holds). */
+export interface ProxyApps {
+  /** The public listener: the routes, a bare /health and /ready; nothing of the operators'. */
+  app: FastifyInstance
+  /** The operators' listener (ops-app.ts). */
+  ops: FastifyInstance
+}
+
+export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<ProxyApps> {
   const { routes } = config.routeMap
   const metrics = createMetrics()
   // A measurement switch (npm run bench prices each feature): never set in production.
@@ -142,7 +150,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     errorCodes: true,
     accessLog: !off.has('access-log'),
     requestIds: !off.has('request-id'),
-    api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
+    // The document lists every admin path: it is the operators' listener's (ops-app.ts).
+    openApi: false,
     accessLogFields: (request) => (request.proxyRoute === null ? {} : { route: request.proxyRoute, upstream: request.proxyUpstream, reason: request.proxyReason }),
     server: { ...clientLimits(config), trustProxy: trust },
   })
@@ -154,16 +163,52 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const catchAll = routes.find((r) => r.prefix === '/')!
   // /admin/explain asks the proxied routes themselves; this secret tells them it is explain asking.
   const explainToken = randomBytes(24).toString('base64url')
-  await app.register(httpMetrics, { registry: metrics.registry, countRequests: false, render: deps.renderMetrics })
-  await app.register(opsRoutes, { flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) })
-  reserveInternalNamespace(app)
-  if (config.adminTokens.length > 0) {
-    const history = await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
-    if (off.has('console-history')) history.stop()
-    app.addHook('onClose', async () => history.stop())
-    await app.register(adminRoutes, { tokens: config.adminTokens, routes, upstreams, flags, changeRollout, ledger, allowBackendOverride: config.allowBackendOverride, shadow, ramps: { ramps, actorOf: adminActorOf }, history, explainToken, parity, stages, storeWriters, readYourWrites: metrics.readYourWrites })
-    await app.register(consoleRoutes)
-  } else reserveAdminNamespace(app)
+  const readiness = createReadiness({ flags, legacy: upstreams.get(catchAll.legacy.name)!, probeTimeoutMs: Math.min(config.upstreamResponseTimeoutMs, 2_000) }, app.log)
+  await app.register(opsRoutes, { readiness, detailed: false })
+  // /admin, /internal, /metrics, /documentation: 404 here in every spelling (edge-guards.ts).
+
+  const history =
+    config.adminTokens.length > 0
+      ? await createTrafficHistory({ intervalMs: config.adminHistoryIntervalMs, retentionMs: 3_600_000, rateWindowMs: 60_000 }, { routes, upstreams, flags, metrics, logger: deps.logger })
+      : undefined
+  if (off.has('console-history')) history?.stop()
+  const auth = {
+    tokens: config.adminTokens,
+    rateLimitMax: config.adminRateLimitMax,
+    rateLimitWindowMs: config.adminRateLimitWindowMs,
+    failuresMax: config.adminAuthFailuresMax,
+    backoffMs: config.adminAuthBackoffMs,
+    metrics,
+  }
+  const ops = await buildOpsApp(config, {
+    logger: deps.logger,
+    registry: metrics.registry,
+    renderMetrics: deps.renderMetrics,
+    readiness,
+    admin: history && {
+      auth,
+      publicApp: app,
+      routes,
+      upstreams,
+      flags,
+      changeRollout,
+      ledger,
+      allowBackendOverride: config.allowBackendOverride,
+      shadow,
+      ramps: { ramps, actorOf: adminActorOf },
+      history,
+      explainToken,
+      parity,
+      stages,
+      storeWriters,
+      readYourWrites: metrics.readYourWrites,
+    },
+  })
+  let opsClosed = false
+  ops.addHook('onClose', async () => {
+    opsClosed = true
+    history?.stop()
+  })
   const side = { stickyCookie: config.stickyCookie, allowBackendOverride: config.allowBackendOverride }
   await app.register(proxyRoutes, {
     settings: { ...side, bodyLimitBytes: config.bodyLimitBytes, bodyIdleTimeoutMs: config.clientBodyTimeoutMs, retryAfterSeconds: config.retryAfterSeconds, writesHandoverWaitMs: config.writesHandoverWaitMs },
@@ -184,6 +229,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
 
   app.addHook('onClose', async () => {
     storeWriters.stop()
+    // The operators' calls in flight finish first: they use what is released below.
+    if (!opsClosed) await ops.close()
     parity.stop()
     await ramps.close()
     shadow.close()
@@ -197,5 +244,5 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     { routes: routes.map((r) => ({ name: r.name, prefix: r.prefix, legacy: r.legacy.name, target: r.target?.name, flag: r.flag })), flags: flags.status().kind, admin: config.adminTokens.map((t) => t.name), ledgerStore: ledger.location },
     'proxy configured',
   )
-  return app
+  return { app, ops }
 }

@@ -31,7 +31,23 @@ export interface AdminToken {
 }
 
 const ADMIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
-const MIN_ADMIN_TOKEN = 16
+export const MIN_ADMIN_TOKEN = 24
+const MIN_DISTINCT_CHARACTERS = 10
+// Tokens that ship in this repository's examples (compose, chart, docs) and the usual
+// placeholders: anyone who read the repository knows them.
+const KNOWN_TOKENS = new Set(['cinemaabyss-local-admin-token', 'change-me-proxy-admin-token'])
+const PLACEHOLDER = /change[-_ ]?me|changeit|replace[-_ ]?me|placeholder|example|^(?:admin|secret|password|token|test|default)[-_]?(?:token|secret|password)?$/i
+
+/**
+ * Why `token` must not guard the admin API (a known placeholder, too short, too few different
+ * characters), or undefined. Never echoes the token.
+ */
+export function weakAdminToken(token: string): string | undefined {
+  if (KNOWN_TOKENS.has(token.toLowerCase()) || PLACEHOLDER.test(token)) return 'is a known placeholder: generate one, e.g. openssl rand -base64 32'
+  if (token.length < MIN_ADMIN_TOKEN) return `must be at least ${MIN_ADMIN_TOKEN} characters (e.g. openssl rand -base64 32)`
+  if (new Set(token).size < MIN_DISTINCT_CHARACTERS) return `must have at least ${MIN_DISTINCT_CHARACTERS} different characters (e.g. openssl rand -base64 32)`
+  return undefined
+}
 
 /** ADMIN_TOKENS=name:token,name2:token2 — each part named, no empty part, no name or token twice. */
 const namedAdminTokens: EnvField<AdminToken[]> = {
@@ -46,7 +62,8 @@ const namedAdminTokens: EnvField<AdminToken[]> = {
       // Never echo a token: the problem names the part by position and name only.
       if (!name || !token) throw new ConfigError(`${n} part ${i + 1} must be name:token (empty name or token)`)
       if (!ADMIN_NAME.test(name)) throw new ConfigError(`${n} part ${i + 1}: name "${name.slice(0, 64)}" must be letters, digits, . _ @ - (at most 64)`)
-      if (token.length < MIN_ADMIN_TOKEN) throw new ConfigError(`${n}: the token of "${name}" must be at least ${MIN_ADMIN_TOKEN} characters`)
+      const weak = weakAdminToken(token)
+      if (weak) throw new ConfigError(`${n}: the token of "${name}" ${weak}`)
       return { name, token }
     })
     const names = tokens.map((t) => t.name)
@@ -125,8 +142,17 @@ const spec = {
   redisTimeoutMs: env.int('REDIS_TIMEOUT_MS', 100, { min: 1, description: 'bound on each Redis command; slower = the request passes' }),
   trustProxy: trustProxyEnv,
 
-  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* with Authorization: Bearer <token> (actor "admin" in the ledger) and the console at /admin/'),
+  adminToken: env.optionalString('ADMIN_TOKEN', 'enables /admin/* on the operators\' listener with Authorization: Bearer <token> (actor "admin" in the ledger) and the console at /admin/; at least 24 characters, no placeholder'),
   namedAdminTokens,
+  // The operators' listener (proxy/ops-app.ts): /admin, the console, /metrics, /documentation/json, the detailed /ready.
+  adminHost: env.string('ADMIN_HOST', '127.0.0.1', "interface of the operators' listener (admin API, console, metrics); keep it off the public network"),
+  adminPort: env.port('ADMIN_PORT', 9000, "TCP port of the operators' listener"),
+  adminSocket: env.optionalString('ADMIN_SOCKET', "a Unix socket path for the operators' listener instead of ADMIN_HOST:ADMIN_PORT (owner-only permissions)"),
+  metricsMinIntervalMs: env.int('METRICS_MIN_INTERVAL_MS', 1_000, { min: 0, max: 60_000, description: 'least time between two renderings of /metrics; scrapes in between get the last one (0 = render every scrape)' }),
+  adminRateLimitMax: env.int('ADMIN_RATE_LIMIT_MAX', 600, { min: 0, description: 'admin API calls per token per window (ADMIN_RATE_LIMIT_WINDOW_MS); 0 = no limit' }),
+  adminRateLimitWindowMs: env.int('ADMIN_RATE_LIMIT_WINDOW_MS', 60_000, { min: 1, description: "window of the admin API's per-token limit" }),
+  adminAuthFailuresMax: env.int('ADMIN_AUTH_FAILURES_MAX', 5, { min: 1, description: 'failed admin logins from one address before it must wait (ADMIN_AUTH_BACKOFF_MS, doubling each time)' }),
+  adminAuthBackoffMs: env.int('ADMIN_AUTH_BACKOFF_MS', 5_000, { min: 1, description: 'first wait after ADMIN_AUTH_FAILURES_MAX failed admin logins from one address; doubles on each further round, at most 15 min' }),
 
   // The rollout ledger (proxy/rollout/ledger.ts): a Redis stream when REDIS_URL is set, else a JSON-lines file.
   ledgerFile: env.optionalString('LEDGER_FILE', 'the ledger file without Redis; default rollout-ledger.jsonl beside FLAGS_FILE'),
@@ -173,8 +199,10 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
     throw new ConfigError('invalid configuration: CLIENT_HEADERS_TIMEOUT_MS must not be larger than CLIENT_REQUEST_TIMEOUT_MS')
   }
   if (config.rampTickMs * 2 > config.rampLeaseTtlMs) throw new ConfigError('invalid configuration: RAMP_LEASE_TTL_MS must be at least twice RAMP_TICK_MS (the holder renews its lease every tick)')
-  if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN) {
-    throw new ConfigError(`invalid configuration: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN} characters`)
+  const weakToken = config.adminToken === undefined ? undefined : weakAdminToken(config.adminToken)
+  if (weakToken) throw new ConfigError(`invalid configuration: ADMIN_TOKEN ${weakToken}`)
+  if (!config.adminSocket && config.adminPort !== 0 && config.adminPort === config.port) {
+    throw new ConfigError("invalid configuration: ADMIN_PORT must differ from PORT (the operators' listener is a listener of its own)")
   }
   const adminTokens: AdminToken[] = [...(config.adminToken ? [{ name: 'admin', token: config.adminToken }] : []), ...config.namedAdminTokens]
   if (config.adminToken && config.namedAdminTokens.some((t) => t.name === 'admin' || t.token === config.adminToken)) {

@@ -28,6 +28,8 @@ export interface PrimaryOptions {
   workers: number
   /** A worker that does not end within this after SIGTERM is killed. */
   shutdownTimeoutMs: number
+  /** The public listener's port: a worker serves once it listens there (it listens on the operators' port first). */
+  port: number
   logger: Logger
 }
 
@@ -47,7 +49,8 @@ export function runPrimary(opts: PrimaryOptions): void {
     )
   })
   let allListening = false
-  cluster.on('listening', (worker) => {
+  cluster.on('listening', (worker, address) => {
+    if (address.port !== opts.port) return // the operators' listener (or its Unix socket)
     listening.add(worker.id)
     if (!allListening && listening.size === opts.workers) {
       allListening = true

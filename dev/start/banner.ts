@@ -12,16 +12,18 @@ export function printBanner(o: {
   const shown = host === '0.0.0.0' ? 'localhost' : host
   const url = (port: number) => `http://${shown}:${port}`
   const proxy = url(ports.proxy)
+  // The operators' listener is on loopback only (dev/start/main.ts).
+  const ops = `http://127.0.0.1:${ports.admin}`
   const kind = (p: Piece<unknown>) => (p.embedded ? 'embedded' : 'real')
   console.log(`
 CinemaAbyss edge is running.
 
   Proxy (call this)   ${proxy}          e.g. curl ${proxy}/api/movies
-  Console             ${proxy}/admin/   log in with the admin token below
+  Console             ${ops}/admin/   log in with the admin token below (operators' listener, this machine only)
   Admin token         ${o.adminToken}
-  Admin API           ${proxy}/admin/state   Authorization: Bearer ${o.adminToken}
-  Metrics             ${proxy}/metrics  (events: ${url(ports.events)}/metrics)
-  OpenAPI             ${proxy}/documentation/json  (the proxy's own API; each service below serves its own)
+  Admin API           ${ops}/admin/state   Authorization: Bearer ${o.adminToken}
+  Metrics             ${ops}/metrics  (events: ${url(ports.events)}/metrics)
+  OpenAPI             ${ops}/documentation/json  (the proxy's own API; each service below serves its own)
 
   monolith            ${url(ports.monolith)}
   movies-service      ${url(ports.movies)}
@@ -35,7 +37,7 @@ CinemaAbyss edge is running.
 
 Move the movies route to the movies service (percent of users):
   curl -X PUT -H 'Authorization: Bearer ${o.adminToken}' -H 'content-type: application/json' \\
-       -d '{"percent": 50}' ${proxy}/admin/routes/movies/rollout
+       -d '{"percent": 50}' ${ops}/admin/routes/movies/rollout
   ${unleashUrl ? '(in Unleash mode change the rollout of "movies-migration" in the Unleash UI instead)' : `(or edit ${o.flagsFile}: it is reloaded on change)`}
 
 Ctrl-C stops everything.

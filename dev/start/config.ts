@@ -6,9 +6,10 @@ const spec = {
   basePort: env.int('START_BASE_PORT', 8000, {
     min: 1,
     max: 65535 - 1092,
-    description: 'proxy on BASE, monolith BASE+80, movies BASE+81, events BASE+82, embedded Kafka BASE+1092',
+    description: "proxy on BASE, its operators' listener BASE+1000, monolith BASE+80, movies BASE+81, events BASE+82, embedded Kafka BASE+1092",
   }),
   proxyPort: env.optionalPort('PROXY_PORT', 'overrides the proxy port'),
+  adminPort: env.optionalPort('ADMIN_PORT', "overrides the port of the proxy's operators' listener (admin API, console, metrics; always on 127.0.0.1)"),
   monolithPort: env.optionalPort('MONOLITH_PORT', 'overrides the monolith port'),
   moviesPort: env.optionalPort('MOVIES_PORT', 'overrides the movies-service port'),
   eventsPort: env.optionalPort('EVENTS_PORT', 'overrides the events-service port'),
@@ -34,6 +35,7 @@ export const loadStartConfig = (source: Record<string, string | undefined> = pro
     ...config,
     ports: {
       proxy: config.proxyPort ?? base,
+      admin: config.adminPort ?? base + 1000,
       monolith: config.monolithPort ?? base + 80,
       movies: config.moviesPort ?? base + 81,
       events: config.eventsPort ?? base + 82,

@@ -24,7 +24,8 @@ let config: StartConfig
 let adminToken: string
 try {
   config = loadStartConfig()
-  adminToken = config.adminToken ?? randomBytes(16).toString('hex')
+  // A fresh random token each run unless one is given: never a token anyone else knows.
+  adminToken = config.adminToken ?? randomBytes(24).toString('base64url')
 } catch (error) {
   console.error(`npm start: ${(error as Error).message}`)
   process.exit(1)
@@ -52,6 +53,9 @@ function proxyEnvFor(ports: StartConfig['ports'], flagsPath: string | undefined)
     EVENTS_SERVICE_URL: `http://127.0.0.1:${ports.events}`,
     FLAGS_FILE: flagsPath,
     ADMIN_TOKEN: adminToken,
+    // The operators' listener stays on loopback whatever HOST says.
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: String(ports.admin),
   })
 }
 
@@ -134,7 +138,11 @@ try {
   )
   const proxy = proxyConfig(proxyEnvFor(ports, flags.value))
   const rateLimitCounters = redis.value({ commandTimeoutMs: proxy.redisTimeoutMs })
-  await listen('proxy', await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters }), ports.proxy)
+  const proxyApps = await buildProxy(proxy, { logger: loggerFor('proxy'), redis: rateLimitCounters })
+  // Closing the public app closes the operators' one (proxy/app.ts): only the public one is stopped here.
+  await proxyApps.ops.listen({ port: proxy.adminPort, host: proxy.adminHost })
+  progress(`proxy operators' listener on http://${proxy.adminHost}:${proxy.adminPort}`)
+  await listen('proxy', proxyApps.app, ports.proxy)
 
   const kafka = await kafkaStarting
   pieces.push(kafka)

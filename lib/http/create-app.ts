@@ -22,6 +22,8 @@ export interface HttpAppOptions {
   server?: ServerSettings
   /** What the OpenAPI document says this service is. */
   api?: { title: string; description?: string }
+  /** Serve the OpenAPI document (default true; the proxy's public listener leaves it to its operators' listener). */
+  openApi?: boolean
   /** Turn errors of the service's libraries into the catalogue's (e.g. lib/db/http-errors.ts). */
   errorMappers?: readonly ErrorMapper[]
   /** Error bodies carry the error's stable `code` next to `error` (default: the specification's `{error}` only). */
@@ -99,6 +101,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     })
   }
   registerErrorHandlers(app, options.errorMappers, options.errorCodes ?? false)
+  if (options.openApi === false) return app
   // Registered before any route, so that its onRoute hook sees them all.
   app.register(fastifySwagger, {
     openapi: { openapi: '3.0.3', info: { title: 'CinemaAbyss edge', ...options.api, version: API_VERSION } },

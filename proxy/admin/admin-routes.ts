@@ -1,12 +1,13 @@
-// The admin API (only registered when ADMIN_TOKEN or ADMIN_TOKENS is set; every call needs
-// Authorization: Bearer <one of the tokens>, whose name becomes the request's actor): state,
-// rollout changes, the ledger, explain. Without a token the namespace is still reserved (404).
-import { createHash, timingSafeEqual } from 'node:crypto'
+// The admin API, on the operators' listener only (proxy/ops-app.ts; registered when ADMIN_TOKEN
+// or ADMIN_TOKENS is set; every call needs Authorization: Bearer <one of the tokens>, whose name
+// becomes the request's actor, admin-auth.ts): state, rollout changes, the ledger, explain.
+// Without a token the namespace is still reserved (404).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../../lib/errors.ts'
 import { adminRampRoutes, type AdminRampRoutesOptions } from './admin-ramp-routes.ts'
 import { FORWARDED_METHODS } from '../edge/edge-guards.ts'
-import type { AdminToken } from '../config.ts'
+import { adminAuth, type AdminAuthOptions } from './admin-auth.ts'
+import { refusedTarget } from '../edge/edge-guards.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import { adminLedgerRoutes } from './admin-ledger-routes.ts'
 import type { Ledger } from '../rollout/ledger.ts'
@@ -26,8 +27,10 @@ import type { ProxyMetrics } from '../observability/metrics.ts'
 import type { ParityMonitor } from '../rollout/parity/parity-monitor.ts'
 
 export interface AdminRoutesOptions {
-  /** Each token's name is the actor of what its holder changes. */
-  tokens: readonly AdminToken[]
+  /** The tokens (each one's name is the actor of what its holder changes) and the admin limits. */
+  auth: AdminAuthOptions
+  /** The public listener's app: /admin/explain sends its path through it, as a client's request goes. */
+  publicApp: FastifyInstance
   routes: Route[]
   upstreams: Upstreams
   flags: FlagSource
@@ -49,20 +52,11 @@ export interface AdminRoutesOptions {
   explainToken: string
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The name of the admin token the request carried (admin API only). */
-    adminActor?: string
-  }
-}
-
 /** Who is calling the admin API: the name of the token the request carried. */
 export function adminActorOf(request: FastifyRequest): string {
   if (!request.adminActor) throw new Error('adminActorOf: not an authenticated admin API request')
   return request.adminActor
 }
-
-const digest = (s: string) => createHash('sha256').update(s).digest()
 
 /**
  * /admin and everything below it belong to the proxy in every configuration: a path the admin
@@ -75,23 +69,7 @@ export function reserveAdminNamespace(app: FastifyInstance): void {
 
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
   const { routes, upstreams, flags } = opts
-  const expected = opts.tokens.map((t) => ({ name: t.name, digest: digest(`Bearer ${t.token}`) }))
-
-  app.decorateRequest('adminActor', undefined)
-  app.addHook('onRequest', async (request, reply) => {
-    const given = request.headers.authorization
-    // Every token is compared (in constant time), whichever matches: the time says nothing about which.
-    let actor: string | undefined
-    if (typeof given === 'string') {
-      const d = digest(given)
-      for (const t of expected) if (timingSafeEqual(d, t.digest)) actor ??= t.name
-    }
-    if (!actor) {
-      reply.header('www-authenticate', 'Bearer realm="proxy-admin"')
-      throw new errors.ADMIN_UNAUTHORIZED()
-    }
-    request.adminActor = actor
-  })
+  adminAuth(app, opts.auth)
 
   const upstreamState = (name: string) => {
     const rt = upstreams.get(name)!
@@ -154,14 +132,18 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
   )
 
-  // The path goes through the app itself, as a request would: the router (path decoding, the
+  // The path goes through the public app, as a request would: the router (path decoding, the
   // proxy's own paths), the edge guards and the proxied route's decision are the request path's.
+  // The edge's target check runs first on the path exactly as given: the injector parses it as a
+  // WHATWG URL (dot segments resolved, "#..." cut, "\\" made "/"), which a socket request never is.
   app.get<{ Querystring: { path?: string; user_id?: string; method?: string } }>('/admin/explain', async (request) => {
     const { path, user_id: userId, method = 'GET' } = request.query
     if (typeof path !== 'string' || !path.startsWith('/')) throw new errors.EXPLAIN_PATH_REQUIRED()
+    const refused = refusedTarget(method.toUpperCase(), path)
+    if (refused) return { route: null, upstream: 'proxy', why: `the proxy answers ${method.toUpperCase()} ${path.split('?')[0]} itself (${refused.statusCode}): ${refused.message}`, status: refused.statusCode }
     const headers: Record<string, string> = { [EXPLAIN_HEADER]: opts.explainToken }
     if (typeof userId === 'string' && userId !== '') headers['x-user-id'] = userId
-    const answer = await app.inject({ method: method.toUpperCase() as 'GET', url: path, headers })
+    const answer = await opts.publicApp.inject({ method: method.toUpperCase() as 'GET', url: path, headers })
     const decided = answer.headers[EXPLAIN_HEADER] === 'decision'
     const explained: ExplainedDecision = decided
       ? answer.json()

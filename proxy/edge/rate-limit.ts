@@ -1,5 +1,6 @@
 // Per-client rate limiting: fixed windows of RATE_LIMIT_WINDOW_MS, at most RATE_LIMIT_MAX
-// requests of one client address (as TRUST_PROXY resolves it) in each. With Redis the counters
+// requests of one client (its address as TRUST_PROXY resolves it; an IPv6 client by its /64,
+// client-key.ts) in each. With Redis the counters
 // are shared by all proxy replicas, synced at most every RATE_LIMIT_SYNC_MS in the background
 // (rate-limit-store.ts); without, each process counts alone. A failed sync is counted in
 // proxy_rate_limit_store_errors_total and the replica counts alone meanwhile: the limiter must
@@ -16,6 +17,7 @@ import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
 import { checkOptions } from '../model/options.ts'
+import { clientKey } from './client-key.ts'
 import { LocalRateLimitStore, RedisRateLimitStore, RedisSyncSettings, type RateLimitStore } from './rate-limit-store.ts'
 
 const EXEMPT = new Set(['/health', '/ready', '/metrics'])
@@ -54,9 +56,9 @@ export function registerRateLimit(app: FastifyInstance, options: RateLimitOption
   app.addHook('onRequest', (request, reply, done) => {
     // Unmatched paths (404) and the probes are not counted.
     if (request.is404 || EXEMPT.has(request.routeOptions.url ?? '')) return done()
-    // The client address as Fastify sees it under TRUST_PROXY (trust-proxy.ts): the same one sent upstream.
+    // The client address as Fastify sees it under TRUST_PROXY (trust-proxy.ts): the same one sent upstream (an IPv6 one by its /64).
     store.incr(
-      request.ip,
+      clientKey(request.ip),
       ({ current, ttl }) => {
         const resetSeconds = Math.ceil(ttl / 1000)
         reply.header('x-ratelimit-limit', max)

@@ -43,6 +43,18 @@ const NOT_FORWARDED = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host',
 ])
 
+// What crosses the edge is ours: headers a client must not be able to say to an upstream. The
+// proxy's own signals (X-Shadow marks its shadow copies, X-Backend is its QA override, x-proxy-*
+// its explain secret and the like) and who the client is: Forwarded, X-Real-IP and their kin
+// would let a client name any address to an upstream that believes them; the proxy says it in
+// X-Forwarded-* only (trust-proxy.ts decides what of a client's X-Forwarded-* is believed).
+const CLIENT_MUST_NOT_SEND = new Set([
+  'x-shadow', 'x-backend', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip',
+  'fastly-client-ip', 'x-cluster-client-ip', 'x-original-forwarded-for', 'x-forwarded', 'forwarded-for',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-forwarded-server',
+])
+const isProxyOwn = (name: string) => name.charCodeAt(0) === 120 /* "x" */ && name.startsWith('x-proxy-')
+
 function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
   // The usual values list no header: no split, no set (twice per request).
   if (!value || value === 'keep-alive' || value === 'close') return undefined
@@ -52,15 +64,16 @@ function connectionListed(value: string | string[] | undefined): Set<string> | u
 }
 
 /**
- * Request headers for the upstream: the client's end-to-end headers, X-Forwarded-* and X-Request-Id
- * (absent `client` or `requestId`: only when FEATURES_OFF measures those features).
+ * Request headers for the upstream: the client's end-to-end headers but those it must not send,
+ * X-Forwarded-* and X-Request-Id (absent `client` or `requestId`: only when FEATURES_OFF measures
+ * those features, and then no X-Forwarded-* at all).
  */
 export function upstreamRequestHeaders(source: IncomingHttpHeaders, client: ClientView | undefined, requestId: string | undefined): Record<string, string | string[]> {
   const listed = connectionListed(source.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in source) {
     const value = source[name]
-    if (value === undefined || NOT_FORWARDED.has(name) || listed?.has(name)) continue
+    if (value === undefined || NOT_FORWARDED.has(name) || CLIENT_MUST_NOT_SEND.has(name) || isProxyOwn(name) || listed?.has(name)) continue
     out[name] = value
   }
   if (client) {

@@ -136,6 +136,17 @@ export function createMetrics() {
     help: 'Syncs of the rate-limit counters with Redis that failed (Redis down or slow); meanwhile each replica counts alone',
     registers: [registry],
   })
+  const adminAuthFailures = new Counter({
+    name: 'proxy_admin_auth_failures_total',
+    help: "Admin API calls refused on the operators' listener for their token, by reason: missing, wrong, backoff (the address was waiting after repeated failures)",
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  })
+  const adminRateLimited = new Counter({
+    name: 'proxy_admin_rate_limited_total',
+    help: 'Admin API calls answered 429 by the per-token limit (ADMIN_RATE_LIMIT_MAX)',
+    registers: [registry],
+  })
   const shadowComparisons = new Counter({
     name: 'proxy_shadow_comparisons_total',
     help: 'Shadow comparisons per route by outcome: match, mismatch, error (the copy failed or timed out), dropped (the in-flight budget was full)',
@@ -255,6 +266,8 @@ export function createMetrics() {
     flagSourceLastSuccess,
     rateLimited,
     rateLimitStoreErrors,
+    adminAuthFailures,
+    adminRateLimited,
     ledgerStoreErrors,
     rampRollbacks,
     rampLeaseHeld,

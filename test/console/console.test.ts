@@ -24,14 +24,17 @@ const NO_RAMP_YET = /status of 404 .*\/admin\/routes\/[a-z0-9-]+\/ramp\)$/
 /** A guarded stage step the test expects refused (409); the browser logs it all the same. */
 const STAGE_REFUSED = /status of 409 .*\/admin\/routes\/[a-z0-9-]+\/(writes|retire)\)$/
 
-/** One proxy (with stub upstreams, listening on 127.0.0.1) and one browser for a describe block; each test opens its page as ctx.page. */
+/** One proxy (with stub upstreams, both listeners on 127.0.0.1) and one browser for a describe block; each test opens its page as ctx.page. */
 function useConsole(env: Record<string, string>) {
-  const ctx = {} as { stubs: Stubs; proxy: ProxyUnderTest; browser: Browser; baseUrl: string; page: ConsolePage | undefined }
+  const ctx = {} as { stubs: Stubs; proxy: ProxyUnderTest; browser: Browser; baseUrl: string; opsUrl: string; page: ConsolePage | undefined }
   beforeAll(async () => {
     ctx.stubs = await startStubs()
     ctx.proxy = await startProxy(ctx.stubs, env)
     await ctx.proxy.app.listen({ port: 0, host: '127.0.0.1' })
     ctx.baseUrl = `http://127.0.0.1:${(ctx.proxy.app.server.address() as AddressInfo).port}`
+    // The console and the admin API are on the operators' listener only.
+    await ctx.proxy.ops.listen({ port: 0, host: '127.0.0.1' })
+    ctx.opsUrl = `http://127.0.0.1:${(ctx.proxy.ops.server.address() as AddressInfo).port}`
     ctx.browser = await launchChromium(executable!)
   })
   afterEach(async () => {
@@ -62,7 +65,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   const sideOfNewUser = async () => (await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })).headers.get('x-upstream')
 
   it('serves the page without the token, under a strict CSP; the API behind it still needs the token', async () => {
-    const res = await fetch(`${ctx.baseUrl}/admin/`)
+    const res = await fetch(`${ctx.opsUrl}/admin/`)
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toMatch(/^text\/html/)
     const csp = res.headers.get('content-security-policy') ?? ''
@@ -71,11 +74,11 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
     expect(csp).toMatch(/style-src 'self'(;|$)/)
     expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/)
     expect(await res.text()).not.toContain(ADMIN_TOKEN)
-    expect((await fetch(`${ctx.baseUrl}/admin/state`)).status).toBe(401)
+    expect((await fetch(`${ctx.opsUrl}/admin/state`)).status).toBe(401)
   })
 
   it('refuses a wrong token with a clear message and shows nothing behind it', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.goto()
     await ctx.page.login('not-the-admin-token-at-all')
     await expect.poll(() => ctx.page!.loginError().textContent()).toMatch(/Wrong admin token: the proxy answered 401/)
@@ -87,7 +90,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   it('goes back to the login, saying why, when the token stops working (e.g. rotated on the proxy)', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     await ctx.page.page.evaluate(() => sessionStorage.setItem('cinemaabyss-admin-token', 'a-rotated-away-token-0000'))
     await expect.poll(() => ctx.page!.loginError().textContent(), { timeout: 10_000 }).toMatch(/^The proxy refused the token \(401\): admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>\. Log in again\.$/)
@@ -96,7 +99,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   it('logs in and shows the route map: prefixes, sides, rollout and its source, breakers', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     expect(await ctx.page.routeNames()).toEqual(['movies', 'movies-health', 'events', 'default'])
     expect(await ctx.page.cell('movies', 'route').textContent()).toContain('/api/movies')
@@ -113,7 +116,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   it('updates the rows in place: the keyboard focus on a row\'s button survives the refreshes', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     const details = ctx.page.page.getByRole('button', { name: 'Details of route events', exact: true })
     await details.focus()
@@ -128,7 +131,7 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   it('moves the rollout from the page: new users go where the page said', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     for (let i = 0; i < 5; i++) expect(await sideOfNewUser()).toBe('monolith')
     await ctx.page.openRoute('movies')
@@ -148,9 +151,9 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
   })
 
   it('turns the target breaker red within seconds when the target dies, and shows the fallbacks', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
-    const put = await fetch(`${ctx.baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 100 }) })
+    const put = await fetch(`${ctx.opsUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 100 }) })
     expect(put.status).toBe(200)
     await ctx.stubs.movies.kill()
     try {
@@ -174,12 +177,12 @@ describe.skipIf(!executable)('migration console in Chromium', () => {
       await ctx.page.screenshot('target-down')
     } finally {
       await ctx.stubs.movies.restart()
-      await fetch(`${ctx.baseUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 0 }) })
+      await fetch(`${ctx.opsUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify({ percent: 0 }) })
     }
   })
 
   it('works at phone width: no sideways scrolling, every control labelled, reachable by keyboard', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl, PHONE)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl, PHONE)
     await ctx.page.goto()
     // Keyboard only: the token field has the focus on arrival, Enter logs in.
     await eventually('the token field to be focused', async () => (await ctx.page!.page.evaluate(() => document.activeElement?.id)) === 'token', 5_000)
@@ -212,7 +215,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   }
 
   it('steers a ramp (start, pause, resume, roll back) and the ledger lists each action with the reason typed in', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     await ctx.page.openRoute('movies')
     await expect.poll(() => ctx.page!.page.locator('#ramp-state').textContent()).toMatch(/No ramp on this route/)
@@ -255,7 +258,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   })
 
   it('shows the data parity of a split route: unknown (with the reason) when a side serves no parity digest, never 0', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     await ctx.page.openRoute('movies')
     // The stubs answer {"upstream": ...} to every path: not a parity summary.
@@ -267,19 +270,19 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   })
 
   it('shows a ramp over a mismatching target rolled back by the guard, with the reason, and the diffs', async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     await ctx.page.openRoute('movies')
     // The stubs answer {"upstream": <their name>, ...}: every comparison differs at $.upstream.
     await ctx.page.setShadow(100, '')
-    await expect.poll(async () => (await fetch(`${ctx.baseUrl}/admin/routes/movies/diffs`, { headers: admin }).then((r) => r.json())).shadow?.percent).toBe(100)
+    await expect.poll(async () => (await fetch(`${ctx.opsUrl}/admin/routes/movies/diffs`, { headers: admin }).then((r) => r.json())).shadow?.percent).toBe(100)
     await ctx.page.rampAction('Start ramp', 'quick try on staging', 'quick')
     expect(await done(ctx.page)).toMatch(/^Done/)
     await eventually(
       'the guard rolled the ramp back',
       async () => {
         for (let i = 0; i < 20; i++) await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
-        const ramp = await fetch(`${ctx.baseUrl}/admin/routes/movies/ramp`, { headers: admin }).then((r) => r.json())
+        const ramp = await fetch(`${ctx.opsUrl}/admin/routes/movies/ramp`, { headers: admin }).then((r) => r.json())
         return ramp.state === 'rolled_back'
       },
       30_000,
@@ -295,7 +298,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   })
 
   it("shows each split route's stage; a guarded step is a button that shows the guard's refusal; the ledger shows the stage change", async () => {
-    ctx.page = await ConsolePage.open(ctx.browser, ctx.baseUrl)
+    ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
     await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes follow reads · drift \? · lag \? · 0 RYW$/)
     expect(await ctx.page.cell('events', 'stage').textContent()).toBe('—')

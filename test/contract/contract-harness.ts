@@ -101,7 +101,7 @@ async function startStack(open: () => Promise<OpenBackend>, wanted: ServiceName[
   const monolith = monolithApp(backend.db)
   const movies = moviesServiceApp(backend.db)
   const [monolithUrl, moviesUrl] = await Promise.all([listen(monolith), listen(movies)])
-  const proxy = await buildProxy(
+  const { app: proxy } = await buildProxy(
     proxyConfig({
       MONOLITH_URL: monolithUrl,
       MOVIES_SERVICE_URL: moviesUrl,

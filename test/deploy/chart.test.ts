@@ -155,7 +155,8 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
         expect(svc.healthPaths).toContain(c.livenessProbe.httpGet.path)
         expect(svc.healthPaths).toContain(c.startupProbe.httpGet.path)
         expect(c.readinessProbe.httpGet.port).toBe('http')
-        expect(c.ports).toEqual([expect.objectContaining({ name: 'http' })])
+        // The proxy has a second port: its operators' listener (admin API, console, /metrics).
+        expect(c.ports).toEqual([expect.objectContaining({ name: 'http' }), ...(svc.name === 'proxy-service' ? [expect.objectContaining({ name: 'ops', containerPort: 9000 })] : [])])
         expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } })
         expect(c.securityContext.readOnlyRootFilesystem).toBe(true)
         // Nothing writes at run time (no transpiler cache): no /tmp volume.
@@ -165,6 +166,8 @@ for (const [variant, args] of Object.entries(RENDER_VARIANTS)) {
         // The Service of the same name reaches the container port.
         const service = find(objects, 'Service', svc.name)
         expect(service.spec.ports[0].targetPort).toBe('http')
+        if (svc.name === 'proxy-service') expect(service.spec.ports[1]).toMatchObject({ name: 'ops', port: 9000, targetPort: 'ops' })
+        expect(deployment.spec.template.metadata.annotations['prometheus.io/port']).toBe(svc.name === 'proxy-service' ? '9000' : String(c.ports[0].containerPort))
         expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels)
         expect(deployment.spec.template.metadata.labels).toMatchObject(deployment.spec.selector.matchLabels)
       }
@@ -295,6 +298,9 @@ describe('observability (observability.enabled)', () => {
     const objects = renderChart(RENDER_VARIANTS['istio + observability'])
     const monitor = find(objects, 'ServiceMonitor', 'cinemaabyss')
     expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' })
+    // The proxy's /metrics is on its operators' port only.
+    expect(monitor.spec.endpoints[0].relabelings[0]).toEqual({ sourceLabels: ['__meta_kubernetes_service_name'], regex: 'proxy-service', action: 'drop' })
+    expect(monitor.spec.endpoints[1]).toMatchObject({ port: 'ops', path: '/metrics' })
     const selected = monitor.spec.selector.matchExpressions.find((e: any) => e.key === 'app.kubernetes.io/name').values
     expect([...selected].sort()).toEqual(SERVICES.map((s) => s.name).sort())
     for (const svc of SERVICES) expect(find(objects, 'Service', svc.name).metadata.labels?.['app.kubernetes.io/name']).toBe(svc.name)

@@ -140,6 +140,14 @@ describe('docker-compose.yml', () => {
     expect(compose.services['proxy-service']!.ports).toContain('8000:8000')
   })
 
+  it('publishes the proxy\'s operators\' listener on 127.0.0.1 only, and ships no admin token', () => {
+    const env = composeEnv(compose.services['proxy-service']!)
+    expect(env.ADMIN_PORT).toBe('9000')
+    expect(compose.services['proxy-service']!.ports).toContain('127.0.0.1:9000:9000')
+    expect(compose.services['proxy-service']!.ports!.map(String).filter((p) => p.endsWith(':9000'))).toEqual(['127.0.0.1:9000:9000'])
+    expect(env.ADMIN_TOKEN).toMatch(/^\$\{ADMIN_TOKEN:\?/)
+  })
+
   it('migrate runs db:migrate once with the monolith image', () => {
     const migrate = compose.services.migrate!
     expect(migrate.command).toEqual(['node', 'lib/db/migrate-cli.ts'])
@@ -194,7 +202,9 @@ describe('Prometheus and Grafana of docker-compose', () => {
   it('Prometheus scrapes /metrics of every service on its port, and loads the chart\'s alert rules', () => {
     const config = parse(readRepoFile('deploy/prometheus/prometheus.yml'))
     const targets = config.scrape_configs.flatMap((job: any) => job.static_configs.flatMap((s: any) => s.targets))
-    for (const svc of SERVICES) expect(targets, svc.name).toContain(`${svc.name}:${composeEnv(compose.services[svc.name]!).PORT}`)
+    // The proxy's /metrics is on its operators' listener.
+    const metricsPort = (name: string) => composeEnv(compose.services[name]!)[name === 'proxy-service' ? 'ADMIN_PORT' : 'PORT']
+    for (const svc of SERVICES) expect(targets, svc.name).toContain(`${svc.name}:${metricsPort(svc.name)}`)
     expect(config.rule_files).toEqual(['/etc/prometheus/rules/*.yml'])
     expect(compose.services.prometheus!.volumes).toContain('./k8s/cinemaabyss/files/prometheus-rules.yml:/etc/prometheus/rules/cinemaabyss.yml:ro')
   })

@@ -85,7 +85,7 @@ afterAll(async () => {
 })
 
 async function adminCall(method: string, path: string, body?: unknown, proxy = proxies[0]!): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${proxy.url}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(20_000) })
+  const res = await fetch(`${proxy.opsUrl}${path}`, { method, headers: auth, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(20_000) })
   const text = await res.text()
   return { status: res.status, body: text ? JSON.parse(text) : undefined }
 }
@@ -110,13 +110,13 @@ async function stepWhenGuardsHold(method: string, path: string, body: unknown, t
 async function targetBreakersClosed(): Promise<boolean> {
   for (const p of proxies) {
     await (await fetch(`${p.url}/api/movies?id=1`, { headers: { 'x-user-id': 'breaker-probe' } })).arrayBuffer()
-    if (metric(await (await fetch(`${p.url}/metrics`)).text(), 'proxy_breaker_state{upstream="movies-service"}') !== 0) return false
+    if (metric(await (await fetch(`${p.opsUrl}/metrics`)).text(), 'proxy_breaker_state{upstream="movies-service"}') !== 0) return false
   }
   return true
 }
 async function readYourWritesCount(): Promise<number> {
   let sum = 0
-  for (const p of proxies) sum += metric(await (await fetch(`${p.url}/metrics`)).text(), 'proxy_read_your_writes_total{route="movies"}') ?? 0
+  for (const p of proxies) sum += metric(await (await fetch(`${p.opsUrl}/metrics`)).text(), 'proxy_read_your_writes_total{route="movies"}') ?? 0
   return sum
 }
 

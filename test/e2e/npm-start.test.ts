@@ -8,8 +8,10 @@ import { freePort } from '../helpers/processes.ts'
 import { runStartCommand, type StartedSystem } from './start-command.ts'
 
 let system: StartedSystem
-let ports: Record<'proxy' | 'monolith' | 'movies' | 'events' | 'kafka', number>
+let ports: Record<'proxy' | 'admin' | 'monolith' | 'movies' | 'events' | 'kafka', number>
 let proxy: string
+/** The proxy's operators' listener: console, admin API, metrics (127.0.0.1 only). */
+let ops: string
 let adminToken: string
 const output = () => system.output()
 
@@ -21,12 +23,13 @@ const isListening = (port: number) =>
   })
 
 beforeAll(async () => {
-  ports = { proxy: await freePort(), monolith: await freePort(), movies: await freePort(), events: await freePort(), kafka: await freePort() }
+  ports = { proxy: await freePort(), admin: await freePort(), monolith: await freePort(), movies: await freePort(), events: await freePort(), kafka: await freePort() }
   // No database, Kafka, Redis or Unleash variables. The first run on a machine also downloads Kafka's jars.
   system = await runStartCommand(
     {
       LOG_LEVEL: 'info',
       PROXY_PORT: String(ports.proxy),
+      ADMIN_PORT: String(ports.admin),
       MONOLITH_PORT: String(ports.monolith),
       MOVIES_PORT: String(ports.movies),
       EVENTS_PORT: String(ports.events),
@@ -35,6 +38,7 @@ beforeAll(async () => {
     150_000,
   )
   proxy = `http://127.0.0.1:${ports.proxy}`
+  ops = `http://127.0.0.1:${ports.admin}`
   adminToken = /Authorization: Bearer (\S+)/.exec(output())![1]
 }, 180_000)
 
@@ -43,7 +47,8 @@ afterAll(() => system?.kill())
 const call = async (path: string, init: RequestInit & { json?: unknown } = {}) => {
   const headers = new Headers(init.headers)
   if (init.json !== undefined) headers.set('content-type', 'application/json')
-  const res = await fetch(proxy + path, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
+  // The admin API is on the operators' listener; everything else through the proxy, as a client.
+  const res = await fetch((path.startsWith('/admin') ? ops : proxy) + path, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
   const text = await res.text()
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined }
 }
@@ -90,11 +95,14 @@ it('prints where everything is, proxy first, and which pieces are embedded', () 
   expect(banner).toMatch(/Flags\s+local file/)
 })
 
-it('prints the console URL and the admin token; the console answers there and the token opens its API', async () => {
+it('prints the console URL (on the operators\' listener) and the admin token; the console answers there and the token opens its API', async () => {
   const banner = output().slice(output().indexOf('CinemaAbyss edge is running'))
-  const consoleUrl = new RegExp(`Console\\s+(http://127\\.0\\.0\\.1:${ports.proxy}/admin/)\\s`).exec(banner)?.[1]
+  const consoleUrl = new RegExp(`Console\\s+(http://127\\.0\\.0\\.1:${ports.admin}/admin/)\\s`).exec(banner)?.[1]
   const token = /Admin token\s+(\S+)/.exec(banner)?.[1]
-  expect([consoleUrl, token]).toEqual([`${proxy}/admin/`, adminToken])
+  expect([consoleUrl, token]).toEqual([`${ops}/admin/`, adminToken])
+  // A fresh random token, strong enough for the proxy's own check.
+  expect(token!.length).toBeGreaterThanOrEqual(24)
+  expect((await fetch(`${proxy}/admin/`)).status).toBe(404) // not on the public port
   const page = await fetch(consoleUrl!)
   expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/html/)])
   expect((await call('/admin/traffic', { headers: { authorization: `Bearer ${token}` } })).status).toBe(200)

@@ -264,7 +264,7 @@ describe('one request, one trace (real Jaeger)', () => {
 
   it('a shadow copy is a span of its own, in a new trace LINKED to the request\'s (not its child)', { timeout: 120_000 }, async () => {
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
-    const on = await fetch(`${proxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 100 }) })
+    const on = await fetch(`${proxy.opsUrl}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 100 }) })
     expect(on.status).toBe(200)
     try {
       const traceId = hex(16)
@@ -295,24 +295,24 @@ describe('one request, one trace (real Jaeger)', () => {
         return Boolean(full?.spans.some((s) => tag(s, 'span.kind') === 'client' && parentOf(s) === span.spanID))
       })
     } finally {
-      await fetch(`${proxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 0 }) })
+      await fetch(`${proxy.opsUrl}/admin/routes/movies/shadow`, { method: 'PUT', headers: admin, body: JSON.stringify({ percent: 0 }) })
     }
   })
 
   it('a rollout change and a shadow error sample made by traced requests keep their trace ids (ledger, diffs)', { timeout: 60_000 }, async () => {
     const headers = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
     const changeTrace = hex(16)
-    const change = await fetch(`${fallbackProxy.url}/admin/routes/movies/rollout`, {
+    const change = await fetch(`${fallbackProxy.opsUrl}/admin/routes/movies/rollout`, {
       method: 'PUT',
       headers: { ...headers, traceparent: `00-${changeTrace}-${hex(8)}-01` },
       body: JSON.stringify({ percent: 0, reason: 'tracing e2e' }),
     })
     expect(change.status).toBe(200)
-    const ledger = (await (await fetch(`${fallbackProxy.url}/admin/ledger?route=movies`, { headers })).json()) as { entries: { to: number; reason: string; traceId?: string }[] }
+    const ledger = (await (await fetch(`${fallbackProxy.opsUrl}/admin/ledger?route=movies`, { headers })).json()) as { entries: { to: number; reason: string; traceId?: string }[] }
     expect(ledger.entries).toContainEqual(expect.objectContaining({ to: 0, reason: 'tracing e2e', traceId: changeTrace }))
 
     // Legacy answers; the copy goes to this proxy's unreachable movies-service and fails.
-    const on = await fetch(`${fallbackProxy.url}/admin/routes/movies/shadow`, { method: 'PUT', headers, body: JSON.stringify({ percent: 100 }) })
+    const on = await fetch(`${fallbackProxy.opsUrl}/admin/routes/movies/shadow`, { method: 'PUT', headers, body: JSON.stringify({ percent: 100 }) })
     expect(on.status).toBe(200)
     const readTrace = hex(16)
     const res = await fetch(`${fallbackProxy.url}/api/movies`, { headers: { 'x-user-id': 'tracer-4', traceparent: `00-${readTrace}-${hex(8)}-01` } })
@@ -320,7 +320,7 @@ describe('one request, one trace (real Jaeger)', () => {
     await res.arrayBuffer()
     let report: { errors: { upstream: string; traceId?: string }[] } | undefined
     await eventually('the shadow error sample', async () => {
-      report = (await (await fetch(`${fallbackProxy.url}/admin/routes/movies/diffs`, { headers })).json()) as typeof report
+      report = (await (await fetch(`${fallbackProxy.opsUrl}/admin/routes/movies/diffs`, { headers })).json()) as typeof report
       return report!.errors.length > 0
     })
     expect(report!.errors).toContainEqual(expect.objectContaining({ upstream: 'movies-service', traceId: readTrace }))

@@ -14,6 +14,8 @@ export interface ServiceProcess {
   child: ChildProcess
   url: string
   port: number
+  /** The proxy's operators' listener (admin API, console, /metrics): ADMIN_PORT, a free port unless given. */
+  opsUrl: string | undefined
   /** Everything the process printed so far (stdout + stderr). */
   output(): string
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null if killed by signal). */
@@ -34,16 +36,19 @@ export async function startService(
   opts: { readyPath?: string; timeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort()
+  // The proxy listens twice: its operators' listener on a port of its own (never the default 9000: tests run side by side).
+  const opsPort = entry === 'proxy/server.ts' && !env.ADMIN_SOCKET ? (env.ADMIN_PORT ? Number(env.ADMIN_PORT) : await freePort()) : undefined
   let output = ''
   const child = spawn(process.execPath, [entry], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1', ...(opsPort === undefined ? {} : { ADMIN_PORT: String(opsPort) }) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   child.stdout!.on('data', (d) => (output += d))
   child.stderr!.on('data', (d) => (output += d))
   const exited = once(child, 'exit')
   const url = `http://127.0.0.1:${port}`
+  const opsUrl = opsPort === undefined ? undefined : `http://127.0.0.1:${opsPort}`
 
   const stop = async (graceMs = 10_000): Promise<number | null> => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
@@ -63,5 +68,5 @@ export async function startService(
     await stop(2_000)
     throw new Error(`${entry} did not start: ${(error as Error).message}\n${output}`, { cause: error })
   }
-  return { child, url, port, output: () => output, stop }
+  return { child, url, port, opsUrl, output: () => output, stop }
 }

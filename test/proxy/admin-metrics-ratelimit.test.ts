@@ -26,24 +26,29 @@ describe('admin API', () => {
 
   it('needs the bearer token', async () => {
     for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: ADMIN_TOKEN }]) {
-      const res = await proxy.app.inject({ url: '/admin/state', headers })
+      const res = await proxy.ops.inject({ url: '/admin/state', headers })
       expect(res.statusCode).toBe(401)
       expect(res.headers['www-authenticate']).toMatch(/^Bearer/)
       expect(res.json().error).toMatch(/Authorization: Bearer/)
     }
-    const put = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', payload: { percent: 90 } })
+    const put = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', payload: { percent: 90 } })
     expect(put.statusCode).toBe(401)
-    expect((await proxy.app.inject({ url: '/admin/state', headers: admin })).statusCode).toBe(200)
+    expect((await proxy.ops.inject({ url: '/admin/state', headers: admin })).statusCode).toBe(200)
   })
 
   it('does not exist without ADMIN_TOKEN, and its paths are never forwarded', async () => {
     const bare = await startProxy(stubs, { ADMIN_TOKEN: '' })
     const before = stubs.monolith.received.length
     try {
-      for (const url of ['/admin/state', '/admin', '/admin/routes/movies/rollout', '/admin//state']) {
-        const res = await bare.app.inject({ url, headers: admin })
-        expect([res.statusCode, res.headers['x-upstream'], res.json().error]).toEqual([404, undefined, expect.stringMatching(/^no route for GET \/admin/)])
+      for (const url of ['/admin/state', '/admin', '/admin/routes/movies/rollout']) {
+        for (const app of [bare.app, bare.ops]) {
+          const res = await app.inject({ url, headers: admin })
+          expect([res.statusCode, res.headers['x-upstream'], res.json().error]).toEqual([404, undefined, expect.stringMatching(/^no route for GET \/admin/)])
+        }
       }
+      // Not in canonical form: refused before any route is looked at (request-target.ts).
+      const doubled = await bare.app.inject({ url: '/admin//state', headers: admin })
+      expect([doubled.statusCode, doubled.json().code]).toEqual([400, 'CA_ERR_PATH_NOT_CANONICAL'])
       expect(stubs.monolith.received.slice(before)).toEqual([])
     } finally {
       await bare.close()
@@ -52,14 +57,14 @@ describe('admin API', () => {
 
   it('answers 404 for an unknown admin path (after the token check), never forwarding it', async () => {
     const before = stubs.monolith.received.length
-    expect((await proxy.app.inject({ url: '/admin/unknown' })).statusCode).toBe(401)
-    const res = await proxy.app.inject({ method: 'POST', url: '/admin/unknown', headers: admin, payload: {} })
+    expect((await proxy.ops.inject({ url: '/admin/unknown' })).statusCode).toBe(401)
+    const res = await proxy.ops.inject({ method: 'POST', url: '/admin/unknown', headers: admin, payload: {} })
     expect([res.statusCode, res.json().error]).toEqual([404, 'no route for POST /admin/unknown'])
     expect(stubs.monolith.received.slice(before)).toEqual([])
   })
 
   it('shows routes, effective percentages with their source, breakers and the flag source', async () => {
-    const s = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+    const s = (await proxy.ops.inject({ url: '/admin/state', headers: admin })).json()
     expect(s.routes.map((r: { name: string }) => r.name)).toEqual(['movies', 'movies-health', 'events', 'default'])
     expect(s.routes[0]).toMatchObject({
       prefix: '/api/movies',
@@ -75,7 +80,7 @@ describe('admin API', () => {
   })
 
   it('validates rollout changes', async () => {
-    const put = (name: string, payload: unknown) => proxy.app.inject({ method: 'PUT', url: `/admin/routes/${name}/rollout`, headers: admin, payload: payload as object })
+    const put = (name: string, payload: unknown) => proxy.ops.inject({ method: 'PUT', url: `/admin/routes/${name}/rollout`, headers: admin, payload: payload as object })
     const tooBig = await put('movies', { percent: 101 })
     expect([tooBig.statusCode, tooBig.json().error]).toEqual([400, expect.stringMatching(/percent/)])
     const text = await put('movies', { percent: '50' })
@@ -90,13 +95,13 @@ describe('admin API', () => {
 
   it('explains where a request would go and why, matching what the proxy does', async () => {
     for (const user of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
-      const explained = (await proxy.app.inject({ url: `/admin/explain?path=/api/movies&user_id=${user}`, headers: admin })).json()
+      const explained = (await proxy.ops.inject({ url: `/admin/explain?path=/api/movies&user_id=${user}`, headers: admin })).json()
       const real = await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': user } })
       expect(explained).toMatchObject({ route: 'movies', upstream: real.headers['x-upstream'], reason: real.headers['x-route-reason'], rollout: { flag: 'movies-migration', percent: 30, source: 'file' } })
     }
-    const other = (await proxy.app.inject({ url: '/admin/explain?path=/api/events/movie', headers: admin })).json()
+    const other = (await proxy.ops.inject({ url: '/admin/explain?path=/api/events/movie', headers: admin })).json()
     expect(other).toMatchObject({ route: 'events', upstream: 'events-service', reason: 'default' })
-    const bad = await proxy.app.inject({ url: '/admin/explain?path=api', headers: admin })
+    const bad = await proxy.ops.inject({ url: '/admin/explain?path=api', headers: admin })
     expect([bad.statusCode, bad.json().error]).toEqual([400, 'path is required and must start with "/"'])
   })
 })
@@ -108,7 +113,7 @@ describe('/metrics', () => {
       await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'm' } })
       await proxy.app.inject('/api/users')
       await proxy.app.inject('/status/404')
-      const res = await proxy.app.inject('/metrics')
+      const res = await proxy.ops.inject('/metrics')
       expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
       const text = res.body
       expect(metric(text, 'proxy_requests_total{route="movies",upstream="movies-service",status_class="2xx",reason="flag"}')).toBe(1)
@@ -136,7 +141,7 @@ describe('/metrics', () => {
 })
 
 describe('rate limiting', () => {
-  it('answers 429 JSON with Retry-After past the limit, never on /health, /ready, /metrics', async () => {
+  it('answers 429 JSON with Retry-After past the limit, never on /health, /ready, nor on the operators\' listener', async () => {
     const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '60000' })
     try {
       for (let i = 0; i < 3; i++) {
@@ -151,8 +156,10 @@ describe('rate limiting', () => {
       expect(limited.headers['retry-after']).toBe(limited.headers['x-ratelimit-reset'])
       expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
       expect(limited.json()).toEqual({ code: 'CA_ERR_RATE_LIMITED', error: expect.stringMatching(/^rate limit exceeded: 3 requests per 60 s; retry in \d+ s$/) })
-      for (const path of ['/health', '/ready', '/metrics', '/health']) expect((await proxy.app.inject(path)).statusCode).toBe(200)
-      expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limited_total')).toBe(1)
+      for (const path of ['/health', '/ready', '/health']) expect((await proxy.app.inject(path)).statusCode).toBe(200)
+      for (const path of ['/health', '/ready', '/metrics', '/health']) expect((await proxy.ops.inject(path)).statusCode).toBe(200)
+      expect((await proxy.ops.inject({ url: '/admin/state', headers: admin })).statusCode).toBe(200)
+      expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_rate_limited_total')).toBe(1)
     } finally {
       await proxy.close()
     }
@@ -191,7 +198,7 @@ describe('rate limiting', () => {
     const forwarder: TcpForwarder = await startTcpForwarder(url.hostname, Number(url.port || 6379))
     const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, captureLogs().logger, { commandTimeoutMs: 200 })
     const proxy = await startProxy(stubs, { RATE_LIMIT_MAX: '3', RATE_LIMIT_KEY_PREFIX: `test:proxy-rl:${randomUUID()}:` }, { redis })
-    const storeErrors = async () => metric((await proxy.app.inject('/metrics')).body, 'proxy_rate_limit_store_errors_total') ?? 0
+    const storeErrors = async () => metric((await proxy.ops.inject('/metrics')).body, 'proxy_rate_limit_store_errors_total') ?? 0
     try {
       await forwarder.cut()
       const statuses = []

@@ -39,7 +39,7 @@ afterEach(async () => {
 /** Only opossum's reset timer (and other setTimeouts) is faked; the sockets stay real. */
 const fakeResetTimer = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
 
-const metrics = async () => (await proxy.app.inject('/metrics')).body
+const metrics = async () => (await proxy.ops.inject('/metrics')).body
 const moviesState = async () => metric(await metrics(), 'proxy_breaker_state{upstream="movies-service"}')
 const postsReceived = () => stubs.movies.received.filter((r) => r.method === 'POST').length
 
@@ -127,7 +127,7 @@ describe('target failing', () => {
     expect([res.statusCode, res.headers['x-upstream'], res.headers['x-route-reason']]).toEqual([200, 'movies-service', 'flag'])
     expect(await moviesState()).toBe(0)
     expect(metric(await metrics(), 'proxy_breaker_events_total{upstream="movies-service",event="close"}')).toBe(1)
-    const state = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+    const state = (await proxy.ops.inject({ url: '/admin/state', headers: admin })).json()
     expect(state.breakers['movies-service'].state).toBe('closed')
   })
 })

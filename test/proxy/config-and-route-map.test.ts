@@ -33,7 +33,7 @@ describe('config', () => {
       /MONOLITH_URL must use http or https.*GRADUAL_MIGRATION must be true or false.*MOVIES_MIGRATION_PERCENT must be an integer between 0 and 100/,
     )
     expect(() => loadConfig({ UNLEASH_URL: 'http://unleash:4242/api' })).toThrow('UNLEASH_API_TOKEN is required when UNLEASH_URL is set')
-    expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow('ADMIN_TOKEN must be at least 16 characters')
+    expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow('ADMIN_TOKEN must be at least 24 characters')
   })
 
   it('derives where Unleash writes go and where the ledger file lives', () => {

@@ -32,21 +32,21 @@ describe('console files', () => {
     const files = readdirSync(CONSOLE_ROOT)
     expect(files).toEqual(expect.arrayContaining(['index.html', 'console.js', 'console.css']))
     for (const file of [...files, '']) {
-      const res = await proxy.app.inject({ url: `/admin/${file}` })
+      const res = await proxy.ops.inject({ url: `/admin/${file}` })
       const ext = file.split('.').pop() || 'html'
       expect([file, res.statusCode, res.headers['content-type']]).toEqual([file, 200, expect.stringMatching(types[ext])])
       expect(res.headers['content-security-policy']).toBe("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
       expect(res.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'cache-control': 'no-cache', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' })
       expect(res.headers['x-upstream']).toBeUndefined()
-      const again = await proxy.app.inject({ url: `/admin/${file}`, headers: { 'if-none-match': String(res.headers.etag) } })
+      const again = await proxy.ops.inject({ url: `/admin/${file}`, headers: { 'if-none-match': String(res.headers.etag) } })
       expect(again.statusCode).toBe(304)
     }
-    const head = await proxy.app.inject({ method: 'HEAD', url: '/admin/' })
+    const head = await proxy.ops.inject({ method: 'HEAD', url: '/admin/' })
     expect([head.statusCode, head.body]).toEqual([200, ''])
   })
 
   it('has no inline script or style for the CSP to block', async () => {
-    const html = (await proxy.app.inject({ url: '/admin/' })).body
+    const html = (await proxy.ops.inject({ url: '/admin/' })).body
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/)
     expect(html).not.toMatch(/<style|\sstyle=|\son[a-z]+=/i)
   })
@@ -61,16 +61,16 @@ describe('console files', () => {
       ['POST', '/admin/'],
       ['PUT', '/admin/console.js'],
     ] as const) {
-      const res = await proxy.app.inject({ method, url })
+      const res = await proxy.ops.inject({ method, url })
       expect([method, url, res.statusCode]).toEqual([method, url, 401])
     }
-    expect((await proxy.app.inject({ url: '/admin/nope.js', headers: admin })).statusCode).toBe(404)
+    expect((await proxy.ops.inject({ url: '/admin/nope.js', headers: admin })).statusCode).toBe(404)
   })
 
   it('is not served when the admin API is off', async () => {
     const bare = await startProxy(stubs, { ADMIN_TOKEN: '' })
     try {
-      for (const url of ['/admin/', '/admin/console.js']) expect((await bare.app.inject({ url })).statusCode).toBe(404)
+      for (const url of ['/admin/', '/admin/console.js']) expect((await bare.ops.inject({ url })).statusCode).toBe(404)
     } finally {
       await bare.close()
     }
@@ -83,7 +83,7 @@ describe('GET /admin/traffic and /admin/history', () => {
     proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(100), ADMIN_HISTORY_INTERVAL_MS: '200', BREAKER_RESET_TIMEOUT_MS: '60000' })
   })
   afterAll(() => proxy?.close())
-  const get = async (url: string) => (await proxy.app.inject({ url, headers: admin })).json()
+  const get = async (url: string) => (await proxy.ops.inject({ url, headers: admin })).json()
 
   it('counts answers per route and side, 5xx, fallbacks and upstream failures', async () => {
     for (let i = 0; i < 4; i++) await proxy.app.inject({ url: '/api/movies', headers: { 'x-user-id': `u${i}` } })
@@ -126,14 +126,14 @@ describe('GET /admin/traffic and /admin/history', () => {
   })
 
   it('answers 400 without a route and 404 for an unknown one', async () => {
-    const none = await proxy.app.inject({ url: '/admin/history', headers: admin })
+    const none = await proxy.ops.inject({ url: '/admin/history', headers: admin })
     expect([none.statusCode, none.json().error]).toEqual([400, 'route is required, e.g. /admin/history?route=movies'])
-    const unknown = await proxy.app.inject({ url: '/admin/history?route=series', headers: admin })
+    const unknown = await proxy.ops.inject({ url: '/admin/history?route=series', headers: admin })
     expect([unknown.statusCode, unknown.json().error]).toEqual([404, 'no route named "series" (routes: movies, movies-health, events, default)'])
   })
 
   it('takes a reason with a rollout change and logs it', async () => {
-    const put = (payload: object) => proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload })
+    const put = (payload: object) => proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload })
     expect((await put({ percent: 100, reason: 'all good on the dashboards' })).statusCode).toBe(200)
     expect(proxy.logs.lines.find((l) => (l.ledger as { to?: number } | undefined)?.to === 100)?.ledger).toMatchObject({ actor: 'admin', reason: 'all good on the dashboards' })
     const long = await put({ percent: 100, reason: 'x'.repeat(501) })

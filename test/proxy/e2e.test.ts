@@ -24,14 +24,17 @@ beforeAll(async () => {
     BREAKER_VOLUME_THRESHOLD: '3',
     BREAKER_RESET_TIMEOUT_MS: '60000',
     BREAKER_WINDOW_MS: '3000',
+    METRICS_MIN_INTERVAL_MS: '0', // the breaker loop below reads /metrics after every request
   })
   ;({ movies, proxy } = stack)
 })
 afterAll(() => stack?.stop())
 
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${proxy.url}${path}`, { headers, signal: AbortSignal.timeout(10_000) })
+/** The operators' listener: admin API, /metrics, the detailed /ready. */
+const ops = (path: string) => fetch(`${proxy.opsUrl}${path}`, { signal: AbortSignal.timeout(10_000) })
 const setRollout = async (percent: number) => {
-  const res = await fetch(`${proxy.url}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ percent }) })
+  const res = await fetch(`${proxy.opsUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ percent }) })
   expect(res.status).toBe(200)
 }
 
@@ -40,8 +43,10 @@ describe('proxy in front of the real services', () => {
     const health = await get('/health')
     expect([health.status, await health.text()]).toEqual([200, 'Strangler Fig Proxy is healthy'])
     const ready = await get('/ready')
-    expect(ready.status).toBe(200)
-    expect(await ready.json()).toMatchObject({ status: true, flags: { kind: 'file', loaded: true, healthy: true } })
+    expect([ready.status, await ready.json()]).toEqual([200, { status: true }]) // the details are the operators'
+    const detailed = await ops('/ready')
+    expect(detailed.status).toBe(200)
+    expect(await detailed.json()).toMatchObject({ status: true, flags: { kind: 'file', loaded: true, healthy: true } })
   })
 
   it('serves the same movie list from both backends at 50 %, each user always from the same one', async () => {
@@ -107,10 +112,10 @@ describe('proxy in front of the real services', () => {
     const list = await (await get('/api/movies')).json()
     expect(list.map((m: { title: string }) => m.title)).not.toContain('Lost')
     // The successes earlier in the window delay the opening; more failures (bounded) open it.
-    const breakerState = async () => metric(await (await get('/metrics')).text(), 'proxy_breaker_state{upstream="movies-service"}')
+    const breakerState = async () => metric(await (await ops('/metrics')).text(), 'proxy_breaker_state{upstream="movies-service"}')
     for (let i = 0; i < 300 && (await breakerState()) !== 2; i++) expect((await get('/api/movies', { 'x-user-id': `w${i}` })).headers.get('x-route-reason')).toBe('fallback')
     expect(await breakerState()).toBe(2)
-    const text = await (await get('/metrics')).text()
+    const text = await (await ops('/metrics')).text()
     expect(metric(text, 'proxy_legacy_fallbacks_total{route="movies",target="movies-service",legacy="monolith"}')).toBeGreaterThanOrEqual(5)
     const open = await fetch(`${proxy.url}/api/movies`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
     expect([open.status, (await open.json()).error]).toEqual([503, 'movies-service is unavailable (circuit open); the request was not retried'])

@@ -28,7 +28,7 @@ describe('/admin/explain agrees with app.inject', () => {
     it(`for ${path}`, async () => {
       for (const user of ['alice', 'bob', 'carol']) {
         for (const method of ['GET', 'POST']) {
-          const explained = await proxy.app.inject({ url: `/admin/explain?path=${encodeURIComponent(path)}&user_id=${user}&method=${method}`, headers: admin })
+          const explained = await proxy.ops.inject({ url: `/admin/explain?path=${encodeURIComponent(path)}&user_id=${user}&method=${method}`, headers: admin })
           expect(explained.statusCode).toBe(200)
           const body = explained.json()
           const real = await proxy.app.inject({ method: method as 'GET', url: path, headers: { 'x-user-id': user }, ...(method === 'POST' ? { payload: {} } : {}) })
@@ -42,15 +42,15 @@ describe('/admin/explain agrees with app.inject', () => {
   }
 
   it('reports the proxy\'s own paths as the proxy\'s, never as the monolith\'s', async () => {
-    const health = (await proxy.app.inject({ url: '/admin/explain?path=/health', headers: admin })).json()
+    const health = (await proxy.ops.inject({ url: '/admin/explain?path=/health', headers: admin })).json()
     expect(health).toMatchObject({ route: null, upstream: 'proxy', status: 200 })
     expect(health.why).toMatch(/the proxy answers GET \/health itself/)
   })
 
   it('gives the decision in words, from the decision itself', async () => {
-    const events = (await proxy.app.inject({ url: '/admin/explain?path=/api/events/x', headers: admin })).json()
+    const events = (await proxy.ops.inject({ url: '/admin/explain?path=/api/events/x', headers: admin })).json()
     expect(events).toMatchObject({ route: 'events', upstream: 'events-service', reason: 'default', why: 'route "events" always goes to events-service' })
-    const anonymous = (await proxy.app.inject({ url: '/admin/explain?path=/api/movies', headers: admin })).json()
+    const anonymous = (await proxy.ops.inject({ url: '/admin/explain?path=/api/movies', headers: admin })).json()
     expect(anonymous).toMatchObject({ route: 'movies', upstream: null })
   })
 })

@@ -21,7 +21,7 @@ afterEach(async () => {
 afterAll(() => stubs.close())
 
 const get = (url = '/api/movies', headers: Record<string, string> = { 'x-user-id': 'user-1' }) => proxy!.app.inject({ method: 'GET', url, headers })
-const requestsCounted = async () => metric((await proxy!.app.inject({ method: 'GET', url: '/metrics' })).body, 'proxy_requests_total{route="movies"}') ?? 0
+const requestsCounted = async () => metric((await proxy!.ops.inject({ method: 'GET', url: '/metrics' })).body, 'proxy_requests_total{route="movies"}') ?? 0
 const accessLines = () => proxy!.logs.lines.filter((l) => l.msg === 'request')
 
 describe('FEATURES_OFF', () => {
@@ -82,7 +82,7 @@ describe('FEATURES_OFF', () => {
 
   it('shadow-selection off: a route shadowed at 100 % sends no copy', async () => {
     proxy = await startProxy(stubs, { FEATURES_OFF: 'shadow-selection', FLAGS_FILE: flagsFileAt(0) })
-    expect((await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', headers: admin, payload: { percent: 100 } })).statusCode).toBe(200)
+    expect((await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', headers: admin, payload: { percent: 100 } })).statusCode).toBe(200)
     for (let i = 0; i < 5; i++) expect((await get()).headers['x-upstream']).toBe('monolith')
     await sleep(300)
     expect(stubs.movies.received).toHaveLength(0)
@@ -93,7 +93,7 @@ describe('FEATURES_OFF', () => {
       proxy = await startProxy(stubs, { ADMIN_HISTORY_INTERVAL_MS: '100', ...env })
       await get()
       await sleep(500)
-      const n = (await proxy.app.inject({ method: 'GET', url: '/admin/history?route=movies', headers: admin })).json().points.length
+      const n = (await proxy.ops.inject({ method: 'GET', url: '/admin/history?route=movies', headers: admin })).json().points.length
       await proxy.close()
       proxy = undefined
       return n

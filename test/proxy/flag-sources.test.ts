@@ -22,8 +22,8 @@ async function targetShare(proxy: ProxyUnderTest): Promise<number> {
   return n / ids.length
 }
 const rolloutSeries = async (proxy: ProxyUnderTest) =>
-  (await proxy.app.inject('/metrics')).body.split('\n').filter((l) => l.startsWith('proxy_rollout_percent{'))
-const state = async (proxy: ProxyUnderTest) => (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+  (await proxy.ops.inject('/metrics')).body.split('\n').filter((l) => l.startsWith('proxy_rollout_percent{'))
+const state = async (proxy: ProxyUnderTest) => (await proxy.ops.inject({ url: '/admin/state', headers: admin })).json()
 
 describe('flags file', () => {
   let proxy: ProxyUnderTest
@@ -47,21 +47,21 @@ describe('flags file', () => {
     expect(s.flags.lastError).toMatch(/flags\.json: .*JSON/)
     expect(s.routes[0].percent).toBe(100)
     expect(await targetShare(proxy)).toBe(1)
-    const text = (await proxy.app.inject('/metrics')).body
+    const text = (await proxy.ops.inject('/metrics')).body
     expect(metric(text, 'proxy_flag_source_up{source="file"}')).toBe(0)
     expect((await proxy.app.inject('/ready')).statusCode).toBe(200)
     expect(proxy.logs.lines.some((l) => l.level === 50 && String(l.msg).startsWith('flags file rejected'))).toBe(true)
 
     writeFlagsFile(proxy.flagsFile, 30)
     await eventually('the repaired file to be loaded', async () => (await state(proxy)).flags.healthy === true)
-    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_flag_source_up{source="file"}')).toBe(1)
+    expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_flag_source_up{source="file"}')).toBe(1)
     const share = await targetShare(proxy)
     expect(share).toBeGreaterThan(0.2)
     expect(share).toBeLessThan(0.4)
   })
 
   it('changes the rollout through the admin API: the file is rewritten and the change applies at once', async () => {
-    const res = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 100 } })
+    const res = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 100 } })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ name: 'movies', flag: 'movies-migration', percent: 100, source: 'file' })
     expect(await targetShare(proxy)).toBe(1)
@@ -81,7 +81,7 @@ describe('GRADUAL_MIGRATION / MOVIES_MIGRATION_PERCENT (the original variables)'
       const loadedAt = (await state(proxy)).flags.lastSuccessAt
       writeFlagsFile(proxy.flagsFile, 50)
       await eventually('the edited file to be read', async () => (await state(proxy)).flags.lastSuccessAt !== loadedAt)
-      const put = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 0 } })
+      const put = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 0 } })
       expect(put.statusCode).toBe(409)
       expect(put.json().error).toMatch(/pinned by GRADUAL_MIGRATION/)
       expect(await targetShare(proxy)).toBe(1)
@@ -128,10 +128,10 @@ describe('Unleash configured but unreachable', () => {
       const s = await state(proxy)
       expect(s.flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false })
       expect(s.routes[0]).toMatchObject({ percent: 100, source: 'file' })
-      const text = (await proxy.app.inject('/metrics')).body
+      const text = (await proxy.ops.inject('/metrics')).body
       expect(metric(text, 'proxy_flag_source_up{source="unleash"}')).toBe(0)
       expect((await proxy.app.inject('/ready')).statusCode).toBe(200)
-      const put = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
+      const put = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
       expect(put.statusCode).toBe(409)
       expect(put.json().error).toMatch(/change the rollout of movies-migration in Unleash/)
       expect(proxy.logs.lines.some((l) => String(l.msg).includes('GRADUAL_MIGRATION / MOVIES_MIGRATION_PERCENT are ignored'))).toBe(true)

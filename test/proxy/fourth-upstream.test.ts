@@ -70,16 +70,16 @@ describe('a fourth upstream declared only in the route map', () => {
     expect(users.received.every((r) => r.url.startsWith('/api/users'))).toBe(true)
     expect(stubs.movies.received).toHaveLength(0)
 
-    const text = (await proxy.app.inject('/metrics')).body
+    const text = (await proxy.ops.inject('/metrics')).body
     expect(metric(text, 'proxy_requests_total{route="users",upstream="users-service",status_class="2xx",reason="sticky"}')).toBe(2 * toUsers)
     expect(metric(text, 'proxy_requests_total{route="users",upstream="monolith",status_class="2xx",reason="sticky"}')).toBe(2 * (200 - toUsers))
     expect(metric(text, 'proxy_breaker_state{upstream="users-service"}')).toBe(0)
     expect(metric(text, 'proxy_rollout_percent{route="users",flag="users-migration",source="file"}')).toBe(50)
 
     // The admin API knows the route and moves its rollout like any other.
-    const state = (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+    const state = (await proxy.ops.inject({ url: '/admin/state', headers: admin })).json()
     expect(state.routes.find((r: { name: string }) => r.name === 'users')).toMatchObject({ legacy: { name: 'monolith' }, target: { name: 'users-service', url: users.url }, flag: 'users-migration', percent: 50 })
-    const raised = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/users/rollout', headers: admin, payload: { percent: 100 } })
+    const raised = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/users/rollout', headers: admin, payload: { percent: 100 } })
     expect([raised.statusCode, raised.json().percent]).toEqual([200, 100])
     for (const user of first.keys()) expect((await get(proxy, user)).headers['x-upstream']).toBe('users-service')
   })
@@ -97,7 +97,7 @@ describe('a fourth upstream declared only in the route map', () => {
     expect(write.json().error).toMatch(/users-service is unavailable \(circuit open\); the request was not retried/)
     expect(stubs.monolith.received.filter((r) => r.method === 'POST')).toHaveLength(0)
 
-    const text = (await proxy.app.inject('/metrics')).body
+    const text = (await proxy.ops.inject('/metrics')).body
     expect(metric(text, 'proxy_breaker_state{upstream="users-service"}')).toBe(2)
     expect(metric(text, 'proxy_legacy_fallbacks_total{route="users",target="users-service",legacy="monolith"}')).toBe(8)
     expect(metric(text, 'proxy_upstream_failures_total{upstream="users-service",kind="connect"}')).toBe(5)

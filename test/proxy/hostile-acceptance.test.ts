@@ -27,6 +27,7 @@ beforeAll(async () => {
       BREAKER_VOLUME_THRESHOLD: '3',
       BREAKER_CONSECUTIVE_FAILURES: '3',
       RATE_LIMIT_MAX: '0',
+      METRICS_MIN_INTERVAL_MS: '0', // breaker states are read right after what moves them
     },
     { readyPath: '/ready' },
   )
@@ -37,7 +38,7 @@ afterAll(async () => {
 })
 
 const breakerStates = async () => {
-  const text = await (await fetch(`${proxy.url}/metrics`)).text()
+  const text = await (await fetch(`${proxy.opsUrl}/metrics`)).text()
   return ['monolith', 'movies-service', 'events-service'].map((u) => metric(text, `proxy_breaker_state{upstream="${u}"}`))
 }
 

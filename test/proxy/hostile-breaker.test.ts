@@ -25,7 +25,7 @@ afterAll(async () => {
   await stubs?.close()
 })
 
-const breakerState = async () => metric((await proxy.app.inject('/metrics')).body, 'proxy_breaker_state{upstream="movies-service"}')
+const breakerState = async () => metric((await proxy.ops.inject('/metrics')).body, 'proxy_breaker_state{upstream="movies-service"}')
 
 describe('breaker after a kill under load', () => {
   it('opens within a few seconds of the kill, legacy answering every GET meanwhile, and closes after recovery', async () => {

@@ -45,7 +45,7 @@ function impatientGet(port: number, path: string, ms: number): Promise<'answered
 
 describe('a hanging target with impatient clients', () => {
   it('opens its breaker (slow calls): legacy answers the next read within 2 s', async () => {
-    const { port } = await listening({ FLAGS_FILE: flagsFileAt(100), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
+    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt(100), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
     stubs.movies.mode = 'hang'
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => impatientGet(port, '/api/movies', 1_000)))
     expect(outcomes.every((o) => o === 'gave up')).toBe(true)
@@ -55,7 +55,7 @@ describe('a hanging target with impatient clients', () => {
     expect(next.status).toBe(200)
     expect(next.headers.get('x-upstream')).toBe('monolith')
     expect(next.headers.get('x-route-reason')).toBe('fallback')
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const metrics = (await proxy.ops.inject('/metrics')).body
     expect(metrics).toMatch(/proxy_upstream_failures_total\{upstream="movies-service",kind="slow"\} [1-9]/)
     expect(metrics).toMatch(/proxy_breaker_state\{upstream="movies-service"\} 2/)
   })
@@ -100,7 +100,7 @@ describe('an upstream that breaks off its answer before the first body byte', ()
     const res = await proxy.app.inject({ method: 'GET', url: '/api/movies', headers: { 'x-backend': 'sideways' } })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toEqual({ error: 'X-Backend must be "legacy" or "target", got "sideways"', code: 'CA_ERR_BAD_BACKEND_OVERRIDE' })
-    const admin = await proxy.app.inject({ method: 'GET', url: '/admin/routes' })
+    const admin = await proxy.ops.inject({ method: 'GET', url: '/admin/routes' })
     expect(admin.json()).toMatchObject({ code: 'CA_ERR_ADMIN_UNAUTHORIZED' })
     stubs.movies.mode = 'fail'
     stubs.monolith.mode = 'fail'
@@ -182,7 +182,7 @@ describe('WebSocket handshakes go through the same pipeline as every request', (
     expect(ws.headers['x-served-by']).toBe('movies-service')
     const line = proxy.logs.lines.find((l) => l.msg === 'request' && l.url === '/api/movies/live')
     expect(line).toMatchObject({ method: 'GET', status: 101, route: 'movies', upstream: 'movies-service', reason: 'flag' })
-    const metrics = (await proxy.app.inject('/metrics')).body
+    const metrics = (await proxy.ops.inject('/metrics')).body
     expect(metrics).toMatch(/proxy_requests_total\{[^}]*route="movies"[^}]*upstream="movies-service"[^}]*\} 1/)
   })
 

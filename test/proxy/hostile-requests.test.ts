@@ -27,7 +27,7 @@ const received = () => stubs.monolith.received.length + stubs.movies.received.le
 
 async function expectHealthyAfterwards(before: number) {
   expect(received()).toBe(before)
-  const text = (await proxy.app.inject('/metrics')).body
+  const text = (await proxy.ops.inject('/metrics')).body
   for (const u of ['monolith', 'movies-service', 'events-service']) {
     expect(metric(text, `proxy_breaker_state{upstream="${u}"}`)).toBe(0)
     expect(metric(text, `proxy_breaker_events_total{upstream="${u}",event="failure"}`)).toBe(0)
@@ -103,7 +103,7 @@ describe('bodies', () => {
       expect(a.status, head).toBe(200)
     }
     expect(stubs.monolith.received.slice(start).map((r) => [r.method, r.bodyLength, r.headers['content-length']])).toEqual([['GET', 0, undefined], ['HEAD', 0, undefined]])
-    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_breaker_events_total{upstream="monolith",event="failure"}')).toBe(0)
+    expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_breaker_events_total{upstream="monolith",event="failure"}')).toBe(0)
   })
 
   it('forwards a body that arrives slowly but steadily, whole', async () => {

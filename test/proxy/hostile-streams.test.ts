@@ -137,13 +137,13 @@ describe('WebSocket pass-through', () => {
   it('refuses upgrade requests that are not a bodiless GET, without involving any upstream', async () => {
     const { rawRequest } = await import('./raw-client.ts')
     const port = Number(base.split(':')[1])
-    const before = (await proxy.app.inject('/metrics')).body
+    const before = (await proxy.ops.inject('/metrics')).body
     for (const head of ['POST /api/users HTTP/1.1\r\nContent-Length: 10', 'GET /api/users HTTP/1.1\r\nTransfer-Encoding: chunked']) {
       const answer = await rawRequest(port, `${head}\r\nHost: cinema\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`, 3_000)
       expect(answer.status, head).toBe(400)
       expect(JSON.parse(answer.body).error).toBe('upgrade requests must be GET without a body')
     }
-    const after = (await proxy.app.inject('/metrics')).body
+    const after = (await proxy.ops.inject('/metrics')).body
     expect(metric(after, 'proxy_breaker_events_total{upstream="monolith",event="failure"}')).toBe(metric(before, 'proxy_breaker_events_total{upstream="monolith",event="failure"}'))
   })
 
@@ -191,7 +191,7 @@ describe('a target that dies', () => {
     await movies.close()
     const targetUsers = []
     for (let i = 0; targetUsers.length < 3 && i < 200; i++) {
-      const explain = await proxy.app.inject({ url: `/admin/explain?path=/api/movies&user_id=t${i}`, headers: admin })
+      const explain = await proxy.ops.inject({ url: `/admin/explain?path=/api/movies&user_id=t${i}`, headers: admin })
       if (explain.json().upstream === 'movies-service') targetUsers.push(`t${i}`)
     }
     expect(targetUsers).toHaveLength(3)
@@ -201,7 +201,7 @@ describe('a target that dies', () => {
       expect(first).toMatch(/^hello from monolith/)
       ws.close()
     }
-    const text = (await proxy.app.inject('/metrics')).body
+    const text = (await proxy.ops.inject('/metrics')).body
     expect(metric(text, 'proxy_upstream_failures_total{upstream="movies-service",kind="connect"}')).toBe(3)
     // BREAKER_CONSECUTIVE_FAILURES=3: three failed handshakes in a row opened it.
     expect(metric(text, 'proxy_breaker_state{upstream="movies-service"}')).toBe(2)

@@ -32,12 +32,12 @@ afterAll(() => stubs?.close())
 
 const entryShape = (e: LedgerEntry) => ({ route: e.route, flag: e.flag, from: e.from, to: e.to, actor: e.actor, reason: e.reason, source: e.source })
 async function ledgerOf(proxy: ProxyUnderTest, query = '') {
-  const res = await proxy.app.inject({ url: `/admin/ledger${query}`, headers: admin })
+  const res = await proxy.ops.inject({ url: `/admin/ledger${query}`, headers: admin })
   expect(res.statusCode).toBe(200)
   return res.json() as { store: string; location: string; entries: LedgerEntry[] }
 }
 const put = (proxy: ProxyUnderTest, headers: Record<string, string>, payload: object) =>
-  proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers, payload })
+  proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers, payload })
 
 describe('named admin tokens', () => {
   it('are validated at start, naming the variable and never echoing a token', () => {
@@ -48,7 +48,8 @@ describe('named admin tokens', () => {
       [`:${ALICE}`, /ADMIN_TOKENS part 1 must be name:token/],
       ['alice:', /ADMIN_TOKENS part 1 must be name:token/],
       [ALICE, /ADMIN_TOKENS part 1 must be name:token/],
-      ['alice:short', /ADMIN_TOKENS: the token of "alice" must be at least 16 characters/],
+      ['alice:short', /ADMIN_TOKENS: the token of "alice" must be at least 24 characters/],
+      ['alice:change-me-alice-0123456789', /ADMIN_TOKENS: the token of "alice" is a known placeholder/],
       [`al ice:${ALICE}`, /ADMIN_TOKENS part 1: name "al ice" must be/],
     ]
     for (const [value, message] of bad) {
@@ -63,20 +64,20 @@ describe('named admin tokens', () => {
     }
     expect(() => loadConfig({ ADMIN_TOKEN: ALICE, ADMIN_TOKENS: `admin:${BOB}` })).toThrow(/ADMIN_TOKENS repeats ADMIN_TOKEN/)
     expect(() => loadConfig({ ADMIN_TOKEN: ALICE, ADMIN_TOKENS: `carol:${ALICE}` })).toThrow(/ADMIN_TOKENS repeats ADMIN_TOKEN/)
-    expect(loadConfig({ ADMIN_TOKEN: 'x'.repeat(16), ...NAMED }).adminTokens.map((t) => t.name)).toEqual(['admin', 'alice', 'bob'])
+    expect(loadConfig({ ADMIN_TOKEN: 'x'.repeat(16) + '0123456789', ...NAMED }).adminTokens.map((t) => t.name)).toEqual(['admin', 'alice', 'bob'])
   })
 
   it('open the admin API alone (without ADMIN_TOKEN); a wrong token is 401', async () => {
     const proxy = await startProxy(stubs, { ADMIN_TOKEN: '', ...NAMED })
     try {
-      expect((await proxy.app.inject({ url: '/admin/state', headers: as(BOB) })).statusCode).toBe(200)
+      expect((await proxy.ops.inject({ url: '/admin/state', headers: as(BOB) })).statusCode).toBe(200)
       for (const headers of [admin, as('not-a-token-0123456789'), as(`${ALICE}x`), {}]) {
-        const res = await proxy.app.inject({ url: '/admin/ledger', headers })
+        const res = await proxy.ops.inject({ url: '/admin/ledger', headers })
         expect([res.statusCode, res.headers['www-authenticate']]).toEqual([401, 'Bearer realm="proxy-admin"'])
       }
       const res = await put(proxy, as('wrong-token-0123456789'), { percent: 90 })
       expect(res.statusCode).toBe(401)
-      expect((await proxy.app.inject({ url: '/admin/state', headers: as(ALICE) })).json().routes[0].percent).toBe(30)
+      expect((await proxy.ops.inject({ url: '/admin/state', headers: as(ALICE) })).json().routes[0].percent).toBe(30)
       expect(JSON.stringify(proxy.logs.lines)).not.toContain(ALICE)
     } finally {
       await proxy.close()
@@ -144,14 +145,14 @@ describe('the ledger in file mode', () => {
 
   it('validates its query', async () => {
     for (const query of ['?limit=0', '?limit=1001', '?limit=x', '?limit=-1', '?route=', '?route=movies&other=1']) {
-      const res = await proxy.app.inject({ url: `/admin/ledger${query}`, headers: admin })
+      const res = await proxy.ops.inject({ url: `/admin/ledger${query}`, headers: admin })
       expect([res.statusCode, typeof res.json().error], query).toEqual([400, 'string'])
     }
   })
 
   it('a rollout change that fails is not recorded', async () => {
     const before = (await ledgerOf(proxy)).entries.length
-    const res = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/events/rollout', headers: admin, payload: { percent: 5 } })
+    const res = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/events/rollout', headers: admin, payload: { percent: 5 } })
     expect(res.statusCode).toBe(409)
     const long = await put(proxy, admin, { percent: 5, reason: 'x'.repeat(501) })
     expect(long.statusCode).toBe(400)
@@ -230,11 +231,11 @@ describe('the ledger in Redis mode', () => {
       await forwarder.cut()
       const res = await put(proxy, as(ALICE), { percent: 80, reason: 'while redis is down' })
       expect([res.statusCode, res.json().percent]).toEqual([200, 80])
-      expect((await proxy.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent).toBe(80)
-      expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_ledger_store_errors_total')).toBe(1)
+      expect((await proxy.ops.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent).toBe(80)
+      expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_ledger_store_errors_total')).toBe(1)
       const lost = proxy.logs.lines.find((l) => l.msg === 'ledger entry not stored (kept in this log line only)')
       expect(lost).toMatchObject({ store: 'redis', ledger: { route: 'movies', from: 30, to: 80, actor: 'alice', reason: 'while redis is down', source: 'admin' } })
-      const read = await proxy.app.inject({ url: '/admin/ledger', headers: admin })
+      const read = await proxy.ops.inject({ url: '/admin/ledger', headers: admin })
       expect([read.statusCode, read.json().error]).toEqual([503, expect.stringMatching(/^the ledger cannot be read \(redis: /)])
     } finally {
       await proxy.close()

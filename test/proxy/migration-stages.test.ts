@@ -93,12 +93,12 @@ beforeEach(() => {
 
 const call = (method: 'GET' | 'POST', user: string, headers: Record<string, string> = {}) =>
   proxy.app.inject({ method, url: '/api/movies', headers: { 'x-user-id': user, ...headers }, ...(method === 'POST' ? { payload: { title: 'x' } } : {}) })
-const switchWrites = (payload: object) => proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload })
-const stage = async () => (await proxy.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
-const ledger = async (): Promise<LedgerEntry[]> => (await proxy.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
-const counter = async (name: string) => metric((await proxy.app.inject({ url: '/metrics' })).body, `${name}{route="movies"}`) ?? 0
+const switchWrites = (payload: object) => proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload })
+const stage = async () => (await proxy.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
+const ledger = async (): Promise<LedgerEntry[]> => (await proxy.ops.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+const counter = async (name: string) => metric((await proxy.ops.inject({ url: '/metrics' })).body, `${name}{route="movies"}`) ?? 0
 async function setReads(percent: number) {
-  const res = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent, reason: 'test' } })
+  const res = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent, reason: 'test' } })
   expect(res.statusCode).toBe(200)
 }
 async function forceWrites(side: 'legacy' | 'target') {
@@ -112,7 +112,7 @@ describe('the writer side', () => {
     const write = await call('POST', 'u-writer-1', { 'x-backend': 'target' })
     expect([write.statusCode, write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual([200, 'monolith', 'writes'])
     expect((await call('GET', 'u-writer-2')).headers['x-upstream']).toBe('movies-service')
-    const explained = (await proxy.app.inject({ url: '/admin/explain?path=/api/movies&method=POST&user_id=u1', headers: admin })).json()
+    const explained = (await proxy.ops.inject({ url: '/admin/explain?path=/api/movies&method=POST&user_id=u1', headers: admin })).json()
     expect(explained).toMatchObject({ route: 'movies', upstream: 'monolith', reason: 'writes', fallback: 'none' })
     expect(explained.why).toMatch(/writes of route "movies" go to legacy \(movies-migration-writes\)/)
   })
@@ -182,7 +182,7 @@ describe('the writer side', () => {
   it('is refused while a store has open replication conflicts, even forced', async () => {
     await forceWrites('legacy')
     target.conflicts = 2
-    await proxy.app.inject({ url: '/admin/routes/movies/writers', headers: admin })
+    await proxy.ops.inject({ url: '/admin/routes/movies/writers', headers: admin })
     const refused = await switchWrites({ side: 'target', reason: 'go', force: true })
     expect([refused.statusCode, refused.json().error]).toEqual([409, expect.stringMatching(/replication conflicts guard: 2 \(limit 0\)/)])
     expect((await stage()).writes).toBe('legacy')
@@ -213,8 +213,8 @@ describe('the writer side', () => {
   })
 
   it('answers 404 for an unknown route and 409 for a route without a target', async () => {
-    expect((await proxy.app.inject({ method: 'PUT', url: '/admin/routes/nope/writes', headers: admin, payload: { side: 'target', reason: 'x' } })).statusCode).toBe(404)
-    const plain = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/events/writes', headers: admin, payload: { side: 'target', reason: 'x' } })
+    expect((await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/nope/writes', headers: admin, payload: { side: 'target', reason: 'x' } })).statusCode).toBe(404)
+    const plain = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/events/writes', headers: admin, payload: { side: 'target', reason: 'x' } })
     expect([plain.statusCode, plain.json().code]).toEqual([409, 'CA_ERR_ROUTE_HAS_NO_TARGET'])
     expect((await switchWrites({ side: 'sideways', reason: 'x' })).statusCode).toBe(400)
   })
@@ -228,16 +228,16 @@ describe('read-your-writes', () => {
     expect((await call('POST', 'ryw-1')).headers['x-upstream']).toBe('movies-service')
     // The write is not on legacy yet: the legacy store lags.
     legacy.replication = { lag_seconds: 2, unpublished_changes: 0, unapplied_messages: 1 }
-    await proxy.app.inject({ url: '/admin/routes/movies/parity', headers: admin })
+    await proxy.ops.inject({ url: '/admin/routes/movies/parity', headers: admin })
     const read = await call('GET', 'ryw-1')
     expect([read.headers['x-upstream'], read.headers['x-route-reason']]).toEqual(['movies-service', 'read-your-writes'])
     expect((await call('GET', 'ryw-2')).headers['x-upstream']).toBe('monolith') // another client reads by the flag
     expect(await counter('proxy_read_your_writes_total')).toBe(before + 1)
-    const explained = (await proxy.app.inject({ url: '/admin/explain?path=/api/movies&user_id=ryw-1', headers: admin })).json()
+    const explained = (await proxy.ops.inject({ url: '/admin/explain?path=/api/movies&user_id=ryw-1', headers: admin })).json()
     expect(explained).toMatchObject({ upstream: 'movies-service', reason: 'read-your-writes' })
     // A parity check that started after the write finds nothing left to replicate: reads follow the flag again.
     legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
-    await proxy.app.inject({ url: '/admin/routes/movies/parity', headers: admin })
+    await proxy.ops.inject({ url: '/admin/routes/movies/parity', headers: admin })
     const after = await call('GET', 'ryw-1')
     expect([after.headers['x-upstream'], after.headers['x-route-reason']]).toEqual(['monolith', 'flag'])
   })
@@ -253,7 +253,7 @@ describe('two replicas sharing Redis and the flags file', () => {
     const replicas = await Promise.all([0, 1].map(() => startProxy(stubs, { ...env, MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: file }, { redis })))
     try {
       const [a, b] = replicas
-      expect((await a.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'target', reason: 'both replicas' } })).statusCode).toBe(200)
+      expect((await a.ops.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'target', reason: 'both replicas' } })).statusCode).toBe(200)
       const post = () => b.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'shared-1' }, payload: {} })
       await expect.poll(async () => (await post()).headers['x-upstream'], { timeout: 5_000 }).toBe('movies-service')
       legacy.replication = { lag_seconds: 2, unpublished_changes: 0, unapplied_messages: 1 }
@@ -264,7 +264,7 @@ describe('two replicas sharing Redis and the flags file', () => {
       expect(await redis.pttl(`${prefix}movies:shared-1`)).toBeGreaterThan(0) // the mark expires by itself
       // The next switch right after, through the other replica: the stores hand back.
       legacy.replication = { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }
-      const back = await b.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'legacy', reason: 'and back' } })
+      const back = await b.ops.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: admin, payload: { side: 'legacy', reason: 'and back' } })
       expect([back.statusCode, back.json().writes]).toEqual([200, 'legacy'])
       const write = await a.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'shared-3' }, payload: {} })
       expect(write.headers['x-upstream']).toBe('monolith')
@@ -279,15 +279,15 @@ describe('retirement', () => {
   it('needs reads at 100 % and writes on the target; then legacy is not used, not even as a fallback', async () => {
     await setReads(50)
     await forceWrites('target')
-    const early = await proxy.app.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'done' } })
+    const early = await proxy.ops.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'done' } })
     expect([early.statusCode, early.json().code]).toEqual([409, 'CA_ERR_STAGE_REFUSED'])
     expect(early.json().error).toMatch(/reads of route "movies" are at 50 %/)
     await setReads(100)
     target.records.pop()
-    const drift = await proxy.app.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'done' } })
+    const drift = await proxy.ops.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'done' } })
     expect(drift.json().error).toMatch(/parity drift guard: 1/)
     target.records = docs()
-    const retired = await proxy.app.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'catalog moved' } })
+    const retired = await proxy.ops.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'catalog moved' } })
     expect([retired.statusCode, retired.json().retired]).toEqual([200, true])
     expect((await ledger())[0]).toMatchObject({ stage: 'retire', actor: 'admin', reason: 'catalog moved', guard: { drift: 0 } })
     // The target fails: a read is not answered by legacy any more.

@@ -1,4 +1,5 @@
 // Builds the proxy in-process for tests, against stub upstreams, with a flags file of its own.
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,7 +10,8 @@ import { REPO_ROOT } from '../helpers/processes.ts'
 import { captureLogs, type CapturedLogs } from '../helpers/logs.ts'
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts'
 
-export const ADMIN_TOKEN = 'test-admin-token-0123456789'
+// Random per run: no token that anyone else knows, and the proxy refuses weak ones (proxy/config.ts).
+export const ADMIN_TOKEN = `test-${randomBytes(24).toString('base64url')}`
 
 /** Rollout percent per flag name; a bare number is the shipped movies-migration flag's. */
 export type Rollouts = number | Record<string, number>
@@ -54,7 +56,10 @@ export async function startStubs(): Promise<Stubs> {
 }
 
 export interface ProxyUnderTest {
+  /** The public listener's app: the routes, a bare /health and /ready. */
   app: FastifyInstance
+  /** The operators' listener's app: /admin, the console, /metrics, /documentation/json, the detailed /ready. */
+  ops: FastifyInstance
   logs: CapturedLogs
   flagsFile: string
   close(): Promise<void>
@@ -69,11 +74,14 @@ export async function startProxy(stubs: Stubs, env: Record<string, string> = {},
     FLAGS_FILE: flagsFile,
     ADMIN_TOKEN,
     RATE_LIMIT_MAX: '0', // the rate-limit tests set their own
+    ADMIN_AUTH_FAILURES_MAX: '100', // tests check many refusals from 127.0.0.1; the back-off has its own test
+    METRICS_MIN_INTERVAL_MS: '0', // tests read /metrics right after what they count; the cache has its own test
     ...env,
   })
   const logs = captureLogs()
-  const app = await buildApp(config, { logger: logs.logger, ...deps })
-  return { app, logs, flagsFile, close: () => app.close() }
+  const { app, ops } = await buildApp(config, { logger: logs.logger, ...deps })
+  // Closing the public app closes the operators' one too (proxy/app.ts).
+  return { app, ops, logs, flagsFile, close: () => app.close() }
 }
 
 export const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }

@@ -86,8 +86,8 @@ describe('two proxies sharing Redis', () => {
     proxies.push(p)
     return p
   }
-  const leaseHeld = async (p: ProxyUnderTest) => metric((await p.app.inject({ url: '/metrics' })).body, 'proxy_ramp_lease_held{route="movies"}') ?? 0
-  const view = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json()
+  const leaseHeld = async (p: ProxyUnderTest) => metric((await p.ops.inject({ url: '/metrics' })).body, 'proxy_ramp_lease_held{route="movies"}') ?? 0
+  const view = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json()
   const stored = async (keyPrefix: string) => JSON.parse((await redis.get(`${keyPrefix}movies:state`))!)
 
   it('exactly one drives the ramp; when it stops, the other takes over and drives on', async () => {
@@ -96,7 +96,7 @@ describe('two proxies sharing Redis', () => {
     const a = await replica(keyPrefix, flagsFile)
     const b = await replica(keyPrefix, flagsFile)
     // A step needs far more requests than come: the holder keeps pushing nextStepAt ("staying").
-    const put = await b.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [10, 100], intervalSeconds: 1, minRequests: 1_000_000 } })
+    const put = await b.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [10, 100], intervalSeconds: 1, minRequests: 1_000_000 } })
     expect(put.statusCode).toBe(200)
     await eventually('one replica holds the lease', async () => (await leaseHeld(a)) + (await leaseHeld(b)) === 1)
     const [holder, other] = (await leaseHeld(a)) === 1 ? [a, b] : [b, a]
@@ -117,7 +117,7 @@ describe('two proxies sharing Redis', () => {
     })
     expect(await view(other)).toMatchObject({ state: 'running', percent: 10 })
     // An admin action on the survivor still works.
-    const back = await other.app.inject({ method: 'POST', url: '/admin/routes/movies/rollback', headers: admin })
+    const back = await other.ops.inject({ method: 'POST', url: '/admin/routes/movies/rollback', headers: admin })
     expect(back.json()).toMatchObject({ state: 'rolled_back', percent: 0 })
   })
 
@@ -130,7 +130,7 @@ describe('two proxies sharing Redis', () => {
     const env = { FLAGS_FILE: flagsFile, RAMP_KEY_PREFIX: keyPrefix, RAMP_TICK_MS: '100', RAMP_LEASE_TTL_MS: '1500' }
     const a = await startProxy(stubs, env, { redis: own })
     proxies.push(a)
-    await a.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [10, 100], intervalSeconds: 1, minRequests: 1_000_000 } })
+    await a.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [10, 100], intervalSeconds: 1, minRequests: 1_000_000 } })
     await eventually('the first replica holds the lease', async () => (await leaseHeld(a)) === 1)
     const b = await replica(keyPrefix, flagsFile)
     const fenceA = (await redis.get(`${keyPrefix}movies:lease`))!.split(' ')[1]
@@ -146,13 +146,13 @@ describe('two proxies sharing Redis', () => {
   it('the ramp state is kept in Redis across a restart', async () => {
     const keyPrefix = newPrefix()
     const first = await replica(keyPrefix, flagsFileAt(0))
-    await first.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [25, 100], intervalSeconds: 3600, reason: 'kept in redis' } })
+    await first.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [25, 100], intervalSeconds: 3600, reason: 'kept in redis' } })
     await first.close()
     proxies.splice(proxies.indexOf(first), 1)
     // A new process with a flags file of its own: the ramp comes from Redis, not from a file.
     const second = await replica(keyPrefix, flagsFileAt(25))
     expect(await view(second)).toMatchObject({ state: 'running', percent: 25, startedBy: { reason: 'kept in redis' } })
-    expect((await second.app.inject({ method: 'POST', url: '/admin/routes/movies/ramp/pause', headers: admin })).json()).toMatchObject({ state: 'paused' })
+    expect((await second.ops.inject({ method: 'POST', url: '/admin/routes/movies/ramp/pause', headers: admin })).json()).toMatchObject({ state: 'paused' })
     expect((await stored(keyPrefix)).state).toBe('paused')
   })
 })

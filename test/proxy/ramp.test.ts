@@ -34,8 +34,8 @@ async function proxy(env: Record<string, string> = {}): Promise<ProxyUnderTest> 
   return p
 }
 
-const ramp = (p: ProxyUnderTest) => p.app.inject({ url: '/admin/routes/movies/ramp', headers: admin }).then((r) => r.json())
-const percentOf = (p: ProxyUnderTest) => p.app.inject({ url: '/admin/state', headers: admin }).then((r) => r.json().routes.find((x: { name: string }) => x.name === 'movies').percent)
+const ramp = (p: ProxyUnderTest) => p.ops.inject({ url: '/admin/routes/movies/ramp', headers: admin }).then((r) => r.json())
+const percentOf = (p: ProxyUnderTest) => p.ops.inject({ url: '/admin/state', headers: admin }).then((r) => r.json().routes.find((x: { name: string }) => x.name === 'movies').percent)
 let user = 0
 /** Client traffic on the split route until `done` holds (bounded). */
 async function trafficUntil(p: ProxyUnderTest, what: string, done: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
@@ -53,7 +53,7 @@ describe('guarded ramps (file mode)', () => {
   it('a ramp over a failing target goes back to 0 with the signal, its value and the limit', async () => {
     const p = await proxy({ FLAGS_FILE: flagsFileAt(0) })
     stubs.movies.mode = 'fail'
-    const put = await p.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [20, 50, 100], ...fastPlan, reason: 'movies v2' } })
+    const put = await p.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [20, 50, 100], ...fastPlan, reason: 'movies v2' } })
     expect(put.statusCode).toBe(200)
     expect(put.json()).toMatchObject({ state: 'running', percent: 20, step: 1, steps: [20, 50, 100] })
     expect(await percentOf(p)).toBe(20)
@@ -67,19 +67,19 @@ describe('guarded ramps (file mode)', () => {
     await eventually('the flag at 0', async () => (await percentOf(p)) === 0 && (await ramp(p)).pendingRollout === null)
     const flags = JSON.parse(readFileSync(p.flagsFile, 'utf8'))
     expect(flags.featureStrategies.find((s: { featureName: string }) => s.featureName === 'movies-migration').parameters.rollout).toBe('0')
-    const text = (await p.app.inject({ url: '/metrics' })).body
+    const text = (await p.ops.inject({ url: '/metrics' })).body
     expect(metric(text, 'proxy_ramp_rollbacks_total{route="movies",source="guard",signal="error_rate"}')).toBe(1)
     expect(metric(text, 'proxy_ramp_state{route="movies",state="rolled_back"}')).toBe(1)
     expect(metric(text, 'proxy_rollout_percent{route="movies"}')).toBe(0)
     expect(p.logs.lines.some((l) => l.msg === 'rollout changed by the ramp controller' && l.source === 'guard')).toBe(true)
-    const ledger = (await p.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+    const ledger = (await p.ops.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
     expect(ledger[0]).toMatchObject({ source: 'guard', from: 20, to: 0, reason: expect.stringMatching(/5xx rate/) })
   })
 
   it('a ramp over a healthy target completes at 100 %', async () => {
     const p = await proxy({ FLAGS_FILE: flagsFileAt(0) })
     const before = stubs.movies.received.length
-    await p.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [20, 60, 100], ...fastPlan } })
+    await p.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [20, 60, 100], ...fastPlan } })
     const seen = new Set<number>()
     await trafficUntil(p, 'the ramp completed', async () => {
       const view = await ramp(p)
@@ -90,13 +90,13 @@ describe('guarded ramps (file mode)', () => {
     expect([...seen].sort((a, b) => a - b)).toEqual([20, 60, 100])
     expect(await percentOf(p)).toBe(100)
     expect(stubs.movies.received.length).toBeGreaterThan(before)
-    const text = (await p.app.inject({ url: '/metrics' })).body
+    const text = (await p.ops.inject({ url: '/metrics' })).body
     expect(metric(text, 'proxy_guard_signal{route="movies",signal="target_requests"}')).toBeGreaterThan(0)
   })
 
   it('pause, resume and rollback; clear 400/404/409 answers', async () => {
     const p = await proxy({ FLAGS_FILE: flagsFileAt(0) })
-    const call = (method: 'GET' | 'PUT' | 'POST', url: string, payload?: object) => p.app.inject({ method, url, headers: admin, ...(payload ? { payload } : {}) })
+    const call = (method: 'GET' | 'PUT' | 'POST', url: string, payload?: object) => p.ops.inject({ method, url, headers: admin, ...(payload ? { payload } : {}) })
     for (const [payload, message] of [
       [{ steps: [25, 5] }, /strictly ascending/],
       [{ steps: [] }, /steps/],
@@ -116,7 +116,7 @@ describe('guarded ramps (file mode)', () => {
     expect((await call('GET', '/admin/routes/movies/ramp')).json().error).toMatch(/no ramp/)
     const noTarget = await call('PUT', '/admin/routes/events/ramp', { steps: [5] })
     expect([noTarget.statusCode, noTarget.json().error]).toEqual([409, expect.stringMatching(/no target/)])
-    expect((await p.app.inject({ url: '/admin/routes/movies/ramp' })).statusCode).toBe(401)
+    expect((await p.ops.inject({ url: '/admin/routes/movies/ramp' })).statusCode).toBe(401)
 
     expect((await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50], intervalSeconds: 1, minRequests: 1, maxErrorRatePercent: 100, maxLatencyRatio: 1000 })).statusCode).toBe(200)
     const again = await call('PUT', '/admin/routes/movies/ramp', { steps: [10, 50] })
@@ -171,12 +171,12 @@ describe('guarded ramps (file mode)', () => {
   it('a ramp survives a restart: its state is in the flags file directory', async () => {
     const flagsFile = flagsFileAt(0)
     const first = await startProxy(stubs, { ...FAST, FLAGS_FILE: flagsFile })
-    await first.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [15, 100], intervalSeconds: 3600, reason: 'slow one' } })
+    await first.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [15, 100], intervalSeconds: 3600, reason: 'slow one' } })
     const was = await ramp(first)
     await first.close()
     const second = await proxy({ FLAGS_FILE: flagsFile })
     expect(await ramp(second)).toMatchObject({ state: 'running', percent: 15, step: 1, nextStepAt: was.nextStepAt, startedBy: { actor: 'admin', reason: 'slow one' } })
     expect(await percentOf(second)).toBe(15)
-    expect((await second.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [50] } })).statusCode).toBe(409)
+    expect((await second.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: admin, payload: { steps: [50] } })).statusCode).toBe(409)
   })
 })

@@ -36,7 +36,7 @@ async function sidesOf(users: readonly string[]): Promise<Map<string, string>> {
 }
 
 async function setPercent(percent: number) {
-  const res = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent } })
+  const res = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent } })
   expect(res.statusCode).toBe(200)
   expect(res.json().percent).toBe(percent)
 }

@@ -64,7 +64,7 @@ afterAll(async () => {
   await database?.drop()
 })
 
-const state = async () => (await proxy.app.inject({ url: '/admin/state', headers: admin })).json()
+const state = async () => (await proxy.ops.inject({ url: '/admin/state', headers: admin })).json()
 const ids = Array.from({ length: 2_000 }, (_, i) => `unleash-user-${i}`)
 async function sides(): Promise<Map<string, string>> {
   const out = new Map<string, string>()
@@ -86,8 +86,8 @@ describe('flags from a real Unleash server', () => {
     at30 = await sides()
     expect(share(at30)).toBeGreaterThan(0.26)
     expect(share(at30)).toBeLessThan(0.34)
-    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_rollout_percent{route="movies",flag="movies-migration",source="unleash"}')).toBe(30)
-    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(1)
+    expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_rollout_percent{route="movies",flag="movies-migration",source="unleash"}')).toBe(30)
+    expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(1)
   })
 
   it('follows a rollout change made in Unleash, moving users only from legacy to the target', async () => {
@@ -101,7 +101,7 @@ describe('flags from a real Unleash server', () => {
   })
 
   it('refuses rollout changes through the proxy: they belong in Unleash', async () => {
-    const res = await proxy.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
+    const res = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
     expect(res.statusCode).toBe(409)
     expect(res.json().error).toMatch(/change the rollout of movies-migration in Unleash/)
   })
@@ -123,7 +123,7 @@ describe('rollout changes through the Unleash Admin API', () => {
     const replica = { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '2000', LEDGER_REDIS_KEY: ledgerKey, WRITES_FENCE_KEY_PREFIX: `${ledgerKey}:writes:` }
     writer = await startProxy(stubs, { ...replica, UNLEASH_ADMIN_TOKEN: ADMIN, ADMIN_TOKENS: `carol:${CAROL}` }, { redis })
     peer = await startProxy(stubs, replica, { redis })
-    for (const p of [writer, peer]) await eventually('the replicas to follow Unleash', async () => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
+    for (const p of [writer, peer]) await eventually('the replicas to follow Unleash', async () => (await p.ops.inject({ url: '/admin/state', headers: admin })).json().routes[0].source === 'unleash')
   })
   afterAll(async () => {
     await writer?.close()
@@ -133,14 +133,14 @@ describe('rollout changes through the Unleash Admin API', () => {
     redis?.disconnect()
   })
 
-  const percentIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent
+  const percentIn = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent
   const strategies = async () => (await unleashApi('GET', FEATURE)).environments.find((e: { name: string }) => e.name === 'development').strategies
-  const ledger = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+  const ledger = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
   const shape = (e: Record<string, unknown>) => ({ from: e.from, to: e.to, actor: e.actor, source: e.source, reason: e.reason })
 
   it('PUT rollout writes the flexibleRollout strategy in Unleash and applies at once', async () => {
     expect(await percentIn(writer)).toBe(60)
-    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: carol, payload: { percent: 45, reason: 'ramp by hand' } })
+    const res = await writer.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: carol, payload: { percent: 45, reason: 'ramp by hand' } })
     expect([res.statusCode, res.json().percent, res.json().source]).toEqual([200, 45, 'unleash'])
     // The proxy's own state moved with the answer, before any fetch.
     expect(await percentIn(writer)).toBe(45)
@@ -171,7 +171,7 @@ describe('rollout changes through the Unleash Admin API', () => {
 
   it('creates the strategy when the flag has none in the environment', async () => {
     await unleashApi('DELETE', `${FEATURE}/environments/development/strategies/${strategyId}`)
-    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60 } })
+    const res = await writer.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60 } })
     expect([res.statusCode, res.json().percent]).toEqual([200, 60])
     const [strategy, ...others] = await strategies()
     expect(others).toEqual([])
@@ -186,7 +186,7 @@ describe('rollout changes through the Unleash Admin API', () => {
   it('refuses (409) a flag that is more than a plain rollout, and changes nothing', async () => {
     const extra = (await unleashApi('POST', `${FEATURE}/environments/development/strategies`, { name: 'default', constraints: [], parameters: {} })).id
     try {
-      const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
+      const res = await writer.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 10 } })
       expect([res.statusCode, res.json().error]).toEqual([409, expect.stringMatching(/more than a plain rollout \(flexibleRollout, default\): change it in Unleash/)])
       expect((await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout).toBe('60')
     } finally {
@@ -201,7 +201,7 @@ describe('rollout changes through the Unleash Admin API', () => {
     ] as const) {
       const broken = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(0), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: CLIENT, UNLEASH_ADMIN_TOKEN: ADMIN, UNLEASH_TIMEOUT_MS: '2000', ...env })
       try {
-        const res = await broken.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
+        const res = await broken.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 5 } })
         expect([res.statusCode, res.json().error]).toEqual([502, expect.stringMatching(message)])
         expect((await ledger(broken))).toEqual([])
       } finally {
@@ -222,7 +222,7 @@ describe('rollout changes through the Unleash Admin API', () => {
       await eventually('the ramping proxy to follow Unleash', async () => (await percentIn(ramper)) === 60)
       const seen: string[] = []
       const rolloutInUnleash = async () => (await strategies()).find((s: { id: string }) => s.id === strategyId).parameters.rollout as string
-      const start = await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: carol, payload: { steps: [70, 90], intervalSeconds: 1, minRequests: 5, maxLatencyRatio: 1000, reason: 'movies v2 in Unleash' } })
+      const start = await ramper.ops.inject({ method: 'PUT', url: '/admin/routes/movies/ramp', headers: carol, payload: { steps: [70, 90], intervalSeconds: 1, minRequests: 5, maxLatencyRatio: 1000, reason: 'movies v2 in Unleash' } })
       expect([start.statusCode, start.json().state]).toEqual([200, 'running'])
       seen.push(await rolloutInUnleash())
       await eventually(
@@ -231,19 +231,19 @@ describe('rollout changes through the Unleash Admin API', () => {
           for (let i = 0; i < 10; i++) await ramper.app.inject({ url: '/api/movies', headers: { 'x-user-id': `unleash-ramp-${randomUUID()}` } })
           const current = await rolloutInUnleash()
           if (seen.at(-1) !== current) seen.push(current)
-          return (await ramper.app.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json().state === 'completed'
+          return (await ramper.ops.inject({ url: '/admin/routes/movies/ramp', headers: admin })).json().state === 'completed'
         },
         60_000,
       )
       // Every step went to Unleash (what its UI shows), in order.
       expect(seen).toEqual(['70', '90'])
-      const entries = (await ramper.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+      const entries = (await ramper.ops.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
       expect(entries.map(shape).slice(0, 2)).toEqual([
         { from: 70, to: 90, actor: 'ramp', source: 'ramp', reason: 'ramp step 2 of 2: the guard held at 70 %' },
         { from: 60, to: 70, actor: 'carol', source: 'admin', reason: 'ramp started: step 1 of 2 (movies v2 in Unleash)' },
       ])
     } finally {
-      await ramper.app.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60, reason: 'back where the next test expects it' } })
+      await ramper.ops.inject({ method: 'PUT', url: '/admin/routes/movies/rollout', headers: admin, payload: { percent: 60, reason: 'back where the next test expects it' } })
       await ramper.close()
     }
     for (const p of [proxy, writer, peer]) await eventually('the replicas to be back at 60 %', async () => (await percentIn(p)) === 60)
@@ -254,10 +254,10 @@ describe('rollout changes through the Unleash Admin API', () => {
     await unleashApi('POST', '/projects/default/features', { name: 'movies-migration-writes', type: 'release', description: 'movies route writer side: 100 % = target' })
     await unleashApi('POST', `${WRITES}/environments/development/strategies`, { ...rollout(0), parameters: { groupId: 'movies-migration-writes', rollout: '0', stickiness: 'default' } })
     await unleashApi('POST', `${WRITES}/environments/development/on`)
-    const writesIn = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().writes
+    const writesIn = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().writes
     for (const p of [writer, peer]) await eventually('the replicas to see the writer side in Unleash', async () => (await writesIn(p)) === 'legacy')
     // The stubs serve no parity digest: the guard cannot compare, so the switch is forced, with a reason.
-    const res = await writer.app.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: carol, payload: { side: 'target', reason: 'stubs: no parity', force: true } })
+    const res = await writer.ops.inject({ method: 'PUT', url: '/admin/routes/movies/writes', headers: carol, payload: { side: 'target', reason: 'stubs: no parity', force: true } })
     expect([res.statusCode, res.json().writes]).toEqual([200, 'target'])
     const strategy = (await unleashApi('GET', WRITES)).environments.find((e: { name: string }) => e.name === 'development').strategies[0]
     expect(strategy.parameters.rollout).toBe('100')
@@ -280,7 +280,7 @@ describe('Unleash going away', () => {
     await eventually('the proxy to notice Unleash is gone', async () => (await state()).flags.healthy === false)
     expect((await state()).routes[0]).toMatchObject({ percent: 60, source: 'unleash' })
     expect(await sides()).toEqual(before)
-    expect(metric((await proxy.app.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(0)
+    expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(0)
     expect((await proxy.app.inject('/ready')).statusCode).toBe(200)
     expect(proxy.logs.lines.some((l) => l.msg === 'Unleash unavailable' && l.keeping === 'last flags from Unleash')).toBe(true)
   })

@@ -58,7 +58,7 @@ describe('PROXY_WORKERS=2', () => {
 
     // Several scrapes on new connections land on both workers: each one is the total.
     for (let i = 0; i < 4; i++) {
-      const scrape = await getOnNewConnection(`${proxy.url}/metrics`)
+      const scrape = await getOnNewConnection(`${proxy.opsUrl}/metrics`)
       expect(scrape.status).toBe(200)
       expect(metric(scrape.body, 'proxy_requests_total{route="default",upstream="monolith",status_class="2xx"}')).toBe(requests)
       expect(metric(scrape.body, 'proxy_request_duration_seconds_count{route="default",upstream="monolith"}')).toBe(requests)

@@ -194,11 +194,11 @@ describe('catalog-db, kept in step with legacy-db through Kafka', () => {
       FLAGS_FILE: flagsFileAt(0),
       ADMIN_TOKEN,
     })
-    const res = await fetch(`${proxy.url}/admin/routes/movies/parity`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    const res = await fetch(`${proxy.opsUrl}/admin/routes/movies/parity`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     const body = await res.json()
     expect(res.status).toBe(200)
     expect(body, JSON.stringify(body).slice(0, 2000)).toMatchObject({ route: 'movies', available: true, drift: 0, legacy: { count: 425 }, target: { count: 425 }, missingOnLegacy: [], missingOnTarget: [], differing: [] })
-    const proxyMetrics = await (await fetch(`${proxy.url}/metrics`)).text()
+    const proxyMetrics = await (await fetch(`${proxy.opsUrl}/metrics`)).text()
     expect(metric(proxyMetrics, 'migration_data_drift{route="movies"}')).toBe(0)
     expect(metric(proxyMetrics, 'migration_replication_lag_seconds{route="movies"}')).toBeGreaterThanOrEqual(0)
   })

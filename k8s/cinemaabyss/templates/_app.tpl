@@ -5,6 +5,7 @@ One application service: Deployment + Service.
 secretEnv entries: "NAME" (from the Secret key NAME) or "NAME:KEY" (from the Secret key KEY).
 Optional "files" (dict "configMap" "proxy-routes" "mountPath" "/etc/cinemaabyss/proxy"): a
 ConfigMap mounted read-only as files.
+Optional "opsPort": a second port, named ops (the proxy's operators' listener), where /metrics is.
 */}}
 {{- define "cinemaabyss.app" -}}
 {{- $root := .root -}}
@@ -44,7 +45,7 @@ spec:
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
         checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
         prometheus.io/scrape: "true"
-        prometheus.io/port: {{ $svc.port | quote }}
+        prometheus.io/port: {{ .opsPort | default $svc.port | quote }}
         prometheus.io/path: /metrics
     spec:
       {{- with $root.Values.imagePullSecrets }}
@@ -65,6 +66,11 @@ spec:
             - name: http
               containerPort: {{ $svc.port }}
               protocol: TCP
+            {{- with .opsPort }}
+            - name: ops
+              containerPort: {{ . }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             - configMapRef:
                 name: {{ .config }}
@@ -130,4 +136,11 @@ spec:
       targetPort: http
       protocol: TCP
       appProtocol: http
+    {{- with .opsPort }}
+    - name: ops
+      port: {{ . }}
+      targetPort: ops
+      protocol: TCP
+      appProtocol: http
+    {{- end }}
 {{- end }}

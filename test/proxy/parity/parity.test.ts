@@ -45,10 +45,10 @@ afterAll(async () => {
 })
 
 const parity = async (route = 'movies') => {
-  const res = await proxy.app.inject({ method: 'GET', url: `/admin/routes/${route}/parity`, headers: admin })
+  const res = await proxy.ops.inject({ method: 'GET', url: `/admin/routes/${route}/parity`, headers: admin })
   return { status: res.statusCode, body: res.json() }
 }
-const gauge = async (name: string) => metric((await proxy.app.inject({ method: 'GET', url: '/metrics' })).body, `${name}{route="movies"}`)
+const gauge = async (name: string) => metric((await proxy.ops.inject({ method: 'GET', url: '/metrics' })).body, `${name}{route="movies"}`)
 
 describe('GET /admin/routes/:name/parity', () => {
   it('two equal stores: drift 0, both counts, the larger lag; the gauges say so', async () => {
@@ -59,9 +59,9 @@ describe('GET /admin/routes/:name/parity', () => {
     expect(await gauge('migration_data_drift')).toBe(0)
     expect(await gauge('migration_replication_lag_seconds')).toBe(2)
     // ?cached=true answers the last check without comparing again.
-    const cached = await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=true', headers: admin })
+    const cached = await proxy.ops.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=true', headers: admin })
     expect([cached.statusCode, cached.json().checkedAt]).toEqual([200, body.checkedAt])
-    expect((await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=yes', headers: admin })).statusCode).toBe(400)
+    expect((await proxy.ops.inject({ method: 'GET', url: '/admin/routes/movies/parity?cached=yes', headers: admin })).statusCode).toBe(400)
     expect(await gauge('migration_parity_check_ok')).toBe(1)
   })
 
@@ -115,7 +115,7 @@ describe('GET /admin/routes/:name/parity', () => {
   })
 
   it('needs the admin token', async () => {
-    const res = await proxy.app.inject({ method: 'GET', url: '/admin/routes/movies/parity' })
+    const res = await proxy.ops.inject({ method: 'GET', url: '/admin/routes/movies/parity' })
     expect(res.statusCode).toBe(401)
   })
 })

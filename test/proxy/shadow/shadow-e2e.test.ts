@@ -18,11 +18,13 @@ beforeAll(async () => {
 afterAll(() => stack?.stop())
 
 const url = (path: string) => `${stack.proxy.url}${path}`
-const diffs = async () => (await fetch(url('/admin/routes/movies/diffs'), { headers: auth })).json()
+/** The operators' listener: the admin API and /metrics. */
+const ops = (path: string) => `${stack.proxy.opsUrl}${path}`
+const diffs = async () => (await fetch(ops('/admin/routes/movies/diffs'), { headers: auth })).json()
 
 describe('shadowing GET /api/movies between the monolith and movies-service', () => {
   it('finds the two implementations answering the same, both ways round', async () => {
-    const on = await fetch(url('/admin/routes/movies/shadow'), { method: 'PUT', headers: auth, body: JSON.stringify({ percent: 100 }) })
+    const on = await fetch(ops('/admin/routes/movies/shadow'), { method: 'PUT', headers: auth, body: JSON.stringify({ percent: 100 }) })
     expect(on.status).toBe(200)
     const paths = ['/api/movies', '/api/movies?id=1', '/api/movies?id=3', '/api/movies?id=999999', '/api/movies?id=abc']
     const upstreams = new Set<string>()
@@ -44,13 +46,13 @@ describe('shadowing GET /api/movies between the monolith and movies-service', ()
     const report = await diffs()
     expect(report.mismatches).toEqual([])
     expect(report.counts).toEqual({ match: requests, mismatch: 0, error: 0, dropped: 0 })
-    const text = await (await fetch(url('/metrics'))).text()
+    const text = await (await fetch(ops('/metrics'))).text()
     expect(metric(text, 'proxy_shadow_comparisons_total{route="movies",outcome="match"}')).toBe(requests)
   })
 
   it('a guarded ramp over the matching movies-service completes, judged on real traffic and the shadow comparison', async () => {
-    const ramp = async () => (await fetch(url('/admin/routes/movies/ramp'), { headers: auth })).json()
-    const start = await fetch(url('/admin/routes/movies/ramp'), {
+    const ramp = async () => (await fetch(ops('/admin/routes/movies/ramp'), { headers: auth })).json()
+    const start = await fetch(ops('/admin/routes/movies/ramp'), {
       method: 'PUT',
       headers: auth,
       body: JSON.stringify({ steps: [75, 100], intervalSeconds: 1, minRequests: 10, maxMismatchRatePercent: 0.5, maxLatencyRatio: 20, reason: 'movies-service matches the monolith' }),
@@ -67,13 +69,13 @@ describe('shadowing GET /api/movies between the monolith and movies-service', ()
     )
     expect(await ramp()).toMatchObject({ state: 'completed', percent: 100 })
     expect((await diffs()).counts.mismatch).toBe(0)
-    const ledger = (await (await fetch(url('/admin/ledger?route=movies'), { headers: auth })).json()).entries
+    const ledger = (await (await fetch(ops('/admin/ledger?route=movies'), { headers: auth })).json()).entries
     expect(ledger.slice(0, 2).map((e: { source: string; from: number; to: number }) => [e.source, e.from, e.to])).toEqual([
       ['ramp', 75, 100],
       ['admin', 50, 75],
     ])
     // Back to 50 % for the next test.
-    const back = await fetch(url('/admin/routes/movies/rollout'), { method: 'PUT', headers: auth, body: JSON.stringify({ percent: 50, reason: 'next test' }) })
+    const back = await fetch(ops('/admin/routes/movies/rollout'), { method: 'PUT', headers: auth, body: JSON.stringify({ percent: 50, reason: 'next test' }) })
     expect(back.status).toBe(200)
   })
 

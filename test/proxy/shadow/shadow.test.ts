@@ -112,8 +112,8 @@ async function start(opts: { rollout?: number; shadow?: Record<string, unknown>;
 }
 
 const get = (p: ProxyUnderTest, url: string, headers: Record<string, string> = {}) => p.app.inject({ method: 'GET', url, headers: { 'x-user-id': 'viewer-1', ...headers } })
-const diffs = async (p: ProxyUnderTest, route = 'movies') => (await p.app.inject({ method: 'GET', url: `/admin/routes/${route}/diffs`, headers: admin })).json()
-const putShadow = (p: ProxyUnderTest, body: unknown, route = 'movies') => p.app.inject({ method: 'PUT', url: `/admin/routes/${route}/shadow`, headers: admin, payload: body as object })
+const diffs = async (p: ProxyUnderTest, route = 'movies') => (await p.ops.inject({ method: 'GET', url: `/admin/routes/${route}/diffs`, headers: admin })).json()
+const putShadow = (p: ProxyUnderTest, body: unknown, route = 'movies') => p.ops.inject({ method: 'PUT', url: `/admin/routes/${route}/shadow`, headers: admin, payload: body as object })
 const settled = (p: ProxyUnderTest, n: number) =>
   eventually(`${n} shadow outcomes`, async () => {
     const { counts, notCompared } = await diffs(p)
@@ -142,7 +142,7 @@ describe('shadow comparison', () => {
       target: { upstream: 'movies-service', status: 200 },
       differences: [{ path: '$.items[0].title', legacy: 'Movie 40', target: 'Another title' }],
     })
-    const text = (await p.app.inject({ url: '/metrics' })).body
+    const text = (await p.ops.inject({ url: '/metrics' })).body
     expect(metric(text, 'proxy_shadow_comparisons_total{route="movies",outcome="match"}')).toBe(30)
     expect(metric(text, 'proxy_shadow_comparisons_total{route="movies",outcome="mismatch"}')).toBe(10)
   })
@@ -279,7 +279,7 @@ describe('shadow comparison', () => {
     await get(p, '/api/movies?n=11')
     await settled(p, 11)
     expect((await diffs(p)).counts.match).toBe(1)
-    const text = (await p.app.inject({ url: '/metrics' })).body
+    const text = (await p.ops.inject({ url: '/metrics' })).body
     expect(metric(text, 'proxy_shadow_comparisons_total{route="movies",outcome="dropped"}')).toBe(8)
   })
 
@@ -366,12 +366,12 @@ describe('shadow admin endpoints', () => {
       expect([res.statusCode, res.json().error], JSON.stringify(body)).toEqual([status, expect.stringMatching(message)])
     }
     expect((await putShadow(p, { percent: 10 }, 'nope')).statusCode).toBe(404)
-    expect((await p.app.inject({ url: '/admin/routes/nope/diffs', headers: admin })).statusCode).toBe(404)
+    expect((await p.ops.inject({ url: '/admin/routes/nope/diffs', headers: admin })).statusCode).toBe(404)
     const noTarget = await putShadow(p, { percent: 10 }, 'events')
     expect([noTarget.statusCode, noTarget.json().error]).toEqual([409, 'route "events" has no target: there is nothing to compare with'])
-    expect((await p.app.inject({ url: '/admin/routes/events/diffs', headers: admin })).statusCode).toBe(409)
-    expect((await p.app.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', payload: { percent: 10 } })).statusCode).toBe(401)
-    expect((await p.app.inject({ url: '/admin/routes/movies/diffs' })).statusCode).toBe(401)
+    expect((await p.ops.inject({ url: '/admin/routes/events/diffs', headers: admin })).statusCode).toBe(409)
+    expect((await p.ops.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', payload: { percent: 10 } })).statusCode).toBe(401)
+    expect((await p.ops.inject({ url: '/admin/routes/movies/diffs' })).statusCode).toBe(401)
     // Nothing was changed by the refused calls.
     expect((await diffs(p)).shadow.percent).toBe(0)
   })
