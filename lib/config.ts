@@ -199,9 +199,23 @@ export function envVarNames(spec: EnvSpec): string[] {
   return Object.values(spec).flatMap((f) => f.names)
 }
 
+const MIN_INTERNAL_TOKEN = 24
+
+/** INTERNAL_TOKEN: long enough to be a secret; never echoed. */
+const internalTokenEnv: EnvField<string | undefined> = field(
+  'INTERNAL_TOKEN',
+  "shared secret of the proxy's calls to the services' /internal/* endpoints (header X-Internal-Token; lib/http/internal-auth.ts), at least 24 characters; the same value on the proxy and every service. Unset = /internal answers loopback clients only",
+  (raw, name) => {
+    if (raw === undefined || raw === '') return undefined
+    if (raw.length < MIN_INTERNAL_TOKEN) throw new ConfigError(`${name} must be at least ${MIN_INTERNAL_TOKEN} characters (e.g. openssl rand -hex 32)`)
+    return raw
+  },
+)
+
 /** Variables every HTTP service reads besides its PORT. */
 export const serverEnv = {
   host: env.string('HOST', '0.0.0.0', 'interface to listen on'),
+  internalToken: internalTokenEnv,
   logLevel: env.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
   bodyLimitBytes: env.int('BODY_LIMIT_BYTES', 1_048_576, { min: 1, description: 'largest accepted request body; larger answers 413' }),
   shutdownTimeoutMs: env.int('SHUTDOWN_TIMEOUT_MS', 10_000, { min: 0, description: 'how long in-flight requests may take to finish on SIGTERM' }),

@@ -88,7 +88,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const { changeRollout } = rolloutChanges
 
   // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
-  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
+  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger, internalToken: config.internalToken })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
   const writesFence = createWritesFence(
     // The new side stays in the fence until every replica has seen the flag (a file is seen at once, Unleash on its next fetch).
@@ -143,6 +143,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
     tracing: deps.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     errorCodes: true,
+    // The proxy sends INTERNAL_TOKEN (parity calls); its own /internal answers 404 (edge/internal-namespace.ts).
+    guardInternal: false,
     accessLog: !off.has('access-log'),
     requestIds: !off.has('request-id'),
     api: { title: 'CinemaAbyss proxy', description: 'The strangler-fig edge: its own health, metrics and admin API; every /api/* request is forwarded to the monolith or an extracted service (see their documents).' },
