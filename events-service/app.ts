@@ -28,7 +28,7 @@ export interface EventsServiceDeps {
 
 export function buildApp(config: EventsServiceConfig, deps: EventsServiceDeps): FastifyInstance {
   const { logger } = deps
-  const app = createHttpApp({ logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, api: { title: 'CinemaAbyss events-service', description: 'Movie, user and payment events published to Kafka.' } })
+  const app = createHttpApp({ logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, internalToken: config.internalToken, api: { title: 'CinemaAbyss events-service', description: 'Movie, user and payment events published to Kafka.' } })
   const kafka = deps.kafka ?? kafkaClientFromConfig(config, config.kafkaClientId, logger)
   const metrics = createMetrics()
   const topics = eventTopicsFromConfig(kafka, config, logger)

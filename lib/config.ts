@@ -7,6 +7,8 @@
 // A bad value fails at start with every offending variable named. ENV_VARS is the list the
 // deployment tests compare docker-compose and the Helm chart against.
 
+import { readFileSync } from 'node:fs'
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }
@@ -18,6 +20,12 @@ export interface EnvField<T> {
   names: readonly string[]
   description: string
   parse(raw: string | undefined, name: string): T
+  /**
+   * A value made of several variables that are only meaningful together (e.g. a SASL
+   * mechanism and its credentials): when present, parseEnv hands it every one of `names`
+   * (here not aliases but parts) and calls it instead of parse.
+   */
+  parseGroup?(values: Readonly<Record<string, string | undefined>>): T
 }
 
 type Names = string | readonly string[]
@@ -114,7 +122,31 @@ export const env = {
   },
 }
 
-function parseBool(raw: string, name: string): boolean {
+/**
+ * Several variables parsed together (see EnvField.parseGroup); `parse` names the variable at
+ * fault in each ConfigError it throws.
+ */
+export function envGroup<T>(names: readonly string[], description: string, parse: (values: Readonly<Record<string, string | undefined>>) => T): EnvField<T> {
+  return {
+    names,
+    description,
+    parse: () => {
+      throw new Error('a group is parsed by parseGroup')
+    },
+    parseGroup: parse,
+  }
+}
+
+/** The text of a file a variable names (a CA bundle, ...), or a ConfigError naming the variable. */
+export function readConfigFile(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`${name}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`)
+  }
+}
+
+export function parseBool(raw: string, name: string): boolean {
   const v = raw.trim().toLowerCase()
   if (['true', '1', 'yes', 'on'].includes(v)) return true
   if (['false', '0', 'no', 'off'].includes(v)) return false
@@ -142,6 +174,15 @@ export function parseEnv<S extends EnvSpec>(spec: S, source: Source = process.en
   const out: Record<string, unknown> = {}
   const problems: string[] = []
   for (const [key, f] of Object.entries(spec)) {
+    if (f.parseGroup) {
+      const values = Object.fromEntries(f.names.map((n) => [n, source[n] === '' ? undefined : source[n]]))
+      try {
+        out[key] = f.parseGroup(values)
+      } catch (error) {
+        problems.push(error instanceof Error ? error.message : String(error))
+      }
+      continue
+    }
     const name = f.names.find((n) => source[n] !== undefined && source[n] !== '') ?? f.names[0]
     try {
       out[key] = f.parse(source[name], name)
@@ -158,9 +199,23 @@ export function envVarNames(spec: EnvSpec): string[] {
   return Object.values(spec).flatMap((f) => f.names)
 }
 
+const MIN_INTERNAL_TOKEN = 24
+
+/** INTERNAL_TOKEN: long enough to be a secret; never echoed. */
+const internalTokenEnv: EnvField<string | undefined> = field(
+  'INTERNAL_TOKEN',
+  "shared secret of the proxy's calls to the services' /internal/* endpoints (header X-Internal-Token; lib/http/internal-auth.ts), at least 24 characters; the same value on the proxy and every service. Unset = /internal answers loopback clients only",
+  (raw, name) => {
+    if (raw === undefined || raw === '') return undefined
+    if (raw.length < MIN_INTERNAL_TOKEN) throw new ConfigError(`${name} must be at least ${MIN_INTERNAL_TOKEN} characters (e.g. openssl rand -hex 32)`)
+    return raw
+  },
+)
+
 /** Variables every HTTP service reads besides its PORT. */
 export const serverEnv = {
   host: env.string('HOST', '0.0.0.0', 'interface to listen on'),
+  internalToken: internalTokenEnv,
   logLevel: env.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level'),
   bodyLimitBytes: env.int('BODY_LIMIT_BYTES', 1_048_576, { min: 1, description: 'largest accepted request body; larger answers 413' }),
   shutdownTimeoutMs: env.int('SHUTDOWN_TIMEOUT_MS', 10_000, { min: 0, description: 'how long in-flight requests may take to finish on SIGTERM' }),

@@ -29,6 +29,7 @@ export const errors = {
   INTERNAL: define<[]>('INTERNAL', 500, 'internal server error'),
   QUERY_NOT_INTEGER: define<[param: string]>('QUERY_NOT_INTEGER', 400, '%s must be an integer'),
   QUERY_OUT_OF_RANGE: define<[param: string, min: number, max: number]>('QUERY_OUT_OF_RANGE', 400, '%s must be an integer between %d and %d'),
+  INTERNAL_UNAUTHORIZED: define<[]>('INTERNAL_UNAUTHORIZED', 401, 'this endpoint answers the edge proxy only (X-Internal-Token)'),
   CONTRACT_RULE_BROKEN: define<[message: string, rule: string]>('CONTRACT_RULE_BROKEN', 400, '%s (rule %s)'),
 
   // Services with a database (mapped by lib/db/http-errors.ts)

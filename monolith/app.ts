@@ -31,9 +31,9 @@ export interface MonolithDeps {
   outbox?: Pick<OutboxDeps, 'kafka' | 'wakeups' | 'relayDb' | 'relay'>
 }
 
-export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig> & Partial<Pick<MonolithConfig, 'disabledDomains'>>, deps: MonolithDeps): FastifyInstance {
+export function buildApp(config: Pick<MonolithConfig, 'bodyLimitBytes' | 'enforceRules' | keyof OutboxConfig> & Partial<Pick<MonolithConfig, 'disabledDomains' | 'internalToken'>>, deps: MonolithDeps): FastifyInstance {
   const moviesOff = config.disabledDomains?.includes('movies') === true
-  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
+  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, internalToken: config.internalToken, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss monolith', description: 'The port of the legacy monolith: users, movies, payments, subscriptions.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'monolith', enforce: config.enforceRules, registry })

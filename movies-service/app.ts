@@ -33,10 +33,10 @@ export interface MoviesServiceDeps {
 }
 
 export function buildApp(
-  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig>,
+  config: Pick<MoviesServiceConfig, 'bodyLimitBytes' | 'cacheTtlSeconds' | 'enforceRules' | keyof OutboxConfig> & Partial<Pick<MoviesServiceConfig, 'internalToken'>>,
   deps: MoviesServiceDeps,
 ): FastifyInstance {
-  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
+  const app = createHttpApp({ logger: deps.logger, tracing: deps.tracing, bodyLimitBytes: config.bodyLimitBytes, internalToken: config.internalToken, formats: contractFormats, errorMappers: [databaseErrors], api: { title: 'CinemaAbyss movies-service', description: 'The movie catalogue extracted from the monolith, same contract.' } })
   parseAnyContentTypeAsJson(app)
   const registry = new Registry()
   const rules = createContractRules({ service: 'movies-service', enforce: config.enforceRules, registry })

@@ -96,7 +96,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   const { changeRollout } = rolloutChanges
 
   // Data parity of split routes with two stores: periodic checks and the migration_* gauges.
-  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger })
+  const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger, internalToken: config.internalToken })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
   // Who writes a route whose stores decide it: each replica keeps them in view and asks for the handover the flags want.
   const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000) })
@@ -148,6 +148,8 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
     tracing: deps.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     errorCodes: true,
+    // The proxy sends INTERNAL_TOKEN (parity calls); its own /internal answers 404 (edge/internal-namespace.ts).
+    guardInternal: false,
     accessLog: !off.has('access-log'),
     requestIds: !off.has('request-id'),
     // The document lists every admin path: it is the operators' listener's (ops-app.ts).

@@ -39,6 +39,19 @@ export interface KafkaOptions {
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
   /** Called as each start-up step happens (npm start prints them). */
   onProgress?: (event: KafkaProgress) => void
+  /**
+   * A second listener, SASL_PLAINTEXT with SCRAM-SHA-256/512, on its own free port: these
+   * users are created when a new data dir is formatted (`--add-scram`). The PLAINTEXT listener
+   * stays (the launcher's own probe and the broker-to-itself traffic use it).
+   */
+  sasl?: { users: KafkaScramUser[] }
+}
+
+export interface KafkaScramUser {
+  name: string
+  password: string
+  /** Default SCRAM-SHA-512. */
+  mechanism?: 'SCRAM-SHA-256' | 'SCRAM-SHA-512'
 }
 
 /** The start-up steps, as they happen: the jar cache, then the broker. */
@@ -52,6 +65,8 @@ export type KafkaProgress =
 export interface RunningKafka {
   brokers: string[]
   port: number
+  /** The SASL_PLAINTEXT (SCRAM) listener's bootstrap servers when options.sasl was given, else []. */
+  saslBrokers: string[]
   dataDir: string
   logFile: string
   /** The broker JVM's pid (changes on restart()). */
@@ -180,17 +195,27 @@ async function assertPortFree(port: number): Promise<void> {
   }
 }
 
-function serverProperties(o: { port: number; controllerPort: number; logDirs: string }): string {
+const SCRAM_LOGIN = 'org.apache.kafka.common.security.scram.ScramLoginModule required;'
+
+function serverProperties(o: { port: number; controllerPort: number; saslPort?: number; logDirs: string }): string {
+  const sasl = o.saslPort ? `,SASL_PLAINTEXT://127.0.0.1:${o.saslPort}` : ''
+  const saslSettings = o.saslPort
+    ? `# Clients on the SASL_PLAINTEXT listener authenticate with SCRAM (users created at format time).
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${SCRAM_LOGIN}
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${SCRAM_LOGIN}
+`
+    : ''
   return `# Written by dev/kafka/launcher.ts on every start: a single-node dev cluster, not for production.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${o.controllerPort}
-listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}
-advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}
+listeners=PLAINTEXT://127.0.0.1:${o.port}${sasl},CONTROLLER://127.0.0.1:${o.controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${sasl}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=${o.logDirs}
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.saslPort ? ',SASL_PLAINTEXT:SASL_PLAINTEXT' : ''}
+${saslSettings}log.dirs=${o.logDirs}
 # One replica of everything: there is one broker.
 num.partitions=1
 default.replication.factor=1
@@ -237,6 +262,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const port = options.port || (await freePort())
   await assertPortFree(port)
   const controllerPort = await freePort()
+  const saslPort = options.sasl ? await freePort() : undefined
   const dataDir = resolve(options.dataDir ?? mkdtempSync(join(tmpdir(), 'kafka-dev-')))
   const logsDir = join(dataDir, 'logs')
   const logFile = resolve(options.logFile ?? join(logsDir, 'server.log'))
@@ -245,7 +271,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   const log4jFile = join(dataDir, 'log4j.properties')
   mkdirSync(logsDir, { recursive: true })
   mkdirSync(dirname(logFile), { recursive: true })
-  writeFileSync(configFile, serverProperties({ port, controllerPort, logDirs }))
+  writeFileSync(configFile, serverProperties({ port, controllerPort, saslPort, logDirs }))
   writeFileSync(log4jFile, LOG4J)
   const jvm = [`-Xmx${options.heap ?? '512m'}`, '-XX:+ExitOnOutOfMemoryError', '-Djava.awt.headless=true',
     `-Dlog4j.configuration=file:${log4jFile}`, `-Dkafka.logs.dir=${logsDir}`, '-cp', join(libs, '*')]
@@ -258,7 +284,8 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
     let clusterId: string
     do clusterId = randomBytes(16).toString('base64url')
     while (clusterId.startsWith('-'))
-    const out = await run(java, [...jvm, 'kafka.tools.StorageTool', 'format', '--config', configFile, '--cluster-id', clusterId], 60_000)
+    const scram = (options.sasl?.users ?? []).flatMap((u) => ['--add-scram', `${u.mechanism ?? 'SCRAM-SHA-512'}=[name=${u.name},password=${u.password}]`])
+    const out = await run(java, [...jvm, 'kafka.tools.StorageTool', 'format', '--config', configFile, '--cluster-id', clusterId, ...scram], 60_000)
     if (out.code !== 0) throw new KafkaLaunchError(`Formatting Kafka storage in ${logDirs} failed:\n${tail(out.output, 20)}`)
   }
 
@@ -308,6 +335,7 @@ export async function startKafka(options: KafkaOptions = {}): Promise<RunningKaf
   return {
     brokers: [`127.0.0.1:${port}`],
     port,
+    saslBrokers: saslPort ? [`127.0.0.1:${saslPort}`] : [],
     dataDir,
     logFile,
     get pid() {

@@ -36,12 +36,16 @@ const progress = createProgress()
 const loggerFor = (name: string) => createLogger({ level: config.logLevel, name })
 const pieces: Array<Piece<unknown>> = []
 const apps: FastifyInstance[] = []
+// One INTERNAL_TOKEN for every process of this stack (the user's, else a new one): the proxy's
+// parity calls carry it and the services' /internal answers nothing else (lib/http/internal-auth.ts).
+const internalToken = process.env.INTERNAL_TOKEN || randomBytes(32).toString('hex')
 // Service env: what the user set (so any tuning variable still works), with ports and URLs of this stack on top.
 const serviceEnv = (port: number, extra: Record<string, string | undefined> = {}) => ({
   ...process.env,
   PORT: String(port),
   HOST: config.host,
   LOG_LEVEL: config.logLevel,
+  INTERNAL_TOKEN: internalToken,
   ...extra,
 })
 

@@ -10,6 +10,7 @@ import type { ErrorMapper } from '../errors.ts'
 import { lazyChildLogger, preparedInfo, type LineFields, type Logger } from '../logger.ts'
 import type { Tracing } from '../tracing/tracing.ts'
 import { registerErrorHandlers } from './errors.ts'
+import { internalOnly } from './internal-auth.ts'
 
 export interface HttpAppOptions {
   logger: Logger
@@ -34,6 +35,13 @@ export interface HttpAppOptions {
   accessLog?: boolean
   /** X-Request-Id taken from the client or made, and sent back (default true; else Fastify's own counter ids, no header). */
   requestIds?: boolean
+  /**
+   * INTERNAL_TOKEN: routes under /internal answer only calls carrying it (lib/http/internal-auth.ts);
+   * unset = only loopback clients.
+   */
+  internalToken?: string
+  /** false = no /internal guard (the edge proxy: its /internal namespace answers 404 to everyone). */
+  guardInternal?: boolean
 }
 
 export interface ServerSettings extends Pick<FastifyServerOptions, 'requestTimeout' | 'keepAliveTimeout' | 'trustProxy'> {
@@ -101,6 +109,8 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     })
   }
   registerErrorHandlers(app, options.errorMappers, options.errorCodes ?? false)
+  // Before any route: its onRoute hook guards every /internal route registered later.
+  if (options.guardInternal !== false) internalOnly(app, options.internalToken)
   if (options.openApi === false) return app
   // Registered before any route, so that its onRoute hook sees them all.
   app.register(fastifySwagger, {

@@ -1,6 +1,7 @@
 // The kafkajs client of the service, logging through pino instead of console.
-import { Kafka, logLevel, type LogEntry } from 'kafkajs'
+import { Kafka, logLevel, type LogEntry, type SASLOptions } from 'kafkajs'
 import type { Logger } from '../logger.ts'
+import type { KafkaSecurity } from './config.ts'
 
 const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG } as const
 
@@ -24,6 +25,8 @@ export interface KafkaClientOptions {
   /** Bound on one broker request; the publisher also races every send against its own timer. */
   requestTimeoutMs: number
   logLevel: keyof typeof LEVELS
+  /** SASL and TLS (lib/kafka/config.ts, kafkaSecurityEnv); plaintext without authentication when absent. */
+  security?: KafkaSecurity
 }
 
 export function createKafkaClient(options: KafkaClientOptions, logger: Logger): Kafka {
@@ -33,6 +36,9 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
     brokers: options.brokers,
     connectionTimeout: options.connectionTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
+    ssl: options.security?.ssl || undefined,
+    // One object per mechanism in kafkajs's types; ours is checked against the same list.
+    sasl: options.security?.sasl as SASLOptions | undefined,
     // Admin and consumer calls: a few quick retries, then the caller's own retry loop takes over.
     retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2_000 },
     logLevel: LEVELS[options.logLevel],
@@ -58,7 +64,7 @@ export function createKafkaClient(options: KafkaClientOptions, logger: Logger): 
 
 /** The client of a service, from its kafkaEnv settings (lib/kafka/config.ts) and its brokers. */
 export function kafkaClientFromConfig(
-  config: { kafkaBrokers: string[]; connectionTimeoutMs: number; sendTimeoutMs: number; kafkaLogLevel: KafkaClientOptions['logLevel'] },
+  config: { kafkaBrokers: string[]; connectionTimeoutMs: number; sendTimeoutMs: number; kafkaLogLevel: KafkaClientOptions['logLevel']; kafkaSecurity?: KafkaSecurity },
   clientId: string,
   logger: Logger,
 ): Kafka {
@@ -69,6 +75,7 @@ export function kafkaClientFromConfig(
       connectionTimeoutMs: config.connectionTimeoutMs,
       requestTimeoutMs: config.sendTimeoutMs,
       logLevel: config.kafkaLogLevel,
+      security: config.kafkaSecurity,
     },
     logger,
   )

@@ -352,11 +352,13 @@ describe('client identity (proxy.trustProxy) and the NetworkPolicy', () => {
   it('trusts nobody and renders no NetworkPolicy with trustProxy=false; addresses/CIDRs pass through', () => {
     const off = renderChart(['--set', 'proxy.trustProxy=false'])
     expect(proxyConfig(off).TRUST_PROXY).toBe('false')
-    expect(off.map((o) => o.kind)).not.toContain('NetworkPolicy')
+    // No Ingress-only policy; the default-deny set lets anyone reach the proxy port instead.
+    expect(byKind(off, 'NetworkPolicy').map((o) => o.metadata.name)).not.toContain('proxy-service-ingress-only')
+    expect(find(off, 'NetworkPolicy', 'proxy-service-from-callers').spec.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8000 }] }])
     const cidrs = renderChart(['--set-string', 'proxy.trustProxy=10.0.0.0/8\\,192.168.0.0/16', '--set', 'proxy.networkPolicy.ingressControllerNamespace=istio-system'])
     expect((loadProxyConfig(proxyConfig(cidrs)) as { trustProxy: unknown }).trustProxy).toEqual(['10.0.0.0/8', '192.168.0.0/16'])
     expect(find(cidrs, 'NetworkPolicy', 'proxy-service-ingress-only').spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'istio-system' })
-    const switchedOff = renderChart(['--set', 'proxy.networkPolicy.enabled=false'])
+    const switchedOff = renderChart(['--set', 'proxy.networkPolicy.enabled=false', '--set', 'networkPolicies.enabled=false'])
     expect(switchedOff.map((o) => o.kind)).not.toContain('NetworkPolicy')
   })
 })
@@ -370,5 +372,129 @@ describe('Unleash', () => {
     expect(JSON.parse(flags).features.map((f: any) => f.name)).toContain('movies-migration')
     const env = podSpec(find(objects, 'Deployment', 'unleash')).containers[0].env
     expect(env).toContainEqual({ name: 'IMPORT_FILE', value: '/flags/unleash-flags.json' })
+  })
+})
+
+describe('no default secret runs (issue 32)', () => {
+  const render = (args: string[]) => runHelm(['template', 'cinemaabyss', CHART_DIR, ...args])
+
+  it('refuses to render with a placeholder or short secret, naming the value', () => {
+    for (const [key, value] of [
+      ['postgresPassword', 'change-me-postgres'],
+      ['catalogDbPassword', 'CHANGE_ME_catalog_password'],
+      ['redisPassword', 'changeme-redis-0123456789'],
+      ['kafkaPassword', 'password'],
+      ['internalToken', 'placeholder-internal-token-0123'],
+      ['unleashAdminPassword', 'change-me-unleash-admin'],
+      ['unleashBackendToken', '*:development.change-me-unleash-backend-token'],
+      ['unleashAdminToken', '*:*.change-me-unleash-admin-token'],
+      ['proxyAdminToken', 'change-me-proxy-admin-token'],
+      ['redisPassword', 'short'],
+    ]) {
+      const result = render(['--set-string', `secrets.${key}=${value}`])
+      expect(result.status, `${key}=${value}`).not.toBe(0)
+      expect(result.stderr, `${key}=${value}`).toMatch(new RegExp(`secrets\\.${key}`))
+    }
+    expect(render(['--set-string', 'secrets.proxyAdminTokens=alice:change-me-alice-token']).status).not.toBe(0)
+  })
+
+  it('generates every secret left empty, none of them a known value, each of its own', () => {
+    const objects = renderChart()
+    const secret = find(objects, 'Secret', 'cinemaabyss-secrets')
+    const data = secret.stringData!
+    const generated = ['POSTGRES_PASSWORD', 'CATALOG_DB_PASSWORD', 'REDIS_PASSWORD', 'KAFKA_SASL_PASSWORD', 'INTERNAL_TOKEN', 'UNLEASH_ADMIN_PASSWORD', 'ADMIN_TOKEN']
+    for (const key of generated) expect(data[key], key).toMatch(/^[A-Za-z0-9]{40}$/)
+    expect(new Set(generated.map((k) => data[k])).size).toBe(generated.length)
+    expect(data.UNLEASH_API_TOKEN).toMatch(/^\*:development\.[A-Za-z0-9]{40}$/)
+    expect(data.UNLEASH_ADMIN_TOKEN).toMatch(/^\*:\*\.[A-Za-z0-9]{40}$/)
+    expect(JSON.stringify(data)).not.toMatch(/change-me/i)
+    // Kept across upgrades: read back from the Secret in the cluster (lookup), and kept on uninstall.
+    expect(readRepoFile(`${CHART_DIR}/templates/secret.yaml`)).toMatch(/lookup "v1" "Secret" .Release.Namespace/)
+    expect(secret.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep')
+    // A value given is used as given.
+    const given = renderChart(['--set-string', 'secrets.redisPassword=Given0123456789abcdefXYZ'])
+    expect(find(given, 'Secret', 'cinemaabyss-secrets').stringData!.REDIS_URL).toBe('redis://:Given0123456789abcdefXYZ@redis:6379')
+  })
+
+  it('Redis asks for the password the services\' REDIS_URL carries; Kafka clients log in with SCRAM; /internal has its token', () => {
+    const objects = renderChart()
+    const redis = podSpec(find(objects, 'StatefulSet', 'redis')).containers[0]
+    expect(redis.args.slice(-2)).toEqual(['--requirepass', '$(REDIS_PASSWORD)'])
+    expect(redis.env.find((e: any) => e.name === 'REDIS_PASSWORD').valueFrom.secretKeyRef.key).toBe('REDIS_PASSWORD')
+    const password = find(objects, 'Secret', 'cinemaabyss-secrets').stringData!.REDIS_PASSWORD
+    const env = (name: string) => chartEnvLocally(objects, find(objects, 'Deployment', name))
+    for (const name of ['proxy-service', 'movies-service']) expect(new URL(env(name).REDIS_URL!).password, name).toBe(password)
+    for (const name of ['monolith', 'movies-service', 'events-service']) {
+      expect(env(name), name).toMatchObject({ KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'cinemaabyss' })
+      expect(env(name).KAFKA_SASL_PASSWORD, name).toMatch(/^[A-Za-z0-9]{40}$/)
+    }
+    const tokens = new Set(['monolith', 'movies-service', 'events-service', 'proxy-service'].map((name) => env(name).INTERNAL_TOKEN))
+    expect([...tokens]).toHaveLength(1)
+    expect([...tokens][0]).toMatch(/^[A-Za-z0-9]{40}$/)
+    const kafka = Object.fromEntries(podSpec(find(objects, 'StatefulSet', 'kafka')).containers[0].env.map((e: any) => [e.name, e.value]))
+    expect(kafka.KAFKA_LISTENERS).toBe('SASL_PLAINTEXT://:9092,CONTROLLER://:9093,INTERNAL://:9094')
+    expect(kafka.KAFKA_SASL_ENABLED_MECHANISMS).toBe('SCRAM-SHA-512')
+  })
+})
+
+describe('default-deny NetworkPolicies (issue 32)', () => {
+  /** Who may open a connection to `target` on `port`, by the pods' app.kubernetes.io/name (or "namespace:X", or "anyone"). */
+  function callers(objects: K8sObject[], target: string, port: number): string[] {
+    const who: string[] = []
+    for (const policy of byKind(objects, 'NetworkPolicy')) {
+      const selector = policy.spec.podSelector.matchLabels ?? {}
+      if (Object.keys(selector).length > 0 && selector['app.kubernetes.io/name'] !== target) continue
+      for (const rule of policy.spec.ingress ?? []) {
+        if (rule.ports && !rule.ports.some((p: any) => p.port === port)) continue
+        if (!rule.from) who.push('anyone')
+        for (const peer of rule.from ?? []) {
+          if (peer.podSelector) who.push(peer.podSelector.matchLabels['app.kubernetes.io/name'])
+          else if (peer.namespaceSelector) who.push(`namespace:${peer.namespaceSelector.matchLabels['kubernetes.io/metadata.name']}`)
+        }
+      }
+    }
+    return [...new Set(who)].sort()
+  }
+
+  it('denies every ingress to every pod of the namespace unless a policy lets the caller in', () => {
+    const objects = renderChart()
+    const deny = find(objects, 'NetworkPolicy', 'default-deny-ingress')
+    expect(deny.spec).toEqual({ podSelector: {}, policyTypes: ['Ingress'] })
+    for (const policy of byKind(objects, 'NetworkPolicy')) {
+      expect(policy.spec.policyTypes, policy.metadata.name).toEqual(['Ingress'])
+      // Every allow names its port: nothing is opened wholesale.
+      for (const rule of policy.spec.ingress ?? []) expect(rule.ports?.length, policy.metadata.name).toBeGreaterThan(0)
+    }
+  })
+
+  it('lets each component be reached only by those that need it', () => {
+    const objects = renderChart()
+    expect(callers(objects, 'proxy-service', 8000)).toEqual(['namespace:ingress-nginx', 'namespace:monitoring'])
+    expect(callers(objects, 'monolith', 8080)).toEqual(['namespace:monitoring', 'proxy-service'])
+    expect(callers(objects, 'movies-service', 8081)).toEqual(['namespace:monitoring', 'proxy-service'])
+    expect(callers(objects, 'events-service', 8082)).toEqual(['namespace:monitoring', 'proxy-service'])
+    expect(callers(objects, 'postgres', 5432)).toEqual(['migrate', 'monolith', 'unleash'])
+    expect(callers(objects, 'catalog-db', 5432)).toEqual(['migrate-catalog', 'movies-service'])
+    expect(callers(objects, 'kafka', 9092)).toEqual(['events-service', 'monolith', 'movies-service'])
+    expect(callers(objects, 'kafka', 9094)).toEqual(['kafka', 'kafka-topics'])
+    expect(callers(objects, 'redis', 6379)).toEqual(['movies-service', 'proxy-service'])
+    expect(callers(objects, 'unleash', 4242)).toEqual(['proxy-service'])
+    // A port no policy names is closed to everyone, e.g. the KRaft controller and Redis on another port.
+    expect(callers(objects, 'kafka', 9093)).toEqual([])
+    // Each selector matches the pods it means (same labels as the workload's pod template).
+    for (const name of ['monolith', 'postgres', 'redis', 'kafka']) {
+      const kind = ['postgres', 'redis', 'kafka'].includes(name) ? 'StatefulSet' : 'Deployment'
+      const podLabels = find(objects, kind, name).spec.template.metadata.labels
+      const policy = byKind(objects, 'NetworkPolicy').find((p) => p.metadata.name === `${name}-from-callers`)!
+      for (const [k, v] of Object.entries(policy.spec.podSelector.matchLabels)) expect(podLabels[k], `${name} ${k}`).toBe(v)
+    }
+  })
+
+  it('Istio\'s fortio may load monolith and movies-service directly; without Unleash no Unleash policy', () => {
+    const istio = renderChart(RENDER_VARIANTS['istio task-5 demo values'])
+    expect(callers(istio, 'monolith', 8080)).toContain('fortio')
+    expect(callers(istio, 'events-service', 8082)).not.toContain('fortio')
+    const noUnleash = renderChart(RENDER_VARIANTS['without Unleash, legacy pair pinned'])
+    expect(byKind(noUnleash, 'NetworkPolicy').map((p) => p.metadata.name)).not.toContain('unleash-from-callers')
   })
 })

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { Ajv2019 } from 'ajv/dist/2019.js'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { REPO_ROOT, SERVICES, composeEnv, loadCompose, readRepoFile, type ComposeService } from './support.ts'
+import { COMPOSE_DOT_ENV, REPO_ROOT, SERVICES, composeEnv, envExampleNames, interpolate, loadCompose, readRepoFile, type ComposeService } from './support.ts'
 
 const require = createRequire(import.meta.url)
 const compose = loadCompose()
@@ -64,16 +64,41 @@ describe('docker-compose.yml', () => {
     )
   })
 
-  it('publishes the original ports: proxy 8000, monolith 8080, movies 8081, events 8082, Kafka UI 8090', () => {
+  it('publishes only the proxy and Unleash (and the tools under --profile tools), on 127.0.0.1 only; the services keep their original ports inside', () => {
     const expected: Record<string, number> = { 'proxy-service': 8000, monolith: 8080, 'movies-service': 8081, 'events-service': 8082 }
-    for (const [name, port] of Object.entries(expected)) {
-      expect(composeEnv(compose.services[name]!).PORT, name).toBe(String(port))
-      expect(hostPort(compose.services[name]!, port), name).toBe(String(port))
-    }
+    for (const [name, port] of Object.entries(expected)) expect(composeEnv(compose.services[name]!).PORT, name).toBe(String(port))
+    const published = Object.entries(compose.services).filter(([, svc]) => (svc.ports ?? []).length > 0).map(([name]) => name).sort()
+    expect(published).toEqual(['grafana', 'jaeger', 'kafka-ui', 'prometheus', 'proxy-service', 'unleash'])
+    for (const name of published) for (const port of compose.services[name]!.ports!) expect(String(port), name).toMatch(/^127\.0\.0\.1:\d+:\d+$/)
+    expect(hostPort(compose.services['proxy-service']!, 8000)).toBe('8000')
     expect(hostPort(compose.services['kafka-ui']!, 8080)).toBe('8090')
     expect(hostPort(compose.services.unleash!, 4242)).toBe('4242')
     expect(hostPort(compose.services.grafana!, 3000)).toBe('3000')
     expect(hostPort(compose.services.prometheus!, 9090)).toBe('9090')
+    // The tools start only with --profile tools; nothing the proxy needs is behind a profile.
+    const profiled = Object.entries(compose.services).filter(([, svc]) => svc.profiles).map(([name, svc]) => [name, svc.profiles])
+    expect(Object.fromEntries(profiled)).toEqual({ 'kafka-ui': ['tools'], prometheus: ['tools'], grafana: ['tools'], jaeger: ['tools'] })
+  })
+
+  it('no secret is written in the file: each comes from .env, and compose refuses to start without it', () => {
+    const text = readRepoFile('docker-compose.yml')
+    const required = [...new Set([...text.matchAll(/\$\{([A-Z_]+):\?[^}]*\}/g)].map((m) => m[1]!))].sort()
+    // Every required variable is in .env.example, with no value there (a copied example does not start).
+    expect(required).toEqual([...envExampleNames()].sort())
+    expect(readRepoFile('.env.example')).not.toMatch(/^[A-Z_]+=.+$/m)
+    for (const name of ['postgres', 'catalog-db', 'proxy-service', 'movies-service']) {
+      expect(() => composeEnv(compose.services[name]!, {}), name).toThrow(/required variable [A-Z_]+ is missing a value: set [A-Z_]+ in \.env/)
+    }
+    // The old well-known values are gone.
+    expect(text).not.toMatch(/cinemaabyss-local-(admin|backend)-token|unleash4all|:postgres@|:catalog@|ADMIN_PASSWORD: admin\b/)
+    // Redis asks for the password every client's REDIS_URL carries; Kafka clients log in with SCRAM.
+    expect(interpolate((compose.services.redis!.command as string[]).join(' '), COMPOSE_DOT_ENV)).toContain(`--requirepass ${COMPOSE_DOT_ENV.REDIS_PASSWORD}`)
+    expect(new URL(composeEnv(compose.services['proxy-service']!).REDIS_URL!).password).toBe(COMPOSE_DOT_ENV.REDIS_PASSWORD)
+    for (const name of ['monolith', 'movies-service', 'events-service']) {
+      expect(composeEnv(compose.services[name]!), name).toMatchObject({ KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'cinemaabyss', KAFKA_SASL_PASSWORD: COMPOSE_DOT_ENV.KAFKA_SASL_PASSWORD, INTERNAL_TOKEN: COMPOSE_DOT_ENV.INTERNAL_TOKEN })
+    }
+    expect(composeEnv(compose.services['proxy-service']!).INTERNAL_TOKEN).toBe(COMPOSE_DOT_ENV.INTERNAL_TOKEN)
+    expect(composeEnv(compose.services.kafka!).KAFKA_LISTENER_SECURITY_PROTOCOL_MAP).toContain('SASL_PLAINTEXT:SASL_PLAINTEXT')
   })
 
   it('every image is pinned to a version (no latest, no untagged)', () => {
@@ -125,7 +150,7 @@ describe('docker-compose.yml', () => {
     expect(env.KAFKA_PROCESS_ROLES).toBe('broker,controller')
     expect(Object.keys(env).filter((k) => k.includes('ZOOKEEPER'))).toEqual([])
     expect(Buffer.from(env.CLUSTER_ID!, 'base64url')).toHaveLength(16)
-    expect(env.KAFKA_ADVERTISED_LISTENERS).toContain('PLAINTEXT://kafka:9092')
+    expect(env.KAFKA_ADVERTISED_LISTENERS).toContain('SASL_PLAINTEXT://kafka:9092')
     const script = (compose.services['kafka-init']!.command as string[]).join('\n')
     expect(script).toContain('for topic in movie-events user-events payment-events')
     expect(script).toContain('--if-not-exists')
@@ -137,7 +162,7 @@ describe('docker-compose.yml', () => {
   it('the proxy is published to clients directly: it trusts no peer to report the client address', () => {
     const env = composeEnv(compose.services['proxy-service']!)
     expect(env.TRUST_PROXY).toBe('false')
-    expect(compose.services['proxy-service']!.ports).toContain('8000:8000')
+    expect(compose.services['proxy-service']!.ports).toContain('127.0.0.1:8000:8000')
   })
 
   it('publishes the proxy\'s operators\' listener on 127.0.0.1 only, and ships no admin token', () => {

@@ -9,6 +9,7 @@ import { ensureHelm } from '../../dev/helm/helm.ts'
 import { readRouteFile, routeMapEnvVars } from '../../proxy/model/route-map.ts'
 import {
   CATALOG_MIGRATOR,
+  COMPOSE_DOT_ENV,
   MIGRATOR,
   databaseOf,
   podSpec,
@@ -90,7 +91,7 @@ describe('docker-compose.yml', () => {
     expect(byDefault.gradualMigration).toBeUndefined()
 
     // `UNLEASH_URL= GRADUAL_MIGRATION=true MOVIES_MIGRATION_PERCENT=30 docker compose up`
-    const shell = { UNLEASH_URL: '', GRADUAL_MIGRATION: 'true', MOVIES_MIGRATION_PERCENT: '30' }
+    const shell = { ...COMPOSE_DOT_ENV, UNLEASH_URL: '', GRADUAL_MIGRATION: 'true', MOVIES_MIGRATION_PERCENT: '30' }
     expect(envProblems(proxy, composeEnv(service, shell), composeFiles(service))).toEqual([])
     const config = proxy.loadConfig(composeEnvLocally(service, shell)) as Record<string, unknown>
     expect(config).toMatchObject({ unleashUrl: undefined, gradualMigration: true, moviesMigrationPercent: 30 })

@@ -184,19 +184,31 @@ export function loadCompose(): ComposeFile {
   return parse(readRepoFile('docker-compose.yml'), { merge: true }) as ComposeFile
 }
 
-/** Compose's variable interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, $$ (a literal $). */
+/**
+ * Compose's variable interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}
+ * (throws when unset or empty), ${VAR?error} (throws when unset), $$ (a literal $).
+ */
 export function interpolate(text: string, shell: Record<string, string | undefined>): string {
-  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g, (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
+  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}/g, (match, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
     if (match === '$$') return '$'
     const value = shell[name!]
     if (op === ':-') return value === undefined || value === '' ? fallback! : value
     if (op === '-') return value === undefined ? fallback! : value
+    if ((op === ':?' && (value === undefined || value === '')) || (op === '?' && value === undefined)) throw new Error(`required variable ${name} is missing a value: ${fallback}`)
     return value ?? ''
   })
 }
 
+/** The variables .env.example lists (docker compose's secrets), in order. */
+export function envExampleNames(): string[] {
+  return [...readRepoFile('.env.example').matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => m[1]!)
+}
+
+/** A .env as its README line makes one: every variable of .env.example with a random-looking value. */
+export const COMPOSE_DOT_ENV: Readonly<Record<string, string>> = Object.fromEntries(envExampleNames().map((name) => [name, `${name.toLowerCase().replace(/_/g, '')}0123456789abcdef`]))
+
 /** The environment a compose service's container gets, after interpolation from `shell`. */
-export function composeEnv(service: ComposeService, shell: Record<string, string | undefined> = {}): Record<string, string> {
+export function composeEnv(service: ComposeService, shell: Record<string, string | undefined> = COMPOSE_DOT_ENV): Record<string, string> {
   const env: Record<string, string> = {}
   const raw = service.environment ?? {}
   const pairs = Array.isArray(raw)
@@ -220,7 +232,7 @@ export function composeFiles(service: ComposeService): MountedFiles {
 }
 
 /** composeEnv with mounted file paths replaced by the repository's files. */
-export const composeEnvLocally = (service: ComposeService, shell: Record<string, string | undefined> = {}) => throughMounts(composeEnv(service, shell), composeFiles(service))
+export const composeEnvLocally = (service: ComposeService, shell: Record<string, string | undefined> = COMPOSE_DOT_ENV) => throughMounts(composeEnv(service, shell), composeFiles(service))
 
 // --- Helm ----------------------------------------------------------------------------------
 

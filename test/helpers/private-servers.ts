@@ -187,7 +187,15 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
 
 // --- Redis ------------------------------------------------------------------------------------
 
-export async function startPrivateRedis(): Promise<PrivateServer> {
+export interface PrivateRedisOptions {
+  /** requirepass: the `default` user needs this password (redis://:PASSWORD@host:port). */
+  password?: string
+  /** ACL users besides `default`, each with every key and command (redis://NAME:PASSWORD@host:port). */
+  users?: { name: string; password: string }[]
+}
+
+/** The server's url is one that can talk to it: with the first ACL user's, else the default user's password. */
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateServer> {
   const redisServer = which('redis-server')
   if (!redisServer) {
     throw new Error(
@@ -198,8 +206,12 @@ export async function startPrivateRedis(): Promise<PrivateServer> {
   const dir = mkdtempSync(join(tmpdir(), 'test-redis-'))
   const port = await freePort()
   const server = start(redisServer, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no'], { cwd: dir })
-  const url = `redis://127.0.0.1:${port}`
+    '--dir', dir, '--daemonize', 'no',
+    ...(options.password ? ['--requirepass', options.password] : []),
+    ...(options.users ?? []).flatMap((u) => ['--user', u.name, 'on', `>${u.password}`, '~*', '&*', '+@all'])], { cwd: dir })
+  const user = options.users?.[0]
+  const credentials = user ? `${encodeURIComponent(user.name)}:${encodeURIComponent(user.password)}@` : options.password ? `:${encodeURIComponent(options.password)}@` : ''
+  const url = `redis://${credentials}127.0.0.1:${port}`
   try {
     await waitUntil('redis-server', server, async () => {
       const client = new Redis(url, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null })

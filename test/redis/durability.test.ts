@@ -21,13 +21,17 @@ import { createLedger } from '../../proxy/rollout/ledger.ts'
 import { redisCoordination } from '../../proxy/rollout/ramp/coordination.ts'
 import { planOf, startRamp } from '../../proxy/rollout/ramp/state.ts'
 import { RedisRateLimitStore } from '../../proxy/edge/rate-limit-store.ts'
-import { find, podSpec, readRepoFile, renderChart } from '../deploy/support.ts'
+import { COMPOSE_DOT_ENV, find, interpolate, podSpec, readRepoFile, renderChart } from '../deploy/support.ts'
 import { captureLogs } from '../helpers/logs.ts'
 
 /** redis-server's arguments as shipped (after the program name). */
+/** The password the shipped arguments get: from .env (compose) or the Secret through $(REDIS_PASSWORD) (the chart). */
+const PASSWORD = 'durability0123456789abcdef'
+
 function shippedArgs(): Record<'compose' | 'chart', string[]> {
-  const compose = parse(readRepoFile('docker-compose.yml')).services.redis.command as string[]
-  const chart = podSpec(find(renderChart(), 'StatefulSet', 'redis')).containers[0].args as string[]
+  const compose = (parse(readRepoFile('docker-compose.yml')).services.redis.command as string[]).map((a) => interpolate(a, { ...COMPOSE_DOT_ENV, REDIS_PASSWORD: PASSWORD }))
+  // Kubernetes expands $(NAME) in args from the container's env (the Secret's REDIS_PASSWORD).
+  const chart = (podSpec(find(renderChart(), 'StatefulSet', 'redis')).containers[0].args as string[]).map((a) => a.replace('$(REDIS_PASSWORD)', PASSWORD))
   for (const args of [compose, chart]) expect(args[0]).toBe('redis-server')
   return { compose: compose.slice(1), chart: chart.slice(1) }
 }
@@ -63,7 +67,8 @@ async function startRedis(args: string[], dir: string, port?: number): Promise<R
   let output = ''
   child.stdout!.on('data', (d) => (output = (output + d).slice(-10_000)))
   child.stderr!.on('data', (d) => (output = (output + d).slice(-10_000)))
-  const url = `redis://127.0.0.1:${port}`
+  // Shipped with --requirepass: the clients authenticate as every service does (REDIS_URL).
+  const url = args.includes('--requirepass') ? `redis://:${PASSWORD}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`
   const deadline = Date.now() + 30_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}):\n${output}`)

@@ -43,3 +43,9 @@ OTEL_TRACES_SAMPLER: {{ $t.sampler | quote }}
 OTEL_TRACES_SAMPLER_ARG: {{ $t.samplerArg | toString | quote }}
 {{- end }}
 {{- end }}
+
+{{/* Kafka client authentication of the services (SCRAM-SHA-512 on :9092; password from the Secret). */}}
+{{- define "cinemaabyss.kafkaClientEnv" -}}
+KAFKA_SASL_MECHANISM: "scram-sha-512"
+KAFKA_SASL_USERNAME: {{ .Values.kafka.sasl.username | quote }}
+{{- end }}

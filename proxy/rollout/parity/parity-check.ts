@@ -51,6 +51,8 @@ export interface ParityReport {
 export interface Side {
   name: string
   url: string
+  /** Sent with every call (the X-Internal-Token of lib/http/internal-auth.ts). */
+  headers?: Record<string, string>
 }
 
 /** A side that did not answer its parity endpoint as specified. */
@@ -61,7 +63,7 @@ export class ParityUnavailableError extends Error {
 async function getJson<T>(side: Side, path: string, timeoutMs: number): Promise<T> {
   let res: Response
   try {
-    res = await fetch(side.url + path, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } })
+    res = await fetch(side.url + path, { signal: AbortSignal.timeout(timeoutMs), headers: { ...side.headers, accept: 'application/json' } })
   } catch (err) {
     throw new ParityUnavailableError(`${side.name}: ${path}: ${(err as Error).message}`)
   }

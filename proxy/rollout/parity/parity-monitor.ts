@@ -6,6 +6,7 @@
 import { Gauge, type Registry } from 'prom-client'
 import type { Logger } from '../../../lib/logger.ts'
 import type { Route } from '../../model/route-map.ts'
+import { internalCallHeaders } from '../../../lib/http/internal-auth.ts'
 import { checkParity, type ParityReport } from './parity-check.ts'
 
 export interface ParityFailure {
@@ -34,6 +35,8 @@ export interface ParityMonitorOptions {
   logger: Logger
   /** Bound on each call to a side's parity endpoint. */
   timeoutMs?: number
+  /** INTERNAL_TOKEN, sent with every call to a side's /internal endpoint. */
+  internalToken?: string
 }
 
 export function createParityMonitor(options: ParityMonitorOptions): ParityMonitor {
@@ -70,7 +73,8 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
     if (!route.parity || !route.target) return failure(route.name, `route "${route.name}" declares no parity endpoint (route map: "parity")`)
     let outcome: ParityOutcome
     try {
-      outcome = await checkParity(route.name, { name: route.legacy.name, url: route.legacy.url }, { name: route.target.name, url: route.target.url }, {
+      const headers = internalCallHeaders(options.internalToken)
+      outcome = await checkParity(route.name, { name: route.legacy.name, url: route.legacy.url, headers }, { name: route.target.name, url: route.target.url, headers }, {
         path: route.parity.path,
         buckets: route.parity.buckets,
         timeoutMs: options.timeoutMs ?? 5_000,
