@@ -249,14 +249,8 @@ export interface K8sObject {
 const renders = new Map<string, K8sObject[]>()
 
 /** `helm template cinemaabyss k8s/cinemaabyss -n cinemaabyss <args>`, parsed (cached per args). */
-/**
- * The proxy's admin token an install sets (docs/deployment.md): the proxy refuses the values
- * file's placeholder at start, so the rendered environment is checked with a real one.
- */
-const INSTALL_SECRETS = ['--set', 'secrets.proxyAdminToken=rendered-proxy-admin-0123456789-XYZ']
-
 export function renderChart(givenArgs: readonly string[] = []): K8sObject[] {
-  const args = [...INSTALL_SECRETS, ...givenArgs]
+  const args = [...givenArgs]
   const key = args.join('\u0000')
   const cached = renders.get(key)
   if (cached) return cached

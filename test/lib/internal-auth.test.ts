@@ -89,7 +89,7 @@ describe('the real services and the proxy\'s parity check', () => {
     const good = await startProxy(stubs, { ...env, INTERNAL_TOKEN: TOKEN })
     const bad = await startProxy(stubs, { ...env, INTERNAL_TOKEN: 'another-token-0123456789abcdef' })
     proxies.push(good, bad)
-    const parity = async (proxy: ProxyUnderTest) => (await proxy.app.inject({ url: '/admin/routes/movies/parity', headers: admin })).json()
+    const parity = async (proxy: ProxyUnderTest) => (await proxy.ops.inject({ url: '/admin/routes/movies/parity', headers: admin })).json()
     expect(await parity(good)).toMatchObject({ available: true, drift: 0 })
     expect(await parity(bad)).toMatchObject({ available: false, reason: expect.stringMatching(/answered 401/) })
   })
