@@ -314,7 +314,9 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
         behindMessages = undefined
         metrics.behindMessages.set(Number.NaN)
       }
-      if (!stopping) checker = setTimeout(() => void run(), again ? 0 : (options.behindCheckMs ?? 2_000))
+      // While this store waits to write (catching up), checked often: writes wait for nothing else.
+      const every = authority?.catchingUp !== false ? Math.min(200, options.behindCheckMs ?? 2_000) : (options.behindCheckMs ?? 2_000)
+      if (!stopping) checker = setTimeout(() => void run(), again ? 0 : every)
       again = false
     }
     const run = () => {
@@ -340,6 +342,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       checkNow()
     }
     await options.topics.ensure()
+    checkNow() // the topic exists now: its end can be read
     if (stopping) return
     const c = kafka.consumer({
       groupId,
