@@ -99,7 +99,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger, internalToken: config.internalToken })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
   // Who writes a route whose stores decide it: each replica keeps them in view and asks for the handover the flags want.
-  const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000) })
+  const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000), quietMs: Math.max(config.writesHandoverQuietMs, 3 * config.unleashRefreshIntervalMs) })
   const stages = createStages({
     writers: storeWriters,
     flags,

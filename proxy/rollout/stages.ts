@@ -173,11 +173,9 @@ export function createStages(deps: StagesDeps): Stages {
         const why = { actor: step.actor, reason: step.reason, source: 'admin' as const }
         // Where the stores decide who writes, what they say now (another replica may have switched a moment ago).
         const before = route.writer ? await deps.writers.reconcile(route) : undefined
-        const from = before ? before.desired : (writerSideOf(route, flags) ?? null)
-        if (writerSideOf(route, flags) === side) {
-          if (route.writer) await deps.writers.settle(route, limits.holdMs, why)
-          return stage(route)
-        }
+        const from = before ? (before.writer ?? before.desired) : (writerSideOf(route, flags) ?? null)
+        // Nothing to do when the flag and the stores agree already (this replica's flag may lag a switch made through another).
+        if (writerSideOf(route, flags) === side && (!before || before.writer === side)) return stage(route)
         if (side === 'legacy' && isRetired(route)) throw new errors.ROUTE_RETIRED(route.name)
         // Conflicts are never switched past, not even forced: the store that would stop writing is one side of them.
         if (before && before.conflicts > 0) throw new errors.STAGE_GUARD_REFUSED('replication conflicts', String(before.conflicts), '0', 'resolve them first: GET /admin/routes/:name/conflicts')

@@ -22,6 +22,8 @@ import type { Ledger } from './ledger.ts'
 /** What a store says of its write authority (GET /internal/writer). */
 export interface StoreWriterState {
   store: string
+  /** When this store's authority last changed (a release or a take-up), by the store's clock. */
+  changedAt: string
   writer: boolean
   epoch: number
   pendingEpoch: number | null
@@ -74,6 +76,12 @@ export interface StoreWritersOptions {
   checkMs: number
   /** Bound on each call to a store. */
   timeoutMs: number
+  /**
+   * After a handover, a replica whose flags have not changed since asks for none for this long
+   * (longer than any replica takes to see a flag change): a replica that has not seen the switch
+   * yet does not undo it. A replica that saw the flag change after the handover asks at once.
+   */
+  quietMs: number
 }
 
 const isState = (s: StoreWriterState | { error: string }): s is StoreWriterState => !('error' in s)
@@ -91,6 +99,15 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
   const lastState = new Map<string, RouteWriters>()
   const hints = new Map<string, Side>()
   const inFlight = new Map<string, Promise<RouteWriters>>()
+  /** Per route, the desired side this replica last saw and since when (0: since it started). */
+  const views = new Map<string, { side: Side; since: number }>()
+  function viewOf(route: Route, desired: Side): { side: Side; since: number } {
+    const seen = views.get(route.name)
+    if (seen?.side === desired) return seen
+    const view = { side: desired, since: seen ? Date.now() : 0 }
+    views.set(route.name, view)
+    return view
+  }
   let timer: NodeJS.Timeout | undefined
   let stopped = false
 
@@ -138,7 +155,11 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     if (state.writer) hints.set(route.name, state.writer)
     const from: Side = state.desired === 'target' ? 'legacy' : 'target'
     const losing = from === 'legacy' ? legacy : target
-    if (state.handover === 'handing-over' && isState(losing) && losing.writer) {
+    const view = viewOf(route, state.desired)
+    const lastHandover = Math.max(...[legacy, target].map((s) => (isState(s) ? Date.parse(s.changedAt) || 0 : 0)))
+    // This replica saw the flags change after the last handover, or the handover is old enough that every replica has seen the flags since.
+    const mayAsk = why?.source === 'admin' || view.since > lastHandover || Date.now() - lastHandover > options.quietMs
+    if (state.handover === 'handing-over' && isState(losing) && losing.writer && mayAsk) {
       const released = await call<{ released: boolean; epoch: number } & StoreWriterState>(route, from, `${route.writer!.path}/release`, { expectEpoch: losing.epoch }).catch((err: Error) => {
         logger.warn({ route: route.name, from, err: err.message }, 'release of the writes not asked yet')
         return undefined
