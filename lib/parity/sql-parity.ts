@@ -27,6 +27,13 @@ export interface ParityDeclaration {
    * correlated subqueries on the alias.
    */
   document: string
+  /**
+   * Optional, for speed: the same document over a join, for the statements that read the whole
+   * table (the summary, a bucket). Children looked up per record (a correlated subquery) cost an
+   * index probe each; joined once, aggregated per key, they cost one pass. `joins` is appended to
+   * the FROM clause; `document` must produce exactly the text of the declaration's own.
+   */
+  scan?: { joins: string; document: string }
 }
 
 export interface SqlParityOptions {
@@ -46,20 +53,27 @@ function bucketExpression(d: ParityDeclaration, buckets: string): string {
 /** The hash of a bucket holding no record: SHA-256 of the empty text, as digest.ts has it. */
 const EMPTY_BUCKET = 'e3b0c44298fc1c149afbf4c8996fb924'
 
-export function sqlParitySource(db: Database, d: ParityDeclaration, options: SqlParityOptions = {}): ParitySource {
-  const timeoutMs = Math.trunc(options.statementTimeoutMs ?? 60_000)
-  const from = `${d.table} ${d.alias}`
-  // Ordered exactly as JS sorts the lines (ids and hex hashes are ASCII: byte order is UTF-16 order).
-  const summarySql = `
+/** The three statements of a declaration: $1 the bucket count; $2 the bucket; $1 the ids. */
+export function paritySql(d: ParityDeclaration): { summary: string; bucket: string; documents: string } {
+  const one = `${d.table} ${d.alias}`
+  const from = d.scan ? `${one} ${d.scan.joins}` : one
+  const doc = d.scan?.document ?? d.document
+  return {
+    // Ordered exactly as JS sorts the lines (ids and hex hashes are ASCII: byte order is UTF-16 order).
+    // OFFSET 0 keeps the inner query as it is: pulled up, `line` (the document) would be computed twice.
+    summary: `
     SELECT b::int AS bucket, count(*)::int AS n,
            ${hash32(`string_agg(line, E'\\n' ORDER BY line COLLATE "C")`)} AS hash
-      FROM (SELECT ${bucketExpression(d, '$1::int')} AS b, ${d.key}::text || '=' || ${hash32(d.document)} AS line FROM ${from}) r
-     GROUP BY b`
-  const bucketSql = `SELECT ${d.key}::text AS id, ${hash32(d.document)} AS hash FROM ${from} WHERE ${bucketExpression(d, '$1::int')} = $2::int`
-  const documentsSql =
-    d.keyType === 'integer'
-      ? `SELECT ${d.key}::text AS id, ${d.document} AS doc FROM ${from} WHERE ${d.key} = ANY($1::bigint[])`
-      : `SELECT ${d.key}::text AS id, ${d.document} AS doc FROM ${from} WHERE ${d.key} = ANY($1::text[])`
+      FROM (SELECT ${bucketExpression(d, '$1::int')} AS b, ${d.key}::text || '=' || ${hash32(doc)} AS line FROM ${from} OFFSET 0) r
+     GROUP BY b`,
+    bucket: `SELECT ${d.key}::text AS id, ${hash32(doc)} AS hash FROM ${from} WHERE ${bucketExpression(d, '$1::int')} = $2::int`,
+    documents: `SELECT ${d.key}::text AS id, ${d.document} AS doc FROM ${one} WHERE ${d.key} = ANY($1::${d.keyType === 'integer' ? 'bigint' : 'text'}[])`,
+  }
+}
+
+export function sqlParitySource(db: Database, d: ParityDeclaration, options: SqlParityOptions = {}): ParitySource {
+  const timeoutMs = Math.trunc(options.statementTimeoutMs ?? 60_000)
+  const sql = paritySql(d)
 
   /** One read-only snapshot with the parity's own statement timeout. */
   const readOnly = <T>(work: (tx: Queryable) => Promise<T>) =>
@@ -71,7 +85,7 @@ export function sqlParitySource(db: Database, d: ParityDeclaration, options: Sql
 
   return {
     async summary(buckets): Promise<Digest> {
-      const { rows } = await readOnly((tx) => tx.query<{ bucket: number; n: number; hash: string }>(summarySql, [buckets]))
+      const { rows } = await readOnly((tx) => tx.query<{ bucket: number; n: number; hash: string }>(sql.summary, [buckets], { timeoutMs }))
       const hashes = Array.from({ length: buckets }, () => EMPTY_BUCKET)
       let count = 0
       for (const r of rows) {
@@ -81,13 +95,13 @@ export function sqlParitySource(db: Database, d: ParityDeclaration, options: Sql
       return { count, buckets, hashes }
     },
     async bucket(bucket, buckets) {
-      const { rows } = await readOnly((tx) => tx.query<{ id: string; hash: string }>(bucketSql, [buckets, bucket]))
+      const { rows } = await readOnly((tx) => tx.query<{ id: string; hash: string }>(sql.bucket, [buckets, bucket], { timeoutMs }))
       return Object.fromEntries(rows.map((r) => [r.id, r.hash]))
     },
     async documents(ids) {
       const wanted = d.keyType === 'integer' ? ids.filter((id) => /^-?[0-9]{1,18}$/.test(id)) : [...ids]
       if (wanted.length === 0) return {}
-      const { rows } = await readOnly((tx) => tx.query<{ id: string; doc: string }>(documentsSql, [wanted]))
+      const { rows } = await readOnly((tx) => tx.query<{ id: string; doc: string }>(sql.documents, [wanted], { timeoutMs }))
       return Object.fromEntries(rows.map((r) => [r.id, JSON.parse(r.doc) as unknown]))
     },
   }
