@@ -57,7 +57,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Fa
   const off = new Set(config.featuresOff)
   if (off.size > 0) deps.logger.warn({ featuresOff: [...off] }, 'FEATURES_OFF: per-request features switched off for a measurement')
   const ownsFlags = !deps.flags
-  const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
+  const flags = deps.flags ?? (await createFlagSource(config, deps.logger, deps.redis))
   const upstreams = createUpstreams(config.routeMap.upstreams, { ...upstreamDefaults(config), breakers: !off.has('breaker') }, metrics, deps.logger)
   const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags, upstreams }) // TRACING
 

@@ -28,8 +28,8 @@ export interface ParityDeclaration {
    */
   document: string
   /**
-   * Optional, for speed: the same document over a join, for the statements that read the whole
-   * table (the summary, a bucket). Children looked up per record (a correlated subquery) cost an
+   * Optional, for speed: the same document over a join, for the statement that builds every
+   * record's document (the summary). Children looked up per record (a correlated subquery) cost an
    * index probe each; joined once, aggregated per key, they cost one pass. `joins` is appended to
    * the FROM clause; `document` must produce exactly the text of the declaration's own.
    */
@@ -66,7 +66,8 @@ export function paritySql(d: ParityDeclaration): { summary: string; bucket: stri
            ${hash32(`string_agg(line, E'\\n' ORDER BY line COLLATE "C")`)} AS hash
       FROM (SELECT ${bucketExpression(d, '$1::int')} AS b, ${d.key}::text || '=' || ${hash32(doc)} AS line FROM ${from} OFFSET 0) r
      GROUP BY b`,
-    bucket: `SELECT ${d.key}::text AS id, ${hash32(doc)} AS hash FROM ${from} WHERE ${bucketExpression(d, '$1::int')} = $2::int`,
+    // One bucket: the filter runs first, so only its records' documents are built (record by record).
+    bucket: `SELECT ${d.key}::text AS id, ${hash32(d.document)} AS hash FROM ${one} WHERE ${bucketExpression(d, '$1::int')} = $2::int`,
     documents: `SELECT ${d.key}::text AS id, ${d.document} AS doc FROM ${one} WHERE ${d.key} = ANY($1::${d.keyType === 'integer' ? 'bigint' : 'text'}[])`,
   }
 }

@@ -38,10 +38,10 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
     const flagStatus = flags.status()
     const legacyProblem = await probeLegacy()
     const problems = [
-      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}${flagStatus.lastError ? `: ${flagStatus.lastError}` : ''}`]),
+      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}: ${flagStatus.notLoaded ?? flagStatus.lastError ?? 'not read yet'}`]),
       ...(legacyProblem ? [legacyProblem] : []),
     ]
-    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags still route correctly.
+    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags (this replica's, or Redis') still route correctly.
     const body = { status: problems.length === 0, ...(problems.length ? { error: problems.join('; ') } : {}), flags: flagStatus, legacy: legacy.breaker.state() }
     return reply.code(problems.length ? 503 : 200).send(body)
   })
