@@ -11,6 +11,7 @@
 //
 // Bounded: every statement has a timeout, the run stops by itself; the databases and a private
 // server are removed at the end (Ctrl-C too).
+import { loadavg } from 'node:os'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { admin, createEmptyDatabase, type TestDatabase } from '../dev/pg-admin.ts'
 import type { Database } from '../lib/db/database.ts'
@@ -116,6 +117,7 @@ try {
   const [a, b] = [await endpoint(legacyStore), await endpoint(targetStore)]
   apps.push(a.app, b.app)
   const settings = { path: PARITY_PATH, buckets: BUCKETS, timeoutMs: STATEMENT_TIMEOUT_MS }
+  const rssBefore = process.memoryUsage.rss()
   const summaryOnly = await measured(async () => (await fetch(`${a.url}${PARITY_PATH}?buckets=${BUCKETS}`)).json() as Promise<{ count: number }>)
   const bucketOnly = await measured(async () => (await fetch(`${a.url}${PARITY_PATH}?buckets=${BUCKETS}&bucket=${bucket}`)).json() as Promise<{ items: Record<string, string> }>)
   const tempBefore = (await tempBytes(legacyStore)) + (await tempBytes(targetStore))
@@ -132,12 +134,12 @@ try {
   const version = (await legacyStore.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version
 
   const r = check.result
-  console.log(`\nPostgreSQL ${version}, work_mem ${workMem}; ${ROWS.toLocaleString('en')} movies per store, ${BUCKETS} buckets`)
+  console.log(`\nPostgreSQL ${version}, work_mem ${workMem}; ${ROWS.toLocaleString('en')} movies per store, ${BUCKETS} buckets; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`)
   console.log(`summary alone (one store):       ${seconds(summaryOnly.ms)} (count ${summaryOnly.result.count})`)
   console.log(`one bucket alone (one store):    ${seconds(bucketOnly.ms)} (${Object.keys(bucketOnly.result.items).length} ids)`)
   console.log(`parity check (both summaries, the differing bucket on both sides, the documents): ${seconds(check.ms)}`)
   console.log(`  drift ${r.drift}: missing on target ${r.missing.onTarget}, differing ${r.differingCount} (${r.differing.map((d) => `${d.id} ${d.paths.join(',')}`).join('; ')})`)
-  console.log(`peak RSS of this node process: ${mb(Math.max(summaryOnly.peakRss, bucketOnly.peakRss, check.peakRss))} (at start of the check ${mb(process.memoryUsage.rss())} now; lifetime max ${mb(process.resourceUsage().maxRSS * 1024)})`)
+  console.log(`RSS of this node process (both endpoints and the checker): ${mb(rssBefore)} before the calls, peak ${mb(Math.max(summaryOnly.peakRss, bucketOnly.peakRss, check.peakRss))} during them (lifetime max ${mb(process.resourceUsage().maxRSS * 1024)})`)
   console.log(`PostgreSQL temp files written during the check (both stores): ${mb(tempAfter - tempBefore)}`)
   console.log(`\nthe summary's plan on one store:\n  ${plan.join('\n  ')}`)
 } finally {
