@@ -43,6 +43,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger, d
   /** The last known state from Redis, in force until the first fetch from Unleash. */
   let fallback: { evaluator: Unleash; savedAt: string } | undefined
   let closed = false
+  const closing = new AbortController()
 
   // No bootstrap and no backup read here: every 'changed' event is data from the server. Each
   // state that changed goes to the storage provider: Redis, for the replicas that start later.
@@ -125,7 +126,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger, d
         lastKnownProblem = `${lastKnown.location}: ${(err as Error).message}`
         if (attempt === 0) logger.warn({ err: (err as Error).message, from: lastKnown.location }, 'cannot read the last known flag state yet, retrying')
       }
-      await sleep(Math.min(Math.max(config.unleashRefreshIntervalMs, 500), 2_000))
+      await sleep(Math.min(Math.max(config.unleashRefreshIntervalMs, 500), 2_000), undefined, { signal: closing.signal }).catch(() => {})
     }
   }
   const loading = loadLastKnown()
@@ -174,6 +175,7 @@ export async function createUnleashFlagSource(config: Options, logger: Logger, d
     },
     async close() {
       closed = true
+      closing.abort()
       unleash.destroy()
       await loading
       fallback?.evaluator.destroy()
