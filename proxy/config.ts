@@ -91,6 +91,7 @@ const spec = {
   unleashUrl: env.optionalUrl('UNLEASH_URL', 'Unleash API, e.g. http://unleash:4242/api; set = flags come from Unleash', ['http', 'https']),
   unleashApiToken: env.optionalString('UNLEASH_API_TOKEN', 'Unleash backend (client) token'),
   unleashAppName: env.string('UNLEASH_APP_NAME', 'cinemaabyss-proxy', 'appName reported to Unleash'),
+  flagsLastKnownKey: env.string('FLAGS_LAST_KNOWN_KEY', 'cinemaabyss:flags:last-known', 'Redis key of the last flag state fetched from Unleash (a replica starting with Unleash down routes by it)'),
   unleashRefreshIntervalMs: env.int('UNLEASH_REFRESH_INTERVAL_MS', 10_000, { min: 100, description: 'how often flags are fetched from Unleash' }),
   unleashTimeoutMs: env.int('UNLEASH_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each Unleash fetch and Admin API call' }),
   // Rollout changes through the proxy (admin API, ramps) in Unleash mode go to the Unleash Admin API.

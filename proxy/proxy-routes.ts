@@ -300,6 +300,11 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const facts = routed ? requestFacts(route, request, settings) : { method: request.method }
     if (opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken) return explain(route, facts, reply)
     request.proxyRoute = route.name
+    // A split route needs the flags: without them (Unleash never answered, no last known state) no side is known to be right.
+    if (routed && route.target) {
+      const flagStatus = flags.status()
+      if (!flagStatus.loaded) return unavailable(reply, 'no-flags', new errors.FLAGS_NOT_LOADED(route.name, flagStatus.notLoaded ?? `from ${flagStatus.location}`))
+    }
     const signal = abortWhenClientGoes(reply)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.

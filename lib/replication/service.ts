@@ -9,10 +9,11 @@ import type { Registry } from 'prom-client'
 import type { Database } from '../db/database.ts'
 import type { Logger } from '../logger.ts'
 import { publishUnpublishedMovies } from '../movies/movie-replica.ts'
-import { createMovieRepository } from '../movies/movie-repository.ts'
+import { MOVIE_PARITY } from '../movies/movie-parity.ts'
 import { MOVIE_STATE_TOPIC, type StoreSide } from '../movies/movie-state.ts'
 import type { OutboxKafka } from '../outbox/service.ts'
 import { parityRoutes } from '../parity/parity-routes.ts'
+import { sqlParitySource } from '../parity/sql-parity.ts'
 import { createReplicaMetrics } from './metrics.ts'
 import { createReplicaConsumer, type ReplicaConsumer } from './movie-state-consumer.ts'
 import { writerRoutes } from './writer-routes.ts'
@@ -59,7 +60,6 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
   const { db, self } = deps
   const logger = deps.logger.child({ component: 'movie-replication', store: self })
   const metrics = createReplicaMetrics(deps.registry)
-  const repository = createMovieRepository(db, self)
   let consumer: ReplicaConsumer | undefined
   if (deps.kafka) {
     consumer = createReplicaConsumer({
@@ -109,7 +109,8 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
   })
 
   app.register(parityRoutes, {
-    records: async () => (await repository.list()).map((movie) => ({ id: String(movie.id), document: movie })),
+    // Computed by PostgreSQL in one snapshot: no table in this process's memory.
+    source: sqlParitySource(db, MOVIE_PARITY),
     replication: async () => {
       const [pending, versions, conflicts] = await Promise.all([
         db.query<{ pending: number; oldest_seconds: number }>(MOVIE_STATE_PENDING, [MOVIE_STATE_TOPIC]),

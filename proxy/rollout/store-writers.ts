@@ -13,6 +13,7 @@
 // write path tries first (proxy-routes.ts); a store's refusal is what counts.
 import type { Logger } from '../../lib/logger.ts'
 import { errors } from '../../lib/errors.ts'
+import { internalCallHeaders } from '../../lib/http/internal-auth.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
@@ -82,6 +83,8 @@ export interface StoreWritersOptions {
    * yet does not undo it. A replica that saw the flag change after the handover asks at once.
    */
   quietMs: number
+  /** INTERNAL_TOKEN: the stores' /internal answers only the proxy. */
+  internalToken?: string
 }
 
 const isState = (s: StoreWriterState | { error: string }): s is StoreWriterState => !('error' in s)
@@ -118,7 +121,7 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
       res = await fetch(upstream.url + path, {
         method: body === undefined ? 'GET' : 'POST',
         signal: AbortSignal.timeout(options.timeoutMs),
-        headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { accept: 'application/json', ...internalCallHeaders(options.internalToken), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       })
     } catch (err) {
