@@ -161,7 +161,8 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     const view = viewOf(route, state.desired)
     const lastHandover = Math.max(...[legacy, target].map((s) => (isState(s) ? Date.parse(s.changedAt) || 0 : 0)))
     // This replica saw the flags change after the last handover, or the handover is old enough that every replica has seen the flags since.
-    const mayAsk = why?.source === 'admin' || view.since > lastHandover || Date.now() - lastHandover > options.quietMs
+    // A replica that has not loaded its flags knows no wish of anyone's: it asks for nothing.
+    const mayAsk = flags.status().loaded && (why?.source === 'admin' || view.since > lastHandover || Date.now() - lastHandover > options.quietMs)
     if (state.handover === 'handing-over' && isState(losing) && losing.writer && mayAsk) {
       const released = await call<{ released: boolean; epoch: number } & StoreWriterState>(route, from, `${route.writer!.path}/release`, { expectEpoch: losing.epoch }).catch((err: Error) => {
         logger.warn({ route: route.name, from, err: err.message }, 'release of the writes not asked yet')

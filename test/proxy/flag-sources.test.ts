@@ -174,7 +174,7 @@ describe('Unleash configured but unreachable', () => {
         await eventually('the last known state to be loaded', async () => (await state(proxy)).flags.servedFrom === 'last-known')
         expect((await state(proxy)).flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false, lastKnownSavedAt: expect.any(String) })
         expect((await proxy.app.inject('/ready')).statusCode).toBe(200)
-        const stage = (await proxy.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
+        const stage = (await proxy.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
         expect(stage).toMatchObject({ readPercent: 0, writes: 'target', retired: false })
         const write = await proxy.app.inject({ method: 'POST', url: '/api/movies', headers: { 'x-user-id': 'u2' }, payload: { title: 'x' } })
         expect([write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual(['movies-service', 'writes'])

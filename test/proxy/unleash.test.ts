@@ -296,7 +296,7 @@ describe('Unleash going away', () => {
     WRITES_FENCE_KEY_PREFIX: `${key}:writes:`,
     RAMP_KEY_PREFIX: `${key}:ramp:`,
   })
-  const stageOf = async (p: ProxyUnderTest) => (await p.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
+  const stageOf = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
 
   beforeAll(async () => {
     redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
@@ -343,8 +343,8 @@ describe('Unleash going away', () => {
     // Unleash was stopped above. The replica restarts.
     await replica!.close()
     replica = await startProxy(stubs, replicaEnv(key), { redis })
-    await eventually('the restarted replica to load the last known state', async () => (await replica!.app.inject({ url: '/admin/state', headers: admin })).json().flags.servedFrom === 'last-known')
-    expect((await replica.app.inject({ url: '/admin/state', headers: admin })).json().flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false })
+    await eventually('the restarted replica to load the last known state', async () => (await replica!.ops.inject({ url: '/admin/state', headers: admin })).json().flags.servedFrom === 'last-known')
+    expect((await replica.ops.inject({ url: '/admin/state', headers: admin })).json().flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false })
     expect((await replica.app.inject('/ready')).statusCode).toBe(200)
     expect(await stageOf(replica)).toMatchObject({ readPercent: 100, writes: 'target', retired: true })
     // Retired: reads and writes go to the target, with no fallback to legacy; the file (0 %) is not used.
@@ -352,15 +352,16 @@ describe('Unleash going away', () => {
       const res = await replica.app.inject({ method, url: '/api/movies', headers: { 'x-user-id': id }, ...(method === 'POST' ? { payload: { title: 'x' } } : {}) })
       expect([res.statusCode, res.headers['x-upstream']], method).toEqual([200, 'movies-service'])
     }
-    const explained = (await replica.app.inject({ url: '/admin/explain?path=/api/movies&method=GET&user_id=u1', headers: admin })).json()
+    const explained = (await replica.ops.inject({ url: '/admin/explain?path=/api/movies&method=GET&user_id=u1', headers: admin })).json()
     expect(explained).toMatchObject({ upstream: 'movies-service', fallback: 'none' })
   })
 
   it('a replica with no last known state while Unleash is down: /ready 503 naming why, split routes 503 with Retry-After', { timeout: 60_000 }, async () => {
     const blank = await startProxy(stubs, replicaEnv(`${key}:none`), { redis })
     try {
-      await eventually('the replica to find no last known state', async () => /none in redis/.test((await blank.app.inject({ url: '/admin/state', headers: admin })).json().flags.notLoaded ?? ''))
-      const ready = await blank.app.inject('/ready')
+      await eventually('the replica to find no last known state', async () => /none in redis/.test((await blank.ops.inject({ url: '/admin/state', headers: admin })).json().flags.notLoaded ?? ''))
+      expect((await blank.app.inject('/ready')).statusCode).toBe(503)
+      const ready = await blank.ops.inject('/ready')
       expect(ready.statusCode).toBe(503)
       expect(ready.json().error).toMatch(/flags not loaded from .*: no answer from Unleash yet.* and no last known state \(none in redis test:flags-last-known:/)
       const read = await blank.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'blank-1' } })

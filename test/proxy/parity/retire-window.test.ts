@@ -40,7 +40,10 @@ beforeAll(async () => {
   const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
   // The shipped route map with the movies route checked every 5 s.
   const routes = JSON.parse(readFileSync(new URL('../../../proxy/routes.json', import.meta.url), 'utf8'))
-  routes.routes.find((r: { name: string }) => r.name === 'movies').parity.intervalSeconds = 5
+  const movies = routes.routes.find((r: { name: string }) => r.name === 'movies')
+  movies.parity.intervalSeconds = 5
+  // Only the window is under test here: these in-memory sides keep no write authority (test/proxy/migration-stages.test.ts does).
+  delete movies.writer
   const routesFile = join(mkdtempSync(join(tmpdir(), 'retire-window-')), 'routes.json')
   writeFileSync(routesFile, JSON.stringify(routes))
   proxy = await startProxy(stubs, {
@@ -57,8 +60,8 @@ afterAll(async () => {
   await Promise.all([legacy?.app.close(), target?.app.close(), stubs?.close()])
 })
 
-const retire = () => proxy.app.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'catalog moved' } })
-const cached = async () => (await proxy.app.inject({ url: '/admin/routes/movies/parity?cached=true', headers: admin })).json()
+const retire = () => proxy.ops.inject({ method: 'POST', url: '/admin/routes/movies/retire', headers: admin, payload: { reason: 'catalog moved' } })
+const cached = async () => (await proxy.ops.inject({ url: '/admin/routes/movies/parity?cached=true', headers: admin })).json()
 
 it('a drift seen only by a periodic check restarts the window; retirement waits a whole clean window after it', async () => {
   // The window starts with this clean check.
@@ -81,12 +84,12 @@ it('a drift seen only by a periodic check restarts the window; retirement waits 
 
   // A whole clean window later, retirement is accepted, with the window in its guard values.
   await expect.poll(async () => (await retire()).statusCode, { timeout: 30_000, interval: 1_000 }).toBe(200)
-  const [entry] = (await proxy.app.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
+  const [entry] = (await proxy.ops.inject({ url: '/admin/ledger?route=movies', headers: admin })).json().entries
   expect(entry).toMatchObject({ stage: 'retire', guard: { drift: 0 } })
   expect(entry.guard.cleanForSeconds).toBeGreaterThanOrEqual(WINDOW_SECONDS)
 }, 90_000)
 
 it('the stage API shows the periodic checks without a stage call making one', async () => {
-  const before = (await proxy.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().parity.checkedAt
-  await expect.poll(async () => (await proxy.app.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().parity.checkedAt, { timeout: 20_000, interval: 500 }).not.toBe(before)
+  const before = (await proxy.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().parity.checkedAt
+  await expect.poll(async () => (await proxy.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json().parity.checkedAt, { timeout: 20_000, interval: 500 }).not.toBe(before)
 }, 30_000)
