@@ -179,7 +179,7 @@ describe('the catalog moved to its own database, stage by stage, through two pro
           body: JSON.stringify({ title: `${user} #${k}`, description: 'written during the switch', genres: ['Drama'], rating: 7 }),
           signal: AbortSignal.timeout(20_000),
         })
-        count(res.status, `POST by ${user}`)
+        count(res.status, `POST by ${user} (${res.headers.get('x-upstream')}, ${res.status === 201 ? '' : (await res.clone().text()).slice(0, 200)})`)
         if (res.status !== 201) continue
         const movie = (await res.json()) as Movie
         mine.push(movie)
@@ -209,7 +209,7 @@ describe('the catalog moved to its own database, stage by stage, through two pro
     await Promise.all(clients)
     const ryw = (await readYourWritesCount()) - rywBefore
     console.log(`[catalog migration] ${[...created.values()].flat().length} movies created by 50 clients; statuses ${JSON.stringify(Object.fromEntries(statuses))}; read-your-writes reads ${ryw}`)
-    expect(fiveXx).toEqual([])
+    expect(fiveXx.slice(0, 20)).toEqual([])
     expect(readBackFailures).toEqual([])
     const all = [...created.values()].flat()
     expect(new Set(all.map((m) => m.id)).size).toBe(all.length)
