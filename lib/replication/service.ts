@@ -50,7 +50,11 @@ const VERSION_COUNTS = `
 export interface MovieReplication {
   /** Writes only as the movies' writer (another store holds movies too): the repository's writerOnly. */
   writerOnly: boolean
-  /** True while this store has not applied the stream up to its catch-up target (rebuilt, restored, just started). */
+  /**
+   * True until this process has seen its store caught up with the stream once (just started,
+   * rebuilt, restored from a backup). A handover's catch-up later does not count: the reads
+   * are as complete as before it, only the writes wait.
+   */
   catchingUp(): boolean
 }
 
@@ -143,6 +147,6 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
 
   return {
     writerOnly: consumer !== undefined,
-    catchingUp: () => consumer !== undefined && (consumer.status().authority?.catchingUp ?? true),
+    catchingUp: () => consumer !== undefined && !consumer.status().caughtUpSinceStart,
   }
 }
