@@ -46,8 +46,8 @@ export const MAX_NOISY_LEAVES = 20
 export const MAX_LEARNED = 100
 const MAX_PENDING = 1_000
 
-/** Keys that name a record: a record whose identity differs is another record, never noise. */
-const IDENTITY_KEY = /^(id|_id|uuid|guid)$|_id$|[a-z]Id$/
+/** Keys that name a record (`id`, `_id`, `UUID`, `movie_id`, `movieId`): a record whose identity differs is another record, never noise. */
+const isIdentityKey = (key: string) => /^_?(id|uuid|guid)$/i.test(key) || /_(id|uuid)$/i.test(key) || /[a-z0-9](Id|ID|Uuid|UUID)$/.test(key)
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 const isScalar = (v: Json) => v === null || typeof v !== 'object'
@@ -111,7 +111,7 @@ function walk(a: Json, b: Json, path: Step[], known: readonly PathRule[], leaves
     if (a === b) return true
     const last = path[path.length - 1]
     // A leaf under a key only: an index would make a rule ending in `[*]` (a whole list of values).
-    if (typeof last !== 'string' || IDENTITY_KEY.test(last)) return false
+    if (typeof last !== 'string' || isIdentityKey(last)) return false
     leaves.push(path)
     return true
   }
@@ -161,6 +161,8 @@ export class NoiseLearner {
       }
       seen.set(requestId, now)
       for (const [id, at] of seen) if (now - at > windowMs) seen.delete(id)
+      // The oldest confirmations beyond those needed are not kept (a rule that cannot be learned, the route being full, stays bounded).
+      for (const [id] of seen) if (seen.size > confirmations) seen.delete(id)
       if (seen.size < confirmations || this.learned.size >= MAX_LEARNED) continue
       this.pending.delete(rule)
       const entry: Learned = { rule, path: rule.startsWith('header:') ? undefined : parsePathRule(rule), learnedAt: now, expiresAt: now + ttlMs, confirmations: seen.size }

@@ -3,7 +3,7 @@
 // leaf becomes a rule (confirmations by different requests within a window), expires and is reset.
 import { describe, expect, it } from 'vitest'
 import type { Answer } from '../../../proxy/rollout/shadow/compare.ts'
-import { MAX_NOISY_LEAVES, NoiseLearner, noiseCandidates } from '../../../proxy/rollout/shadow/noise.ts'
+import { MAX_LEARNED, MAX_NOISY_LEAVES, NoiseLearner, noiseCandidates } from '../../../proxy/rollout/shadow/noise.ts'
 import { parsePathRule } from '../../../proxy/model/json-path.ts'
 
 const json = (value: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
@@ -29,6 +29,9 @@ describe('noiseCandidates', () => {
     ['a shifted list without ids (another record in each place)', json([{ t: 'C', y: 1 }, { t: 'B', y: 2 }]), json([{ t: 'D', y: 3 }, { t: 'C', y: 1 }]), []],
     ['an identity leaf', json({ id: 1, a: 'x' }), json({ id: 2, a: 'x' }), []],
     ['a foreign identity leaf', json({ movie_id: 1, a: 'x' }), json({ movie_id: 2, a: 'x' }), []],
+    ['a camel-case identity leaf', json({ movieId: 1, a: 'x' }), json({ movieId: 2, a: 'x' }), []],
+    ['an upper-case identity leaf', json({ ID: 1, a: 'x' }), json({ ID: 2, a: 'x' }), []],
+    ['a key that merely ends in "id" is a leaf like any other', json({ paid: 1, a: 'x' }), json({ paid: 2, a: 'x' }), ['$.paid']],
     ['a scalar in a list (a rule would end in [*])', json({ tags: ['a', 'b'] }), json({ tags: ['a', 'c'] }), []],
     ['a key on one side only', json({ a: 1 }), json({ a: 1, b: 2 }), []],
     ['a change of kind', json({ a: 1 }), json({ a: [1] }), []],
@@ -65,6 +68,14 @@ describe('NoiseLearner', () => {
     expect(noise.paths().map((r) => r.source)).toEqual(['$.a'])
     expect(noise.headers()).toEqual([])
     expect(noise.pendingList().map((p) => p.rule)).toEqual(['header:x-served-at'])
+  })
+
+  it('keeps no more confirmations than needed once the route holds its maximum of rules', () => {
+    const noise = new NoiseLearner({ ...settings, confirmations: 2 })
+    for (let i = 0; i < MAX_LEARNED; i++) for (const id of ['a', 'b']) noise.observe(id, [`$.k${i}`])
+    expect(noise.size).toBe(MAX_LEARNED)
+    for (let i = 0; i < 50; i++) expect(noise.observe(`r${i}`, ['$.more'])).toEqual([])
+    expect(noise.pendingList()).toEqual([{ rule: '$.more', confirmations: 2, needed: 2, firstSeenAt: expect.any(String) }])
   })
 
   it('expires a learned rule after its TTL, and forgets everything on reset', () => {
