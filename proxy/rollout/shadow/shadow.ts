@@ -7,6 +7,8 @@
 // shadow call must not open a circuit real traffic depends on; an open circuit skips the copy).
 // The copy carries the client's credentials (the other side must see the same identity to
 // answer the same); they are held only while the copy is in flight and never reported.
+// The noise detector (detectNoise) learns only what noise.ts allows; every change of a route's
+// shadow settings (set through the admin API, noise learned, expired or reset) is a ledger entry.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
