@@ -121,7 +121,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
     { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
-    { routes, upstreams, metrics, trust, logger: deps.logger, tracing },
+    { routes, upstreams, metrics, trust, logger: deps.logger, tracing, ledger },
   )
 
   // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.

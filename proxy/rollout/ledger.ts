@@ -9,22 +9,22 @@ import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
 
 /** Who changed a rollout: the proxy itself (admin API, ramp, guard) or someone it saw change the flag. */
-export type LedgerSource = 'admin' | 'ramp' | 'guard' | 'flags-file' | 'unleash'
+export type LedgerSource = 'admin' | 'ramp' | 'guard' | 'flags-file' | 'unleash' | 'shadow'
 
 export interface LedgerEntry {
   /** ISO time the proxy made or noticed the change. */
   at: string
   route: string
   flag: string
-  /** Rollout percent before and after; null = not a plain rollout (several strategies, constraints). */
+  /** Rollout percent before and after; null = not a plain rollout (several strategies, constraints). For stage `shadow`: the shadow percent. */
   from: number | null
   to: number | null
-  /** An admin token's name, "ramp", "guard", "flags-file" or "unleash". */
+  /** An admin token's name, "ramp", "guard", "flags-file", "unleash" or "shadow" (the noise detector). */
   actor: string
   reason: string
   source: LedgerSource
   /** What moved (proxy/rollout/stages.ts): the read percentage (absent = reads), the writer side, the freeze of a ramp, the retirement of legacy. */
-  stage?: 'reads' | 'writes' | 'freeze' | 'retire' | 'conflict'
+  stage?: 'reads' | 'writes' | 'freeze' | 'retire' | 'conflict' | 'shadow'
   /** For a change of the writer side: the sides (null = writes followed the read flag). */
   fromSide?: 'legacy' | 'target' | null
   toSide?: 'legacy' | 'target'
@@ -34,8 +34,18 @@ export interface LedgerEntry {
   forced?: boolean
   /** Differing ids and paths of the parity check behind an automatic action. */
   sample?: unknown
+  /** Stage `shadow`: what changed in the shadow comparison (settings set, noise learned, expired or reset). */
+  shadow?: ShadowLedgerDetail
   /** Tracing on: the trace of the request (or ramp step) that made the change. */
   traceId?: string
+}
+
+export interface ShadowLedgerDetail {
+  change: 'settings' | 'noise-learned' | 'noise-expired' | 'noise-reset'
+  /** The settings in force after the change (change `settings`). */
+  settings?: Record<string, unknown>
+  /** The learned noise rules concerned (with when learned, confirmations, expiry). */
+  rules?: Array<{ rule: string; learnedAt: string; expiresAt: string; confirmations: number }>
 }
 
 export interface LedgerQuery {
@@ -131,7 +141,7 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
     kind: store.kind,
     location: store.location,
     async append(given) {
-      const { stage, fromSide, toSide, guard, forced, sample } = given
+      const { stage, fromSide, toSide, guard, forced, sample, shadow } = given
       const entry: LedgerEntry = {
         at: given.at ?? new Date().toISOString(),
         route: given.route,
@@ -147,10 +157,12 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
         ...(guard ? { guard } : {}),
         ...(forced ? { forced } : {}),
         ...(sample !== undefined ? { sample } : {}),
+        ...(shadow ? { shadow } : {}),
       }
       const traceId = deps.traceId?.() // TRACING
       if (traceId) entry.traceId = traceId
-      deps.logger.info({ ledger: entry }, `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'} by ${entry.actor} (${entry.source})`)
+      const what = entry.shadow ? `shadow comparison of ${entry.route}: ${entry.shadow.change}` : `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'}`
+      deps.logger.info({ ledger: entry }, `${what} by ${entry.actor} (${entry.source})`)
       await flushUnstored()
       try {
         await store.add(entry)

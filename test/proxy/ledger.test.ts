@@ -215,6 +215,12 @@ describe('the ledger in Redis mode', () => {
       expect(ledger).toMatchObject({ store: 'redis', location: key })
       expect(ledger.entries.map(entryShape)).toEqual([{ route: 'movies', flag: 'movies-migration', from: 30, to: 40, actor: 'bob', reason: 'canary', source: 'admin' }])
       expect(await redis.xlen(key)).toBe(1)
+      // A change of the shadow settings is an entry too (stage shadow), with the token's name and the settings in force.
+      const shadow = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', headers: as(BOB), payload: { percent: 10, detectNoise: true, reason: 'compare 10 %' } })
+      expect(shadow.statusCode).toBe(200)
+      const [latest] = (await ledgerOf(proxy)).entries
+      expect(latest).toMatchObject({ route: 'movies', flag: 'movies-migration', from: 0, to: 10, actor: 'bob', reason: 'compare 10 %', source: 'admin', stage: 'shadow', shadow: { change: 'settings', settings: { percent: 10, detectNoise: true, noiseConfirmations: 3 } } })
+      expect(await redis.xlen(key)).toBe(2)
     } finally {
       await proxy.close()
       await redis.del(key)
