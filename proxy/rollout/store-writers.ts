@@ -137,7 +137,10 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
   }
 
   const readState = (route: Route, side: Side): Promise<StoreWriterState | { error: string }> =>
-    call<StoreWriterState>(route, side, route.writer!.path).catch((err: Error) => ({ error: err.message }))
+    call<StoreWriterState>(route, side, route.writer!.path).then(
+      (s) => (typeof s?.writer === 'boolean' && Number.isSafeInteger(s.epoch) ? s : { error: `${route.writer!.path} did not answer a write authority ({writer, epoch, …})` }),
+      (err: Error) => ({ error: err.message }),
+    )
 
   function summarise(route: Route, legacy: RouteWriters['legacy'], target: RouteWriters['target']): RouteWriters {
     const desired = desiredWriter(route, flags)
@@ -217,7 +220,8 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     async settle(route, timeoutMs, why) {
       const until = Date.now() + timeoutMs
       let state = await reconcile(route, why)
-      while (state.handover !== 'settled' && state.handover !== 'blocked' && Date.now() < until) {
+      // Only a handover in flight is waited for: settled, blocked by conflicts or a store that cannot say end the wait.
+      while (state.handover === 'handing-over' && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 50))
         state = await reconcile(route, why)
       }

@@ -300,7 +300,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   it("shows each split route's stage; a guarded step is a button that shows the guard's refusal; the ledger shows the stage change", async () => {
     ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
-    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes follow reads · drift \? · lag \? · 0 RYW$/)
+    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes legacy · drift \? · lag \? · 0 RYW · stores unknown$/)
     expect(await ctx.page.cell('events', 'stage').textContent()).toBe('—')
     await ctx.page.openRoute('movies')
     const result = ctx.page.page.locator('#stage-result')
@@ -312,7 +312,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
     await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent(), { timeout: 10_000 }).toMatch(/^writes target · /)
     await expect.poll(() => ctx.page!.page.locator('#stage-state').textContent(), { timeout: 10_000 }).toMatch(/^writes target · .* · reads 0 %$/)
     await ctx.page.filterLedger('movies')
-    await expect.poll(() => ctx.page!.page.locator('#ledger tbody [data-stage="writes"]').first().textContent(), { timeout: 10_000 }).toMatch(/^writes with reads → target FORCED \[parity unavailable, why monolith: /)
+    await expect.poll(() => ctx.page!.page.locator('#ledger tbody [data-stage="writes"]').first().textContent(), { timeout: 10_000 }).toMatch(/^writes legacy → target FORCED \[parity unavailable, why monolith: /)
     // Retiring needs reads at 100 %: refused with the reason.
     await ctx.page.stageAction('Retire legacy', 'too early')
     await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Refused \(409\): reads of route "movies" are at 0 %, not 100 % on the target/)
