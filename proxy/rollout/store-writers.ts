@@ -42,8 +42,8 @@ export interface RouteWriters {
   writer: Side | null
   legacy: StoreWriterState | { error: string }
   target: StoreWriterState | { error: string }
-  /** settled: the desired store writes; handing-over: no store writes yet; blocked: conflicts refuse the handover; unknown: a store did not answer. */
-  handover: 'settled' | 'handing-over' | 'blocked' | 'unknown'
+  /** settled: the desired store writes; handing-over: no store writes yet; blocked: conflicts refuse the handover; standalone: a store replicates nothing (no Kafka) and takes any write; unknown: a store did not answer. */
+  handover: 'settled' | 'handing-over' | 'blocked' | 'standalone' | 'unknown'
   conflicts: number
   checkedAt: string
 }
@@ -144,11 +144,13 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
 
   function summarise(route: Route, legacy: RouteWriters['legacy'], target: RouteWriters['target']): RouteWriters {
     const desired = desiredWriter(route, flags)
-    const writing = (s: RouteWriters['legacy']) => isState(s) && s.writer && !s.catchingUp
+    // A store that replicates nothing (no Kafka) takes any write: there is nothing to hand over, and the flag alone decides.
+    const standalone = (isState(legacy) && !legacy.replicating) || (isState(target) && !target.replicating)
+    const writing = (s: RouteWriters['legacy']) => !standalone && isState(s) && s.writer && !s.catchingUp
     const writer: Side | null = writing(legacy) ? 'legacy' : writing(target) ? 'target' : null
     const conflicts = (isState(legacy) ? legacy.conflicts : 0) + (isState(target) ? target.conflicts : 0)
-    const handover = !isState(legacy) || !isState(target) ? 'unknown' : writer === desired ? 'settled' : conflicts > 0 ? 'blocked' : 'handing-over'
-    if (isState(legacy) && isState(target) && legacy.writer && target.writer) {
+    const handover = !isState(legacy) || !isState(target) ? 'unknown' : standalone ? 'standalone' : writer === desired ? 'settled' : conflicts > 0 ? 'blocked' : 'handing-over'
+    if (!standalone && isState(legacy) && isState(target) && legacy.writer && target.writer) {
       // Cannot happen by construction (one release per epoch); said loudly if it ever does.
       logger.error({ route: route.name, legacy, target }, 'both stores say they write: the write authority is broken')
     }
@@ -159,6 +161,7 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     const [legacy, target] = await Promise.all([readState(route, 'legacy'), readState(route, 'target')])
     let state = summarise(route, legacy, target)
     if (state.writer) hints.set(route.name, state.writer)
+    else if (state.handover === 'standalone') hints.delete(route.name)
     const from: Side = state.desired === 'target' ? 'legacy' : 'target'
     const losing = from === 'legacy' ? legacy : target
     const view = viewOf(route, state.desired)
@@ -192,7 +195,7 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
       }
     }
     metrics.writesSide.labels(route.name).set(state.writer === 'target' ? 1 : state.writer === 'legacy' ? 0 : Number.NaN)
-    metrics.writerHandover.labels(route.name).set(state.handover === 'settled' ? 0 : state.handover === 'handing-over' ? 1 : state.handover === 'blocked' ? 2 : Number.NaN)
+    metrics.writerHandover.labels(route.name).set(state.handover === 'settled' ? 0 : state.handover === 'handing-over' ? 1 : state.handover === 'blocked' ? 2 : state.handover === 'standalone' ? 3 : Number.NaN)
     metrics.replicationConflicts.labels(route.name).set(state.conflicts)
     lastState.set(route.name, state)
     return state
