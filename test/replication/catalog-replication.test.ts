@@ -193,7 +193,8 @@ describe('catalog-db, kept in step with legacy-db through Kafka', () => {
       MONOLITH_URL: monolith.url,
       MOVIES_SERVICE_URL: movies!.url,
       EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
-      FLAGS_FILE: flagsFileAt(0),
+      // The movies service writes now (handed over above): the proxy's flags say so too.
+      FLAGS_FILE: flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 100 }),
       ADMIN_TOKEN,
     })
     const res = await fetch(`${proxy.opsUrl}/admin/routes/movies/parity`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
