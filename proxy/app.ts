@@ -184,6 +184,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   }
   const ops = await buildOpsApp(config, {
     logger: deps.logger,
+    tracing: deps.tracing,
     registry: metrics.registry,
     renderMetrics: deps.renderMetrics,
     readiness,

@@ -13,6 +13,7 @@ import { adminRoutes, reserveAdminNamespace, type AdminRoutesOptions } from './a
 import { consoleRoutes } from './admin/console-routes.ts'
 import { opsRoutes, type Readiness } from './admin/ops-routes.ts'
 import type { ProxyConfig } from './config.ts'
+import type { Tracing } from '../lib/tracing/tracing.ts'
 import { clientLimits } from './edge/client-limits.ts'
 import { renderedAtMostEvery } from './observability/metrics-cache.ts'
 
@@ -24,6 +25,8 @@ export interface OpsAppParts {
   readiness: () => Promise<Readiness>
   /** The admin API and console; absent = no admin token, /admin is a 404. */
   admin?: AdminRoutesOptions
+  /** Tracing on: an operator's call continues the caller's trace (a rollout change keeps its trace id in the ledger). */
+  tracing?: Tracing
 }
 
 /** Connections the operators' listener keeps open at once: a handful of tabs, scrapers and scripts. */
@@ -32,6 +35,7 @@ const OPS_MAX_CONNECTIONS = 256
 export async function buildOpsApp(config: ProxyConfig, parts: OpsAppParts): Promise<FastifyInstance> {
   const app = createHttpApp({
     logger: parts.logger.child({ listener: 'operators' }),
+    tracing: parts.tracing,
     bodyLimitBytes: config.bodyLimitBytes,
     errorCodes: true,
     api: { title: 'CinemaAbyss proxy', description: "The strangler-fig edge's operators' listener: its health, metrics and admin API. Clients call the public listener, where every /api/* request is forwarded to the monolith or an extracted service (see their documents)." },

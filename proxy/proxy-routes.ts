@@ -277,8 +277,9 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     }
     if (!asksRecentWrites(route, decision, facts, flags)) return decision
     const found = await recentWrites.lookup(route.name, facts.identity)
-    // Unknown (Redis did not answer): the writer side has every write, this client's included.
-    const recentWrite = found === 'unknown' ? writerSideOf(route, flags) : found
+    // Unknown (Redis did not answer): the writer has every write, this client's included — the store
+    // that writes as the stores last said, else the flag's writer side.
+    const recentWrite = found === 'unknown' ? (opts.storeWriters?.hint(route.name) ?? writerSideOf(route, flags)) : found
     if (recentWrite === undefined || recentWrite === decision.side) return decision
     if (count) metrics.readYourWrites.labels(route.name).inc()
     return decideRoute(route, { ...facts, recentWrite }, flags, breakers)

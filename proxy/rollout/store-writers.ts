@@ -165,7 +165,9 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     const from: Side = state.desired === 'target' ? 'legacy' : 'target'
     const losing = from === 'legacy' ? legacy : target
     const view = viewOf(route, state.desired)
-    const lastHandover = Math.max(...[legacy, target].map((s) => (isState(s) ? Date.parse(s.changedAt) || 0 : 0)))
+    // The last handover; none yet (the stores as migrated: epochs 0 and 1) never holds a first one back.
+    const handedOver = [legacy, target].some((s) => isState(s) && s.epoch > 1)
+    const lastHandover = handedOver ? Math.max(...[legacy, target].map((s) => (isState(s) ? Date.parse(s.changedAt) || 0 : 0))) : 0
     // This replica saw the flags change after the last handover, or the handover is old enough that every replica has seen the flags since.
     // A replica that has not loaded its flags knows no wish of anyone's: it asks for nothing.
     const mayAsk = flags.status().loaded && (why?.source === 'admin' || view.since > lastHandover || Date.now() - lastHandover > options.quietMs)

@@ -60,6 +60,8 @@ export function createRecentWrites(options: RecentWritesOptions, deps: RecentWri
       if (deps.redis) {
         try {
           await deps.redis.set(key, encode(mark), 'PX', options.windowMs)
+          // A mark kept here while Redis was away is older: it must not shadow this one.
+          local.delete(key)
           return
         } catch (err) {
           deps.logger.warn({ route, err: (err as Error).message }, 'read-your-writes mark not stored in Redis: kept in this process')
@@ -71,12 +73,14 @@ export function createRecentWrites(options: RecentWritesOptions, deps: RecentWri
     },
     async lookup(route, identity) {
       const key = keyOf(route, identity)
-      const here = current(route, local.get(key))
-      if (!deps.redis || here) return here
+      const here = local.get(key)
+      if (!deps.redis) return current(route, here)
       try {
-        return current(route, decode(await deps.redis.get(key)))
+        const shared = decode(await deps.redis.get(key))
+        // The newer of the two: a mark kept here while Redis was away, or the shared one written since.
+        return current(route, here && (!shared || here.at > shared.at) ? here : shared)
       } catch {
-        return 'unknown'
+        return current(route, here) ?? 'unknown'
       }
     },
   }

@@ -14,7 +14,7 @@ import { monolithApp, moviesServiceApp } from '../helpers/apps.ts'
 import { backends, type OpenBackend } from '../helpers/backends.ts'
 import { captureLogs } from '../helpers/logs.ts'
 import { metric } from '../helpers/metrics.ts'
-import { flagsFileAt } from '../proxy/proxy-harness.ts'
+import { flagsFileAt, routesFileWithoutWriter } from '../proxy/proxy-harness.ts'
 
 /** Go's RFC 3339 as json.Marshal prints a time.Time read from PostgreSQL: UTC, fraction trimmed. */
 export const GO_RFC3339_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?Z$/
@@ -107,6 +107,8 @@ async function startStack(open: () => Promise<OpenBackend>, wanted: ServiceName[
       MOVIES_SERVICE_URL: moviesUrl,
       EVENTS_SERVICE_URL: monolithUrl, // not used here
       FLAGS_FILE: flagsFileAt(0),
+      // Both services on one database here: X-Backend picks the side of a write too.
+      ROUTES_FILE: routesFileWithoutWriter(),
       ALLOW_BACKEND_OVERRIDE: 'true',
       RATE_LIMIT_MAX: '0',
     }),

@@ -54,9 +54,19 @@ beforeAll(async () => {
   }
   const proxyEnv = { MONOLITH_URL: monolith.url, EVENTS_SERVICE_URL: events.url, ADMIN_TOKEN, ...otel }
   ;[proxy, fallbackProxy] = await Promise.all([
-    startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
+    startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt({ 'movies-migration': 100, 'movies-migration-writes': 100 }), MOVIES_SERVICE_URL: movies.url }, { readyPath: '/health' }),
     startService('proxy/server.ts', { ...proxyEnv, FLAGS_FILE: flagsFileAt(100), MOVIES_SERVICE_URL: 'http://127.0.0.1:9' }, { readyPath: '/health' }),
   ])
+  // The writer flag is at 100 %: the stores hand the writes over to the movies service first.
+  await eventually('the movies service takes the writes', async () => {
+    const state = (await (await fetch(`${movies.url}/internal/writer`)).json()) as { writer: boolean; catchingUp: boolean }
+    return state.writer && !state.catchingUp
+  }, 60_000)
+  // … and the proxy has seen it (its first try for a write is the store that writes).
+  await eventually('the proxy sees the movies service write', async () => {
+    const stage = (await (await fetch(`${proxy.opsUrl}/admin/routes/movies/stage`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { writers?: { writer: string } }
+    return stage.writers?.writer === 'target'
+  }, 30_000)
 }, 180_000)
 
 afterAll(async () => {
@@ -116,7 +126,8 @@ describe('one request, one trace (real Jaeger)', () => {
     expect(parentOf(server)).toBe(clientSpanId)
     expect(tag(server, 'proxy.route')).toBe('movies')
     expect(tag(server, 'proxy.side')).toBe('target')
-    expect(['flag', 'sticky']).toContain(tag(server, 'proxy.reason'))
+    // A write goes to the writer side (movies-migration-writes), whatever the read flag says.
+    expect(tag(server, 'proxy.reason')).toBe('writes')
     expect(tag(server, 'proxy.flag')).toBe('movies-migration')
     expect(tag(server, 'proxy.flag.percent')).toBe(100)
     expect(tag(server, 'proxy.upstream')).toBe('movies-service')

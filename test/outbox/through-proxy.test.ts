@@ -11,7 +11,7 @@ import { deleteTopics, processedLines, startEventsApp, type EventsAppUnderTest }
 import { testDatabase } from '../helpers/infra.ts'
 import type { TestDatabase } from '../../dev/pg-admin.ts'
 import { startService, type ServiceProcess } from '../helpers/processes.ts'
-import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
+import { ADMIN_TOKEN, flagsFileAt, routesFileWithoutWriter } from '../proxy/proxy-harness.ts'
 import { kafkaClient, readTopics, topicsOf, uniqueName, waitFor, type ReadMessage } from './support.ts'
 
 const brokers = () => inject('kafkaBrokers')
@@ -26,11 +26,12 @@ let events: EventsAppUnderTest
 beforeAll(async () => {
   database = await testDatabase()
   events = await startEventsApp(brokers().split(','), { KAFKA_TOPIC_PREFIX: prefix })
+  // Both services on one database (the shape before catalog-db): the route map without writer stores.
   const env = { DB_CONNECTION_STRING: database.url, KAFKA_BROKERS: brokers(), KAFKA_TOPIC_PREFIX: prefix, KAFKA_LOG_LEVEL: 'error' }
   ;[monolith, movies] = await Promise.all([startService('monolith/server.ts', env), startService('movies-service/server.ts', env)])
   proxy = await startService(
     'proxy/server.ts',
-    { MONOLITH_URL: monolith.url, MOVIES_SERVICE_URL: movies.url, EVENTS_SERVICE_URL: `http://127.0.0.1:9`, FLAGS_FILE: flagsFileAt(50), ADMIN_TOKEN },
+    { MONOLITH_URL: monolith.url, MOVIES_SERVICE_URL: movies.url, EVENTS_SERVICE_URL: `http://127.0.0.1:9`, FLAGS_FILE: flagsFileAt(50), ROUTES_FILE: routesFileWithoutWriter(), ADMIN_TOKEN },
     { readyPath: '/health' },
   )
 }, 120_000)

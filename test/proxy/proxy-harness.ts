@@ -43,6 +43,20 @@ export function writeFlagsFile(file: string, rollouts: Rollouts): void {
   writeFileSync(file, JSON.stringify(doc, null, 2))
 }
 
+/**
+ * A copy of the shipped route map in which the movies route's stores do not decide who writes
+ * (no `writer`): for stacks where both services run on ONE database (the shape before catalog-db),
+ * where there is nothing to hand writes between and the flag, or X-Backend, picks the side of a
+ * write as it did before writer stores existed.
+ */
+export function routesFileWithoutWriter(): string {
+  const routes = JSON.parse(readFileSync(join(REPO_ROOT, 'proxy/routes.json'), 'utf8'))
+  delete routes.routes.find((r: { name: string }) => r.name === 'movies').writer
+  const file = join(mkdtempSync(join(tmpdir(), 'proxy-routes-')), 'routes.json')
+  writeFileSync(file, JSON.stringify(routes))
+  return file
+}
+
 export interface Stubs {
   monolith: StubUpstream
   movies: StubUpstream
