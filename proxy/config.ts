@@ -8,6 +8,7 @@ import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './m
 import { trustProxyEnv } from './edge/trust-proxy.ts'
 import { featuresOffEnv } from './model/features.ts'
 import { DEFAULT_SYNC_INTERVAL_MS } from './edge/rate-limit-store.ts'
+import { authEnv, authSettings } from './auth/auth-config.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 const SHIPPED_ROUTES = repoFile('proxy/routes.json')
@@ -172,6 +173,8 @@ const spec = {
   readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),
   readYourWritesKeyPrefix: env.string('READ_YOUR_WRITES_KEY_PREFIX', 'cinemaabyss:ryw:', 'prefix of the read-your-writes marks in Redis'),
   featuresOff: featuresOffEnv,
+  // Tokens verified at the edge on routes whose route-map entry has `auth` (proxy/auth/).
+  ...authEnv,
   adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 
@@ -208,10 +211,15 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
   if (config.adminToken && config.namedAdminTokens.some((t) => t.name === 'admin' || t.token === config.adminToken)) {
     throw new ConfigError('invalid configuration: ADMIN_TOKENS repeats ADMIN_TOKEN (its name is "admin" and its token must differ)')
   }
+  const auth = authSettings(config)
+  const asking = routeMap.routes.filter((r) => r.auth)
+  if (asking.length > 0 && auth.issuers.length === 0) {
+    throw new ConfigError(`invalid configuration: AUTH_ISSUERS is required (route(s) ${asking.map((r) => r.name).join(', ')} ask for tokens)`)
+  }
   const unleashAdminUrl = config.unleashAdminUrl ?? (config.unleashUrl ? `${config.unleashUrl.replace(/\/+$/, '')}/admin` : undefined)
   const unleashEnvironment = config.unleashEnvironment ?? tokenEnvironment(config.unleashApiToken) ?? 'development'
   const ledgerFile = config.ledgerFile ?? join(dirname(config.flagsFile), 'rollout-ledger.jsonl')
-  return { ...config, adminTokens, unleashAdminUrl, unleashEnvironment, ledgerFile }
+  return { ...config, adminTokens, unleashAdminUrl, unleashEnvironment, ledgerFile, auth }
 }
 /** What the proxy reads: its own variables and those the shipped route map names (a deployment with its own ROUTES_FILE adds that file's). */
 export const ENV_VARS = [...envVarNames(spec), ...routeMapEnvVars(readRouteFile(SHIPPED_ROUTES))]
