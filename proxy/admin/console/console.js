@@ -138,6 +138,7 @@ function wire() {
   $('#logout').addEventListener('click', () => {
     token.clear()
     open = null
+    $('#whoami').textContent = ''
     showLogin('Logged out.')
   })
   $('#rollout-form').addEventListener('submit', (event) => {
@@ -175,9 +176,19 @@ function wire() {
   $('#ledger-route').addEventListener('change', () => guarded(() => loadLedger($('#ledger-state'), $('#ledger tbody'), $('#ledger-route').value)))
 }
 
+/** Shows only what the token's role may do (GET /admin/whoami; the proxy refuses the rest with 403 anyway). */
+async function applyRole() {
+  const me = await api('/admin/whoami')
+  const may = me.ok ? me.body.may : { read: true, change: false, irreversible: false }
+  const allowed = { viewer: true, operator: may.change, owner: may.irreversible }
+  for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !allowed[el.dataset.needs]
+  $('#whoami').textContent = me.ok ? `${me.body.actor} (${me.body.role})` : ''
+}
+
 async function start() {
   showDashboard()
   const mine = ++generation
+  await guarded(applyRole)
   await guarded(refresh)
   if (mine === generation) loop(mine)
 }
