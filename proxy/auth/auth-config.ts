@@ -103,6 +103,7 @@ export const authEnv = {
   authJwksCooldownMs: env.int('AUTH_JWKS_COOLDOWN_MS', 30_000, { min: 1_000, description: 'least time between two fetches of an issuer\'s keys (an unknown kid refetches at most this often)' }),
   authJwksMaxAgeMs: env.int('AUTH_JWKS_MAX_AGE_MS', 600_000, { min: 1_000, description: "an issuer's keys are refreshed in the background once this old (the cached ones keep serving)" }),
   authJwksTimeoutMs: env.int('AUTH_JWKS_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each discovery and JWKS fetch' }),
+  authVerifiedCacheSeconds: env.int('AUTH_VERIFIED_CACHE_SECONDS', 60, { min: 0, max: 3_600, description: 'a verified token is remembered this long (at most until it expires; 5,000 tokens): its next requests skip the signature check; 0 = check every request' }),
   authRolesClaim: env.string('AUTH_ROLES_CLAIM', 'roles', 'the claim (dotted path for a nested one, e.g. realm_access.roles) holding the roles a route\'s "roles" rule reads'),
   authForwardClaims: claimList('AUTH_FORWARD_CLAIMS', ['roles', 'scope'], 'claims sent upstream as X-Auth-<Claim> headers on routes with a token policy (besides X-Auth-Sub and X-Auth-Issuer)'),
 }
@@ -115,6 +116,8 @@ export interface AuthSettings {
   jwksCooldownMs: number
   jwksMaxAgeMs: number
   jwksTimeoutMs: number
+  /** How long a verified token is remembered (0 = never). */
+  verifiedCacheSeconds: number
   rolesClaim: string
   forwardClaims: string[]
 }
@@ -132,6 +135,7 @@ export function authSettings(config: { [K in keyof typeof authEnv as K]: ReturnT
     jwksCooldownMs: config.authJwksCooldownMs,
     jwksMaxAgeMs: config.authJwksMaxAgeMs,
     jwksTimeoutMs: config.authJwksTimeoutMs,
+    verifiedCacheSeconds: config.authVerifiedCacheSeconds,
     rolesClaim: config.authRolesClaim,
     forwardClaims: config.authForwardClaims,
   }

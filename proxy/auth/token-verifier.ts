@@ -54,6 +54,9 @@ function jwksUriOf(config: IssuerConfig, timeoutMs: number): () => Promise<strin
   }
 }
 
+/** Verified tokens remembered at most. */
+const REMEMBERED_MAX = 5_000
+
 const audiencesOf = (aud: unknown): string[] => (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [])
 
 export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifierHooks): TokenVerifier {
@@ -72,9 +75,12 @@ export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifier
     byIssuer.set(config.issuer, { config, keys, audience: new Set(config.audience ?? settings.audience) })
   }
   const skew = settings.clockToleranceSeconds
+  // Clients send the same token for many requests: a verified one is remembered briefly (never
+  // past its expiry), so they skip the signature check. Bounded: the oldest go first.
+  const remembered = new Map<string, { verified: VerifiedToken; until: number }>()
+  const rememberMs = settings.verifiedCacheSeconds * 1000
 
-  return {
-    async verify(token) {
+  async function verifyUncached(token: string): Promise<VerifiedToken> {
       const jws = decodeJws(token, allowed)
       const { payload } = jws
       const issuer = typeof payload.iss === 'string' ? byIssuer.get(payload.iss) : undefined
@@ -96,6 +102,19 @@ export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifier
       if (!audiencesOf(payload.aud).some((a) => issuer.audience.has(a))) throw new TokenError('the token is not meant for this audience (aud)')
       if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub)) throw new TokenError('the token has no usable subject (sub)')
       return { subject: payload.sub, issuer: issuer.config.issuer, claims: payload }
+  }
+
+  return {
+    async verify(token) {
+      if (rememberMs === 0) return verifyUncached(token)
+      const now = Date.now()
+      const hit = remembered.get(token)
+      if (hit && hit.until > now) return hit.verified
+      if (hit) remembered.delete(token)
+      const verified = await verifyUncached(token)
+      if (remembered.size >= REMEMBERED_MAX) remembered.delete(remembered.keys().next().value!)
+      remembered.set(token, { verified, until: Math.min(now + rememberMs, ((verified.claims.exp as number) + skew) * 1000) })
+      return verified
     },
     issuers: () => [...byIssuer.values()].map((i) => ({ issuer: i.config.issuer, ...i.keys.status() })),
   }

@@ -25,7 +25,7 @@ afterAll(async () => {
   await stubs?.close()
 })
 
-const call = (method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, payload?: unknown) => proxy.ops.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) })
+const call = (method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, payload?: Record<string, unknown>) => proxy.ops.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) })
 
 describe('admin token roles', () => {
   it('parses name:token:role, a token without a role is an owner', () => {
