@@ -87,6 +87,7 @@ export const errors = {
   CIRCUIT_OPEN: define<[upstream: string]>('CIRCUIT_OPEN', 503, '%s is unavailable (circuit open), retry later'),
   UPSTREAM_BROKEN_ANSWER: define<[upstream: string]>('UPSTREAM_BROKEN_ANSWER', 502, '%s broke off its answer before the first byte of the body'),
   WRITE_NOT_RETRIED: define<[failure: string]>('WRITE_NOT_RETRIED', 503, '%s; the request was not retried'),
+  FLAGS_NOT_LOADED: define<[route: string, why: string]>('FLAGS_NOT_LOADED', 503, 'route "%s" is split by flags this proxy replica has not loaded (%s), retry later'),
 
   // Edge proxy: admin API
   ADMIN_UNAUTHORIZED: define<[]>('ADMIN_UNAUTHORIZED', 401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>'),

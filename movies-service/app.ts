@@ -57,7 +57,14 @@ export function buildApp(
   })
   const repository = createMovieRepository(deps.db, 'catalog', { writerOnly: replication.writerOnly })
   const movies = deps.redis ? withMovieCache(repository, deps.redis, deps.logger, config.cacheTtlSeconds) : repository
-  app.register(healthRoutes, { livePaths: ['/health', '/api/movies/health'], check: () => deps.db.ping() })
+  // Not ready while catching up: its reads would answer 503 (below), its writes wait.
+  app.register(healthRoutes, {
+    livePaths: ['/health', '/api/movies/health'],
+    check: async () => {
+      await deps.db.ping()
+      if (replication.catchingUp()) throw new Error('catching up with the changes of movies it has not applied yet')
+    },
+  })
   // A store that has not applied the stream up to its catch-up target (rebuilt, restored) serves
   // no read: once legacy is retired, nothing else would tell a client its answer is incomplete.
   app.register(movieRoutes, { movies, rules, readable: () => !replication.catchingUp() })

@@ -67,7 +67,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   const off = new Set(config.featuresOff)
   if (off.size > 0) deps.logger.warn({ featuresOff: [...off] }, 'FEATURES_OFF: per-request features switched off for a measurement')
   const ownsFlags = !deps.flags
-  const flags = deps.flags ?? (await createFlagSource(config, deps.logger))
+  const flags = deps.flags ?? (await createFlagSource(config, deps.logger, deps.redis))
   const upstreams = createUpstreams(config.routeMap.upstreams, { ...upstreamDefaults(config), breakers: !off.has('breaker') }, metrics, deps.logger)
   const tracing = deps.tracing && createProxyTracing(deps.tracing, { flags, upstreams }) // TRACING
 
@@ -101,7 +101,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   const parity = createParityMonitor({ routes, registry: metrics.registry, logger: deps.logger, internalToken: config.internalToken })
   // The writer side and retirement of split routes, guarded by parity; read-your-writes after a write.
   // Who writes a route whose stores decide it: each replica keeps them in view and asks for the handover the flags want.
-  const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000) })
+  const storeWriters = createStoreWriters({ routes, flags, ledger, metrics, logger: deps.logger, checkMs: config.storeWritersCheckMs, timeoutMs: Math.min(config.upstreamResponseTimeoutMs, 5_000), quietMs: Math.max(config.writesHandoverQuietMs, 3 * config.unleashRefreshIntervalMs), internalToken: config.internalToken })
   const stages = createStages({
     writers: storeWriters,
     flags,
@@ -123,7 +123,7 @@ export async function buildApp(config: ProxyConfig, deps: ProxyDeps): Promise<Pr
   // Shadow comparison: a share of requests also goes to the side the flag did not pick.
   const shadow = new ShadowComparisons(
     { maxInFlight: config.shadowMaxInFlight, timeoutMs: config.shadowTimeoutMs, maxBodyBytes: config.shadowMaxBodyBytes },
-    { routes, upstreams, metrics, trust, logger: deps.logger, tracing },
+    { routes, upstreams, metrics, trust, logger: deps.logger, tracing, ledger },
   )
 
   // Guarded ramps: the traffic the guard judges, and the controller driving ramps and standing guards.

@@ -103,6 +103,7 @@ const spec = {
   unleashUrl: env.optionalUrl('UNLEASH_URL', 'Unleash API, e.g. http://unleash:4242/api; set = flags come from Unleash', ['http', 'https']),
   unleashApiToken: env.optionalString('UNLEASH_API_TOKEN', 'Unleash backend (client) token'),
   unleashAppName: env.string('UNLEASH_APP_NAME', 'cinemaabyss-proxy', 'appName reported to Unleash'),
+  flagsLastKnownKey: env.string('FLAGS_LAST_KNOWN_KEY', 'cinemaabyss:flags:last-known', 'Redis key of the last flag state fetched from Unleash (a replica starting with Unleash down routes by it)'),
   unleashRefreshIntervalMs: env.int('UNLEASH_REFRESH_INTERVAL_MS', 10_000, { min: 100, description: 'how often flags are fetched from Unleash' }),
   unleashTimeoutMs: env.int('UNLEASH_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each Unleash fetch and Admin API call' }),
   // Rollout changes through the proxy (admin API, ramps) in Unleash mode go to the Unleash Admin API.
@@ -179,6 +180,7 @@ const spec = {
   writesSwitchMaxLagSeconds: env.int('WRITES_SWITCH_MAX_LAG_SECONDS', 5, { min: 0, description: 'largest replication lag a switch of a route\'s writer side accepts (PUT /admin/routes/:name/writes; 409 above it unless forced)' }),
   writesSwitchHoldMs: env.int('WRITES_SWITCH_HOLD_MS', 10_000, { min: 1_000, description: "longest PUT /admin/routes/:name/writes waits for the stores' handover to finish before answering 202 (in progress)" }),
   writesHandoverWaitMs: env.int('WRITES_HANDOVER_WAIT_MS', 15_000, { min: 0, description: "longest a client's write waits for a store of its route that takes it (a handover in flight, a store catching up) before 503" }),
+  writesHandoverQuietMs: env.int('WRITES_HANDOVER_QUIET_MS', 30_000, { min: 0, description: "after a handover of a route's writes, how long a replica whose flags did not change since asks for none (at least 3 Unleash refresh intervals): a replica that has not seen a switch yet never undoes it" }),
   storeWritersCheckMs: env.int('STORE_WRITERS_CHECK_MS', 500, { min: 50, description: "how often each replica compares the stores' writer of a route with its writer flag, and asks for the handover when they differ" }),
   retireWindowSeconds: env.int('RETIRE_WINDOW_SECONDS', 60, { min: 0, description: 'how long parity must have held at 0 before POST /admin/routes/:name/retire is accepted' }),
   readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),

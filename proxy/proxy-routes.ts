@@ -321,6 +321,11 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
     const subject = route.auth ? await subjectOf(route, request, reply, explaining) : undefined
     const facts = routed ? requestFacts(route, request, settings, subject) : { method: request.method }
     if (explaining) return explain(route, facts, reply)
+    // A split route needs the flags: without them (Unleash never answered, no last known state) no side is known to be right.
+    if (routed && route.target) {
+      const flagStatus = flags.status()
+      if (!flagStatus.loaded) return unavailable(reply, 'no-flags', new errors.FLAGS_NOT_LOADED(route.name, flagStatus.notLoaded ?? `from ${flagStatus.location}`))
+    }
     const signal = abortWhenClientGoes(reply)
     if (facts.setCookie) reply.header('set-cookie', facts.setCookie)
     // The breakers are not consulted here: the call goes through them and they answer for themselves.

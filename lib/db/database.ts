@@ -7,8 +7,13 @@ export interface QueryResult<Row> {
   rowCount: number
 }
 
+export interface QueryOptions {
+  /** This statement's own bound, ms, instead of the pool's (a long read-only scan such as the parity digest's); set with SET LOCAL statement_timeout inside a transaction too. */
+  timeoutMs?: number
+}
+
 export interface Queryable {
-  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<Row>>
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>
 }

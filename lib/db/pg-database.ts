@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { DatabaseUnavailableError, sqlState, type Database, type Queryable, type QueryResult } from './database.ts'
+import { DatabaseUnavailableError, sqlState, type Database, type Queryable, type QueryOptions, type QueryResult } from './database.ts'
 import { formatTimestamptz, TIMESTAMPTZ_OID } from './timestamptz.ts'
 
 export interface PgDatabaseOptions {
@@ -41,9 +41,12 @@ function translate(error: unknown): unknown {
   return error
 }
 
-async function run<Row>(target: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]): Promise<QueryResult<Row>> {
+async function run<Row>(target: pg.Pool | pg.PoolClient, sql: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<Row>> {
   try {
-    const result = await target.query(sql, params as unknown[])
+    // pg reads query_timeout from the query's config before the client's (not in @types/pg's QueryConfig).
+    const result = options?.timeoutMs
+      ? await target.query({ text: sql, values: params as unknown[], query_timeout: options.timeoutMs + 1_000 } as pg.QueryConfig)
+      : await target.query(sql, params as unknown[])
     return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 }
   } catch (error) {
     throw translate(error)
@@ -67,7 +70,7 @@ export function createPgDatabase(options: PgDatabaseOptions): Database {
   pool.on('error', () => {})
 
   return {
-    query: (sql, params) => run(pool, sql, params),
+    query: (sql, params, options) => run(pool, sql, params, options),
     exec: async (sql) => void (await run(pool, sql)),
 
     async transaction(work) {
@@ -78,7 +81,7 @@ export function createPgDatabase(options: PgDatabaseOptions): Database {
         throw translate(error)
       }
       const tx: Queryable = {
-        query: (sql, params) => run(client, sql, params),
+        query: (sql, params, options) => run(client, sql, params, options),
         exec: async (sql) => void (await run(client, sql)),
       }
       let broken = false

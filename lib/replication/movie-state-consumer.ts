@@ -60,6 +60,8 @@ export interface ReplicaStatus {
   lastAppliedAt?: string
   /** The store's write authority as last read (undefined before the first check). */
   authority?: AuthorityState
+  /** This process has seen its store caught up with the stream at least once since it started (a restored or rebuilt store: not yet). */
+  caughtUpSinceStart: boolean
 }
 
 export interface ReplicaConsumer {
@@ -101,6 +103,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
   let checker: NodeJS.Timeout | undefined
   let authority: AuthorityState | undefined
   let catchUpStarted = false
+  let caughtUpSinceStart = false
   /** Per partition, when the oldest change fetched and not applied yet was written. */
   const unappliedSince = new Map<number, number>()
   /** Wakes the checker at once (a handover to this store was applied). */
@@ -271,6 +274,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       logger.debug({ err: (err as Error).message }, 'cannot read the movie-state offsets')
     }
     authority = await authorityState(db, MOVIES_ENTITY, self).catch(() => authority)
+    if (catchUpStarted && authority && !authority.catchingUp) caughtUpSinceStart = true
     const seconds = behindSecondsNow()
     metrics.behindMessages.set(behindMessages ?? Number.NaN)
     metrics.behindSeconds.set(seconds ?? Number.NaN)
@@ -314,7 +318,9 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
         behindMessages = undefined
         metrics.behindMessages.set(Number.NaN)
       }
-      if (!stopping) checker = setTimeout(() => void run(), again ? 0 : (options.behindCheckMs ?? 2_000))
+      // While this store waits to write (catching up), checked often: writes wait for nothing else.
+      const every = authority?.catchingUp !== false ? Math.min(200, options.behindCheckMs ?? 2_000) : (options.behindCheckMs ?? 2_000)
+      if (!stopping) checker = setTimeout(() => void run(), again ? 0 : every)
       again = false
     }
     const run = () => {
@@ -340,6 +346,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       checkNow()
     }
     await options.topics.ensure()
+    checkNow() // the topic exists now: its end can be read
     if (stopping) return
     const c = kafka.consumer({
       groupId,
@@ -386,6 +393,7 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       behindSeconds: behindSecondsNow(),
       lastAppliedAt,
       authority,
+      caughtUpSinceStart,
     }),
   }
 }

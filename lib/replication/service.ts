@@ -9,10 +9,11 @@ import type { Registry } from 'prom-client'
 import type { Database } from '../db/database.ts'
 import type { Logger } from '../logger.ts'
 import { publishUnpublishedMovies } from '../movies/movie-replica.ts'
-import { createMovieRepository } from '../movies/movie-repository.ts'
+import { MOVIE_PARITY } from '../movies/movie-parity.ts'
 import { MOVIE_STATE_TOPIC, type StoreSide } from '../movies/movie-state.ts'
 import type { OutboxKafka } from '../outbox/service.ts'
 import { parityRoutes } from '../parity/parity-routes.ts'
+import { sqlParitySource } from '../parity/sql-parity.ts'
 import { createReplicaMetrics } from './metrics.ts'
 import { createReplicaConsumer, type ReplicaConsumer } from './movie-state-consumer.ts'
 import { writerRoutes } from './writer-routes.ts'
@@ -49,7 +50,11 @@ const VERSION_COUNTS = `
 export interface MovieReplication {
   /** Writes only as the movies' writer (another store holds movies too): the repository's writerOnly. */
   writerOnly: boolean
-  /** True while this store has not applied the stream up to its catch-up target (rebuilt, restored, just started). */
+  /**
+   * True until this process has seen its store caught up with the stream once (just started,
+   * rebuilt, restored from a backup). A handover's catch-up later does not count: the reads
+   * are as complete as before it, only the writes wait.
+   */
   catchingUp(): boolean
 }
 
@@ -59,7 +64,6 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
   const { db, self } = deps
   const logger = deps.logger.child({ component: 'movie-replication', store: self })
   const metrics = createReplicaMetrics(deps.registry)
-  const repository = createMovieRepository(db, self)
   let consumer: ReplicaConsumer | undefined
   if (deps.kafka) {
     consumer = createReplicaConsumer({
@@ -109,7 +113,8 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
   })
 
   app.register(parityRoutes, {
-    records: async () => (await repository.list()).map((movie) => ({ id: String(movie.id), document: movie })),
+    // Computed by PostgreSQL in one snapshot: no table in this process's memory.
+    source: sqlParitySource(db, MOVIE_PARITY),
     replication: async () => {
       const [pending, versions, conflicts] = await Promise.all([
         db.query<{ pending: number; oldest_seconds: number }>(MOVIE_STATE_PENDING, [MOVIE_STATE_TOPIC]),
@@ -142,6 +147,6 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
 
   return {
     writerOnly: consumer !== undefined,
-    catchingUp: () => consumer !== undefined && (consumer.status().authority?.catchingUp ?? true),
+    catchingUp: () => consumer !== undefined && !consumer.status().caughtUpSinceStart,
   }
 }

@@ -96,7 +96,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   }
 
   reserveAdminNamespace(app)
-  await app.register(adminShadowRoutes, { routes, shadow: opts.shadow })
+  await app.register(adminShadowRoutes, { routes, shadow: opts.shadow, actorOf: adminActorOf })
   await app.register(adminRampRoutes, opts.ramps)
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
   await app.register(adminParityRoutes, { routes, parity: opts.parity })

@@ -42,7 +42,7 @@ export function createReadiness(opts: ReadinessOptions, logger: FastifyInstance[
     const flagStatus = flags.status()
     const legacyProblem = await probeLegacy()
     const problems = [
-      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}${flagStatus.lastError ? `: ${flagStatus.lastError}` : ''}`]),
+      ...(flagStatus.loaded ? [] : [`flags not loaded from ${flagStatus.location}: ${flagStatus.notLoaded ?? flagStatus.lastError ?? 'not read yet'}`]),
       ...(legacyProblem ? [legacyProblem] : []),
     ]
     return { problems, flags: flagStatus, legacy: legacy.breaker.state() }
@@ -60,7 +60,7 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsRoutesOptions): P
 
   app.get('/ready', async (_request, reply) => {
     const { problems, flags, legacy } = await opts.readiness()
-    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags still route correctly.
+    // A stale flag source (Unleash down) is reported but does not fail readiness: the last known flags (this replica's, or Redis') still route correctly.
     const body = opts.detailed ? { status: problems.length === 0, ...(problems.length ? { error: problems.join('; ') } : {}), flags, legacy } : { status: problems.length === 0 }
     return reply.code(problems.length ? 503 : 200).send(body)
   })

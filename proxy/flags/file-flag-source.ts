@@ -81,7 +81,7 @@ export async function createFileFlagSource(config: Options, logger: Logger): Pro
     const first = healthy || lastError !== message
     healthy = false
     lastError = message
-    if (first) logger.error({ file, reason, keeping: loaded ? 'last good flags' : 'no flags (everyone on legacy)' }, `flags file rejected: ${message}`)
+    if (first) logger.error({ file, reason, keeping: loaded ? 'last good flags' : 'no flags (split routes answer 503, not ready)' }, `flags file rejected: ${message}`)
     changed()
   }
 

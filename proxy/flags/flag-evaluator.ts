@@ -12,7 +12,7 @@ export async function offlineEvaluator(features: ClientFeaturesResponse, appName
     url: 'http://127.0.0.1:9/offline',
     refreshInterval: 0,
     disableMetrics: true,
-    bootstrap: { data: features.features },
+    bootstrap: { data: features.features, ...(features.segments ? { segments: features.segments } : {}) },
     bootstrapOverride: true,
     storageProvider: new InMemStorageProvider(),
     skipInstanceCountWarning: true,

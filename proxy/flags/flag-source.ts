@@ -16,8 +16,14 @@ export interface FlagState {
 
 export interface FlagSourceStatus {
   kind: 'unleash' | 'file'
-  /** Definitions are loaded (from the source or, for Unleash, at least the bootstrap file). */
+  /** Definitions are loaded: from the source, or for Unleash the last state the replicas fetched (Redis). False: split routes answer 503, /ready 503. */
   loaded: boolean
+  /** Unleash only: what the flags in force come from. */
+  servedFrom?: 'unleash' | 'last-known' | 'none'
+  /** When the last known state in force was saved by a replica (servedFrom last-known). */
+  lastKnownSavedAt?: string
+  /** Why nothing is loaded (loaded false). */
+  notLoaded?: string
   /** The last fetch or read succeeded. False = serving the last known flags. */
   healthy: boolean
   location: string

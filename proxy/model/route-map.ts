@@ -49,6 +49,8 @@ const ParityEntry = Type.Object(
     path: Path,
     intervalSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 86_400 })),
     buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+    // Each call to a side's parity endpoint; the summary scans the whole table (about 10 s per million rows on a busy 2-core machine).
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600 })),
   },
   { additionalProperties: false },
 )
@@ -145,7 +147,7 @@ export interface Route {
   /** Opt-in: with no ramp running, a breach of these limits sends the rollout back to 0 %. */
   guard?: StandingGuard
   /** Data parity of the two sides' stores (proxy/rollout/parity/). */
-  parity?: { path: string; intervalSeconds: number; buckets: number }
+  parity?: { path: string; intervalSeconds: number; buckets: number; timeoutSeconds: number }
   /** The stores decide who writes (the target owns its data): writes are handed over through them. */
   writer?: { path: string; conflictsPath: string }
   /** Tokens verified at the edge (proxy/auth/); absent = off: nothing is asked, the client's identity headers are passed on. */
@@ -249,7 +251,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       flag: entry.flag,
       ...(entry.shadow ? { shadow: entry.shadow } : {}),
       ...(entry.guard ? { guard: standingGuard(entry.guard) } : {}),
-      ...(entry.parity ? { parity: { intervalSeconds: 60, buckets: 64, ...entry.parity } } : {}),
+      ...(entry.parity ? { parity: { intervalSeconds: 60, buckets: 64, timeoutSeconds: 30, ...entry.parity } } : {}),
       ...(entry.writer ? { writer: { path: '/internal/writer', conflictsPath: '/internal/conflicts', ...entry.writer } } : {}),
       ...routeAuth(entry.auth),
     }

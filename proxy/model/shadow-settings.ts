@@ -20,8 +20,18 @@ export const ShadowEntry = Type.Object(
     compareHeaders: Type.Optional(Type.Array(HeaderName, { maxItems: 50 })),
     /** Methods copied; default GET and HEAD. A method that changes data is copied only when listed here. */
     methods: Type.Optional(Type.Array(Type.Union(HTTP_METHODS.map((m) => Type.Literal(m))), { minItems: 1, uniqueItems: true })),
-    /** Diffy-style: on a mismatch, ask legacy a second time; paths where the two legacy answers differ are learned as noise. */
+    /**
+     * Diffy-style: on a mismatch, ask legacy a second time; a scalar leaf on which the two legacy answers
+     * differ, in `noiseConfirmations` different requests, is learned as noise for `noiseTtlSeconds`
+     * (proxy/rollout/shadow/noise.ts says what can never be learned).
+     */
     detectNoise: Type.Optional(Type.Boolean()),
+    /** Different requests in which the same leaf must differ before it is noise; default 3. */
+    noiseConfirmations: Type.Optional(Type.Integer({ minimum: 2, maximum: 1_000 })),
+    /** Confirmations older than this no longer count; default 600. */
+    noiseWindowSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+    /** How long a learned rule lasts; default 3600. */
+    noiseTtlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800 })),
   },
   { additionalProperties: false },
 )

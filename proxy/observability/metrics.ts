@@ -199,7 +199,7 @@ export function createMetrics() {
   })
   const writerHandover = new Gauge({
     name: 'proxy_writer_handover',
-    help: "A split route's handover of writes between its stores: 0 settled (the store the flags want writes), 1 handing over, 2 blocked by replication conflicts, NaN a store did not answer. Alerted on 2, and on 1 for minutes",
+    help: "A split route's handover of writes between its stores: 0 settled (the store the flags want writes), 1 handing over, 2 blocked by replication conflicts, 3 standalone stores (no replication: nothing to hand over), NaN a store did not answer. Alerted on 2, and on 1 for minutes",
     labelNames: ['route'] as const,
     aggregator: 'max',
     registers: [registry],

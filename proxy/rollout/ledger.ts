@@ -1,29 +1,30 @@
 // The rollout ledger: who moved which route from what to what, when and why. Entries go to a
 // capped Redis stream (XADD MAXLEN ~) when the proxy has Redis — shared by every replica — else
 // to a JSON-lines file beside the flags file that rotates once it holds `maxEntries`. Every
-// entry is also one structured log line, so a ledger store that fails loses nothing that the
-// logs do not keep: append never throws, it logs and counts the failure.
+// entry is also one structured log line, and an entry the store refused is kept in memory
+// (bounded) and stored once the store answers again: append never throws, it logs and counts the
+// failure.
 import { appendFile, readFile, rename } from 'node:fs/promises'
 import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
 
 /** Who changed a rollout: the proxy itself (admin API, ramp, guard) or someone it saw change the flag. */
-export type LedgerSource = 'admin' | 'ramp' | 'guard' | 'flags-file' | 'unleash'
+export type LedgerSource = 'admin' | 'ramp' | 'guard' | 'flags-file' | 'unleash' | 'shadow'
 
 export interface LedgerEntry {
   /** ISO time the proxy made or noticed the change. */
   at: string
   route: string
   flag: string
-  /** Rollout percent before and after; null = not a plain rollout (several strategies, constraints). */
+  /** Rollout percent before and after; null = not a plain rollout (several strategies, constraints). For stage `shadow`: the shadow percent. */
   from: number | null
   to: number | null
-  /** An admin token's name, "ramp", "guard", "flags-file" or "unleash". */
+  /** An admin token's name, "ramp", "guard", "flags-file", "unleash" or "shadow" (the noise detector). */
   actor: string
   reason: string
   source: LedgerSource
   /** What moved (proxy/rollout/stages.ts): the read percentage (absent = reads), the writer side, the freeze of a ramp, the retirement of legacy. */
-  stage?: 'reads' | 'writes' | 'freeze' | 'retire' | 'conflict'
+  stage?: 'reads' | 'writes' | 'freeze' | 'retire' | 'conflict' | 'shadow'
   /** For a change of the writer side: the sides (null = writes followed the read flag). */
   fromSide?: 'legacy' | 'target' | null
   toSide?: 'legacy' | 'target'
@@ -33,8 +34,18 @@ export interface LedgerEntry {
   forced?: boolean
   /** Differing ids and paths of the parity check behind an automatic action. */
   sample?: unknown
+  /** Stage `shadow`: what changed in the shadow comparison (settings set, noise learned, expired or reset). */
+  shadow?: ShadowLedgerDetail
   /** Tracing on: the trace of the request (or ramp step) that made the change. */
   traceId?: string
+}
+
+export interface ShadowLedgerDetail {
+  change: 'settings' | 'noise-learned' | 'noise-expired' | 'noise-reset'
+  /** The settings in force after the change (change `settings`). */
+  settings?: Record<string, unknown>
+  /** The learned noise rules concerned (with when learned, confirmations, expiry). */
+  rules?: Array<{ rule: string; learnedAt: string; expiresAt: string; confirmations: number }>
 }
 
 export interface LedgerQuery {
@@ -88,13 +99,49 @@ interface Store {
   unclaim(id: string): Promise<void>
 }
 
+/** Entries kept in memory while the store fails (Redis away), stored again once it answers. */
+const MAX_UNSTORED = 1_000
+const RETRY_UNSTORED_MS = 2_000
+
 export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
   const store = deps.redis ? redisStore(deps.redis, opts) : fileStore(opts)
+  // An entry the store refused waits here (bounded, oldest dropped first, each drop logged) and
+  // is stored before the next one, or by the retry timer: a Redis pause loses no switch.
+  const unstored: LedgerEntry[] = []
+  let retry: NodeJS.Timeout | undefined
+  function keep(entry: LedgerEntry, error: Error): void {
+    if (unstored.length >= MAX_UNSTORED) deps.logger.error({ ledger: unstored.shift() }, 'ledger entry dropped: too many waiting for the store (kept in this log line only)')
+    unstored.push(entry)
+    deps.logger.error({ ledger: entry, store: store.kind, err: error.message, waiting: unstored.length }, 'ledger entry not stored yet: kept in memory and stored again once the store answers')
+    retry ??= setTimeout(() => {
+      retry = undefined
+      void flushUnstored()
+    }, RETRY_UNSTORED_MS).unref()
+  }
+  let flushing: Promise<void> | undefined
+  function flushUnstored(): Promise<void> {
+    if (unstored.length === 0) return Promise.resolve()
+    flushing ??= (async () => {
+      while (unstored.length > 0) {
+        try {
+          await store.add(unstored[0]!)
+          unstored.shift()
+        } catch {
+          retry ??= setTimeout(() => {
+            retry = undefined
+            void flushUnstored()
+          }, RETRY_UNSTORED_MS).unref()
+          return
+        }
+      }
+    })().finally(() => (flushing = undefined))
+    return flushing
+  }
   return {
     kind: store.kind,
     location: store.location,
     async append(given) {
-      const { stage, fromSide, toSide, guard, forced, sample } = given
+      const { stage, fromSide, toSide, guard, forced, sample, shadow } = given
       const entry: LedgerEntry = {
         at: given.at ?? new Date().toISOString(),
         route: given.route,
@@ -110,15 +157,18 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
         ...(guard ? { guard } : {}),
         ...(forced ? { forced } : {}),
         ...(sample !== undefined ? { sample } : {}),
+        ...(shadow ? { shadow } : {}),
       }
       const traceId = deps.traceId?.() // TRACING
       if (traceId) entry.traceId = traceId
-      deps.logger.info({ ledger: entry }, `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'} by ${entry.actor} (${entry.source})`)
+      const what = entry.shadow ? `shadow comparison of ${entry.route}: ${entry.shadow.change}` : `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'}`
+      deps.logger.info({ ledger: entry }, `${what} by ${entry.actor} (${entry.source})`)
+      await flushUnstored()
       try {
         await store.add(entry)
       } catch (error) {
         deps.onStoreError()
-        deps.logger.error({ ledger: entry, store: store.kind, err: (error as Error).message }, 'ledger entry not stored (kept in this log line only)')
+        keep(entry, error as Error)
       }
     },
     list: (query) => store.read(query),

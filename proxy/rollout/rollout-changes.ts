@@ -64,7 +64,12 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
     else logger.debug({ route: entry.route, from: entry.from, to: entry.to }, 'rollout change already recorded by another replica')
   }
 
+  // Where an Unleash source's flags come from (nothing yet, the replicas' last known state, Unleash).
+  let servedBefore = flags.status().servedFrom
   flags.onChange(() => {
+    const served = flags.status().servedFrom
+    const learning = served !== servedBefore
+    servedBefore = served
     for (const route of split) {
       const now = flags.state(route.flag)
       const before = known.get(route.name)!
@@ -73,8 +78,8 @@ export function createRolloutChanges(deps: RolloutChangesDeps): RolloutChanges {
       if (percentOf(now) === percentOf(before)) continue
       if (ownChanges.get(route.flag) === percentOf(now)) continue // recorded by changeRollout
       const by = observedActor[now.source]
-      // A change of where the flags come from (the bootstrap file, then Unleash's first answer) is the proxy learning, not someone moving users.
-      if (!by || now.source !== before.source) {
+      // A change of where the flags come from (none, the last known state, then Unleash's first answer; or the file and the env pin) is the proxy learning, not someone moving users.
+      if (!by || now.source !== before.source || learning) {
         logger.info({ route: route.name, flag: route.flag, from: percentOf(before), to: percentOf(now), source: now.source }, 'rollout now from another flag source')
         continue
       }

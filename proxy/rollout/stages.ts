@@ -129,17 +129,15 @@ export function createStages(deps: StagesDeps): Stages {
   }
   const isRetired = (route: Route) => route.flag !== undefined && flags.state(retiredFlagOf(route.flag)).defined === true && flags.state(retiredFlagOf(route.flag)).percent === 100
 
-  /** A fresh parity check, remembered for the retirement window. */
-  async function checkNow(route: Route): Promise<ParityOutcome> {
-    const outcome = await parity.check(route)
-    noteOutcome(route.name, outcome)
-    return outcome
-  }
-  function noteOutcome(name: string, outcome: ParityOutcome) {
+  /** A fresh parity check (the window hears of it through onOutcome, as of every check). */
+  const checkNow = (route: Route): Promise<ParityOutcome> => parity.check(route)
+  // Retirement's window counts every check the monitor makes, periodic ones included: any check
+  // that is not clean (drift, lag, a side unreachable) restarts it.
+  parity.onOutcome((outcome) => {
     const clean = outcome.available && outcome.drift === 0 && (outcome.lagSeconds ?? 0) === 0
-    if (!clean) cleanSince.delete(name)
-    else if (!cleanSince.has(name)) cleanSince.set(name, Date.parse(outcome.checkedAt))
-  }
+    if (!clean) cleanSince.delete(outcome.route)
+    else if (!cleanSince.has(outcome.route)) cleanSince.set(outcome.route, Date.parse(outcome.checkedAt))
+  })
 
   /** Throws the refusal of the first guard that does not hold (unless forced). */
   function refuseUnless(force: boolean | undefined, checks: Array<[guard: string, failed: boolean, value: string, limit: string, hint: string]>): void {
@@ -149,7 +147,6 @@ export function createStages(deps: StagesDeps): Stages {
 
   function stage(route: Route): RouteStage {
     const last = parity.last(route.name)
-    if (last) noteOutcome(route.name, last)
     return {
       route: route.name,
       readPercent: route.flag ? (flags.state(route.flag).percent ?? null) : null,
@@ -173,11 +170,9 @@ export function createStages(deps: StagesDeps): Stages {
         const why = { actor: step.actor, reason: step.reason, source: 'admin' as const }
         // Where the stores decide who writes, what they say now (another replica may have switched a moment ago).
         const before = route.writer ? await deps.writers.reconcile(route) : undefined
-        const from = before ? before.desired : (writerSideOf(route, flags) ?? null)
-        if (writerSideOf(route, flags) === side) {
-          if (route.writer) await deps.writers.settle(route, limits.holdMs, why)
-          return stage(route)
-        }
+        const from = before ? (before.writer ?? before.desired) : (writerSideOf(route, flags) ?? null)
+        // Nothing to do when the flag and the stores agree already (this replica's flag may lag a switch made through another).
+        if (writerSideOf(route, flags) === side && (!before || before.writer === side)) return stage(route)
         if (side === 'legacy' && isRetired(route)) throw new errors.ROUTE_RETIRED(route.name)
         // Conflicts are never switched past, not even forced: the store that would stop writing is one side of them.
         if (before && before.conflicts > 0) throw new errors.STAGE_GUARD_REFUSED('replication conflicts', String(before.conflicts), '0', 'resolve them first: GET /admin/routes/:name/conflicts')

@@ -13,6 +13,7 @@
 // write path tries first (proxy-routes.ts); a store's refusal is what counts.
 import type { Logger } from '../../lib/logger.ts'
 import { errors } from '../../lib/errors.ts'
+import { internalCallHeaders } from '../../lib/http/internal-auth.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
@@ -22,6 +23,8 @@ import type { Ledger } from './ledger.ts'
 /** What a store says of its write authority (GET /internal/writer). */
 export interface StoreWriterState {
   store: string
+  /** When this store's authority last changed (a release or a take-up), by the store's clock. */
+  changedAt: string
   writer: boolean
   epoch: number
   pendingEpoch: number | null
@@ -39,8 +42,8 @@ export interface RouteWriters {
   writer: Side | null
   legacy: StoreWriterState | { error: string }
   target: StoreWriterState | { error: string }
-  /** settled: the desired store writes; handing-over: no store writes yet; blocked: conflicts refuse the handover; unknown: a store did not answer. */
-  handover: 'settled' | 'handing-over' | 'blocked' | 'unknown'
+  /** settled: the desired store writes; handing-over: no store writes yet; blocked: conflicts refuse the handover; standalone: a store replicates nothing (no Kafka) and takes any write; unknown: a store did not answer. */
+  handover: 'settled' | 'handing-over' | 'blocked' | 'standalone' | 'unknown'
   conflicts: number
   checkedAt: string
 }
@@ -74,6 +77,14 @@ export interface StoreWritersOptions {
   checkMs: number
   /** Bound on each call to a store. */
   timeoutMs: number
+  /**
+   * After a handover, a replica whose flags have not changed since asks for none for this long
+   * (longer than any replica takes to see a flag change): a replica that has not seen the switch
+   * yet does not undo it. A replica that saw the flag change after the handover asks at once.
+   */
+  quietMs: number
+  /** INTERNAL_TOKEN: the stores' /internal answers only the proxy. */
+  internalToken?: string
 }
 
 const isState = (s: StoreWriterState | { error: string }): s is StoreWriterState => !('error' in s)
@@ -91,6 +102,15 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
   const lastState = new Map<string, RouteWriters>()
   const hints = new Map<string, Side>()
   const inFlight = new Map<string, Promise<RouteWriters>>()
+  /** Per route, the desired side this replica last saw and since when (0: since it started). */
+  const views = new Map<string, { side: Side; since: number }>()
+  function viewOf(route: Route, desired: Side): { side: Side; since: number } {
+    const seen = views.get(route.name)
+    if (seen?.side === desired) return seen
+    const view = { side: desired, since: seen ? Date.now() : 0 }
+    views.set(route.name, view)
+    return view
+  }
   let timer: NodeJS.Timeout | undefined
   let stopped = false
 
@@ -101,7 +121,7 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
       res = await fetch(upstream.url + path, {
         method: body === undefined ? 'GET' : 'POST',
         signal: AbortSignal.timeout(options.timeoutMs),
-        headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { accept: 'application/json', ...internalCallHeaders(options.internalToken), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       })
     } catch (err) {
@@ -117,15 +137,20 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
   }
 
   const readState = (route: Route, side: Side): Promise<StoreWriterState | { error: string }> =>
-    call<StoreWriterState>(route, side, route.writer!.path).catch((err: Error) => ({ error: err.message }))
+    call<StoreWriterState>(route, side, route.writer!.path).then(
+      (s) => (typeof s?.writer === 'boolean' && Number.isSafeInteger(s.epoch) ? s : { error: `${route.writer!.path} did not answer a write authority ({writer, epoch, …})` }),
+      (err: Error) => ({ error: err.message }),
+    )
 
   function summarise(route: Route, legacy: RouteWriters['legacy'], target: RouteWriters['target']): RouteWriters {
     const desired = desiredWriter(route, flags)
-    const writing = (s: RouteWriters['legacy']) => isState(s) && s.writer && !s.catchingUp
+    // A store that replicates nothing (no Kafka) takes any write: there is nothing to hand over, and the flag alone decides.
+    const standalone = (isState(legacy) && !legacy.replicating) || (isState(target) && !target.replicating)
+    const writing = (s: RouteWriters['legacy']) => !standalone && isState(s) && s.writer && !s.catchingUp
     const writer: Side | null = writing(legacy) ? 'legacy' : writing(target) ? 'target' : null
     const conflicts = (isState(legacy) ? legacy.conflicts : 0) + (isState(target) ? target.conflicts : 0)
-    const handover = !isState(legacy) || !isState(target) ? 'unknown' : writer === desired ? 'settled' : conflicts > 0 ? 'blocked' : 'handing-over'
-    if (isState(legacy) && isState(target) && legacy.writer && target.writer) {
+    const handover = !isState(legacy) || !isState(target) ? 'unknown' : standalone ? 'standalone' : writer === desired ? 'settled' : conflicts > 0 ? 'blocked' : 'handing-over'
+    if (!standalone && isState(legacy) && isState(target) && legacy.writer && target.writer) {
       // Cannot happen by construction (one release per epoch); said loudly if it ever does.
       logger.error({ route: route.name, legacy, target }, 'both stores say they write: the write authority is broken')
     }
@@ -136,9 +161,15 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     const [legacy, target] = await Promise.all([readState(route, 'legacy'), readState(route, 'target')])
     let state = summarise(route, legacy, target)
     if (state.writer) hints.set(route.name, state.writer)
+    else if (state.handover === 'standalone') hints.delete(route.name)
     const from: Side = state.desired === 'target' ? 'legacy' : 'target'
     const losing = from === 'legacy' ? legacy : target
-    if (state.handover === 'handing-over' && isState(losing) && losing.writer) {
+    const view = viewOf(route, state.desired)
+    const lastHandover = Math.max(...[legacy, target].map((s) => (isState(s) ? Date.parse(s.changedAt) || 0 : 0)))
+    // This replica saw the flags change after the last handover, or the handover is old enough that every replica has seen the flags since.
+    // A replica that has not loaded its flags knows no wish of anyone's: it asks for nothing.
+    const mayAsk = flags.status().loaded && (why?.source === 'admin' || view.since > lastHandover || Date.now() - lastHandover > options.quietMs)
+    if (state.handover === 'handing-over' && isState(losing) && losing.writer && mayAsk) {
       const released = await call<{ released: boolean; epoch: number } & StoreWriterState>(route, from, `${route.writer!.path}/release`, { expectEpoch: losing.epoch }).catch((err: Error) => {
         logger.warn({ route: route.name, from, err: err.message }, 'release of the writes not asked yet')
         return undefined
@@ -164,7 +195,7 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
       }
     }
     metrics.writesSide.labels(route.name).set(state.writer === 'target' ? 1 : state.writer === 'legacy' ? 0 : Number.NaN)
-    metrics.writerHandover.labels(route.name).set(state.handover === 'settled' ? 0 : state.handover === 'handing-over' ? 1 : state.handover === 'blocked' ? 2 : Number.NaN)
+    metrics.writerHandover.labels(route.name).set(state.handover === 'settled' ? 0 : state.handover === 'handing-over' ? 1 : state.handover === 'blocked' ? 2 : state.handover === 'standalone' ? 3 : Number.NaN)
     metrics.replicationConflicts.labels(route.name).set(state.conflicts)
     lastState.set(route.name, state)
     return state
@@ -192,7 +223,8 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
     async settle(route, timeoutMs, why) {
       const until = Date.now() + timeoutMs
       let state = await reconcile(route, why)
-      while (state.handover !== 'settled' && state.handover !== 'blocked' && Date.now() < until) {
+      // Only a handover in flight is waited for: settled, blocked by conflicts or a store that cannot say end the wait.
+      while (state.handover === 'handing-over' && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 50))
         state = await reconcile(route, why)
       }

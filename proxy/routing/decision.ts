@@ -15,7 +15,7 @@ import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 
 /** x-route-reason values. */
-export type RouteReason = 'default' | 'flag' | 'sticky' | 'override' | 'fallback' | 'writes' | 'read-your-writes'
+export type RouteReason = 'default' | 'flag' | 'sticky' | 'override' | 'fallback' | 'writes' | 'read-your-writes' | 'no-flags'
 export type Side = 'legacy' | 'target'
 
 /**

@@ -300,7 +300,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
   it("shows each split route's stage; a guarded step is a button that shows the guard's refusal; the ledger shows the stage change", async () => {
     ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
     await ctx.page.loginAndWait(ADMIN_TOKEN)
-    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes follow reads · drift \? · lag \? · 0 RYW$/)
+    await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent()).toMatch(/^writes legacy · drift \? · lag \? · 0 RYW · stores unknown$/)
     expect(await ctx.page.cell('events', 'stage').textContent()).toBe('—')
     await ctx.page.openRoute('movies')
     const result = ctx.page.page.locator('#stage-result')
@@ -312,7 +312,7 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
     await expect.poll(() => ctx.page!.cell('movies', 'stage').textContent(), { timeout: 10_000 }).toMatch(/^writes target · /)
     await expect.poll(() => ctx.page!.page.locator('#stage-state').textContent(), { timeout: 10_000 }).toMatch(/^writes target · .* · reads 0 %$/)
     await ctx.page.filterLedger('movies')
-    await expect.poll(() => ctx.page!.page.locator('#ledger tbody [data-stage="writes"]').first().textContent(), { timeout: 10_000 }).toMatch(/^writes with reads → target FORCED \[parity unavailable, why monolith: /)
+    await expect.poll(() => ctx.page!.page.locator('#ledger tbody [data-stage="writes"]').first().textContent(), { timeout: 10_000 }).toMatch(/^writes legacy → target FORCED \[parity unavailable, why monolith: /)
     // Retiring needs reads at 100 %: refused with the reason.
     await ctx.page.stageAction('Retire legacy', 'too early')
     await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Refused \(409\): reads of route "movies" are at 0 %, not 100 % on the target/)
@@ -320,5 +320,44 @@ describe.skipIf(!executable)('migration console in Chromium: shadow, ramps and t
     // Back as it was for the other tests of this proxy.
     await ctx.page.stageAction('Writes back to legacy', 'end of the console test', true)
     await expect.poll(() => result.textContent(), { timeout: 10_000 }).toMatch(/^Done/)
+  })
+
+  it('lists the learned shadow noise (when, confirmations, expiry), resets it with a click, and the ledger shows each shadow change with its actor', async () => {
+    // Legacy's x-served-at differs in every answer: noise the detector learns once 2 requests confirmed it.
+    let served = 0
+    ctx.stubs.monolith.responseHeaders = Object.defineProperty({}, 'x-served-at', { enumerable: true, get: () => String(++served) })
+    const shadow = (payload: object) => fetch(`${ctx.opsUrl}/admin/routes/movies/shadow`, { method: 'PUT', headers: { ...admin, 'content-type': 'application/json' }, body: JSON.stringify(payload) })
+    try {
+      expect((await shadow({ percent: 100, compareHeaders: ['x-served-at'], detectNoise: true, noiseConfirmations: 2, reason: 'noise on' })).status).toBe(200)
+      ctx.page = await ConsolePage.open(ctx.browser, ctx.opsUrl)
+      await ctx.page.loginAndWait(ADMIN_TOKEN)
+      await ctx.page.openRoute('movies')
+      await expect.poll(() => ctx.page!.page.locator('#noise-state').textContent(), { timeout: 10_000 }).toMatch(/^Noise detection on: a leaf needs 2 different requests within 600 s, and is learned for 3600 s\. Nothing learned\./)
+      const learned = async () => (await fetch(`${ctx.opsUrl}/admin/routes/movies/shadow`, { headers: admin }).then((r) => r.json())).learnedNoise.length === 1
+      await eventually('the noise learned', async () => {
+        await fetch(`${ctx.baseUrl}/api/movies`, { headers: { 'x-user-id': randomUUID() } })
+        return learned()
+      })
+      const rows = ctx.page.page.locator('#noise tbody tr')
+      await expect.poll(() => rows.locator('td code').allTextContents(), { timeout: 10_000 }).toEqual(['header:x-served-at'])
+      expect(await rows.locator('[data-col="confirmations"]').textContent()).toBe('2')
+      await ctx.page.screenshot('learned-noise')
+      await ctx.page.page.getByRole('button', { name: 'Reset learned noise' }).click()
+      await expect.poll(() => ctx.page!.page.locator('#noise-result').textContent(), { timeout: 10_000 }).toBe('Done (DELETE /admin/routes/movies/shadow/noise)')
+      expect(ctx.page.calls.some((c) => c.method === 'DELETE' && c.url === '/admin/routes/movies/shadow/noise')).toBe(true)
+      await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(0)
+      await ctx.page.filterLedger('movies')
+      const shadowRows = ctx.page.page.locator('#ledger tbody tr:has([data-stage="shadow"])')
+      await expect.poll(() => shadowRows.count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(3)
+      const texts = await Promise.all((await shadowRows.all()).slice(0, 3).map(async (row) => [await row.locator('[data-label="Change"]').textContent(), await row.locator('[data-label="Actor"]').textContent()]))
+      expect(texts).toEqual([
+        ['shadow noise reset: header:x-served-at', 'admin'],
+        ['shadow noise learned: header:x-served-at', 'shadow'],
+        [expect.stringMatching(/^shadow \d+ % → 100 %, noise detection on$/), 'admin'],
+      ])
+    } finally {
+      ctx.stubs.monolith.responseHeaders = {}
+      await shadow({ percent: 0, compareHeaders: [], detectNoise: false, reason: 'end of the console test' })
+    }
   })
 })

@@ -171,7 +171,7 @@ describe('docker-compose.yml', () => {
     expect(compose.services['proxy-service']!.ports).toContain('127.0.0.1:9000:9000')
     expect(compose.services['proxy-service']!.ports!.map(String).filter((p) => p.endsWith(':9000'))).toEqual(['127.0.0.1:9000:9000'])
     // The token comes from .env: the compose file itself holds none.
-    expect(String(compose.services['proxy-service']!.environment!.ADMIN_TOKEN ?? '')).toMatch(/^\$\{ADMIN_TOKEN:\?/)
+    expect(String((compose.services['proxy-service']!.environment as Record<string, unknown>).ADMIN_TOKEN ?? '')).toMatch(/^\$\{ADMIN_TOKEN:\?/)
   })
 
   it('migrate runs db:migrate once with the monolith image', () => {

@@ -18,7 +18,7 @@ import { movieCases, moviesEndpoint } from '../contract/movie-cases.ts'
 import { pgAdminUrl, redisUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
-import { startService, type ServiceProcess } from '../helpers/processes.ts'
+import { startService, untilCaughtUp, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
 import { killKafka, startTwoStores, type OwnedDatabase, type TwoStores } from '../replication/support.ts'
 
@@ -51,6 +51,7 @@ beforeAll(async () => {
   ;({ kafka, legacyDb } = stores)
   monolith = await startService('monolith/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: legacyDb.url })
   movies = await startService('movies-service/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: stores.catalogDb.url })
+  await Promise.all([untilCaughtUp(monolith), untilCaughtUp(movies)])
   const flagsFile = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
   for (let i = 0; i < 2; i++) {
     proxies.push(
@@ -66,7 +67,7 @@ beforeAll(async () => {
         LEDGER_REDIS_KEY: `${run}:ledger`,
         RAMP_KEY_PREFIX: `${run}:ramp:`,
         READ_YOUR_WRITES_KEY_PREFIX: `${run}:ryw:`,
-        WRITES_FENCE_KEY_PREFIX: `${run}:writes:`,
+        FLAGS_LAST_KNOWN_KEY: `${run}:flags`,
         RAMP_TICK_MS: '250',
         WRITES_SWITCH_MAX_LAG_SECONDS: '5',
         RETIRE_WINDOW_SECONDS: '2',
@@ -178,7 +179,7 @@ describe('the catalog moved to its own database, stage by stage, through two pro
           body: JSON.stringify({ title: `${user} #${k}`, description: 'written during the switch', genres: ['Drama'], rating: 7 }),
           signal: AbortSignal.timeout(20_000),
         })
-        count(res.status, `POST by ${user}`)
+        count(res.status, `POST by ${user} (${res.headers.get('x-upstream')}, ${res.status === 201 ? '' : (await res.clone().text()).slice(0, 200)})`)
         if (res.status !== 201) continue
         const movie = (await res.json()) as Movie
         mine.push(movie)
@@ -208,7 +209,7 @@ describe('the catalog moved to its own database, stage by stage, through two pro
     await Promise.all(clients)
     const ryw = (await readYourWritesCount()) - rywBefore
     console.log(`[catalog migration] ${[...created.values()].flat().length} movies created by 50 clients; statuses ${JSON.stringify(Object.fromEntries(statuses))}; read-your-writes reads ${ryw}`)
-    expect(fiveXx).toEqual([])
+    expect(fiveXx.slice(0, 20)).toEqual([])
     expect(readBackFailures).toEqual([])
     const all = [...created.values()].flat()
     expect(new Set(all.map((m) => m.id)).size).toBe(all.length)
@@ -259,7 +260,7 @@ describe('the catalog moved to its own database, stage by stage, through two pro
       await stepWhenGuardsHold('PUT', '/admin/routes/movies/writes', { side: 'legacy', reason: 'going back' }, 120_000)
       await eventually('parity 0 with writes on legacy', parityIsZero, 60_000)
     })
-    // The other replica's flag follows the file within moments (its writes followed the switch's fence at once).
+    // The other replica's flag follows the file within moments (its writes followed the stores at once).
     await expect.poll(async () => (await adminCall('GET', '/admin/routes/movies/stage', undefined, proxies[1])).body.writes, { timeout: 10_000 }).toBe('legacy')
   })
 

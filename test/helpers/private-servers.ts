@@ -15,6 +15,8 @@ import { spawnTied, which } from '../../dev/tied-process.ts'
 export interface PrivateServer {
   url: string
   stop(): Promise<void>
+  /** The server process (to pause it with SIGSTOP in a failure test; never to kill by name). */
+  pid?: number
 }
 
 const PG_PASSWORD = 'postgres'
@@ -229,7 +231,9 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   }
   return {
     url,
+    pid: server.child.pid,
     stop: async () => {
+      if (server.child.pid) process.kill(server.child.pid, 'SIGCONT') // a paused server must be able to exit
       await stopChild(server.child, 'SIGTERM')
       rmSync(dir, { recursive: true, force: true })
     },

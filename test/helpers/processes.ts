@@ -70,3 +70,20 @@ export async function startService(
   }
   return { child, url, port, opsUrl, output: () => output, stop }
 }
+
+/**
+ * Waits until a store's service knows it has applied the movie stream up to its end
+ * (GET /internal/writer: catchingUp false; lib/replication/write-authority.ts): before that it
+ * refuses writes (421) and, for the movies service, reads (503). A few hundred ms after a start.
+ */
+export async function untilCaughtUp(service: ServiceProcess, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const state = await fetch(`${service.url}/internal/writer`, { signal: AbortSignal.timeout(5_000) })
+      .then((r) => r.json() as Promise<{ catchingUp?: boolean }>)
+      .catch(() => undefined)
+    if (state?.catchingUp === false) return
+    if (Date.now() > until) throw new Error(`${service.url} still catching up with the movie stream after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

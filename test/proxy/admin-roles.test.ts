@@ -1,6 +1,6 @@
 // Roles of the admin tokens (ADMIN_TOKENS=name:token:role): a viewer reads, an operator also
 // changes what can be undone, an owner also takes the irreversible steps (retire, force,
-// conflict repair). A call above the token's role is 403 of the catalogue and changes nothing.
+// conflict repair, the learned noise reset). A call above the token's role is 403 of the catalogue and changes nothing.
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../proxy/config.ts'
@@ -25,7 +25,7 @@ afterAll(async () => {
   await stubs?.close()
 })
 
-const call = (method: 'GET' | 'PUT' | 'POST', url: string, headers: Record<string, string>, payload?: Record<string, unknown>) => proxy.ops.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) })
+const call = (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, headers: Record<string, string>, payload?: Record<string, unknown>) => proxy.ops.inject({ method, url, headers, ...(payload === undefined ? {} : { payload }) })
 
 describe('admin token roles', () => {
   it('parses name:token:role, a token without a role is an owner', () => {
@@ -61,6 +61,10 @@ describe('admin token roles', () => {
     expect(forced.statusCode).toBe(403)
     const resolve = await call('POST', '/admin/routes/movies/conflicts/resolve', as('otto'), { key: '1', keep: 'legacy', reason: 'fix' })
     expect(resolve.statusCode).toBe(403)
+    // What the noise detector learned over hours is not undone by a click: the owner's.
+    const noise = await call('DELETE', '/admin/routes/movies/shadow/noise', as('otto'))
+    expect(noise.statusCode).toBe(403)
+    expect(noise.json().error).toContain('needs owner')
     const ledger = (await call('GET', '/admin/ledger', as('otto'))).json()
     expect(JSON.stringify(ledger)).toContain('otto')
   })
@@ -71,5 +75,8 @@ describe('admin token roles', () => {
     expect(retire.statusCode).toBe(409)
     expect(retire.json().code).not.toBe('CA_ERR_ADMIN_ROLE_INSUFFICIENT')
     expect(retire.json().code).toMatch(/^CA_ERR_/)
+    const noise = await call('DELETE', '/admin/routes/movies/shadow/noise', as('olga'))
+    expect(noise.statusCode).toBe(200)
+    expect(noise.json()).toMatchObject({ route: 'movies', dropped: [] })
   })
 })

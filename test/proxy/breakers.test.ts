@@ -28,7 +28,7 @@ let proxy: ProxyUnderTest
 beforeEach(async () => {
   stubs = await startStubs()
   // Everyone on the target, so every movies request tries movies-service first.
-  proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt(100), ...breakerEnv })
+  proxy = await startProxy(stubs, { FLAGS_FILE: flagsFileAt({ 'movies-migration': 100, 'movies-migration-writes': 100 }), ...breakerEnv })
 })
 afterEach(async () => {
   vi.useRealTimers()

@@ -33,6 +33,8 @@ afterAll(() => stack?.stop())
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${proxy.url}${path}`, { headers, signal: AbortSignal.timeout(10_000) })
 /** The operators' listener: admin API, /metrics, the detailed /ready. */
 const ops = (path: string) => fetch(`${proxy.opsUrl}${path}`, { signal: AbortSignal.timeout(10_000) })
+const stage = async (): Promise<{ writes: string; readPercent: number }> =>
+  (await fetch(`${proxy.opsUrl}/admin/routes/movies/stage`, { headers: auth, signal: AbortSignal.timeout(10_000) })).json() as Promise<{ writes: string; readPercent: number }>
 const setRollout = async (percent: number) => {
   const res = await fetch(`${proxy.opsUrl}/admin/routes/movies/rollout`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ percent }) })
   expect(res.status).toBe(200)
@@ -82,6 +84,9 @@ describe('proxy in front of the real services', () => {
   it('moves the split through the admin API and the flags file, without a restart', async () => {
     await setRollout(100)
     for (let i = 0; i < 10; i++) expect((await get('/api/movies', { 'x-user-id': `v${i}` })).headers.get('x-upstream')).toBe('movies-service')
+    // The writes move with their own flag (the stores here share one database and replicate nothing: they take any write).
+    writeFlagsFile(flagsFile, { 'movies-migration': 100, 'movies-migration-writes': 100 })
+    await eventually('the proxy to follow the writer flag', async () => (await stage()).writes === 'target')
     // A movie created through the new service (Cyrillic JSON body, streamed) is read back through the monolith.
     const created = await fetch(`${proxy.url}/api/movies`, {
       method: 'POST',
@@ -91,14 +96,19 @@ describe('proxy in front of the real services', () => {
     expect([created.status, created.headers.get('x-upstream')]).toEqual([201, 'movies-service'])
     const movie = await created.json()
     writeFlagsFile(flagsFile, 0)
-    await eventually('the proxy to follow the file to 0 %', async () => (await get('/api/movies', { 'x-user-id': 'editor' })).headers.get('x-upstream') === 'monolith')
-    const readBack = await get(`/api/movies?id=${movie.id}`, { 'x-user-id': 'editor' })
+    // Another client (the editor's own reads follow its write for a while: read-your-writes).
+    await eventually('the proxy to follow the file to 0 %', async () => (await get('/api/movies', { 'x-user-id': 'reader' })).headers.get('x-upstream') === 'monolith')
+    const readBack = await get(`/api/movies?id=${movie.id}`, { 'x-user-id': 'reader' })
     expect([readBack.status, readBack.headers.get('x-upstream'), readBack.headers.get('x-route-reason')]).toEqual([200, 'monolith', 'flag'])
     expect(await readBack.json()).toEqual(movie)
   })
 
   it('keeps /api/movies up when movies-service dies: GETs from the monolith, POSTs 503 and not replayed', async () => {
-    await setRollout(100)
+    writeFlagsFile(flagsFile, { 'movies-migration': 100, 'movies-migration-writes': 100 })
+    await eventually('the proxy to follow the file', async () => {
+      const now = await stage()
+      return now.writes === 'target' && now.readPercent === 100
+    })
     await movies.stop()
     for (let i = 0; i < 5; i++) {
       const res = await get('/api/movies', { 'x-user-id': `v${i}` })

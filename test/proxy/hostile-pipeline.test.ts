@@ -45,7 +45,7 @@ function impatientGet(port: number, path: string, ms: number): Promise<'answered
 
 describe('a hanging target with impatient clients', () => {
   it('opens its breaker (slow calls): legacy answers the next read within 2 s', async () => {
-    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt(100), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
+    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt({ 'movies-migration': 100, 'movies-migration-writes': 100 }), UPSTREAM_RESPONSE_TIMEOUT_MS: '10000', BREAKER_SLOW_CALL_MS: '500', BREAKER_CONSECUTIVE_FAILURES: '5' })
     stubs.movies.mode = 'hang'
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => impatientGet(port, '/api/movies', 1_000)))
     expect(outcomes.every((o) => o === 'gave up')).toBe(true)
@@ -62,7 +62,7 @@ describe('a hanging target with impatient clients', () => {
 
   it('does not count a client that leaves quickly as a success: the upstream\'s own outcome counts', async () => {
     // Threshold 300 ms: clients that leave at 100 ms keep the call alive until it, then it is a slow failure.
-    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt(100), BREAKER_SLOW_CALL_MS: '300', BREAKER_CONSECUTIVE_FAILURES: '3' })
+    const { proxy, port } = await listening({ FLAGS_FILE: flagsFileAt({ 'movies-migration': 100, 'movies-migration-writes': 100 }), BREAKER_SLOW_CALL_MS: '300', BREAKER_CONSECUTIVE_FAILURES: '3' })
     stubs.movies.mode = 'hang'
     for (let i = 0; i < 3; i++) expect(await impatientGet(port, '/api/movies', 100)).toBe('gave up')
     await new Promise((r) => setTimeout(r, 400))
@@ -96,7 +96,8 @@ describe('an upstream that breaks off its answer before the first body byte', ()
   })
 
   it('error bodies carry a stable code next to the message', async () => {
-    const { proxy } = await listening({ ALLOW_BACKEND_OVERRIDE: 'true' })
+    // Writes on the target: a target that fails a write answers a code of the catalogue (a failing legacy's own 5xx is passed on).
+    const { proxy } = await listening({ ALLOW_BACKEND_OVERRIDE: 'true', FLAGS_FILE: flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 100 }) })
     const res = await proxy.app.inject({ method: 'GET', url: '/api/movies', headers: { 'x-backend': 'sideways' } })
     expect(res.statusCode).toBe(400)
     expect(res.json()).toEqual({ error: 'X-Backend must be "legacy" or "target", got "sideways"', code: 'CA_ERR_BAD_BACKEND_OVERRIDE' })
@@ -152,7 +153,7 @@ describe('WebSocket handshakes go through the same pipeline as every request', (
   afterAll(async () => {
     await Promise.all([monolithWs.close(), moviesWs.close()])
   })
-  const env = () => ({ MONOLITH_URL: monolithWs.url, MOVIES_SERVICE_URL: moviesWs.url, FLAGS_FILE: flagsFileAt(100) })
+  const env = () => ({ MONOLITH_URL: monolithWs.url, MOVIES_SERVICE_URL: moviesWs.url, FLAGS_FILE: flagsFileAt({ 'movies-migration': 100, 'movies-migration-writes': 100 }) })
 
   it('are rate limited like any request: 5 of 9 pass a limit of 5', async () => {
     const { port } = await listening({ ...env(), RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' })

@@ -215,6 +215,12 @@ describe('the ledger in Redis mode', () => {
       expect(ledger).toMatchObject({ store: 'redis', location: key })
       expect(ledger.entries.map(entryShape)).toEqual([{ route: 'movies', flag: 'movies-migration', from: 30, to: 40, actor: 'bob', reason: 'canary', source: 'admin' }])
       expect(await redis.xlen(key)).toBe(1)
+      // A change of the shadow settings is an entry too (stage shadow), with the token's name and the settings in force.
+      const shadow = await proxy.ops.inject({ method: 'PUT', url: '/admin/routes/movies/shadow', headers: as(BOB), payload: { percent: 10, detectNoise: true, reason: 'compare 10 %' } })
+      expect(shadow.statusCode).toBe(200)
+      const [latest] = (await ledgerOf(proxy)).entries
+      expect(latest).toMatchObject({ route: 'movies', flag: 'movies-migration', from: 0, to: 10, actor: 'bob', reason: 'compare 10 %', source: 'admin', stage: 'shadow', shadow: { change: 'settings', settings: { percent: 10, detectNoise: true, noiseConfirmations: 3 } } })
+      expect(await redis.xlen(key)).toBe(2)
     } finally {
       await proxy.close()
       await redis.del(key)
@@ -222,21 +228,28 @@ describe('the ledger in Redis mode', () => {
     }
   })
 
-  it('Redis down: the rollout still changes; the entry is logged and the failure counted', async () => {
+  it('Redis down: the rollout still changes; the entry is logged, counted, and stored once Redis is back', async () => {
     const url = new URL(redisUrl())
     const forwarder = await startTcpForwarder(url.hostname, Number(url.port || 6379))
     const redis = createRedis(`redis://127.0.0.1:${forwarder.port}`, captureLogs().logger, { commandTimeoutMs: 200 })
-    const proxy = await startProxy(stubs, { LEDGER_REDIS_KEY: `test:ledger:${randomUUID()}`, ...NAMED }, { redis })
+    const key = `test:ledger:${randomUUID()}`
+    const proxy = await startProxy(stubs, { LEDGER_REDIS_KEY: key, ...NAMED }, { redis })
     try {
       await forwarder.cut()
       const res = await put(proxy, as(ALICE), { percent: 80, reason: 'while redis is down' })
       expect([res.statusCode, res.json().percent]).toEqual([200, 80])
       expect((await proxy.ops.inject({ url: '/admin/state', headers: admin })).json().routes[0].percent).toBe(80)
       expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_ledger_store_errors_total')).toBe(1)
-      const lost = proxy.logs.lines.find((l) => l.msg === 'ledger entry not stored (kept in this log line only)')
-      expect(lost).toMatchObject({ store: 'redis', ledger: { route: 'movies', from: 30, to: 80, actor: 'alice', reason: 'while redis is down', source: 'admin' } })
+      const waiting = proxy.logs.lines.find((l) => l.msg === 'ledger entry not stored yet: kept in memory and stored again once the store answers')
+      expect(waiting).toMatchObject({ store: 'redis', ledger: { route: 'movies', from: 30, to: 80, actor: 'alice', reason: 'while redis is down', source: 'admin' } })
       const read = await proxy.ops.inject({ url: '/admin/ledger', headers: admin })
       expect([read.statusCode, read.json().error]).toEqual([503, expect.stringMatching(/^the ledger cannot be read \(redis: /)])
+      // Redis back: the entry is stored by the retry, nothing lost.
+      await forwarder.restore()
+      await expect.poll(async () => (await proxy.ops.inject({ url: '/admin/ledger', headers: admin })).json().entries?.map(entryShape), { timeout: 15_000 }).toEqual([
+        { route: 'movies', flag: 'movies-migration', from: 30, to: 80, actor: 'alice', reason: 'while redis is down', source: 'admin' },
+      ])
+      await redis.del(key)
     } finally {
       await proxy.close()
       redis.disconnect()

@@ -29,6 +29,7 @@ interface Side {
   conflicts: number
   /** Writes this side took. */
   writes: number
+  changedAt: string
   other?: Side
 }
 
@@ -36,7 +37,7 @@ interface Side {
 let takeUpMs = 50
 
 function side(name: string, writer: boolean): Side {
-  const s: Side = { app: Fastify(), records: [], replication: { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }, failing: false, writer, epoch: writer ? 1 : 0, conflicts: 0, writes: 0 }
+  const s: Side = { app: Fastify(), records: [], replication: { lag_seconds: 0, unpublished_changes: 0, unapplied_messages: 0 }, failing: false, writer, epoch: writer ? 1 : 0, conflicts: 0, writes: 0, changedAt: new Date().toISOString() }
   s.app.register(parityRoutes, { records: async () => s.records.map((d) => ({ id: String(d.id), document: d })), replication: async () => s.replication })
   s.app.all('/api/movies', async (request, reply) => {
     if (s.failing) return reply.code(500).send({ error: 'down' })
@@ -44,14 +45,15 @@ function side(name: string, writer: boolean): Side {
     if (request.method === 'POST') s.writes++
     return { upstream: name, method: request.method }
   })
-  const state = () => ({ store: name, writer: s.writer, epoch: s.epoch, pendingEpoch: null, handedTo: null, catchingUp: false, conflicts: s.conflicts, replicating: true })
+  const state = () => ({ store: name, changedAt: s.changedAt, writer: s.writer, epoch: s.epoch, pendingEpoch: null, handedTo: null, catchingUp: false, conflicts: s.conflicts, replicating: true })
   s.app.get('/internal/writer', async () => state())
   s.app.post<{ Body: { expectEpoch?: number } }>('/internal/writer/release', async (request) => {
     if (!s.writer || (request.body?.expectEpoch !== undefined && request.body.expectEpoch !== s.epoch)) return { released: false, ...state() }
     s.writer = false
     s.epoch++
+    s.changedAt = new Date().toISOString()
     const epoch = s.epoch
-    setTimeout(() => Object.assign(s.other!, { writer: true, epoch }), takeUpMs)
+    setTimeout(() => Object.assign(s.other!, { writer: true, epoch, changedAt: new Date().toISOString() }), takeUpMs)
     return { released: true, ...state() }
   })
   return s

@@ -45,8 +45,12 @@ function setup(opts: { guard?: Route['guard']; dir?: string; clock?: { now(): nu
   ]
   const breaker = { state: 'closed' as BreakerStateName }
   const upstreams = new Map([['movies-service', { breaker: { state: () => breaker.state } }]]) as unknown as Upstreams
-  const flag = { percent: 0 }
-  const flags = { kind: 'file', state: () => ({ flag: 'movies-migration', percent: flag.percent, sticky: true, source: 'file' }) } as unknown as FlagSource
+  const flag = { percent: 0, loaded: true }
+  const flags = {
+    kind: 'file',
+    state: () => ({ flag: 'movies-migration', percent: flag.percent, sticky: true, source: 'file' }),
+    status: () => ({ kind: 'file', loaded: flag.loaded, healthy: flag.loaded, location: 'test' }),
+  } as unknown as FlagSource
   const changes: Array<{ percent: number; why: Why }> = []
   /** The next this many rollout changes fail. */
   const failures = { next: 0 }
@@ -128,6 +132,21 @@ describe('ramp controller', () => {
     const text = await s.metrics.registry.metrics()
     expect(metric(text, 'proxy_ramp_state{route="movies",state="completed"}')).toBe(1)
     expect(metric(text, 'proxy_ramp_state{route="movies",state="running"}')).toBe(0)
+  })
+
+  it('a replica that has not loaded the flags leaves the ramp alone until it has them', async () => {
+    const s = started(setup())
+    await s.ramps.startRamp('movies', { steps: [10, 50], intervalSeconds: 60, ...limits }, 'alice')
+    s.flag.loaded = false
+    await vi.advanceTimersByTimeAsync(30_000)
+    s.traffick(200)
+    await vi.advanceTimersByTimeAsync(61_000)
+    expect(s.changes.map((c) => c.percent)).toEqual([10])
+    expect(metric(await s.metrics.registry.metrics(), 'proxy_ramp_lease_held{route="movies"}')).toBe(0)
+    s.flag.loaded = true
+    s.traffick(200)
+    await vi.advanceTimersByTimeAsync(61_000)
+    expect(s.changes.map((c) => c.percent)).toEqual([10, 50])
   })
 
   it('stays on a step without enough requests and says so', async () => {

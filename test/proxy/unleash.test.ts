@@ -1,9 +1,14 @@
 // The proxy following a real Unleash server (npm unleash-server 7, on a throw-away PostgreSQL
 // database): the flag is created and its rollout changed through Unleash's Admin API, and the
 // proxy follows without a restart; rollout changes through the proxy are written to Unleash
-// and recorded in the ledger; with Unleash stopped it keeps the last flags it had.
+// and recorded in the ledger; with Unleash stopped it keeps the last flags it had, and a replica
+// restarted while Unleash is down routes by the last state known to the replicas (Redis) — the
+// writer side and retirement included — or, with none, is not ready and answers split routes 503.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedis, type Redis } from '../../lib/redis.ts'
 import { captureLogs } from '../helpers/logs.ts'
@@ -273,6 +278,55 @@ describe('rollout changes through the Unleash Admin API', () => {
 })
 
 describe('Unleash going away', () => {
+  // A route of its own (flag catalog-split), so the flags made here touch no other test: reads on
+  // the target, writes on the target, legacy retired, all in Unleash, none in the flags file.
+  const key = `test:flags-last-known:${randomUUID()}`
+  let redis: Redis
+  let routesFile: string
+  let replica: ProxyUnderTest | undefined
+  const replicaEnv = (lastKnownKey: string) => ({
+    FLAGS_FILE: flagsFileAt(0),
+    ROUTES_FILE: routesFile,
+    UNLEASH_URL: `${unleash.url}/api`,
+    UNLEASH_API_TOKEN: CLIENT,
+    UNLEASH_REFRESH_INTERVAL_MS: '300',
+    UNLEASH_TIMEOUT_MS: '2000',
+    FLAGS_LAST_KNOWN_KEY: lastKnownKey,
+    LEDGER_REDIS_KEY: `${key}:ledger`,
+    WRITES_FENCE_KEY_PREFIX: `${key}:writes:`,
+    RAMP_KEY_PREFIX: `${key}:ramp:`,
+  })
+  const stageOf = async (p: ProxyUnderTest) => (await p.ops.inject({ url: '/admin/routes/movies/stage', headers: admin })).json()
+
+  beforeAll(async () => {
+    redis = createRedis(redisUrl(), captureLogs().logger, { commandTimeoutMs: 2_000 })
+    await once(redis, 'ready')
+    const routes = JSON.parse(readFileSync(new URL('../../proxy/routes.json', import.meta.url), 'utf8'))
+    routes.routes.find((r: { name: string }) => r.name === 'movies').flag = 'catalog-split'
+    routesFile = join(mkdtempSync(join(tmpdir(), 'unleash-routes-')), 'routes.json')
+    writeFileSync(routesFile, JSON.stringify(routes))
+    for (const name of ['catalog-split', 'catalog-split-writes', 'catalog-split-retired']) {
+      const feature = `/projects/default/features/${name}`
+      await unleashApi('POST', '/projects/default/features', { name, type: 'release', description: `test: ${name}` })
+      await unleashApi('POST', `${feature}/environments/development/strategies`, { ...rollout(100), parameters: { groupId: name, rollout: '100', stickiness: 'default' } })
+      await unleashApi('POST', `${feature}/environments/development/on`)
+    }
+    // A replica that reaches Unleash keeps what it fetched in Redis.
+    replica = await startProxy(stubs, replicaEnv(key), { redis })
+    await eventually('the replica to fetch the route\'s flags from Unleash', async () => {
+      const stage = await stageOf(replica!)
+      return stage.readPercent === 100 && stage.writes === 'target' && stage.retired === true
+    })
+    await eventually('the state to be kept in Redis', async () => (await redis.get(key))?.includes('catalog-split-retired') === true)
+  }, 60_000)
+
+  afterAll(async () => {
+    await replica?.close()
+    const keys = await redis.keys(`${key}*`)
+    if (keys.length) await redis.del(...keys)
+    redis?.disconnect()
+  })
+
   // Stopping the Unleash server and the proxy noticing take up to 30 s each on a loaded machine.
   it('keeps the last flags from Unleash when Unleash goes away, and says so', { timeout: 90_000 }, async () => {
     const before = await sides()
@@ -283,5 +337,37 @@ describe('Unleash going away', () => {
     expect(metric((await proxy.ops.inject('/metrics')).body, 'proxy_flag_source_up{source="unleash"}')).toBe(0)
     expect((await proxy.app.inject('/ready')).statusCode).toBe(200)
     expect(proxy.logs.lines.some((l) => l.msg === 'Unleash unavailable' && l.keeping === 'last flags from Unleash')).toBe(true)
+  })
+
+  it('a replica restarted while Unleash is down routes by the last state known to the replicas: writer side and retirement kept, ready', { timeout: 60_000 }, async () => {
+    // Unleash was stopped above. The replica restarts.
+    await replica!.close()
+    replica = await startProxy(stubs, replicaEnv(key), { redis })
+    await eventually('the restarted replica to load the last known state', async () => (await replica!.ops.inject({ url: '/admin/state', headers: admin })).json().flags.servedFrom === 'last-known')
+    expect((await replica.ops.inject({ url: '/admin/state', headers: admin })).json().flags).toMatchObject({ kind: 'unleash', loaded: true, healthy: false })
+    expect((await replica.app.inject('/ready')).statusCode).toBe(200)
+    expect(await stageOf(replica)).toMatchObject({ readPercent: 100, writes: 'target', retired: true })
+    // Retired: reads and writes go to the target, with no fallback to legacy; the file (0 %) is not used.
+    for (const [method, id] of [['GET', 'restart-1'], ['POST', 'restart-2']] as const) {
+      const res = await replica.app.inject({ method, url: '/api/movies', headers: { 'x-user-id': id }, ...(method === 'POST' ? { payload: { title: 'x' } } : {}) })
+      expect([res.statusCode, res.headers['x-upstream']], method).toEqual([200, 'movies-service'])
+    }
+    const explained = (await replica.ops.inject({ url: '/admin/explain?path=/api/movies&method=GET&user_id=u1', headers: admin })).json()
+    expect(explained).toMatchObject({ upstream: 'movies-service', fallback: 'none' })
+  })
+
+  it('a replica with no last known state while Unleash is down: /ready 503 naming why, split routes 503 with Retry-After', { timeout: 60_000 }, async () => {
+    const blank = await startProxy(stubs, replicaEnv(`${key}:none`), { redis })
+    try {
+      await eventually('the replica to find no last known state', async () => /none in redis/.test((await blank.ops.inject({ url: '/admin/state', headers: admin })).json().flags.notLoaded ?? ''))
+      expect((await blank.app.inject('/ready')).statusCode).toBe(503)
+      const ready = await blank.ops.inject('/ready')
+      expect(ready.statusCode).toBe(503)
+      expect(ready.json().error).toMatch(/flags not loaded from .*: no answer from Unleash yet.* and no last known state \(none in redis test:flags-last-known:/)
+      const read = await blank.app.inject({ url: '/api/movies', headers: { 'x-user-id': 'blank-1' } })
+      expect([read.statusCode, read.json().code, read.headers['retry-after']]).toEqual([503, 'CA_ERR_FLAGS_NOT_LOADED', expect.any(String)])
+    } finally {
+      await blank.close()
+    }
   })
 })

@@ -13,7 +13,7 @@ import type { RunningKafka } from '../../dev/kafka/launcher.ts'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
-import { startService, type ServiceProcess } from '../helpers/processes.ts'
+import { startService, untilCaughtUp, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
 import { killKafka, startTwoStores, withCredentialsOf, type OwnedDatabase, type TwoStores } from './support.ts'
 
@@ -38,6 +38,7 @@ beforeAll(async () => {
   stores = await startTwoStores(pgAdminUrl())
   ;({ kafka, legacyDb, catalogDb } = stores)
   monolith = await startService('monolith/server.ts', { ...serviceEnv(), DB_CONNECTION_STRING: legacyDb.url })
+  await untilCaughtUp(monolith)
 }, 180_000)
 
 afterAll(async () => {

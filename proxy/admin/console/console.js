@@ -4,7 +4,7 @@
 import { api, routePath, token, Unauthorized } from './api.js'
 import { renderChart } from './chart.js'
 import { $, h } from './dom.js'
-import { RAMP_TEMPLATES, loadDiffs, loadLedger, loadRamp, rampRequest, shadowRequest } from './panels.js'
+import { RAMP_TEMPLATES, loadDiffs, loadLedger, loadNoise, loadRamp, noiseResetRequest, rampRequest, shadowRequest } from './panels.js'
 import { loadParity } from './parity.js'
 import { renderRoutes, stageText } from './routes-table.js'
 
@@ -13,6 +13,10 @@ let open = null // the route whose details are shown
 let timer = null
 let generation = 0 // a new login starts a new polling loop; an older one stops
 let knownRoutes = []
+let allowed = { viewer: true, operator: false, owner: false } // what the token's role may do (applyRole)
+
+/** An element marked data-needs="operator|owner" is shown only to a role that may use it. */
+const permitted = (el) => !el.dataset.needs || allowed[el.dataset.needs] === true
 
 function showLogin(message = '') {
   clearTimeout(timer)
@@ -71,7 +75,13 @@ async function refreshDetail() {
   if (history.ok && history.body?.route === name) renderChart($('#chart'), name, history.body)
   else $('#chart').replaceChildren(h('p', { class: 'error' }, history.ok ? `history of another route than ${name}` : history.error))
   if (route.target) $('#stage-state').replaceChildren(route.stage ? stageText(route.stage) : '', route.stage ? ` · reads ${route.stage.readPercent ?? 'custom'} %` : '')
-  if (route.target) await Promise.all([loadRamp($('#ramp-state'), name, current), loadDiffs($('#diffs-summary'), $('#diffs-list'), name, current), loadParity($('#parity-state'), name, current)])
+  if (route.target)
+    await Promise.all([
+      loadRamp($('#ramp-state'), name, current),
+      loadDiffs($('#diffs-summary'), $('#diffs-list'), name, current),
+      loadNoise($('#noise-state'), $('#noise tbody'), name, current),
+      loadParity($('#parity-state'), name, current),
+    ])
 }
 
 function loop(mine) {
@@ -87,13 +97,14 @@ function openRoute(name, focus) {
   const route = knownRoutes.find((r) => r.name === name)
   $('#detail').hidden = false
   $('#detail-name').textContent = `${name} (${route?.prefix ?? ''})`
-  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form', '#stage-form']) $(id).hidden = !route?.target
+  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form', '#stage-form', '#noise-reset', '#parity-check']) $(id).hidden = !route?.target || !permitted($(id))
   $('#stage-state').textContent = route?.target ? '' : 'This route has no target: no stages.'
   $('#ramp-state').textContent = route?.target ? '' : 'This route has no target: nothing to move.'
   $('#diffs-summary').textContent = ''
   $('#diffs-list').replaceChildren()
+  $('#noise-state').textContent = ''
+  $('#noise tbody').replaceChildren()
   $('#parity-state').textContent = route?.target ? '' : 'This route has one store: nothing to compare.'
-  $('#parity-check').hidden = !route?.target
   if (route?.percent !== undefined && route.percent !== null) $('#rollout-percent').value = String(route.percent)
   guarded(refreshDetail)
   const target = focus === 'diffs' ? $('#diffs-title') : $('#detail-title')
@@ -173,6 +184,7 @@ function wire() {
     event.preventDefault()
     steer($('#shadow-result'), shadowRequest(open, Number($('#shadow-percent').value), $('#shadow-ignore').value))
   })
+  $('#noise-reset').addEventListener('click', () => steer($('#noise-result'), noiseResetRequest(open)))
   $('#ledger-route').addEventListener('change', () => guarded(() => loadLedger($('#ledger-state'), $('#ledger tbody'), $('#ledger-route').value)))
 }
 
@@ -180,8 +192,8 @@ function wire() {
 async function applyRole() {
   const me = await api('/admin/whoami')
   const may = me.ok ? me.body.may : { read: true, change: false, irreversible: false }
-  const allowed = { viewer: true, operator: may.change, owner: may.irreversible }
-  for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !allowed[el.dataset.needs]
+  allowed = { viewer: true, operator: may.change === true, owner: may.irreversible === true }
+  for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !permitted(el)
   $('#whoami').textContent = me.ok ? `${me.body.actor} (${me.body.role})` : ''
 }
 

@@ -1,6 +1,6 @@
 // The panels over issue 12's endpoints: ramp (GET/PUT /admin/routes/:name/ramp, POST
 // .../ramp/pause, .../ramp/resume, POST .../rollback), shadow diffs (GET .../diffs, PUT
-// .../shadow) and the ledger (GET /admin/ledger?route=&limit=). On a proxy without them the
+// .../shadow), the learned noise (GET .../shadow, DELETE .../shadow/noise) and the ledger (GET /admin/ledger?route=&limit=). On a proxy without them the
 // panel says "not available" (api.js: `missing`). Field names follow the issue's text; the
 // few alternatives read below are the only guesses.
 import { api, routePath } from './api.js'
@@ -74,6 +74,39 @@ export async function loadDiffs(el, list, route, current = () => true) {
   )
 }
 
+/** GET .../shadow → the noise rules learned (when, confirmations, expiry) and the leaves still being confirmed. */
+export async function loadNoise(state, tbody, route, current = () => true) {
+  const res = await api(routePath(route, 'shadow'))
+  if (!current()) return
+  if (res.missing) {
+    state.replaceChildren(h('span', { class: 'muted' }, `Learned noise: ${NOT_AVAILABLE}`))
+    return tbody.replaceChildren()
+  }
+  if (!res.ok) return state.replaceChildren(h('span', { class: 'error' }, res.error))
+  const body = res.body ?? {}
+  const learned = body.learnedNoise ?? []
+  const pending = body.pendingNoise ?? []
+  const detect = body.shadow?.detectNoise ? `Noise detection on: a leaf needs ${body.shadow.noiseConfirmations} different requests within ${body.shadow.noiseWindowSeconds} s, and is learned for ${body.shadow.noiseTtlSeconds} s.` : 'Noise detection off.'
+  const waiting = pending.length ? ` Being confirmed: ${pending.map((p) => `${p.rule} (${p.confirmations}/${p.needed})`).join(', ')}.` : ''
+  state.replaceChildren(`${detect}${learned.length ? '' : ' Nothing learned.'}${waiting}`)
+  updateRows(
+    tbody,
+    learned.map((r) =>
+      h(
+        'tr',
+        { 'data-key': r.rule },
+        h('td', { 'data-label': 'Rule' }, h('code', {}, r.rule)),
+        h('td', { 'data-label': 'Learned' }, new Date(r.learnedAt).toLocaleString()),
+        h('td', { 'data-label': 'Confirmations', 'data-col': 'confirmations' }, String(r.confirmations)),
+        h('td', { 'data-label': 'Expires' }, new Date(r.expiresAt).toLocaleString()),
+      ),
+    ),
+  )
+}
+
+/** DELETE .../shadow/noise: forgets the learned noise (a ledger entry names who). */
+export const noiseResetRequest = (route) => ({ path: routePath(route, 'shadow/noise'), method: 'DELETE' })
+
 /** PUT .../shadow {"percent", "ignore": [...]}. */
 export const shadowRequest = (route, percent, ignoreText) => ({
   path: routePath(route, 'shadow'),
@@ -89,7 +122,23 @@ function changeText(e) {
   if (e.stage === 'writes') return `writes ${e.fromSide ?? 'with reads'} → ${e.toSide}${forced}${guard}`
   if (e.stage === 'retire') return `legacy retired${forced}${guard}`
   if (e.stage === 'freeze') return `ramp frozen at ${e.to} %${guard}`
+  if (e.stage === 'shadow') return shadowChangeText(e)
   return `${e.source} ${e.from ?? 'custom'} % → ${e.to ?? 'custom'} %`
+}
+
+/** A shadow entry: settings set (the shadow percent), noise learned, expired or reset (the rules). */
+function shadowChangeText(e) {
+  const rules = (e.shadow?.rules ?? []).map((r) => r.rule).join(', ')
+  switch (e.shadow?.change) {
+    case 'noise-learned':
+      return `shadow noise learned: ${rules}`
+    case 'noise-expired':
+      return `shadow noise expired: ${rules}`
+    case 'noise-reset':
+      return `shadow noise reset${rules ? `: ${rules}` : ' (nothing learned)'}`
+    default:
+      return `shadow ${e.from} % → ${e.to} %${e.shadow?.settings?.detectNoise ? ', noise detection on' : ''}${rules ? `; noise forgotten: ${rules}` : ''}`
+  }
 }
 
 export async function loadLedger(state, tbody, route) {

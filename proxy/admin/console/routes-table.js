@@ -25,7 +25,10 @@ export function stageText(stage) {
   const writes = stage.retired ? 'legacy retired' : stage.writes === null ? 'writes follow reads' : `writes ${stage.writes}`
   const drift = p.drift === null ? 'drift ?' : `drift ${p.drift}`
   const lag = p.lagSeconds === null ? 'lag ?' : `lag ${num(p.lagSeconds, 1)} s`
-  return h('span', { class: p.drift ? 'warn' : '', 'data-writes': stage.writes ?? 'reads', 'data-retired': String(stage.retired) }, `${writes} · ${drift} · ${lag} · ${stage.readYourWritesHits ?? 0} RYW`)
+  // Where the stores decide who writes: a handover in flight or blocked, and open conflicts (which refuse the switch and retirement).
+  const w = stage.writers
+  const stores = !w ? '' : `${w.handover === 'settled' ? '' : ` · stores ${w.handover}`}${w.conflicts ? ` · ${w.conflicts} conflicts` : ''}`
+  return h('span', { class: p.drift || w?.conflicts ? 'warn' : '', 'data-writes': stage.writes ?? 'reads', 'data-retired': String(stage.retired) }, `${writes} · ${drift} · ${lag} · ${stage.readYourWritesHits ?? 0} RYW${stores}`)
 }
 
 export function renderRoutes(tbody, state, traffic, onOpen) {

@@ -26,6 +26,8 @@ export interface ParityMonitor {
   check(route: Route): Promise<ParityOutcome>
   /** The last outcome, if any check ran. */
   last(route: string): ParityOutcome | undefined
+  /** Called with every outcome, periodic checks and checks on demand alike (the retirement window counts each). */
+  onOutcome(listener: (outcome: ParityOutcome) => void): void
   stop(): void
 }
 
@@ -33,7 +35,7 @@ export interface ParityMonitorOptions {
   routes: readonly Route[]
   registry: Registry
   logger: Logger
-  /** Bound on each call to a side's parity endpoint. */
+  /** Bound on each call to a side's parity endpoint (default: the route's parity.timeoutSeconds). */
   timeoutMs?: number
   /** INTERNAL_TOKEN, sent with every call to a side's /internal endpoint. */
   internalToken?: string
@@ -63,6 +65,7 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
     registers: [options.registry],
   })
   const reports = new Map<string, ParityOutcome>()
+  const listeners: Array<(outcome: ParityOutcome) => void> = []
   const running = new Map<string, Promise<ParityOutcome>>()
   // One pending timer per route (replaced at each tick, so the set stays as large as the route map).
   const timers = new Map<string, NodeJS.Timeout>()
@@ -77,7 +80,7 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
       outcome = await checkParity(route.name, { name: route.legacy.name, url: route.legacy.url, headers }, { name: route.target.name, url: route.target.url, headers }, {
         path: route.parity.path,
         buckets: route.parity.buckets,
-        timeoutMs: options.timeoutMs ?? 5_000,
+        timeoutMs: options.timeoutMs ?? route.parity.timeoutSeconds * 1000,
       })
     } catch (err) {
       outcome = failure(route.name, (err as Error).message)
@@ -88,6 +91,13 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
     drift.labels(route.name).set(outcome.drift ?? Number.NaN)
     lag.labels(route.name).set(outcome.lagSeconds ?? Number.NaN)
     if (outcome.available && outcome.drift > 0) logger.warn({ route: route.name, drift: outcome.drift, missing: outcome.missing, differing: outcome.differingCount }, 'stores of the route differ')
+    for (const listener of listeners) {
+      try {
+        listener(outcome)
+      } catch (err) {
+        logger.error({ route: route.name, err: (err as Error).message }, 'a parity outcome listener failed')
+      }
+    }
     return outcome
   }
 
@@ -114,6 +124,9 @@ export function createParityMonitor(options: ParityMonitorOptions): ParityMonito
   return {
     check,
     last: (name) => reports.get(name),
+    onOutcome(listener) {
+      listeners.push(listener)
+    },
     stop() {
       stopped = true
       for (const timer of timers.values()) clearTimeout(timer)

@@ -195,7 +195,8 @@ export function createRampController(opts: RampControllerOptions) {
     const ramp = await store.load(route.name)
     // Every replica shows the stored state; only the holder shows a window (its own traffic).
     if (ramp) metrics.publishRampState(route.name, ramp.state)
-    if (!isActive(ramp) && !route.guard && !ramp?.pending) {
+    // A replica that has not loaded the flags does not know the rollout: it leaves ramps and guards to the others.
+    if ((!isActive(ramp) && !route.guard && !ramp?.pending) || !flags.status().loaded) {
       metrics.rampLeaseHeld.labels(route.name).set(0)
       return
     }

@@ -7,6 +7,8 @@
 // shadow call must not open a circuit real traffic depends on; an open circuit skips the copy).
 // The copy carries the client's credentials (the other side must see the same identity to
 // answer the same); they are held only while the copy is in flight and never reported.
+// The noise detector (detectNoise) learns only what noise.ts allows; every change of a route's
+// shadow settings (set through the admin API, noise learned, expired or reset) is a ledger entry.
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
@@ -19,11 +21,13 @@ import { clientOf, type TrustFn } from '../../edge/trust-proxy.ts'
 import { upstreamRequestHeaders } from '../../forward/upstream-client.ts'
 import type { ClientSignal, UpstreamRuntime, Upstreams } from '../../forward/upstreams.ts'
 import { compareAnswers, headersOnly, type Answer, type Difference } from './compare.ts'
-import { generalise, parsePathRule, type PathRule } from '../../model/json-path.ts'
+import { parsePathRule, type PathRule } from '../../model/json-path.ts'
 import { Ring, credentialsOf, redactedUrl, reportDifferences, type ReportedDifference } from './report.ts'
 import { shadowProblems, type ShadowEntry } from '../../model/shadow-settings.ts'
 import type { Link } from '@opentelemetry/api'
 import type { ProxyTracing } from '../../forward/tracing.ts'
+import type { Ledger, LedgerEntry, ShadowLedgerDetail } from '../ledger.ts'
+import { NOISE_DEFAULTS, NoiseLearner, noiseCandidates, type LearnedNoise, type NoiseSettings } from './noise.ts'
 
 export const ShadowOptions = Type.Object({
   /** Copies in flight at once (all routes); a copy beyond it is dropped and counted. */
@@ -41,7 +45,6 @@ export type NotCompared = 'too_large' | 'primary_failed' | 'client_gone' | 'even
 
 const RING_SIZE = 50
 const ERROR_RING_SIZE = 10
-const MAX_LEARNED = 100
 
 export interface ShadowDeps {
   routes: readonly Route[]
@@ -51,6 +54,14 @@ export interface ShadowDeps {
   logger: Logger
   /** Tracing on (proxy/forward/tracing.ts): each copy is a span linked to its request's trace. */
   tracing?: ProxyTracing
+  /** Every change of the settings — set through the admin API, noise learned, expired or reset — is recorded here. */
+  ledger?: Pick<Ledger, 'append'>
+}
+
+/** Who changes the settings (the admin token's name) and why. */
+export interface ShadowActor {
+  actor: string
+  reason: string
 }
 
 /** The settings in force for one route. */
@@ -61,6 +72,7 @@ interface Settings {
   compareHeaders: Set<string>
   methods: Set<string>
   detectNoise: boolean
+  noise: NoiseSettings
 }
 
 export interface Mismatch {
@@ -88,9 +100,8 @@ interface RouteShadow {
   notCompared: Record<NotCompared, number>
   mismatches: Ring<Mismatch>
   errors: Ring<{ at: string; method: string; path: string; upstream: string; error: string; traceId?: string }>
-  /** Learned by the noise detector (generalised JSON paths, header names). */
-  learnedPaths: Map<string, PathRule>
-  learnedHeaders: Set<string>
+  /** The noise detector's confirmations and learned rules (leaf JSON paths, header names). */
+  noise: NoiseLearner
 }
 
 function compile(entry: ShadowEntry): Settings {
@@ -101,11 +112,26 @@ function compile(entry: ShadowEntry): Settings {
     compareHeaders: new Set((entry.compareHeaders ?? []).map((h) => h.toLowerCase())),
     methods: new Set(entry.methods ?? SAFE_METHODS),
     detectNoise: entry.detectNoise ?? false,
+    noise: {
+      confirmations: entry.noiseConfirmations ?? NOISE_DEFAULTS.confirmations,
+      windowMs: (entry.noiseWindowSeconds ?? NOISE_DEFAULTS.windowSeconds) * 1000,
+      ttlMs: (entry.noiseTtlSeconds ?? NOISE_DEFAULTS.ttlSeconds) * 1000,
+    },
   }
 }
 
 function describeSettings(s: Settings) {
-  return { percent: s.percent, ignore: s.ignore.map((r) => r.source), ignoreHeaders: [...s.ignoreHeaders], compareHeaders: [...s.compareHeaders], methods: [...s.methods], detectNoise: s.detectNoise }
+  return {
+    percent: s.percent,
+    ignore: s.ignore.map((r) => r.source),
+    ignoreHeaders: [...s.ignoreHeaders],
+    compareHeaders: [...s.compareHeaders],
+    methods: [...s.methods],
+    detectNoise: s.detectNoise,
+    noiseConfirmations: s.noise.confirmations,
+    noiseWindowSeconds: s.noise.windowMs / 1000,
+    noiseTtlSeconds: s.noise.ttlMs / 1000,
+  }
 }
 
 /** What the forwarding code (proxy-routes.ts, send) reports about the answer the client gets. */
@@ -142,16 +168,16 @@ export class ShadowComparisons {
     this.options = checkOptions(ShadowOptions, options, 'shadow comparison')
     for (const route of deps.routes) {
       if (!route.target) continue
+      const settings = compile(route.shadow ?? { percent: 0 })
       this.byRoute.set(route.name, {
         route,
-        settings: compile(route.shadow ?? { percent: 0 }),
+        settings,
         counts: { match: 0, mismatch: 0, error: 0, dropped: 0 },
         headerOnly: 0,
         notCompared: { too_large: 0, primary_failed: 0, client_gone: 0, event_stream: 0 },
         mismatches: new Ring(RING_SIZE),
         errors: new Ring(ERROR_RING_SIZE),
-        learnedPaths: new Map(),
-        learnedHeaders: new Set(),
+        noise: new NoiseLearner(settings.noise),
       })
     }
   }
@@ -180,21 +206,61 @@ export class ShadowComparisons {
     return this.byRoute.has(route)
   }
 
-  /** Run-time change (PUT /admin/routes/:name/shadow); fields left out keep their value. Throws with the bad field named. */
-  configure(route: string, change: Partial<Omit<ShadowEntry, 'methods'>> & { percent: number }) {
+  /**
+   * Run-time change (PUT /admin/routes/:name/shadow); fields left out keep their value. Throws with
+   * the bad field named. Recorded in the ledger with its actor; turning detectNoise off forgets
+   * what was learned (recorded in the same entry).
+   */
+  async configure(route: string, change: Partial<Omit<ShadowEntry, 'methods'>> & { percent: number }, by: ShadowActor) {
     const state = this.byRoute.get(route)!
     const current = describeSettings(state.settings)
     const entry: ShadowEntry = { ...current, ...change, methods: current.methods as ShadowEntry['methods'] }
     const problems = shadowProblems(entry, '')
     if (problems.length) throw new ShadowSettingsError(problems.join('; '))
+    const before = state.settings.percent
     state.settings = compile(entry)
-    this.deps.logger.info({ route, shadow: describeSettings(state.settings) }, 'shadow settings changed')
-    return describeSettings(state.settings)
+    state.noise.configure(state.settings.noise)
+    const dropped = state.settings.detectNoise ? [] : state.noise.reset()
+    const described = describeSettings(state.settings)
+    this.deps.logger.info({ route, shadow: described }, 'shadow settings changed')
+    await this.record(state, { actor: by.actor, reason: by.reason, source: 'admin', from: before }, { change: 'settings', settings: described, ...(dropped.length ? { rules: dropped } : {}) })
+    return described
+  }
+
+  /** GET /admin/routes/:name/shadow: the settings in force, the learned noise and the leaves still being confirmed. */
+  settings(route: string) {
+    const state = this.byRoute.get(route)!
+    this.expire(state)
+    return { route, shadow: describeSettings(state.settings), learnedNoise: state.noise.list(), pendingNoise: state.noise.pendingList() }
+  }
+
+  /** DELETE /admin/routes/:name/shadow/noise: forgets the learned rules and the confirmations; recorded in the ledger. */
+  async resetNoise(route: string, by: ShadowActor): Promise<LearnedNoise[]> {
+    const state = this.byRoute.get(route)!
+    const dropped = state.noise.reset()
+    await this.record(state, { actor: by.actor, reason: by.reason, source: 'admin' }, { change: 'noise-reset', rules: dropped })
+    return dropped
+  }
+
+  /** One ledger entry of stage `shadow` (the shadow percent as from → to). */
+  private async record(state: RouteShadow, who: { actor: string; reason: string; source: LedgerEntry['source']; from?: number }, detail: ShadowLedgerDetail): Promise<void> {
+    const percent = state.settings.percent
+    await this.deps.ledger?.append({ route: state.route.name, flag: state.route.flag ?? '', from: who.from ?? percent, to: percent, actor: who.actor, reason: who.reason, source: who.source, stage: 'shadow', shadow: detail })
+  }
+
+  /** Drops the learned rules whose time is up, with a ledger entry (written in the background: append never throws). */
+  private expire(state: RouteShadow): void {
+    if (!state.noise.size) return
+    const expired = state.noise.expire()
+    if (!expired.length) return
+    this.deps.logger.info({ route: state.route.name, rules: expired.map((r) => r.rule) }, 'shadow noise expired')
+    void this.record(state, { actor: 'shadow', reason: `learned noise expired: ${expired.map((r) => r.rule).join(', ')}`, source: 'shadow' }, { change: 'noise-expired', rules: expired })
   }
 
   /** GET /admin/routes/:name/diffs. */
   report(route: string) {
     const state = this.byRoute.get(route)!
+    this.expire(state)
     return {
       route,
       legacy: state.route.legacy.name,
@@ -205,7 +271,7 @@ export class ShadowComparisons {
       notCompared: { ...state.notCompared },
       inFlight: this.inFlight,
       capturedBytes: this.captured,
-      learnedNoise: { paths: [...state.learnedPaths.keys()], headers: [...state.learnedHeaders] },
+      learnedNoise: { paths: state.noise.paths().map((r) => r.source), headers: state.noise.headers() },
       mismatches: state.mismatches.latest(),
       errors: state.errors.latest(),
     }
@@ -245,11 +311,12 @@ export class ShadowComparisons {
       const tracing = this.deps.tracing
       const copy = tracing ? await tracing.shadowCopy(tap.link, route.name, shadowRt, () => this.fetch(shadowRt, tap)) : await this.fetch(shadowRt, tap)
       const [legacy, target] = shadowSide === 'target' ? [primary, copy] : [copy, primary]
+      this.expire(state)
       let differences = this.differences(state, legacy, target)
       if (differences.length && state.settings.detectNoise) {
         // A failed second call teaches nothing: the comparison stands as it is.
         const again = await this.fetch(legacyRt, tap).catch(() => undefined)
-        if (again && this.learnNoise(state, this.differences(state, legacy, again))) differences = this.differences(state, legacy, target)
+        if (again && (await this.learnNoise(state, tap.requestId, legacy, again))) differences = this.differences(state, legacy, target)
       }
       if (!differences.length) return this.count(state, 'match')
       this.count(state, 'mismatch')
@@ -280,29 +347,28 @@ export class ShadowComparisons {
   }
 
   private differences(state: RouteShadow, legacy: Answer, target: Answer): Difference[] {
-    const { settings } = state
-    const ignore = state.learnedPaths.size ? [...settings.ignore, ...state.learnedPaths.values()] : settings.ignore
-    const ignoreHeaders = state.learnedHeaders.size ? new Set([...settings.ignoreHeaders, ...state.learnedHeaders]) : settings.ignoreHeaders
+    const { settings, noise } = state
+    const ignore = noise.size ? [...settings.ignore, ...noise.paths()] : settings.ignore
+    const ignoreHeaders = noise.size ? new Set([...settings.ignoreHeaders, ...noise.headers()]) : settings.ignoreHeaders
     return compareAnswers(legacy, target, { ignore, ignoreHeaders, compareHeaders: settings.compareHeaders })
   }
 
-  /** Paths (and headers) on which legacy disagrees with itself are noise from now on; true when something new was learned. */
-  private learnNoise(state: RouteShadow, legacyVsLegacy: Difference[]): boolean {
-    let learned = false
-    for (const d of legacyVsLegacy) {
-      if (d.steps && state.learnedPaths.size < MAX_LEARNED) {
-        const rule = generalise(d.steps)
-        if (!state.learnedPaths.has(rule)) {
-          state.learnedPaths.set(rule, parsePathRule(rule))
-          learned = true
-          this.deps.logger.info({ route: state.route.name, path: rule }, 'shadow noise learned: legacy answers differ on this path')
-        }
-      } else if (d.path.startsWith('header:') && !state.learnedHeaders.has(d.path.slice(7))) {
-        state.learnedHeaders.add(d.path.slice(7))
-        learned = true
-      }
-    }
-    return learned
+  /**
+   * Legacy's two answers to one request: the leaves on which it disagrees with itself count as one
+   * confirmation each (noise.ts); true when a rule was learned by it (recorded in the ledger).
+   */
+  private async learnNoise(state: RouteShadow, requestId: string, first: Answer, second: Answer): Promise<boolean> {
+    const { settings, noise } = state
+    const known = noise.size ? [...settings.ignore, ...noise.paths()] : settings.ignore
+    const ignoreHeaders = noise.size ? new Set([...settings.ignoreHeaders, ...noise.headers()]) : settings.ignoreHeaders
+    const candidates = noiseCandidates(first, second, { known, ignoreHeaders, compareHeaders: settings.compareHeaders })
+    if (!candidates.length) return false
+    const learned = noise.observe(requestId, candidates)
+    if (!learned.length) return false
+    const rules = learned.map((r) => r.rule)
+    this.deps.logger.info({ route: state.route.name, rules }, 'shadow noise learned: legacy answers differ on these leaves in several requests')
+    await this.record(state, { actor: 'shadow', reason: `noise learned: ${rules.join(', ')} (legacy differed with itself in ${learned[0]!.confirmations} requests)`, source: 'shadow' }, { change: 'noise-learned', rules: learned })
+    return true
   }
 
   private async fetch(rt: UpstreamRuntime, tap: Tap): Promise<Answer> {
@@ -359,6 +425,8 @@ class TooLarge extends Error {}
 class Tap implements ShadowTap {
   readonly method: string
   readonly url: string
+  /** Confirmations of noise count once per request. */
+  readonly requestId: string
   headers: Record<string, string | string[]> | undefined
   body: Buffer | undefined
   credentials: string[]
@@ -380,6 +448,7 @@ class Tap implements ShadowTap {
     this.primarySide = primarySide
     this.method = request.method
     this.url = request.url
+    this.requestId = String(request.id)
     this.headers = { ...upstreamRequestHeaders(request.headers, clientOf(request.raw, owner.deps.trust), request.id), 'x-shadow': 'true' }
     this.body = request.body as Buffer | undefined
     this.credentials = credentialsOf(request.headers)
