@@ -3,7 +3,10 @@
 // Routes opt in with `auth` in the route map (proxy/model/route-map.ts); with no AUTH_ISSUERS a
 // route map asking for tokens is refused at start.
 import { ConfigError, env, type EnvField } from '../../lib/config.ts'
-import { JWS_ALGORITHMS, type JwsAlgorithm } from './jws.ts'
+
+/** The asymmetric JWS algorithms a token may be signed with (RFC 7518, RFC 8037): never "none", never HS* (the proxy holds no shared secret). */
+export const JWS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
+export type JwsAlgorithm = (typeof JWS_ALGORITHMS)[number]
 
 /** One trusted issuer: its `iss` value and where its keys are (JWKS URL, else OIDC discovery). */
 export interface IssuerConfig {
@@ -101,7 +104,7 @@ export const authEnv = {
   authAlgorithms: algorithmsEnv,
   authClockToleranceSeconds: env.int('AUTH_CLOCK_TOLERANCE_SECONDS', 30, { min: 0, max: 300, description: 'clock skew allowed when checking exp and nbf' }),
   authJwksCooldownMs: env.int('AUTH_JWKS_COOLDOWN_MS', 30_000, { min: 1_000, description: 'least time between two fetches of an issuer\'s keys (an unknown kid refetches at most this often)' }),
-  authJwksMaxAgeMs: env.int('AUTH_JWKS_MAX_AGE_MS', 600_000, { min: 1_000, description: "an issuer's keys are refreshed in the background once this old (the cached ones keep serving)" }),
+  authJwksMaxAgeMs: env.int('AUTH_JWKS_MAX_AGE_MS', 600_000, { min: 1_000, description: "an issuer's keys are refetched once this old (if the issuer is down, the last good ones keep serving)" }),
   authJwksTimeoutMs: env.int('AUTH_JWKS_TIMEOUT_MS', 5_000, { min: 1, description: 'bound on each discovery and JWKS fetch' }),
   authVerifiedCacheSeconds: env.int('AUTH_VERIFIED_CACHE_SECONDS', 60, { min: 0, max: 3_600, description: 'a verified token is remembered this long (at most until it expires; 5,000 tokens): its next requests skip the signature check; 0 = check every request' }),
   authRolesClaim: env.string('AUTH_ROLES_CLAIM', 'roles', 'the claim (dotted path for a nested one, e.g. realm_access.roles) holding the roles a route\'s "roles" rule reads'),

@@ -1,14 +1,16 @@
-// One issuer's signing keys (its JWKS), fetched over HTTP and kept in memory:
-// - fetched once for any number of concurrent callers (one fetch in flight at a time);
-// - refreshed in the background once older than maxAgeMs, while the cached keys keep serving;
-// - an unknown `kid` refetches at once (a key rotation is picked up on the first token that uses
-//   the new key), but at most once per cooldownMs: a storm of forged kids costs the issuer one
-//   fetch per cooldown, never one per token;
-// - a failed fetch keeps the last good key set serving (counted; `stale` says so) for as long as
-//   the issuer is unreachable: an issuer's hiccup never takes the site down.
+// One issuer's signing keys (its JWKS), through jose's createRemoteJWKSet, which fetches once for
+// any number of concurrent callers, caches, refetches when the set is older than maxAgeMs, and
+// refetches on an unknown `kid` at most once per cooldownMs (a key rotation is picked up on the
+// first token that uses the new key; a storm of forged kids costs the issuer one fetch per
+// cooldown, never one per token).
+// What this thin layer adds, because jose's set throws whenever a fetch it needs fails:
+// - the last good key set keeps serving while the issuer is unreachable (counted; `stale` says
+//   so), also once it is older than maxAgeMs: an issuer's hiccup never takes the site down;
+// - after a failed fetch the issuer is not asked again within cooldownMs (jose's cooldown runs
+//   from the last successful fetch only, so a down issuer would be asked on every request);
+// - the JWKS URL found by OIDC discovery, each fetch counted, the document bounded in size.
 // Envoy fails every request when the JWKS endpoint is down; KrakenD refetches on every miss.
-import { type KeyObject, createPublicKey, type JsonWebKey } from 'node:crypto'
-import { JWS_ALGORITHMS, type JwsAlgorithm, keyFits } from './jws.ts'
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWSHeaderParameters, type FlattenedJWSInput, type JSONWebKeySet, type RemoteJWKSet } from 'jose'
 
 export interface KeySetOptions {
   /** The JWKS URL (or a function resolving it, e.g. through OIDC discovery). */
@@ -30,100 +32,98 @@ export interface KeySetHooks {
 /** No key set has ever been fetched and the issuer cannot be reached now. */
 export class KeysUnavailable extends Error {}
 
-interface Key {
-  kid?: string
-  alg?: string
-  key: KeyObject
-}
+/** A discovery or JWKS fetch that failed (network, timeout, status, size, not a key set). */
+class FetchFailed extends Error {}
+
+/** A jose key resolver (jwtVerify's second argument). */
+export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => ReturnType<RemoteJWKSet>
 
 export interface KeySet {
-  /** The key for the token's header; undefined = no key of this set fits (unknown kid, after at most one refetch). */
-  keyFor(alg: JwsAlgorithm, kid: string | undefined): Promise<KeyObject | undefined>
+  /** The key for a token: throws KeysUnavailable (none ever fetched) or jose's errors (no key fits). */
+  resolve: KeyResolver
   /** What the set holds and how fresh it is (metrics, /admin). */
   status(): { keys: number; fetchedAt?: number; lastFailureAt?: number; stale: boolean }
 }
 
-/** The signing keys of a JWKS document; keys it cannot use (encryption, symmetric, unknown kind) are left out. */
-export function parseJwks(doc: unknown): Key[] {
-  const keys = (doc as { keys?: unknown } | null)?.keys
-  if (!Array.isArray(keys)) throw new Error('the JWKS has no "keys" array')
-  const out: Key[] = []
-  for (const jwk of keys as Array<Record<string, unknown>>) {
-    if (typeof jwk !== 'object' || jwk === null) continue
-    if (jwk.use !== undefined && jwk.use !== 'sig') continue
-    if (!['RSA', 'EC', 'OKP'].includes(jwk.kty as string)) continue
-    if (jwk.d !== undefined) continue // a private key published by mistake is not used
-    if (jwk.alg !== undefined && !(JWS_ALGORITHMS as readonly string[]).includes(jwk.alg as string)) continue
+export function remoteKeySet(opts: KeySetOptions, hooks: KeySetHooks): KeySet {
+  const maxBytes = opts.maxBytes ?? 512 * 1024
+  let remote: RemoteJWKSet | undefined
+  let resolvingUrl: Promise<RemoteJWKSet> | undefined
+  let fetchedAt: number | undefined
+  let lastFailureAt: number | undefined
+  // The last good set as a local resolver, made again only when a newer set was fetched.
+  let lastGood: { at: number; resolve: ReturnType<typeof createLocalJWKSet> } | undefined
+
+  const failed = (error: unknown): FetchFailed => {
+    const failure = error instanceof FetchFailed ? error : new FetchFailed((error as Error).message ?? String(error))
+    lastFailureAt = Date.now()
+    hooks.fetched('error', failure)
+    return failure
+  }
+
+  /** jose's fetch, counted and bounded: only a 200 with a JWKS of at least one key reaches jose. */
+  const countedFetch = async (url: string, init: { headers: Headers; method: 'GET'; redirect: 'manual'; signal: AbortSignal }): Promise<Response> => {
     try {
-      out.push({ kid: typeof jwk.kid === 'string' ? jwk.kid : undefined, alg: jwk.alg as string | undefined, key: createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }) })
-    } catch {
-      // A malformed key is skipped: the others still verify.
+      const response = await fetch(url, init)
+      if (response.status !== 200) throw new FetchFailed(`${url} answered ${response.status}`)
+      const text = await response.text()
+      if (text.length > maxBytes) throw new FetchFailed(`${url}: the JWKS is larger than ${maxBytes} bytes`)
+      const doc = JSON.parse(text) as { keys?: unknown }
+      if (!Array.isArray(doc?.keys)) throw new FetchFailed(`${url}: the JWKS has no "keys" array`)
+      if (doc.keys.length === 0) throw new FetchFailed(`${url}: the JWKS holds no key`)
+      // What jose's createLocalJWKSet would refuse is refused here, as a failed fetch: the last good keys stay.
+      if (!doc.keys.every((k: unknown) => typeof k === 'object' && k !== null && typeof (k as { kty?: unknown }).kty === 'string')) throw new FetchFailed(`${url}: a JWKS member is not a JWK`)
+      fetchedAt = Date.now()
+      hooks.fetched('ok')
+      return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } })
+    } catch (error) {
+      throw failed(error)
     }
   }
-  return out
-}
 
-export function remoteKeySet(opts: KeySetOptions, hooks: KeySetHooks): KeySet {
-  let keys: Key[] | undefined
-  let fetchedAt: number | undefined
-  let lastAttemptAt = -Infinity
-  let lastFailureAt: number | undefined
-  let inFlight: Promise<void> | undefined
-  const maxBytes = opts.maxBytes ?? 512 * 1024
-
-  async function load(): Promise<void> {
-    const url = await opts.jwksUri()
-    const response = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs), headers: { accept: 'application/json, application/jwk-set+json' }, redirect: 'error' })
-    if (!response.ok) throw new Error(`${url} answered ${response.status}`)
-    const text = await response.text()
-    if (text.length > maxBytes) throw new Error(`${url}: the JWKS is larger than ${maxBytes} bytes`)
-    const parsed = parseJwks(JSON.parse(text))
-    if (parsed.length === 0) throw new Error(`${url}: the JWKS holds no signing key`)
-    keys = parsed
-    fetchedAt = Date.now()
+  /** The remote set, once its URL is known (a discovery failure is retried after the cooldown). */
+  function remoteSet(): Promise<RemoteJWKSet> {
+    if (remote) return Promise.resolve(remote)
+    resolvingUrl ??= opts
+      .jwksUri()
+      .then((url) => {
+        remote = createRemoteJWKSet(new URL(url), { timeoutDuration: opts.timeoutMs, cooldownDuration: opts.cooldownMs, cacheMaxAge: opts.maxAgeMs, [customFetch]: countedFetch })
+        return remote
+      })
+      .catch((error: unknown) => {
+        throw failed(error)
+      })
+      .finally(() => {
+        resolvingUrl = undefined
+      })
+    return resolvingUrl
   }
 
-  /** One fetch for every caller; a failure keeps the keys there were. */
-  function refresh(): Promise<void> {
-    inFlight ??= (async () => {
-      lastAttemptAt = Date.now()
-      try {
-        await load()
-        hooks.fetched('ok')
-      } catch (error) {
-        lastFailureAt = Date.now()
-        hooks.fetched('error', error as Error)
-      } finally {
-        inFlight = undefined
-      }
-    })()
-    return inFlight
-  }
-
-  const find = (alg: JwsAlgorithm, kid: string | undefined): KeyObject | undefined => {
-    const fitting = (keys ?? []).filter((k) => (k.alg === undefined || k.alg === alg) && keyFits(alg, k.key) && (kid === undefined || k.kid === kid))
-    // Without a kid, only an unambiguous key is used (as jose does).
-    return fitting.length === 1 || (kid !== undefined && fitting.length > 0) ? fitting[0]!.key : undefined
+  function fallback(): ReturnType<typeof createLocalJWKSet> {
+    const jwks = remote?.jwks() as JSONWebKeySet | undefined
+    if (!jwks || fetchedAt === undefined) throw new KeysUnavailable('the key set could not be fetched')
+    if (lastGood?.at !== fetchedAt) lastGood = { at: fetchedAt, resolve: createLocalJWKSet(jwks) }
+    return lastGood.resolve
   }
 
   return {
-    async keyFor(alg, kid) {
-      const now = Date.now()
-      if (!keys) {
-        // Nothing cached: every caller waits for the same fetch (retried at most once per cooldown).
-        if (inFlight || now - lastAttemptAt >= opts.cooldownMs) await refresh()
-        if (!keys) throw new KeysUnavailable('the key set could not be fetched')
-        return find(alg, kid)
+    async resolve(header, token) {
+      // Within the cooldown after a failed fetch the issuer is not asked: the last good keys answer.
+      const resting = lastFailureAt !== undefined && Date.now() - lastFailureAt < opts.cooldownMs && (fetchedAt === undefined || lastFailureAt > fetchedAt)
+      if (!resting) {
+        try {
+          return await (await remoteSet())(header, token)
+        } catch (error) {
+          if (!(error instanceof FetchFailed)) throw error
+        }
       }
-      if (now - fetchedAt! >= opts.maxAgeMs && now - lastAttemptAt >= opts.cooldownMs) void refresh()
-      const key = find(alg, kid)
-      if (key) return key
-      // An unknown kid: the issuer may have rotated its keys. A fetch in flight is joined; a
-      // fetch within the cooldown is not repeated.
-      if (inFlight) await inFlight
-      else if (now - lastAttemptAt >= opts.cooldownMs) await refresh()
-      return find(alg, kid)
+      return fallback()(header, token)
     },
-    status: () => ({ keys: keys?.length ?? 0, fetchedAt, lastFailureAt, stale: keys !== undefined && lastFailureAt !== undefined && lastFailureAt > fetchedAt! }),
+    status: () => ({
+      keys: remote?.jwks()?.keys.length ?? 0,
+      fetchedAt,
+      lastFailureAt,
+      stale: fetchedAt !== undefined && lastFailureAt !== undefined && lastFailureAt > fetchedAt,
+    }),
   }
 }

@@ -11,8 +11,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../../lib/errors.ts'
 import type { RouteAuth } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
-import { TokenError } from './jws.ts'
-import { IssuerUnavailable, type TokenVerifier, type VerifiedToken } from './token-verifier.ts'
+import { IssuerUnavailable, TokenError, type TokenVerifier, type VerifiedToken } from './token-verifier.ts'
 
 export interface RouteAuthSettings {
   /** The claim holding roles (dotted path for a nested claim). */

@@ -1,11 +1,17 @@
-// A bearer token checked against the trusted issuers: the issuer its `iss` names (only the
-// configured ones: no key is ever fetched from a URL a token gives), a key of that issuer's set
-// (key-set.ts), the pinned algorithm (jws.ts), then aud, exp, nbf with a small clock tolerance.
-// What passes is the verified identity: subject, issuer and claims.
+// A bearer token checked against the trusted issuers with jose's jwtVerify: the issuer its `iss`
+// names (only the configured ones: no key is ever fetched from a URL a token gives), a key of that
+// issuer's set (key-set.ts), the pinned algorithms, then iss, aud, exp (required), nbf with a
+// small clock tolerance. What passes is the verified identity: subject, issuer and claims.
+import { decodeJwt, errors as jose, jwtVerify } from 'jose'
 import type { Logger } from '../../lib/logger.ts'
 import type { AuthSettings, IssuerConfig } from './auth-config.ts'
-import { TokenError, decodeJws, signatureValid } from './jws.ts'
 import { KeysUnavailable, remoteKeySet, type FetchResult, type KeySet } from './key-set.ts'
+
+/** A token refused (401); the message says why, without echoing the token. */
+export class TokenError extends Error {}
+
+/** Longest token looked at (characters of the compact form): larger ones are refused unread. */
+export const MAX_TOKEN_LENGTH = 8_192
 
 export interface VerifiedToken {
   subject: string
@@ -57,11 +63,26 @@ function jwksUriOf(config: IssuerConfig, timeoutMs: number): () => Promise<strin
 /** Verified tokens remembered at most. */
 const REMEMBERED_MAX = 5_000
 
-const audiencesOf = (aud: unknown): string[] => (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [])
+/** Why jose refused a token, in the words of the 401's error_description (never the token itself). */
+function whyRefused(error: unknown): string {
+  if (error instanceof jose.JWTExpired) return 'the token has expired'
+  if (error instanceof jose.JWTClaimValidationFailed) {
+    if (error.claim === 'exp') return 'the token has no expiry (exp)'
+    if (error.claim === 'nbf') return 'the token is not valid yet (nbf)'
+    if (error.claim === 'aud') return 'the token is not meant for this audience (aud)'
+    if (error.claim === 'iss') return 'the issuer is not trusted'
+    return `the claim ${error.claim} is not valid (${error.reason})`
+  }
+  if (error instanceof jose.JOSEAlgNotAllowed) return 'the algorithm (alg) is not accepted'
+  if (error instanceof jose.JWSSignatureVerificationFailed) return 'the signature is not valid'
+  if (error instanceof jose.JWKSNoMatchingKey) return "no key of the issuer fits the token (kid, alg)"
+  if (error instanceof jose.JWKSMultipleMatchingKeys) return 'no single key of the issuer fits the token (it names no kid)'
+  if (error instanceof jose.JOSEError) return `the token is malformed (${error.code})`
+  throw error
+}
 
 export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifierHooks): TokenVerifier {
-  const allowed = new Set<string>(settings.algorithms)
-  const byIssuer = new Map<string, { config: IssuerConfig; keys: KeySet; audience: Set<string> }>()
+  const byIssuer = new Map<string, { config: IssuerConfig; keys: KeySet; audience: string[] }>()
   for (const config of settings.issuers) {
     const keys = remoteKeySet(
       { jwksUri: jwksUriOf(config, settings.jwksTimeoutMs), timeoutMs: settings.jwksTimeoutMs, cooldownMs: settings.jwksCooldownMs, maxAgeMs: settings.jwksMaxAgeMs },
@@ -72,7 +93,7 @@ export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifier
         },
       },
     )
-    byIssuer.set(config.issuer, { config, keys, audience: new Set(config.audience ?? settings.audience) })
+    byIssuer.set(config.issuer, { config, keys, audience: config.audience ?? settings.audience })
   }
   const skew = settings.clockToleranceSeconds
   // Clients send the same token for many requests: a verified one is remembered briefly (never
@@ -81,27 +102,31 @@ export function createTokenVerifier(settings: AuthSettings, hooks: TokenVerifier
   const rememberMs = settings.verifiedCacheSeconds * 1000
 
   async function verifyUncached(token: string): Promise<VerifiedToken> {
-      const jws = decodeJws(token, allowed)
-      const { payload } = jws
-      const issuer = typeof payload.iss === 'string' ? byIssuer.get(payload.iss) : undefined
-      if (!issuer) throw new TokenError('the issuer is not trusted')
-      let key
-      try {
-        key = await issuer.keys.keyFor(jws.header.alg, jws.header.kid)
-      } catch (error) {
-        if (error instanceof KeysUnavailable) throw new IssuerUnavailable(issuer.config.issuer)
-        throw error
-      }
-      if (!key) throw new TokenError(jws.header.kid === undefined ? 'no single key of the issuer fits the token (it names no kid)' : 'the key the token names (kid) is not one of the issuer\'s')
-      if (!signatureValid(jws, key)) throw new TokenError('the signature is not valid')
-      // Claims are read only once the signature holds.
-      const now = Date.now() / 1000
-      if (typeof payload.exp !== 'number') throw new TokenError('the token has no expiry (exp)')
-      if (payload.exp + skew <= now) throw new TokenError('the token has expired')
-      if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf - skew > now)) throw new TokenError('the token is not valid yet (nbf)')
-      if (!audiencesOf(payload.aud).some((a) => issuer.audience.has(a))) throw new TokenError('the token is not meant for this audience (aud)')
-      if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub)) throw new TokenError('the token has no usable subject (sub)')
-      return { subject: payload.sub, issuer: issuer.config.issuer, claims: payload }
+    if (token.length > MAX_TOKEN_LENGTH) throw new TokenError(`the token is longer than ${MAX_TOKEN_LENGTH} characters`)
+    let claimed: unknown
+    try {
+      // Unverified: only to pick the issuer among the configured ones; jwtVerify checks it again.
+      claimed = decodeJwt(token).iss
+    } catch {
+      throw new TokenError('not a JWT (a compact JWS of three base64url parts with a JSON payload)')
+    }
+    const issuer = typeof claimed === 'string' ? byIssuer.get(claimed) : undefined
+    if (!issuer) throw new TokenError('the issuer is not trusted')
+    let payload
+    try {
+      ;({ payload } = await jwtVerify(token, issuer.keys.resolve, {
+        algorithms: settings.algorithms,
+        issuer: issuer.config.issuer,
+        audience: issuer.audience,
+        clockTolerance: settings.clockToleranceSeconds,
+        requiredClaims: ['exp'],
+      }))
+    } catch (error) {
+      if (error instanceof KeysUnavailable) throw new IssuerUnavailable(issuer.config.issuer)
+      throw new TokenError(whyRefused(error))
+    }
+    if (typeof payload.sub !== 'string' || !SUBJECT.test(payload.sub)) throw new TokenError('the token has no usable subject (sub)')
+    return { subject: payload.sub, issuer: issuer.config.issuer, claims: payload }
   }
 
   return {
