@@ -126,8 +126,18 @@ try {
 
   await atRest(legacy, catalog)
   await underLoad(legacy, catalog)
-  // Writes move to the movies service (one writer at a time).
+  // Writes move to the movies service (one writer at a time): the stores hand them over.
   await sleep(2_000)
+  const released = await monolith.inject({ method: 'POST', url: '/internal/writer/release', payload: {} })
+  if (released.statusCode !== 200) throw new Error(`release: ${released.statusCode} ${released.body}`)
+  const handover = Date.now()
+  for (;;) {
+    const authority = (await movies.inject({ url: '/internal/writer' })).json<{ writer: boolean; catchingUp: boolean }>()
+    if (authority.writer && !authority.catchingUp) break
+    if (Date.now() - handover > 60_000) throw new Error('the movies service did not take the writes within 60 s')
+    await sleep(50)
+  }
+  console.log(`handover: the movies service took the writes ${Date.now() - handover} ms after the monolith released them`)
   await atRest(catalog, legacy)
   await underLoad(catalog, legacy)
 } finally {

@@ -209,6 +209,15 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
     return batch.messages.filter((m) => BigInt(m.offset) >= next)
   }
 
+  async function seekToOwnRecord(c: Consumer, partitions: readonly number[]): Promise<void> {
+    const own = await appliedOffsets(db, topic)
+    for (const partition of partitions) {
+      const next = own.get(partition) ?? BigInt(await logStart(topic, partition))
+      sought.set(partition, next)
+      c.seek({ topic, partition, offset: next.toString() })
+    }
+  }
+
   /** The partition's first offset still in the log. */
   async function logStart(topicName: string, partition: number): Promise<string> {
     const offsets = await (await connectedAdmin()).fetchTopicOffsets(topicName)
@@ -356,6 +365,13 @@ export function createReplicaConsumer(options: ReplicaConsumerOptions): ReplicaC
       heartbeatInterval: Math.min(3_000, Math.floor(sessionTimeoutMs / 3)),
     })
     consumer = c
+    // Each partition this member is given goes on from this store's own record, not from the
+    // group's committed offset: a store restored from a backup reads again what it lost, also on
+    // a partition where nothing new arrives (no batch would ever show the gap there).
+    c.on(c.events.GROUP_JOIN, (event) => {
+      const partitions = event.payload.memberAssignment[topic] ?? []
+      void seekToOwnRecord(c, partitions).catch((err: Error) => logger.warn({ err: err.message }, 'cannot seek to this store\'s own offsets yet (a batch that starts past them will)'))
+    })
     const { ended, end } = untilCrash(c, logger, 'movie-state consumer')
     crashed = end
     try {

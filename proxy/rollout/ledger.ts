@@ -4,6 +4,7 @@
 // entry is also one structured log line, and an entry the store refused is kept in memory
 // (bounded) and stored once the store answers again: append never throws, it logs and counts the
 // failure.
+import { randomUUID } from 'node:crypto'
 import { appendFile, readFile, rename } from 'node:fs/promises'
 import type { Logger } from '../../lib/logger.ts'
 import type { Redis } from '../../lib/redis.ts'
@@ -93,7 +94,8 @@ export interface LedgerDeps {
 interface Store {
   kind: Ledger['kind']
   location: string
-  add(entry: LedgerEntry): Promise<void>
+  /** `id`: the entry's own, so that one stored twice (a retry after a write that timed out but landed) is read once. */
+  add(entry: LedgerEntry, id: string): Promise<void>
   read(query: LedgerQuery): Promise<LedgerEntry[]>
   claim(id: string): Promise<boolean>
   unclaim(id: string): Promise<void>
@@ -107,11 +109,12 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
   const store = deps.redis ? redisStore(deps.redis, opts) : fileStore(opts)
   // An entry the store refused waits here (bounded, oldest dropped first, each drop logged) and
   // is stored before the next one, or by the retry timer: a Redis pause loses no switch.
-  const unstored: LedgerEntry[] = []
+  const unstored: Array<{ entry: LedgerEntry; id: string }> = []
+  const claimedHere = new Map<string, number>()
   let retry: NodeJS.Timeout | undefined
-  function keep(entry: LedgerEntry, error: Error): void {
-    if (unstored.length >= MAX_UNSTORED) deps.logger.error({ ledger: unstored.shift() }, 'ledger entry dropped: too many waiting for the store (kept in this log line only)')
-    unstored.push(entry)
+  function keep(entry: LedgerEntry, id: string, error: Error): void {
+    if (unstored.length >= MAX_UNSTORED) deps.logger.error({ ledger: unstored.shift()!.entry }, 'ledger entry dropped: too many waiting for the store (kept in this log line only)')
+    unstored.push({ entry, id })
     deps.logger.error({ ledger: entry, store: store.kind, err: error.message, waiting: unstored.length }, 'ledger entry not stored yet: kept in memory and stored again once the store answers')
     retry ??= setTimeout(() => {
       retry = undefined
@@ -124,7 +127,7 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
     flushing ??= (async () => {
       while (unstored.length > 0) {
         try {
-          await store.add(unstored[0]!)
+          await store.add(unstored[0]!.entry, unstored[0]!.id)
           unstored.shift()
         } catch {
           retry ??= setTimeout(() => {
@@ -164,15 +167,21 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
       const what = entry.shadow ? `shadow comparison of ${entry.route}: ${entry.shadow.change}` : `rollout of ${entry.route}: ${entry.from ?? 'custom'} → ${entry.to ?? 'custom'}`
       deps.logger.info({ ledger: entry }, `${what} by ${entry.actor} (${entry.source})`)
       await flushUnstored()
+      const id = randomUUID()
       try {
-        await store.add(entry)
+        await store.add(entry, id)
       } catch (error) {
         deps.onStoreError()
-        keep(entry, error as Error)
+        keep(entry, id, error as Error)
       }
     },
     list: (query) => store.read(query),
     async claim(id) {
+      // This process's own claims first: with the store away, a change it claimed is still not recorded twice by it.
+      const now = Date.now()
+      for (const [claimed, until] of claimedHere) if (until < now) claimedHere.delete(claimed)
+      if (claimedHere.has(id)) return false
+      claimedHere.set(id, now + opts.claimTtlMs)
       try {
         return await store.claim(id)
       } catch (error) {
@@ -181,6 +190,7 @@ export function createLedger(opts: LedgerOptions, deps: LedgerDeps): Ledger {
       }
     },
     async unclaim(id) {
+      claimedHere.delete(id)
       await store.unclaim(id).catch(() => {}) // expires by itself
     },
   }
@@ -196,17 +206,22 @@ function redisStore(redis: Redis, opts: LedgerOptions): Store {
   return {
     kind: 'redis',
     location: key,
-    async add(entry) {
-      await redis.xadd(key, 'MAXLEN', '~', opts.maxEntries, '*', 'entry', JSON.stringify(entry))
+    async add(entry, id) {
+      await redis.xadd(key, 'MAXLEN', '~', opts.maxEntries, '*', 'entry', JSON.stringify(entry), 'id', id)
     },
     async read(query) {
       // Newest first, in pages, until enough entries of the route are found or the stream ends.
       const out: LedgerEntry[] = []
+      const seen = new Set<string>()
       let end = '+'
       for (;;) {
         const page = await redis.xrevrange(key, end, '-', 'COUNT', query.route === undefined ? query.limit : ROUTE_PAGE)
         for (const [, fields] of page) {
           const entry = parseEntry(fields[fields.indexOf('entry') + 1])
+          const at = fields.indexOf('id')
+          const id = at >= 0 ? fields[at + 1] : undefined
+          if (id !== undefined && seen.has(id)) continue // stored twice: once by a write that timed out, once by its retry
+          if (id !== undefined) seen.add(id)
           if (entry && matches(query)(entry)) out.push(entry)
           if (out.length === query.limit) return out
         }

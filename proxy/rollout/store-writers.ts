@@ -176,15 +176,17 @@ export function createStoreWriters(options: StoreWritersOptions): StoreWriters {
       })
       if (released?.released) {
         logger.warn({ route: route.name, from, to: state.desired, epoch: released.epoch }, 'writes handed over: the old writer stopped, the new one takes them once it has applied its last change')
-        if (await ledger.claim(`handover:${route.name}:${released.epoch}`)) {
+        // A switch through the admin API records itself, with its guard values (proxy/rollout/stages.ts).
+        if (why?.source !== 'admin' && (await ledger.claim(`handover:${route.name}:${released.epoch}`))) {
           await ledger.append({
             route: route.name,
             flag: writesFlagOf(route.flag!),
             from: from === 'target' ? 100 : 0,
             to: state.desired === 'target' ? 100 : 0,
-            actor: why?.actor ?? 'proxy',
-            reason: why?.reason ?? `the flags want ${state.desired} to write (${flags.status().kind})`,
-            source: why?.source === 'admin' ? 'admin' : flags.status().kind === 'unleash' ? 'unleash' : 'flags-file',
+            // Made in the flag source (the Unleash UI, a flags file edit): the proxy noticed it and asked for the handover.
+            actor: flags.status().kind === 'unleash' ? 'unleash' : 'flags-file',
+            reason: `the flags want ${state.desired} to write: the stores handed over`,
+            source: flags.status().kind === 'unleash' ? 'unleash' : 'flags-file',
             stage: 'writes',
             fromSide: from,
             toSide: state.desired,

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningKafka } from '../../dev/kafka/launcher.ts'
+import { admin } from '../../dev/pg-admin.ts'
 import { pgAdminUrl } from '../helpers/infra.ts'
 import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
@@ -192,7 +193,8 @@ describe('catalog-db, kept in step with legacy-db through Kafka', () => {
       MONOLITH_URL: monolith.url,
       MOVIES_SERVICE_URL: movies!.url,
       EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
-      FLAGS_FILE: flagsFileAt(0),
+      // The movies service writes now (handed over above): the proxy's flags say so too.
+      FLAGS_FILE: flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 100 }),
       ADMIN_TOKEN,
     })
     const res = await fetch(`${proxy.opsUrl}/admin/routes/movies/parity`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
@@ -202,5 +204,39 @@ describe('catalog-db, kept in step with legacy-db through Kafka', () => {
     const proxyMetrics = await (await fetch(`${proxy.opsUrl}/metrics`)).text()
     expect(metric(proxyMetrics, 'migration_data_drift{route="movies"}')).toBe(0)
     expect(metric(proxyMetrics, 'migration_replication_lag_seconds{route="movies"}')).toBeGreaterThanOrEqual(0)
+  })
+  it('catalog-db restored from a backup while it is the writer: it replays what it lost (its own writes included) before it writes, and reuses no id', { timeout: 300_000 }, async () => {
+    const backup = `${catalogDb.name}_backup`
+    const port = movies!.port
+    const env = { ...serviceEnv(), DB_CONNECTION_STRING: catalogDb.url, PORT: String(port) }
+    // The backup: a copy of catalog-db taken while the service is stopped (CREATE DATABASE … TEMPLATE).
+    await movies!.stop()
+    await admin(pgAdminUrl(), (c) => c.query(`CREATE DATABASE "${backup}" TEMPLATE "${catalogDb.name}" OWNER "${catalogDb.role}"`))
+    try {
+      movies = await startService('movies-service/server.ts', env, { readyPath: '/ready' })
+      const lost = await Promise.all(Array.from({ length: 30 }, (_, i) => create(movies!, `After the backup ${i}`, i)))
+      const highest = Math.max(...lost.map((m) => m.id))
+      await eventually('legacy-db has them', async () => (await list(monolith)).filter((m) => m.title.startsWith('After the backup')).length === 30, 60_000)
+      // The disk is lost: catalog-db is restored from the backup, without the 30 movies written since.
+      await movies!.stop()
+      await admin(pgAdminUrl(), async (c) => {
+        await c.query(`DROP DATABASE "${catalogDb.name}" WITH (FORCE)`)
+        await c.query(`CREATE DATABASE "${catalogDb.name}" TEMPLATE "${backup}" OWNER "${catalogDb.role}"`)
+        await c.query(`REVOKE ALL ON DATABASE "${catalogDb.name}" FROM PUBLIC`)
+      })
+      const restored = new pg.Client({ connectionString: catalogDb.url })
+      await restored.connect()
+      expect((await restored.query("SELECT count(*)::int AS n FROM movies WHERE title LIKE 'After the backup%'")).rows[0].n).toBe(0)
+      await restored.end()
+      // Ready (and writing) only once it has replayed the stream: its own 30 movies are back, and its next id comes after them.
+      movies = await startService('movies-service/server.ts', env, { readyPath: '/ready', timeoutMs: 120_000 })
+      const back = (await list(movies!)).filter((m) => m.title.startsWith('After the backup'))
+      expect(back.map((m) => m.id).sort()).toEqual(lost.map((m) => m.id).sort())
+      const next = await create(movies!, 'After the restore', 1)
+      expect(next.id).toBeGreaterThan(highest)
+      await eventually('both stores equal again', async () => JSON.stringify(await list(monolith)) === JSON.stringify(await listWhenReadable(movies!)), 60_000)
+    } finally {
+      await admin(pgAdminUrl(), (c) => c.query(`DROP DATABASE IF EXISTS "${backup}" WITH (FORCE)`))
+    }
   })
 })
