@@ -74,6 +74,11 @@ export const errors = {
   NOT_A_PATH: define<[]>('NOT_A_PATH', 400, 'the request target must be a path such as /api/movies (asterisk, absolute and authority forms are not served)', CLOSE),
   PATH_NOT_CANONICAL: define<[what: string]>('PATH_NOT_CANONICAL', 400, 'the request path must be in canonical form: it contains %s, which this proxy refuses rather than normalises', CLOSE),
   UPGRADE_NOT_GET: define<[]>('UPGRADE_NOT_GET', 400, 'upgrade requests must be GET without a body', CLOSE),
+  // Tokens at the edge (proxy/auth/): WWW-Authenticate is set per answer (RFC 6750 error and description).
+  TOKEN_MISSING: define<[route: string]>('TOKEN_MISSING', 401, 'route "%s" needs Authorization: Bearer <an access token of a trusted issuer>'),
+  TOKEN_INVALID: define<[why: string]>('TOKEN_INVALID', 401, 'the bearer token is not accepted: %s'),
+  TOKEN_INSUFFICIENT: define<[route: string, rule: string]>('TOKEN_INSUFFICIENT', 403, 'the bearer token does not carry what route "%s" requires: %s'),
+  TOKEN_ISSUER_UNAVAILABLE: define<[issuer: string]>('TOKEN_ISSUER_UNAVAILABLE', 503, 'the keys of issuer %s cannot be fetched yet; retry shortly', RETRY_SOON),
   RATE_LIMITED: define<[max: number, windowSeconds: number, retryInSeconds: number]>('RATE_LIMITED', 429, 'rate limit exceeded: %d requests per %d s; retry in %d s'),
 
   // Edge proxy: upstreams (Retry-After comes from the proxy's settings)
@@ -86,6 +91,7 @@ export const errors = {
 
   // Edge proxy: admin API
   ADMIN_UNAUTHORIZED: define<[]>('ADMIN_UNAUTHORIZED', 401, 'admin API needs Authorization: Bearer <ADMIN_TOKEN or a token of ADMIN_TOKENS>'),
+  ADMIN_ROLE_INSUFFICIENT: define<[actor: string, role: string, needed: string]>('ADMIN_ROLE_INSUFFICIENT', 403, 'the admin token "%s" has the role %s; this call needs %s'),
   ADMIN_AUTH_BACKOFF: define<[retryInSeconds: number]>('ADMIN_AUTH_BACKOFF', 429, 'too many failed admin logins from this address; retry in %d s'),
   ROUTE_NOT_FOUND: define<[name: string, known: string]>('ROUTE_NOT_FOUND', 404, 'no route named "%s" (routes: %s)'),
   ROUTE_HAS_NO_TARGET: define<[name: string]>('ROUTE_HAS_NO_TARGET', 409, 'route "%s" has no target: there is nothing to roll out'),

@@ -8,6 +8,8 @@ import { loadRouteMap, readRouteFile, routeMapEnvVars, type RouteMap } from './m
 import { trustProxyEnv } from './edge/trust-proxy.ts'
 import { featuresOffEnv } from './model/features.ts'
 import { DEFAULT_SYNC_INTERVAL_MS } from './edge/rate-limit-store.ts'
+import { authEnv, authSettings } from './auth/auth-config.ts'
+import { ADMIN_ROLES, DEFAULT_ADMIN_ROLE, type AdminRole } from './admin/admin-roles.ts'
 
 const repoFile = (relative: string) => fileURLToPath(new URL(`../${relative}`, import.meta.url))
 const SHIPPED_ROUTES = repoFile('proxy/routes.json')
@@ -24,10 +26,11 @@ function optionalPercent(name: string, description: string): EnvField<number | u
   }
 }
 
-/** One admin API credential: the name the ledger records as the actor, and its bearer token. */
+/** One admin API credential: the name the ledger records as the actor, its bearer token and its role (admin/admin-roles.ts). */
 export interface AdminToken {
   name: string
   token: string
+  role: AdminRole
 }
 
 const ADMIN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
@@ -49,22 +52,31 @@ export function weakAdminToken(token: string): string | undefined {
   return undefined
 }
 
-/** ADMIN_TOKENS=name:token,name2:token2 — each part named, no empty part, no name or token twice. */
+/**
+ * ADMIN_TOKENS=name:token[:role],name2:token2[:role] — each part named, no empty part, no name or
+ * token twice; the role (viewer, operator, owner) defaults to owner (what every token could do before).
+ */
 const namedAdminTokens: EnvField<AdminToken[]> = {
   names: ['ADMIN_TOKENS'],
-  description: 'named admin API tokens, name:token,name2:token2 (the ledger records the name); besides ADMIN_TOKEN ("admin")',
+  description: `named admin API tokens, name:token[:role],name2:token2[:role] (the ledger records the name; role among ${ADMIN_ROLES.join(', ')}, default ${DEFAULT_ADMIN_ROLE}); besides ADMIN_TOKEN ("admin", ${DEFAULT_ADMIN_ROLE})`,
   parse(raw, n) {
     if (raw === undefined || raw.trim() === '') return []
     const tokens = raw.split(',').map((part, i): AdminToken => {
       const at = part.indexOf(':')
       const name = at < 0 ? '' : part.slice(0, at).trim()
-      const token = at < 0 ? '' : part.slice(at + 1).trim()
+      let token = at < 0 ? '' : part.slice(at + 1).trim()
+      let role: AdminRole = DEFAULT_ADMIN_ROLE
+      const last = token.lastIndexOf(':')
+      if (last >= 0 && (ADMIN_ROLES as readonly string[]).includes(token.slice(last + 1).trim())) {
+        role = token.slice(last + 1).trim() as AdminRole
+        token = token.slice(0, last).trim()
+      }
       // Never echo a token: the problem names the part by position and name only.
       if (!name || !token) throw new ConfigError(`${n} part ${i + 1} must be name:token (empty name or token)`)
       if (!ADMIN_NAME.test(name)) throw new ConfigError(`${n} part ${i + 1}: name "${name.slice(0, 64)}" must be letters, digits, . _ @ - (at most 64)`)
       const weak = weakAdminToken(token)
       if (weak) throw new ConfigError(`${n}: the token of "${name}" ${weak}`)
-      return { name, token }
+      return { name, token, role }
     })
     const names = tokens.map((t) => t.name)
     const twice = names.find((name, i) => names.indexOf(name) !== i)
@@ -174,6 +186,8 @@ const spec = {
   readYourWritesWindowMs: env.int('READ_YOUR_WRITES_WINDOW_MS', 30_000, { min: 0, description: "longest time a client's reads follow its write to the writer side (shorter once a parity check finds the write on both stores); 0 = off" }),
   readYourWritesKeyPrefix: env.string('READ_YOUR_WRITES_KEY_PREFIX', 'cinemaabyss:ryw:', 'prefix of the read-your-writes marks in Redis'),
   featuresOff: featuresOffEnv,
+  // Tokens verified at the edge on routes whose route-map entry has `auth` (proxy/auth/).
+  ...authEnv,
   adminHistoryIntervalMs: env.int('ADMIN_HISTORY_INTERVAL_MS', 10_000, { min: 100, description: "how often the console's per-route history (the last hour, in memory) takes a point" }),
 }
 
@@ -206,14 +220,19 @@ export const loadConfig = (source: Record<string, string | undefined> = process.
   if (!config.adminSocket && config.adminPort !== 0 && config.adminPort === config.port) {
     throw new ConfigError("invalid configuration: ADMIN_PORT must differ from PORT (the operators' listener is a listener of its own)")
   }
-  const adminTokens: AdminToken[] = [...(config.adminToken ? [{ name: 'admin', token: config.adminToken }] : []), ...config.namedAdminTokens]
+  const adminTokens: AdminToken[] = [...(config.adminToken ? [{ name: 'admin', token: config.adminToken, role: DEFAULT_ADMIN_ROLE }] : []), ...config.namedAdminTokens]
   if (config.adminToken && config.namedAdminTokens.some((t) => t.name === 'admin' || t.token === config.adminToken)) {
     throw new ConfigError('invalid configuration: ADMIN_TOKENS repeats ADMIN_TOKEN (its name is "admin" and its token must differ)')
+  }
+  const auth = authSettings(config)
+  const asking = routeMap.routes.filter((r) => r.auth)
+  if (asking.length > 0 && auth.issuers.length === 0) {
+    throw new ConfigError(`invalid configuration: AUTH_ISSUERS is required (route(s) ${asking.map((r) => r.name).join(', ')} ask for tokens)`)
   }
   const unleashAdminUrl = config.unleashAdminUrl ?? (config.unleashUrl ? `${config.unleashUrl.replace(/\/+$/, '')}/admin` : undefined)
   const unleashEnvironment = config.unleashEnvironment ?? tokenEnvironment(config.unleashApiToken) ?? 'development'
   const ledgerFile = config.ledgerFile ?? join(dirname(config.flagsFile), 'rollout-ledger.jsonl')
-  return { ...config, adminTokens, unleashAdminUrl, unleashEnvironment, ledgerFile }
+  return { ...config, adminTokens, unleashAdminUrl, unleashEnvironment, ledgerFile, auth }
 }
 /** What the proxy reads: its own variables and those the shipped route map names (a deployment with its own ROUTES_FILE adds that file's). */
 export const ENV_VARS = [...envVarNames(spec), ...routeMapEnvVars(readRouteFile(SHIPPED_ROUTES))]

@@ -27,6 +27,7 @@ import { clientOf, type TrustFn } from './edge/trust-proxy.ts'
 import { clientResponseHeaders, upstreamFailed, upstreamRequestHeaders, type FailureKind } from './forward/upstream-client.ts'
 import type { ProxyTracing } from './forward/tracing.ts'
 import type { MeasuredFeature } from './model/features.ts'
+import type { RouteAuthCheck } from './auth/route-auth.ts'
 
 export const ProxyRoutesSettings = Type.Composite([
   SideOptions,
@@ -67,6 +68,8 @@ export interface ProxyRoutesOptions {
   tracing?: ProxyTracing
   /** Features switched off to measure them (FEATURES_OFF, model/features.ts); empty in production. */
   featuresOff?: ReadonlySet<MeasuredFeature>
+  /** Token policies of the routes that have one (auth/route-auth.ts); absent = no route has one. */
+  routeAuth?: RouteAuthCheck
 }
 
 
@@ -94,6 +97,7 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   app.decorateRequest('proxyUpstream', null)
   app.decorateRequest('proxyReason', null)
   app.decorateRequest('shadowTap', null)
+  app.decorateRequest('edgeToken', null)
   // Callback style, not async: one promise less per request on the hot path.
   app.addHook('onResponse', (request, reply, done) => {
     if (request.proxyRoute !== null) {
@@ -288,19 +292,36 @@ export async function proxyRoutes(app: FastifyInstance, opts: ProxyRoutesOptions
   /** The decision this request would meet, breakers included, without calling anything (/admin/explain). */
   async function explain(route: Route, facts: ReturnType<typeof requestFacts>, reply: FastifyReply) {
     reply.header(EXPLAIN_HEADER, 'decision')
+    const identity: Pick<ExplainedDecision, 'identity'> = route.target ? { identity: { source: facts.identityFrom ?? 'none', auth: route.auth?.policy ?? 'off' } } : {}
     if (route.target && facts.setCookie) {
-      const why = 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity'
-      return reply.send({ route: route.name, upstream: null, why } satisfies ExplainedDecision)
+      const why = route.auth
+        ? `route "${route.name}" takes the identity from a verified token (auth ${route.auth.policy}); give user_id to see the side of that subject${route.auth.policy === 'required' ? ' (without a token: 401)' : ''}`
+        : 'no user_id: an anonymous client gets a random id in a cookie and keeps its side; give user_id to see one identity'
+      return reply.send({ route: route.name, upstream: null, why, ...identity } satisfies ExplainedDecision)
     }
     const breakers = { legacy: upstreams.get(route.legacy.name)!.breaker.state(), target: route.target ? upstreams.get(route.target.name)!.breaker.state() : undefined }
     const { expected, fallback } = await decide(route, facts, breakers, false)
-    return reply.send({ route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback, why: expected.why ?? '' } satisfies ExplainedDecision)
+    return reply.send({ route: route.name, upstream: expected.upstream, ...(expected.status ? { status: expected.status } : {}), reason: expected.reason, fallback, why: expected.why ?? '', ...identity } satisfies ExplainedDecision)
+  }
+
+  /**
+   * The sticky subject of a route with a token policy: the verified token's (or, for
+   * /admin/explain, the user_id it was asked about, as a token's subject); null = no token;
+   * undefined = no policy.
+   */
+  async function subjectOf(route: Route, request: FastifyRequest, reply: FastifyReply, explaining: boolean): Promise<string | null | undefined> {
+    if (!route.auth || !opts.routeAuth) return undefined
+    if (explaining) return typeof request.headers['x-user-id'] === 'string' ? request.headers['x-user-id'] : null
+    return (await opts.routeAuth.check(route.name, route.auth, request, reply))?.subject ?? null
   }
 
   async function forward(route: Route, request: FastifyRequest, reply: FastifyReply) {
-    const facts = routed ? requestFacts(route, request, settings) : { method: request.method }
-    if (opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken) return explain(route, facts, reply)
-    request.proxyRoute = route.name
+    const explaining = opts.explainToken !== undefined && request.headers[EXPLAIN_HEADER] === opts.explainToken
+    if (!explaining) request.proxyRoute = route.name
+    // Before anything is decided: a refused token is answered by the proxy (401/403/503).
+    const subject = route.auth ? await subjectOf(route, request, reply, explaining) : undefined
+    const facts = routed ? requestFacts(route, request, settings, subject) : { method: request.method }
+    if (explaining) return explain(route, facts, reply)
     // A split route needs the flags: without them (Unleash never answered, no last known state) no side is known to be right.
     if (routed && route.target) {
       const flagStatus = flags.status()

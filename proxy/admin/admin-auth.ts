@@ -14,6 +14,7 @@ import type { AdminToken } from '../config.ts'
 import { clientKey } from '../edge/client-key.ts'
 import { LocalRateLimitStore } from '../edge/rate-limit-store.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
+import { roleAllows, roleNeeded, type AdminRole } from './admin-roles.ts'
 
 export interface AdminAuthOptions {
   tokens: readonly AdminToken[]
@@ -86,25 +87,40 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The name of the admin token the request carried (admin API only). */
     adminActor?: string
+    /** That token's role (admin-roles.ts). */
+    adminRole?: AdminRole
   }
 }
 
 /** The onRequest hook of the admin API: the actor, the per-token limit and the login back-off. */
 export function adminAuth(app: FastifyInstance, opts: AdminAuthOptions): void {
-  const expected = opts.tokens.map((t) => ({ name: t.name, digest: digest(`Bearer ${t.token}`) }))
+  const expected = opts.tokens.map((t) => ({ name: t.name, role: t.role, digest: digest(`Bearer ${t.token}`) }))
   const backoff = new LoginBackoff(opts.failuresMax, opts.backoffMs)
   const perToken = new LocalRateLimitStore(Math.max(1, expected.length))
   const windowSeconds = Math.max(1, Math.round(opts.rateLimitWindowMs / 1000))
   for (const reason of ['missing', 'wrong', 'backoff']) opts.metrics.adminAuthFailures.labels(reason).inc(0)
 
   app.decorateRequest('adminActor', undefined)
+  app.decorateRequest('adminRole', undefined)
+  // After validation (a forcing body needs the owner): a call above the token's role is refused, nothing done.
+  app.addHook('preHandler', (request, _reply, done) => {
+    const role = request.adminRole
+    if (!role) return done()
+    const needed = roleNeeded(request.method, request.routeOptions.url, request.body)
+    if (roleAllows(role, needed)) return done()
+    request.log.warn({ actor: request.adminActor, role, needed }, 'admin API: call above the token\'s role refused')
+    done(new errors.ADMIN_ROLE_INSUFFICIENT(request.adminActor!, role, needed))
+  })
   app.addHook('onRequest', (request, reply, done) => {
     const given = request.headers.authorization
     // Every token is compared (in constant time), whichever matches: the time says nothing about which.
     let actor: string | undefined
+    let role: AdminRole | undefined
     if (typeof given === 'string') {
       const d = digest(given)
-      for (const t of expected) if (timingSafeEqual(d, t.digest)) actor ??= t.name
+      for (const t of expected) {
+        if (timingSafeEqual(d, t.digest) && actor === undefined) [actor, role] = [t.name, t.role]
+      }
     }
     if (!actor) {
       const address = clientKey(request.ip)
@@ -122,6 +138,7 @@ export function adminAuth(app: FastifyInstance, opts: AdminAuthOptions): void {
       return done(new errors.ADMIN_UNAUTHORIZED())
     }
     request.adminActor = actor
+    request.adminRole = role
     if (opts.rateLimitMax === 0) return done()
     perToken.incr(
       actor,

@@ -7,6 +7,7 @@ import { errors } from '../../lib/errors.ts'
 import { adminRampRoutes, type AdminRampRoutesOptions } from './admin-ramp-routes.ts'
 import { FORWARDED_METHODS } from '../edge/edge-guards.ts'
 import { adminAuth, type AdminAuthOptions } from './admin-auth.ts'
+import { capabilitiesOf } from './admin-roles.ts'
 import { refusedTarget } from '../edge/edge-guards.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import { adminLedgerRoutes } from './admin-ledger-routes.ts'
@@ -100,6 +101,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminTrafficRoutes, { routes, history: opts.history })
   await app.register(adminParityRoutes, { routes, parity: opts.parity })
   await app.register(adminStageRoutes, { routes, stages: opts.stages, writers: opts.storeWriters, ledger: opts.ledger, actorOf: adminActorOf })
+
+  // Who the caller is and what the console may offer them.
+  app.get('/admin/whoami', async (request) => ({ actor: adminActorOf(request), role: request.adminRole, may: capabilitiesOf(request.adminRole!) }))
 
   app.get('/admin/state', async () => ({
     routes: await withReadYourWritesHits(routes.map(routeState)),

@@ -69,6 +69,33 @@ const WriterEntry = Type.Object(
   { additionalProperties: false },
 )
 
+/** A route's token policy (proxy/auth/): off (default), optional (no token passes; a present one must be valid) or required. */
+const AuthPolicy = Type.Union([Type.Literal('off'), Type.Literal('optional'), Type.Literal('required')])
+const ClaimValue = Type.String({ pattern: '^[\\x21-\\x7e]{1,200}$' })
+/** `"required"`, or with claim rules: any one of `roles` (AUTH_ROLES_CLAIM), every one of `scopes` (scope / scp); failing = 403. */
+const AuthEntry = Type.Union([
+  AuthPolicy,
+  Type.Object(
+    {
+      policy: AuthPolicy,
+      roles: Type.Optional(Type.Array(ClaimValue, { minItems: 1, maxItems: 50 })),
+      scopes: Type.Optional(Type.Array(ClaimValue, { minItems: 1, maxItems: 50 })),
+    },
+    { additionalProperties: false },
+  ),
+])
+
+export type AuthPolicy = Static<typeof AuthPolicy>
+
+/** A route's token policy, resolved. */
+export interface RouteAuth {
+  policy: Exclude<AuthPolicy, 'off'>
+  /** Any one of these roles is needed. */
+  roles?: string[]
+  /** Every one of these scopes is needed. */
+  scopes?: string[]
+}
+
 const RouteEntry = Type.Object(
   {
     name: Name,
@@ -81,6 +108,7 @@ const RouteEntry = Type.Object(
     guard: Type.Optional(GuardEntry),
     parity: Type.Optional(ParityEntry),
     writer: Type.Optional(WriterEntry),
+    auth: Type.Optional(AuthEntry),
   },
   { additionalProperties: false },
 )
@@ -122,6 +150,8 @@ export interface Route {
   parity?: { path: string; intervalSeconds: number; buckets: number; timeoutSeconds: number }
   /** The stores decide who writes (the target owns its data): writes are handed over through them. */
   writer?: { path: string; conflictsPath: string }
+  /** Tokens verified at the edge (proxy/auth/); absent = off: nothing is asked, the client's identity headers are passed on. */
+  auth?: RouteAuth
 }
 
 export interface StandingGuard {
@@ -223,6 +253,7 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
       ...(entry.guard ? { guard: standingGuard(entry.guard) } : {}),
       ...(entry.parity ? { parity: { intervalSeconds: 60, buckets: 64, timeoutSeconds: 30, ...entry.parity } } : {}),
       ...(entry.writer ? { writer: { path: '/internal/writer', conflictsPath: '/internal/conflicts', ...entry.writer } } : {}),
+      ...routeAuth(entry.auth),
     }
   })
   known.forEach((name, i) => {
@@ -231,6 +262,12 @@ export function parseRouteMap(raw: unknown, source: Env = process.env, where = '
   if (!seenPrefixes.has('/')) problems.push('routes: a catch-all route with prefix "/" is required (everything else goes somewhere)')
   if (problems.length) throw new ConfigError(`${where} is invalid: ${problems.join('; ')}`)
   return { upstreams: [...declared.values()], routes }
+}
+
+function routeAuth(entry: Static<typeof AuthEntry> | undefined): { auth?: RouteAuth } {
+  const { policy, ...rules } = typeof entry === 'string' || entry === undefined ? { policy: entry ?? 'off' } : entry
+  if (policy === 'off') return {}
+  return { auth: { policy, ...rules } }
 }
 
 function standingGuard(entry: Static<typeof GuardEntry>): StandingGuard {

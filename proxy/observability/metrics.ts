@@ -147,6 +147,29 @@ export function createMetrics() {
     help: 'Admin API calls answered 429 by the per-token limit (ADMIN_RATE_LIMIT_MAX)',
     registers: [registry],
   })
+  // Tokens at the edge (proxy/auth/).
+  const authRequests = new Counter({
+    name: 'proxy_auth_requests_total',
+    help: 'Requests on routes with a token policy, by route and result: verified, anonymous (optional route, no token), missing, invalid (401), forbidden (403, a claim rule), unavailable (503: no key of the issuer was ever fetched)',
+    labelNames: ['route', 'result'] as const,
+    registers: [registry],
+  })
+  const authJwksFetches = new Counter({
+    name: 'proxy_auth_jwks_fetches_total',
+    help: "Fetches of a token issuer's keys (OIDC discovery and JWKS), by issuer and result: ok, error (the last good keys keep serving)",
+    labelNames: ['issuer', 'result'] as const,
+    registers: [registry],
+  })
+  /** Sets proxy_auth_jwks_stale at each read (app.ts hands in the verifier's view). */
+  let authStaleness: (() => void) | undefined
+  const authJwksStale = new Gauge({
+    collect: () => authStaleness?.(),
+    name: 'proxy_auth_jwks_stale',
+    help: "1 while an issuer's last key fetch failed and tokens are checked against its last good keys (or, with no keys yet, refused with 503)",
+    labelNames: ['issuer'] as const,
+    aggregator: 'max',
+    registers: [registry],
+  })
   const shadowComparisons = new Counter({
     name: 'proxy_shadow_comparisons_total',
     help: 'Shadow comparisons per route by outcome: match, mismatch, error (the copy failed or timed out), dropped (the in-flight budget was full)',
@@ -268,6 +291,10 @@ export function createMetrics() {
     rateLimitStoreErrors,
     adminAuthFailures,
     adminRateLimited,
+    authRequests,
+    authJwksFetches,
+    authJwksStale,
+    onAuthStalenessRead: (read: () => void) => void (authStaleness = read),
     ledgerStoreErrors,
     rampRollbacks,
     rampLeaseHeld,

@@ -4,7 +4,8 @@
 // the hot path itself (proxy-routes.ts, EXPLAIN_HEADER).
 // The identity is X-User-Id, else the user_id query parameter, else the proxy's own cookie (set
 // for anonymous clients), so the same person keeps landing on the same side while the
-// percentage is unchanged. The flag is a sticky rollout evaluated by unleash-client: raising it
+// percentage is unchanged. On a route with a token policy (proxy/auth/) it is the verified
+// token's subject, else the cookie: what the client says about itself counts for nothing there. The flag is a sticky rollout evaluated by unleash-client: raising it
 // only adds identities to the target.
 import { randomUUID } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
@@ -43,7 +44,7 @@ export function writerSideOf(route: Route, flags: Pick<FlagSource, 'state'>): Si
   return writes.percent === 100 ? 'target' : 'legacy'
 }
 
-export type IdentitySource = 'header' | 'query' | 'cookie' | 'new'
+export type IdentitySource = 'token' | 'header' | 'query' | 'cookie' | 'new'
 
 export interface Identity {
   id: string
@@ -62,7 +63,16 @@ function cookieValue(header: string | undefined, name: string): string | undefin
   return header.slice(start, end < 0 ? undefined : end).trim()
 }
 
-export function identityOf(headers: Record<string, string | string[] | undefined>, query: unknown, cookieName: string): Identity {
+/**
+ * `subject`: undefined on a route without a token policy (the client's X-User-Id / user_id
+ * count); on a route with one, the verified subject, or null without a token (cookie only).
+ */
+export function identityOf(headers: Record<string, string | string[] | undefined>, query: unknown, cookieName: string, subject?: string | null): Identity {
+  if (typeof subject === 'string') return { id: subject, from: 'token' }
+  if (subject === null) {
+    const cookie = cookieValue(headers.cookie as string | undefined, cookieName)
+    return cookie && ID.test(cookie) ? { id: cookie, from: 'cookie' } : { id: randomUUID(), from: 'new' }
+  }
   const header = headers['x-user-id']
   if (typeof header === 'string' && ID.test(header)) return { id: header, from: 'header' }
   const q = (query as Record<string, unknown> | undefined)?.user_id
@@ -199,11 +209,14 @@ export function asksRecentWrites(route: Route, decision: RouteDecision, facts: R
   return writerSideOf(route, flags) !== undefined
 }
 
-/** The facts of a live request; `setCookie` when the client had no identity yet (the proxy made one up). */
-export function requestFacts(route: Route, request: RequestView, opts: SideOptions): RequestFacts & { setCookie?: string } {
+/**
+ * The facts of a live request; `setCookie` when the client had no identity yet (the proxy made
+ * one up); `identityFrom` says where the identity came from (/admin/explain). `subject`: as identityOf's.
+ */
+export function requestFacts(route: Route, request: RequestView, opts: SideOptions, subject?: string | null): RequestFacts & { setCookie?: string; identityFrom?: IdentitySource } {
   if (!route.target) return { method: request.method }
   const override = opts.allowBackendOverride ? overrideOf(request.headers['x-backend']) : undefined
   if (override) return { method: request.method, override }
-  const identity = identityOf(request.headers, request.query, opts.stickyCookie)
-  return { method: request.method, identity: identity.id, ...(identity.from === 'new' ? { setCookie: stickyCookie(opts.stickyCookie, identity.id) } : {}) }
+  const identity = identityOf(request.headers, request.query, opts.stickyCookie, subject)
+  return { method: request.method, identity: identity.id, identityFrom: identity.from, ...(identity.from === 'new' ? { setCookie: stickyCookie(opts.stickyCookie, identity.id) } : {}) }
 }

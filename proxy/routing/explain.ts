@@ -1,6 +1,6 @@
 // What /admin/explain and the proxied routes say to each other (proxy-routes.ts answers,
 // admin/admin-routes.ts asks).
-import type { RouteDecision, RouteReason } from './decision.ts'
+import type { IdentitySource, RouteDecision, RouteReason } from './decision.ts'
 
 /**
  * /admin/explain sends the path it is asked about through the app itself (app.inject) with this
@@ -18,4 +18,6 @@ export interface ExplainedDecision {
   reason?: RouteReason
   fallback?: RouteDecision['fallback']
   why: string
+  /** Where the sticky identity comes from on this route (split routes), and the route's token policy. */
+  identity?: { source: IdentitySource | 'none'; auth: 'off' | 'optional' | 'required' }
 }

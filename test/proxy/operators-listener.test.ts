@@ -205,7 +205,7 @@ describe('configuration', () => {
     expect(() => loadConfig({ ADMIN_TOKEN: 'abababababababababababababababab' })).toThrow('ADMIN_TOKEN must have at least 10 different characters')
     expect(() => loadConfig({ ADMIN_TOKENS: 'alice:change-me-alice-0123456789xyz' })).toThrow('ADMIN_TOKENS: the token of "alice" is a known placeholder')
     const token = strongToken()
-    expect(loadConfig({ ADMIN_TOKEN: token }).adminTokens).toEqual([{ name: 'admin', token }])
+    expect(loadConfig({ ADMIN_TOKEN: token }).adminTokens).toEqual([{ name: 'admin', token, role: 'owner' }])
   })
 
   it('puts the operators\' listener on loopback by default, and never on the public port', () => {

@@ -13,6 +13,10 @@ let open = null // the route whose details are shown
 let timer = null
 let generation = 0 // a new login starts a new polling loop; an older one stops
 let knownRoutes = []
+let allowed = { viewer: true, operator: false, owner: false } // what the token's role may do (applyRole)
+
+/** An element marked data-needs="operator|owner" is shown only to a role that may use it. */
+const permitted = (el) => !el.dataset.needs || allowed[el.dataset.needs] === true
 
 function showLogin(message = '') {
   clearTimeout(timer)
@@ -93,7 +97,7 @@ function openRoute(name, focus) {
   const route = knownRoutes.find((r) => r.name === name)
   $('#detail').hidden = false
   $('#detail-name').textContent = `${name} (${route?.prefix ?? ''})`
-  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form', '#stage-form', '#noise-reset']) $(id).hidden = !route?.target
+  for (const id of ['#rollout-form', '#ramp-form', '#shadow-form', '#stage-form', '#noise-reset', '#parity-check']) $(id).hidden = !route?.target || !permitted($(id))
   $('#stage-state').textContent = route?.target ? '' : 'This route has no target: no stages.'
   $('#ramp-state').textContent = route?.target ? '' : 'This route has no target: nothing to move.'
   $('#diffs-summary').textContent = ''
@@ -101,7 +105,6 @@ function openRoute(name, focus) {
   $('#noise-state').textContent = ''
   $('#noise tbody').replaceChildren()
   $('#parity-state').textContent = route?.target ? '' : 'This route has one store: nothing to compare.'
-  $('#parity-check').hidden = !route?.target
   if (route?.percent !== undefined && route.percent !== null) $('#rollout-percent').value = String(route.percent)
   guarded(refreshDetail)
   const target = focus === 'diffs' ? $('#diffs-title') : $('#detail-title')
@@ -146,6 +149,7 @@ function wire() {
   $('#logout').addEventListener('click', () => {
     token.clear()
     open = null
+    $('#whoami').textContent = ''
     showLogin('Logged out.')
   })
   $('#rollout-form').addEventListener('submit', (event) => {
@@ -184,9 +188,19 @@ function wire() {
   $('#ledger-route').addEventListener('change', () => guarded(() => loadLedger($('#ledger-state'), $('#ledger tbody'), $('#ledger-route').value)))
 }
 
+/** Shows only what the token's role may do (GET /admin/whoami; the proxy refuses the rest with 403 anyway). */
+async function applyRole() {
+  const me = await api('/admin/whoami')
+  const may = me.ok ? me.body.may : { read: true, change: false, irreversible: false }
+  allowed = { viewer: true, operator: may.change === true, owner: may.irreversible === true }
+  for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !permitted(el)
+  $('#whoami').textContent = me.ok ? `${me.body.actor} (${me.body.role})` : ''
+}
+
 async function start() {
   showDashboard()
   const mine = ++generation
+  await guarded(applyRole)
   await guarded(refresh)
   if (mine === generation) loop(mine)
 }
