@@ -122,8 +122,25 @@ async function applyIn(tx: Queryable, state: MovieState, eventId: string, self: 
 }
 
 async function writeState(tx: Queryable, state: MovieState, eventId: string, inserted = false): Promise<ApplyOutcome> {
+  await storeMovieState(tx, state, eventId, inserted ? 'inserted' : 'update')
+  return 'applied'
+}
+
+/**
+ * Makes `state` the movie's content and version here: its row (`update` an existing one, `upsert`
+ * whatever is there — a conflict's resolution —, or `inserted` already), its genres, its version
+ * row. The one place a movie's replicated state is written (the apply and conflicts.ts).
+ */
+export async function storeMovieState(tx: Queryable, state: MovieState, eventId: string, row: 'update' | 'upsert' | 'inserted'): Promise<void> {
   const { movie } = state
-  if (!inserted) await tx.query('UPDATE movies SET title = $2, description = $3, rating = $4, updated_at = CURRENT_TIMESTAMP WHERE id = $1', [movie.id, movie.title, movie.description, movie.rating])
+  if (row === 'upsert') {
+    await tx.query(
+      `INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description, rating = EXCLUDED.rating, updated_at = CURRENT_TIMESTAMP`,
+      [movie.id, movie.title, movie.description, movie.rating],
+    )
+  }
+  if (row === 'update') await tx.query('UPDATE movies SET title = $2, description = $3, rating = $4, updated_at = CURRENT_TIMESTAMP WHERE id = $1', [movie.id, movie.title, movie.description, movie.rating])
   // The genres as the state has them: those it lacks removed, the new ones added.
   await tx.query('DELETE FROM movie_genres WHERE movie_id = $1 AND NOT (genre = ANY($2::text[]))', [movie.id, movie.genres])
   if (movie.genres.length > 0) await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [movie.id, movie.genres])
@@ -133,7 +150,6 @@ async function writeState(tx: Queryable, state: MovieState, eventId: string, ins
        event_id = EXCLUDED.event_id, applied_at = EXCLUDED.applied_at`,
     [movie.id, state.version, state.origin, state.changed_at, eventId],
   )
-  return 'applied'
 }
 
 async function parkConflict(tx: Queryable, state: MovieState, eventId: string, local: { version: string; origin: StoreSide } | undefined, reason: string): Promise<ApplyOutcome> {

@@ -12,6 +12,7 @@
 import type { Database, Queryable } from '../db/database.ts'
 import { errors } from '../errors.ts'
 import { SELECT_MOVIES, type Movie } from '../movies/movie-repository.ts'
+import { storeMovieState } from '../movies/movie-replica.ts'
 import { recordMovieState, type MovieState, type StoreSide } from '../movies/movie-state.ts'
 
 export const RESOLUTIONS = ['keep', 'take', 'rekey'] as const
@@ -128,22 +129,7 @@ export async function resolveConflict(db: Database, req: ResolveRequest): Promis
 }
 
 /** The other store's record under its key, whatever this store held there (the operator chose it). */
-async function takeState(tx: Queryable, state: MovieState, eventId: string): Promise<void> {
-  const { movie } = state
-  await tx.query(
-    `INSERT INTO movies (id, title, description, rating) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description, rating = EXCLUDED.rating, updated_at = CURRENT_TIMESTAMP`,
-    [movie.id, movie.title, movie.description, movie.rating],
-  )
-  await tx.query('DELETE FROM movie_genres WHERE movie_id = $1 AND NOT (genre = ANY($2::text[]))', [movie.id, movie.genres])
-  if (movie.genres.length > 0) await tx.query('INSERT INTO movie_genres (movie_id, genre) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [movie.id, movie.genres])
-  await tx.query(
-    `INSERT INTO movie_versions (movie_id, version, origin, changed_at, event_id, applied_at) VALUES ($1, $2, $3, $4, $5, clock_timestamp())
-     ON CONFLICT (movie_id) DO UPDATE SET version = EXCLUDED.version, origin = EXCLUDED.origin, changed_at = EXCLUDED.changed_at,
-       event_id = EXCLUDED.event_id, applied_at = EXCLUDED.applied_at`,
-    [movie.id, state.version, state.origin, state.changed_at, eventId],
-  )
-}
+const takeState = (tx: Queryable, state: MovieState, eventId: string) => storeMovieState(tx, state, eventId, 'upsert')
 
 /** This store's record again under a new id of its own range, published as a new record. */
 async function copyUnderNewId(tx: Queryable, movie: Movie, self: StoreSide): Promise<number> {
