@@ -470,6 +470,8 @@ describe('default-deny NetworkPolicies (issue 32)', () => {
   it('lets each component be reached only by those that need it', () => {
     const objects = renderChart()
     expect(callers(objects, 'proxy-service', 8000)).toEqual(['namespace:ingress-nginx', 'namespace:monitoring'])
+    // The operators' listener: Prometheus only (operators come through kubectl port-forward).
+    expect(callers(objects, 'proxy-service', 9000)).toEqual(['namespace:monitoring'])
     expect(callers(objects, 'monolith', 8080)).toEqual(['namespace:monitoring', 'proxy-service'])
     expect(callers(objects, 'movies-service', 8081)).toEqual(['namespace:monitoring', 'proxy-service'])
     expect(callers(objects, 'events-service', 8082)).toEqual(['namespace:monitoring', 'proxy-service'])
