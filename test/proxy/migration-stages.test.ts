@@ -75,7 +75,7 @@ beforeAll(async () => {
   stubs = await startStubs()
   const url = (s: Side) => `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`
   flagsFile = flagsFileAt({ 'movies-migration': 0, 'movies-migration-writes': 0 })
-  proxy = await startProxy(stubs, { MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: flagsFile, WRITES_SWITCH_MAX_LAG_SECONDS: '3', RETIRE_WINDOW_SECONDS: '0', ALLOW_BACKEND_OVERRIDE: 'true', WRITES_SWITCH_HOLD_MS: '1500' })
+  proxy = await startProxy(stubs, { MONOLITH_URL: url(legacy), MOVIES_SERVICE_URL: url(target), FLAGS_FILE: flagsFile, WRITES_SWITCH_MAX_LAG_SECONDS: '3', RETIRE_WINDOW_SECONDS: '0', ALLOW_BACKEND_OVERRIDE: 'true', WRITES_SWITCH_HOLD_MS: '5000' })
 })
 
 afterAll(async () => {
@@ -156,12 +156,12 @@ describe('the writer side', () => {
 
   it('a write during the handover waits for the store that takes it, and lands on exactly one side', async () => {
     await forceWrites('legacy')
-    takeUpMs = 600 // the gaining store applies the handover only after a while
+    takeUpMs = 2_000 // the gaining store applies the handover only after a while
     const [legacyWrites, targetWrites] = [legacy.writes, target.writes]
     const switching = switchWrites({ side: 'target', reason: 'clients keep writing' })
-    await new Promise((r) => setTimeout(r, 150))
-    // Released: legacy refuses, the target has not taken the writes up yet; the write waits.
-    expect([legacy.writer, target.writer]).toEqual([false, false])
+    // Released (after the guards' parity check): legacy refuses, the target has not taken the writes up yet; the write waits.
+    await expect.poll(() => legacy.writer, { timeout: 10_000, interval: 10 }).toBe(false)
+    expect(target.writer).toBe(false)
     const write = await call('POST', 'held-1')
     expect([write.statusCode, write.headers['x-upstream'], write.headers['x-route-reason']]).toEqual([200, 'movies-service', 'writes'])
     expect([legacy.writes - legacyWrites, target.writes - targetWrites]).toEqual([0, 1])
