@@ -143,7 +143,7 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
       }
     },
   })
-  app.register(writerRoutes, { db, self, replicating: consumer !== undefined })
+  app.register(writerRoutes, { db, self, replicating: consumer !== undefined, caughtUpSinceStart: () => consumer === undefined || consumer.status().caughtUpSinceStart })
 
   return {
     writerOnly: consumer !== undefined,

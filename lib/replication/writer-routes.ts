@@ -1,6 +1,6 @@
 // The store's side of one writer per entity, for the edge proxy (proxy/rollout/store-writers.ts)
 // and operators on the inside (/internal is never forwarded from the outside, proxy/edge):
-//   GET  /internal/writer                 {entity, store, writer, epoch, pendingEpoch, handedTo, catchingUp, conflicts}
+//   GET  /internal/writer                 {entity, store, writer, epoch, pendingEpoch, handedTo, catchingUp, caughtUpSinceStart, conflicts}
 //   POST /internal/writer/release         {expectEpoch?}  hand the writes over to the other store
 //   GET  /internal/conflicts              {count, conflicts[≤50]}
 //   POST /internal/conflicts/resolve      {key, resolution: keep|take|rekey, actor}
@@ -19,6 +19,8 @@ export interface WriterRoutesOptions {
   self: StoreSide
   /** Replication runs (Kafka configured): without it a handover could never reach the other store. */
   replicating: boolean
+  /** This process has seen its store caught up with the stream since it started (the store's row can say so of an earlier process). */
+  caughtUpSinceStart: () => boolean
 }
 
 export async function writerRoutes(app: FastifyInstance, opts: WriterRoutesOptions): Promise<void> {
@@ -26,7 +28,7 @@ export async function writerRoutes(app: FastifyInstance, opts: WriterRoutesOptio
   const other = STORE_SIDES.find((s) => s !== self)!
   const state = async () => {
     const [authority, conflicts] = await Promise.all([authorityState(db, MOVIES_ENTITY, self), openConflicts(db, 0)])
-    return { ...authority, replicating: opts.replicating, conflicts: conflicts.count }
+    return { ...authority, replicating: opts.replicating, caughtUpSinceStart: opts.caughtUpSinceStart(), conflicts: conflicts.count }
   }
 
   app.get(WRITER_PATH, { schema: { hide: true } }, state)

@@ -80,9 +80,10 @@ export async function untilCaughtUp(service: ServiceProcess, timeoutMs = 60_000)
   const until = Date.now() + timeoutMs
   for (;;) {
     const state = await fetch(`${service.url}/internal/writer`, { signal: AbortSignal.timeout(5_000) })
-      .then((r) => r.json() as Promise<{ catchingUp?: boolean }>)
+      .then((r) => r.json() as Promise<{ catchingUp?: boolean; caughtUpSinceStart?: boolean }>)
       .catch(() => undefined)
-    if (state?.catchingUp === false) return
+    // This process, not an earlier one: the row in the store says what the last check found.
+    if (state?.caughtUpSinceStart === true && state.catchingUp === false) return
     if (Date.now() > until) throw new Error(`${service.url} still catching up with the movie stream after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }

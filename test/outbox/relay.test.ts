@@ -143,8 +143,10 @@ describe('outbox relay', () => {
       },
     })
     try {
+      // The store takes writes once it knows it has applied the movie stream (lib/replication/write-authority.ts).
+      await waitFor('the monolith caught up with the movie stream', async () => (await dying.app.inject({ url: '/internal/writer' })).json().caughtUpSinceStart === true)
       const created = await dying.app.inject({ method: 'POST', url: '/api/movies', payload: { title: 'Twice Sent', description: 'd', rating: 7 } })
-      expect(created.statusCode).toBe(201)
+      expect(created.statusCode, created.body).toBe(201)
       const movieId = created.json().id
       // The create's batch: its movie-events event and its movie-state (replication) message.
       await waitFor('the dying relay sent the event', () => sentIds.length > 0)
