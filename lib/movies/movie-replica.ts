@@ -10,7 +10,7 @@
 // versions (replication_conflicts) until an operator resolves it (lib/replication/conflicts.ts).
 import type { Database, Queryable } from '../db/database.ts'
 import type { Movie } from './movie-repository.ts'
-import { SELECT_MOVIES } from './movie-repository.ts'
+import { movieById, SELECT_MOVIES } from './movie-repository.ts'
 import { recordMovieStateMessage, type MovieState, type StoreSide } from './movie-state.ts'
 import { applyHandover, recordApplied, type WriterHandover } from '../replication/write-authority.ts'
 
@@ -20,8 +20,9 @@ import { applyHandover, recordApplied, type WriterHandover } from '../replicatio
  */
 export type ApplyOutcome = 'applied' | 'duplicate' | 'stale' | 'echo' | 'conflict' | 'handover'
 
-// Any constant: one apply at a time per store, so two applies cannot lower the id sequence.
-const APPLY_LOCK_KEY = 7_316_2402
+// Any constant: one apply (or conflict resolution, lib/replication/conflicts.ts) at a time per
+// store, so two applies cannot lower the id sequence.
+export const APPLY_LOCK_KEY = 7_316_2402
 
 // The id sequence is raised (only upwards) to the highest applied id that lies in this store's own
 // range: its own movies coming back to a store rebuilt or restored from a backup. Ids of the other
@@ -74,11 +75,6 @@ export async function applyMovieStates(db: Database, changes: readonly IncomingS
   })
 }
 
-/** The movie as this store holds it (the API's document), or undefined. */
-async function localMovie(tx: Queryable, id: number): Promise<Movie | undefined> {
-  const { rows } = await tx.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
-  return rows[0]
-}
 
 const sameMovie = (a: Movie | undefined, b: Movie) =>
   a !== undefined && a.title === b.title && a.description === b.description && a.rating === b.rating && JSON.stringify([...a.genres].sort()) === JSON.stringify([...b.genres].sort())
@@ -107,7 +103,7 @@ async function applyIn(tx: Queryable, state: MovieState, eventId: string, self: 
   const localVersion = Number(local.version)
   if (state.version < localVersion) return 'stale'
   if (state.version === localVersion) {
-    if (sameMovie(await localMovie(tx, movie.id), movie)) return state.origin === self ? 'echo' : 'duplicate'
+    if (sameMovie(await movieById(tx, movie.id), movie)) return state.origin === self ? 'echo' : 'duplicate'
     return parkConflict(tx, state, eventId, local, `the same version ${localVersion} holds another record here (written by ${local.origin})`)
   }
   // Newer: it must have been made over what this store holds (same version, same writer), or
@@ -153,7 +149,7 @@ export async function storeMovieState(tx: Queryable, state: MovieState, eventId:
 }
 
 async function parkConflict(tx: Queryable, state: MovieState, eventId: string, local: { version: string; origin: StoreSide } | undefined, reason: string): Promise<ApplyOutcome> {
-  const document = await localMovie(tx, state.movie.id)
+  const document = await movieById(tx, state.movie.id)
   await tx.query(
     `INSERT INTO replication_conflicts (entity, record_key, local_version, local_origin, local_document, incoming_version, incoming_origin, incoming_state, incoming_event_id, reason)
      VALUES ('movies', $1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9)`,

@@ -1,5 +1,5 @@
 // Movie data access shared by the monolith and the movies service (one copy, two services).
-import type { Database } from '../db/database.ts'
+import type { Database, Queryable } from '../db/database.ts'
 import { recordEvent } from '../outbox/outbox.ts'
 import { claimWrite } from '../replication/write-authority.ts'
 import { MOVIES_ENTITY, recordMovieState, type StoreSide } from './movie-state.ts'
@@ -29,6 +29,12 @@ export const SELECT_MOVIES = `
     FROM movies m
     LEFT JOIN movie_genres g ON g.movie_id = m.id`
 
+/** One movie as the API answers it, read with `q` (a pool or a transaction), or undefined. */
+export async function movieById(q: Queryable, id: number): Promise<Movie | undefined> {
+  const { rows } = await q.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
+  return rows[0]
+}
+
 export interface MovieRepository {
   list(): Promise<Movie[]>
   get(id: number): Promise<Movie | undefined>
@@ -51,10 +57,7 @@ export function createMovieRepository(db: Database, side: StoreSide, options: Mo
       return rows
     },
 
-    async get(id) {
-      const { rows } = await db.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
-      return rows[0]
-    },
+    get: (id) => movieById(db, id),
 
     async create(input) {
       const genres = [...new Set(input.genres ?? [])]

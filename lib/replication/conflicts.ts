@@ -11,8 +11,8 @@
 // Every open conflict of the key is closed with the resolution and who asked for it.
 import type { Database, Queryable } from '../db/database.ts'
 import { errors } from '../errors.ts'
-import { SELECT_MOVIES, type Movie } from '../movies/movie-repository.ts'
-import { storeMovieState } from '../movies/movie-replica.ts'
+import { movieById, type Movie } from '../movies/movie-repository.ts'
+import { APPLY_LOCK_KEY, storeMovieState } from '../movies/movie-replica.ts'
 import { recordMovieState, type MovieState, type StoreSide } from '../movies/movie-state.ts'
 
 export const RESOLUTIONS = ['keep', 'take', 'rekey'] as const
@@ -80,14 +80,6 @@ export interface ResolveResult {
   newId?: number
 }
 
-// One resolution at a time per store, and not beside an apply (same lock as lib/movies/movie-replica.ts).
-const APPLY_LOCK_KEY = 7_316_2402
-
-async function localMovie(tx: Queryable, id: number): Promise<Movie | undefined> {
-  const { rows } = await tx.query<Movie>(`${SELECT_MOVIES} WHERE m.id = $1 GROUP BY m.id`, [id])
-  return rows[0]
-}
-
 /** Resolves every open conflict of `key` here; CONFLICT_NOT_FOUND when there is none (nothing changed). */
 export async function resolveConflict(db: Database, req: ResolveRequest): Promise<ResolveResult> {
   const id = Number(req.key)
@@ -106,14 +98,14 @@ export async function resolveConflict(db: Database, req: ResolveRequest): Promis
     const { rows: versions } = await tx.query<{ version: string; origin: StoreSide }>('SELECT version::text AS version, origin FROM movie_versions WHERE movie_id = $1 FOR UPDATE', [id])
     const held = versions[0]
     if (req.resolution === 'keep') {
-      const movie = await localMovie(tx, id)
+      const movie = await movieById(tx, id)
       if (!movie) throw new errors.CONFLICT_NOT_FOUND(req.key)
       const top = Math.max(Number(held?.version ?? 0), ...rows.map((r) => Number(r.incoming_version)))
       result.version = top + 1
       await recordMovieState(tx, movie, req.self, top + 1, held ? { version: Number(held.version), origin: held.origin } : undefined)
     } else {
       if (req.resolution === 'rekey') {
-        const movie = await localMovie(tx, id)
+        const movie = await movieById(tx, id)
         if (movie) result.newId = await copyUnderNewId(tx, movie, req.self)
       }
       await takeState(tx, newest.incoming_state, newest.incoming_event_id)

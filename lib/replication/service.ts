@@ -17,6 +17,7 @@ import { sqlParitySource } from '../parity/sql-parity.ts'
 import { createReplicaMetrics } from './metrics.ts'
 import { createReplicaConsumer, type ReplicaConsumer } from './movie-state-consumer.ts'
 import { writerRoutes } from './writer-routes.ts'
+import { openConflicts } from './conflicts.ts'
 
 /** What the outbox must create besides its event topics: the compacted movie-state topic. */
 export const MOVIE_STATE_TOPICS = { names: [MOVIE_STATE_TOPIC], compacted: true }
@@ -57,8 +58,6 @@ export interface MovieReplication {
    */
   catchingUp(): boolean
 }
-
-const OPEN_CONFLICTS = "SELECT count(*)::int AS n FROM replication_conflicts WHERE entity = 'movies' AND resolved_at IS NULL"
 
 export function registerMovieReplication(app: FastifyInstance, deps: MovieReplicationDeps): MovieReplication {
   const { db, self } = deps
@@ -119,7 +118,7 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
       const [pending, versions, conflicts] = await Promise.all([
         db.query<{ pending: number; oldest_seconds: number }>(MOVIE_STATE_PENDING, [MOVIE_STATE_TOPIC]),
         db.query<{ written_here: number; applied_here: number }>(VERSION_COUNTS),
-        db.query<{ n: number }>(OPEN_CONFLICTS),
+        openConflicts(db, 0),
       ])
       const status = consumer?.status()
       const outboxSeconds = pending.rows[0].oldest_seconds
@@ -138,7 +137,7 @@ export function registerMovieReplication(app: FastifyInstance, deps: MovieReplic
         movies_written_here: versions.rows[0].written_here,
         movies_applied_here: versions.rows[0].applied_here,
         // Changes this store refused to merge (replication_conflicts): they refuse the writes switch and retirement.
-        conflicts: conflicts.rows[0].n,
+        conflicts: conflicts.count,
         writer: status?.authority ? { writer: status.authority.writer, epoch: status.authority.epoch, catching_up: status.authority.catchingUp } : null,
       }
     },

@@ -9,7 +9,7 @@ import type { Logger } from '../../lib/logger.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
-import { retiredFlagOf, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
+import { isRetired, retiredFlagOf, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
 import type { Ledger } from './ledger.ts'
 import type { RouteWriters, StoreWriters } from './store-writers.ts'
 import type { ParityMonitor, ParityOutcome } from './parity/parity-monitor.ts'
@@ -127,7 +127,6 @@ export function createStages(deps: StagesDeps): Stages {
     if (!flags.setRollout) throw new errors.FLAGS_READ_ONLY()
     return route.flag
   }
-  const isRetired = (route: Route) => route.flag !== undefined && flags.state(retiredFlagOf(route.flag)).defined === true && flags.state(retiredFlagOf(route.flag)).percent === 100
 
   /** A fresh parity check (the window hears of it through onOutcome, as of every check). */
   const checkNow = (route: Route): Promise<ParityOutcome> => parity.check(route)
@@ -152,7 +151,7 @@ export function createStages(deps: StagesDeps): Stages {
       readPercent: route.flag ? (flags.state(route.flag).percent ?? null) : null,
       writes: writerSideOf(route, flags) ?? null,
       writers: route.writer ? (deps.writers.last(route.name) ?? null) : null,
-      retired: isRetired(route),
+      retired: isRetired(route, flags),
       parity: {
         drift: last?.drift ?? null,
         lagSeconds: last?.lagSeconds ?? null,
@@ -173,7 +172,7 @@ export function createStages(deps: StagesDeps): Stages {
         const from = before ? (before.writer ?? before.desired) : (writerSideOf(route, flags) ?? null)
         // Nothing to do when the flag and the stores agree already (this replica's flag may lag a switch made through another).
         if (writerSideOf(route, flags) === side && (!before || before.writer === side)) return stage(route)
-        if (side === 'legacy' && isRetired(route)) throw new errors.ROUTE_RETIRED(route.name)
+        if (side === 'legacy' && isRetired(route, flags)) throw new errors.ROUTE_RETIRED(route.name)
         // Conflicts are never switched past, not even forced: the store that would stop writing is one side of them.
         if (before && before.conflicts > 0) throw new errors.STAGE_GUARD_REFUSED('replication conflicts', String(before.conflicts), '0', 'resolve them first: GET /admin/routes/:name/conflicts')
         const outcome = await checkNow(route)
@@ -219,7 +218,7 @@ export function createStages(deps: StagesDeps): Stages {
     retire(route, step) {
       const flag = splitFlag(route)
       return oneAtATime(route.name, async () => {
-        if (isRetired(route)) return stage(route)
+        if (isRetired(route, flags)) return stage(route)
         const percent = flags.state(flag).percent
         const writes = writerSideOf(route, flags)
         if (percent !== 100) throw new errors.STAGE_REFUSED(`reads of route "${route.name}" are at ${percent ?? 'a custom rollout'} %, not 100 % on the target`)

@@ -17,7 +17,7 @@ import { internalCallHeaders } from '../../lib/http/internal-auth.ts'
 import type { FlagSource } from '../flags/flag-source.ts'
 import type { Route } from '../model/route-map.ts'
 import type { ProxyMetrics } from '../observability/metrics.ts'
-import { retiredFlagOf, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
+import { isRetired, writerSideOf, writesFlagOf, type Side } from '../routing/decision.ts'
 import type { Ledger } from './ledger.ts'
 
 /** What a store says of its write authority (GET /internal/writer). */
@@ -91,8 +91,7 @@ const isState = (s: StoreWriterState | { error: string }): s is StoreWriterState
 
 /** The side the flags want to write the route: retired or `<flag>-writes` at 100 % = target, else legacy. */
 export function desiredWriter(route: Route, flags: Pick<FlagSource, 'state'>): Side {
-  const retired = route.flag !== undefined && flags.state(retiredFlagOf(route.flag)).defined === true && flags.state(retiredFlagOf(route.flag)).percent === 100
-  return retired ? 'target' : (writerSideOf(route, flags) ?? 'legacy')
+  return isRetired(route, flags) ? 'target' : (writerSideOf(route, flags) ?? 'legacy')
 }
 
 export function createStoreWriters(options: StoreWritersOptions): StoreWriters {

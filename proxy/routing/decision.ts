@@ -30,7 +30,8 @@ export const writesFlagOf = (flag: string): string => `${flag}-writes`
 /** Set (on at 100 %) once legacy is retired for the route (POST /admin/routes/:name/retire): everything goes to the target, with no fallback. */
 export const retiredFlagOf = (flag: string): string => `${flag}-retired`
 
-function isRetired(route: Route, flags: Pick<FlagSource, 'state'>): boolean {
+/** Legacy retired for the route (`<flag>-retired` on at 100 %). */
+export function isRetired(route: Route, flags: Pick<FlagSource, 'state'>): boolean {
   if (!route.flag) return false
   const retired = flags.state(retiredFlagOf(route.flag))
   return retired.defined === true && retired.percent === 100

@@ -20,7 +20,7 @@ import { metric } from '../helpers/metrics.ts'
 import { eventually } from '../helpers/poll.ts'
 import { startService, untilCaughtUp, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt } from '../proxy/proxy-harness.ts'
-import { killKafka, startTwoStores, type OwnedDatabase, type TwoStores } from '../replication/support.ts'
+import { killKafka, startTwoStores, storesProxyEnv, type OwnedDatabase, type TwoStores } from '../replication/support.ts'
 
 interface Movie {
   id: number
@@ -56,22 +56,11 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
     proxies.push(
       await startService('proxy/server.ts', {
-        MONOLITH_URL: monolith.url,
-        MOVIES_SERVICE_URL: movies.url,
-        EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
+        ...storesProxyEnv(run, { monolith: monolith.url, movies: movies.url }, redisUrl(), ADMIN_TOKEN),
         FLAGS_FILE: flagsFile,
-        ADMIN_TOKEN,
-        REDIS_URL: redisUrl(),
-        RATE_LIMIT_MAX: '0',
-        RATE_LIMIT_KEY_PREFIX: `${run}:rl:`,
-        LEDGER_REDIS_KEY: `${run}:ledger`,
-        RAMP_KEY_PREFIX: `${run}:ramp:`,
-        READ_YOUR_WRITES_KEY_PREFIX: `${run}:ryw:`,
-        FLAGS_LAST_KNOWN_KEY: `${run}:flags`,
         RAMP_TICK_MS: '250',
         WRITES_SWITCH_MAX_LAG_SECONDS: '5',
         RETIRE_WINDOW_SECONDS: '2',
-        LOG_LEVEL: 'warn',
       }),
     )
   }

@@ -26,7 +26,7 @@ import { eventually } from '../helpers/poll.ts'
 import { startPrivateRedis, type PrivateServer } from '../helpers/private-servers.ts'
 import { startService, untilCaughtUp, type ServiceProcess } from '../helpers/processes.ts'
 import { ADMIN_TOKEN, flagsFileAt, writeFlagsFile } from '../proxy/proxy-harness.ts'
-import { ownedDatabase, startTwoStores, type OwnedDatabase, type TwoStores } from '../replication/support.ts'
+import { ownedDatabase, startTwoStores, storesProxyEnv, type OwnedDatabase, type TwoStores } from '../replication/support.ts'
 
 const UNLEASH_ADMIN = '*:*.one-writer-admin-0123456789abcdef'
 const UNLEASH_CLIENT = 'default:development.one-writer-client-0123456789abcdef'
@@ -50,21 +50,10 @@ let live: ServiceProcess[] = []
 const serviceEnv = () => stores.serviceEnv()
 
 const commonProxyEnv = () => ({
-  MONOLITH_URL: monolith.url,
-  MOVIES_SERVICE_URL: movies.url,
-  EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
-  ADMIN_TOKEN,
-  REDIS_URL: redis.url,
+  ...storesProxyEnv(run, { monolith: monolith.url, movies: movies.url }, redis.url, ADMIN_TOKEN),
   REDIS_TIMEOUT_MS: '200',
-  RATE_LIMIT_MAX: '0',
-  RATE_LIMIT_KEY_PREFIX: `${run}:rl:`,
-  LEDGER_REDIS_KEY: `${run}:ledger`,
-  RAMP_KEY_PREFIX: `${run}:ramp:`,
-  READ_YOUR_WRITES_KEY_PREFIX: `${run}:ryw:`,
-  FLAGS_LAST_KNOWN_KEY: `${run}:flags`,
   WRITES_HANDOVER_QUIET_MS: '10000',
   WRITES_SWITCH_MAX_LAG_SECONDS: '10',
-  LOG_LEVEL: 'warn',
 })
 const proxyAEnv = () => ({ ...commonProxyEnv(), UNLEASH_URL: `${unleash.url}/api`, UNLEASH_API_TOKEN: UNLEASH_CLIENT, UNLEASH_REFRESH_INTERVAL_MS: '300', UNLEASH_TIMEOUT_MS: '1000' })
 const startUnleash = (port?: number) =>

@@ -96,3 +96,24 @@ export async function startTwoStores(adminUrl: string): Promise<TwoStores> {
     },
   }
 }
+
+/**
+ * A proxy replica's environment in front of the two stores' services, its Redis keys all under
+ * `run` (test files share one Redis): add the flag source and what the test tunes.
+ */
+export function storesProxyEnv(run: string, services: { monolith: string; movies: string }, redisUrl: string, adminToken: string): Record<string, string> {
+  return {
+    MONOLITH_URL: services.monolith,
+    MOVIES_SERVICE_URL: services.movies,
+    EVENTS_SERVICE_URL: 'http://127.0.0.1:9',
+    ADMIN_TOKEN: adminToken,
+    REDIS_URL: redisUrl,
+    RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_KEY_PREFIX: `${run}:rl:`,
+    LEDGER_REDIS_KEY: `${run}:ledger`,
+    RAMP_KEY_PREFIX: `${run}:ramp:`,
+    READ_YOUR_WRITES_KEY_PREFIX: `${run}:ryw:`,
+    FLAGS_LAST_KNOWN_KEY: `${run}:flags`,
+    LOG_LEVEL: 'warn',
+  }
+}
